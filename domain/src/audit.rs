@@ -1,0 +1,349 @@
+//! Audit events: the closed set of things the append-only log records.
+//!
+//! Each event is an [`AuditEvent`] variant, never a free-form string. The storage layer
+//! stores it as an [`AuditEntry`] and chains entries by hashing [`AuditEntry::canonical`].
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
+use crate::target::AccessLevel;
+use crate::user::Role;
+
+/// Whether the thing audited happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    /// Refused by a rule (the reason says which).
+    Denied,
+    /// Failed for a technical reason.
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who caused an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// The gateway itself (start-up, expiry, sealing).
+    System,
+    /// A command run on the server (`sekisho user add`): an operator with shell access.
+    Cli { os_user: String },
+    /// An authenticated account.
+    User {
+        id: UserId,
+        username: String,
+        role: Role,
+    },
+    /// Someone not (yet) authenticated, named by what they claimed.
+    Anonymous { claimed: String },
+}
+
+impl Actor {
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Actor::User { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// A short label for listings: a username, `system` or `cli:root`.
+    pub fn label(&self) -> String {
+        match self {
+            Actor::System => "system".into(),
+            Actor::Cli { os_user } => format!("cli:{os_user}"),
+            Actor::User { username, .. } => username.clone(),
+            Actor::Anonymous { claimed } => format!("anonymous:{claimed}"),
+        }
+    }
+}
+
+/// Everything the audit log can record. New kinds are added here, never as strings elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AuditEvent {
+    /// First start: data dir, database and keys created.
+    GatewayInitialized {
+        data_dir: String,
+        keys: Vec<String>,
+    },
+    GatewayStarted {
+        version: String,
+        listeners: Vec<String>,
+    },
+    GatewayStopped {
+        reason: String,
+    },
+    LoginSucceeded {
+        username: String,
+    },
+    LoginFailed {
+        username: String,
+    },
+    UserCreated {
+        user: UserId,
+        username: String,
+        role: Role,
+        vendor: Option<VendorId>,
+    },
+    UserUpdated {
+        user: UserId,
+        username: String,
+        changes: Vec<String>,
+    },
+    VendorCreated {
+        vendor: VendorId,
+        name: String,
+    },
+    VendorUpdated {
+        vendor: VendorId,
+        name: String,
+        changes: Vec<String>,
+    },
+    TargetCreated {
+        target: TargetId,
+        name: String,
+    },
+    TargetUpdated {
+        target: TargetId,
+        name: String,
+        changes: Vec<String>,
+    },
+    HostKeyPinned {
+        target: TargetId,
+        name: String,
+        fingerprint: String,
+    },
+    RequestFiled {
+        request: RequestId,
+        number: i64,
+        target: TargetId,
+        level: AccessLevel,
+        emergency: bool,
+    },
+    RequestDecided {
+        request: RequestId,
+        number: i64,
+        action: String,
+        status: String,
+    },
+    AccessDenied {
+        target: Option<TargetId>,
+        request: Option<RequestId>,
+        channel: String,
+        code: String,
+    },
+    SessionStarted {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        level: AccessLevel,
+    },
+    SessionEnded {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        how: String,
+        bytes_to_target: u64,
+        bytes_from_target: u64,
+    },
+}
+
+impl AuditEvent {
+    /// The stable name stored in the `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::GatewayInitialized { .. } => "gateway_initialized",
+            AuditEvent::GatewayStarted { .. } => "gateway_started",
+            AuditEvent::GatewayStopped { .. } => "gateway_stopped",
+            AuditEvent::LoginSucceeded { .. } => "login_succeeded",
+            AuditEvent::LoginFailed { .. } => "login_failed",
+            AuditEvent::UserCreated { .. } => "user_created",
+            AuditEvent::UserUpdated { .. } => "user_updated",
+            AuditEvent::VendorCreated { .. } => "vendor_created",
+            AuditEvent::VendorUpdated { .. } => "vendor_updated",
+            AuditEvent::TargetCreated { .. } => "target_created",
+            AuditEvent::TargetUpdated { .. } => "target_updated",
+            AuditEvent::HostKeyPinned { .. } => "host_key_pinned",
+            AuditEvent::RequestFiled { .. } => "request_filed",
+            AuditEvent::RequestDecided { .. } => "request_decided",
+            AuditEvent::AccessDenied { .. } => "access_denied",
+            AuditEvent::SessionStarted { .. } => "session_started",
+            AuditEvent::SessionEnded { .. } => "session_ended",
+        }
+    }
+
+    /// The target an event concerns, for filtering.
+    pub fn target(&self) -> Option<TargetId> {
+        match self {
+            AuditEvent::TargetCreated { target, .. }
+            | AuditEvent::TargetUpdated { target, .. }
+            | AuditEvent::HostKeyPinned { target, .. }
+            | AuditEvent::RequestFiled { target, .. }
+            | AuditEvent::SessionStarted { target, .. }
+            | AuditEvent::SessionEnded { target, .. } => Some(*target),
+            AuditEvent::AccessDenied { target, .. } => *target,
+            _ => None,
+        }
+    }
+
+    /// The work request an event concerns, for filtering.
+    pub fn request(&self) -> Option<RequestId> {
+        match self {
+            AuditEvent::RequestFiled { request, .. }
+            | AuditEvent::RequestDecided { request, .. }
+            | AuditEvent::SessionStarted { request, .. }
+            | AuditEvent::SessionEnded { request, .. } => Some(*request),
+            AuditEvent::AccessDenied { request, .. } => *request,
+            _ => None,
+        }
+    }
+}
+
+/// One row of the log as stored: every field that the chain hash covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1 with no gaps.
+    pub seq: i64,
+    pub at: Timestamp,
+    pub kind: String,
+    pub outcome: Outcome,
+    /// The actor as JSON ([`Actor`]).
+    pub actor: String,
+    pub user_id: Option<String>,
+    pub vendor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub source_addr: Option<String>,
+    pub reason: Option<String>,
+    /// The event as JSON ([`AuditEvent`]).
+    pub details: String,
+}
+
+impl AuditEntry {
+    /// The bytes the chain hash covers: each field length-prefixed, in a fixed order, so no
+    /// two different entries share an encoding.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.details.len());
+        let mut field = |bytes: Option<&[u8]>| match bytes {
+            None => out.extend_from_slice(&u64::MAX.to_be_bytes()),
+            Some(b) => {
+                out.extend_from_slice(&(b.len() as u64).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+        };
+        let at = self.at.as_microsecond().to_string();
+        let seq = self.seq.to_string();
+        field(Some(b"sekisho-audit-v1"));
+        field(Some(seq.as_bytes()));
+        field(Some(at.as_bytes()));
+        field(Some(self.kind.as_bytes()));
+        field(Some(self.outcome.as_str().as_bytes()));
+        field(Some(self.actor.as_bytes()));
+        field(self.user_id.as_deref().map(str::as_bytes));
+        field(self.vendor_id.as_deref().map(str::as_bytes));
+        field(self.target_id.as_deref().map(str::as_bytes));
+        field(self.request_id.as_deref().map(str::as_bytes));
+        field(self.source_addr.as_deref().map(str::as_bytes));
+        field(self.reason.as_deref().map(str::as_bytes));
+        field(Some(self.details.as_bytes()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            seq: 1,
+            at: Timestamp::from_second(1_700_000_000).unwrap(),
+            kind: "login_failed".into(),
+            outcome: Outcome::Denied,
+            actor: "{}".into(),
+            user_id: None,
+            vendor_id: None,
+            target_id: None,
+            request_id: None,
+            source_addr: Some("127.0.0.1".into()),
+            reason: None,
+            details: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn canonical_encoding_distinguishes_none_from_empty_and_field_boundaries() {
+        let a = entry();
+        let mut b = entry();
+        b.reason = Some(String::new());
+        assert_ne!(a.canonical(), b.canonical());
+        let mut c = entry();
+        c.kind = "login_faile".into();
+        c.actor = "d{}".into();
+        assert_ne!(a.canonical(), c.canonical());
+    }
+
+    #[test]
+    fn every_field_is_covered() {
+        let base = entry().canonical();
+        let mut variants = vec![];
+        let mut e = entry();
+        e.seq = 2;
+        variants.push(e);
+        let mut e = entry();
+        e.at = Timestamp::from_second(1_700_000_001).unwrap();
+        variants.push(e);
+        let mut e = entry();
+        e.outcome = Outcome::Success;
+        variants.push(e);
+        let mut e = entry();
+        e.user_id = Some("u".into());
+        variants.push(e);
+        let mut e = entry();
+        e.vendor_id = Some("v".into());
+        variants.push(e);
+        let mut e = entry();
+        e.target_id = Some("t".into());
+        variants.push(e);
+        let mut e = entry();
+        e.request_id = Some("r".into());
+        variants.push(e);
+        let mut e = entry();
+        e.source_addr = None;
+        variants.push(e);
+        let mut e = entry();
+        e.details = "{\"x\":1}".into();
+        variants.push(e);
+        for v in variants {
+            assert_ne!(v.canonical(), base, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn events_serialise_with_their_kind() {
+        let e = AuditEvent::LoginFailed {
+            username: "alice".into(),
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], e.kind());
+    }
+}

@@ -1,0 +1,20 @@
+//! Sekisho's domain: the types every other crate speaks and the rules that decide access.
+//!
+//! Nothing here does IO. The two rules that matter most are pure functions of plain data,
+//! so the HTTP API and the gateway cannot disagree about them:
+//! - [`request::WorkRequest::apply`]: which transitions a work request may make;
+//! - [`authorize::authorize`]: may this vendor user open this channel to this target now?
+
+pub mod audit;
+pub mod authorize;
+pub mod ids;
+pub mod policy;
+pub mod request;
+pub mod secret;
+pub mod session;
+pub mod target;
+pub mod user;
+pub mod vendor;
+pub mod zone;
+
+pub use jiff::Timestamp;

@@ -1,0 +1,158 @@
+//! Accounts: hospital staff (admin, approver, auditor) and vendor engineers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{UserId, VendorId};
+
+/// What an account may do. Checked in one place by the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the gateway: targets, accounts, configuration.
+    Admin,
+    /// Hospital IT: decides requests, terminates sessions, reviews recordings.
+    Approver,
+    /// Read-only: audit log, recordings, reports.
+    Auditor,
+    /// One engineer of a registered vendor.
+    Vendor,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Approver, Role::Auditor, Role::Vendor];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Vendor => "vendor",
+        }
+    }
+
+    /// Whether this role may decide work requests.
+    pub fn may_approve(self) -> bool {
+        matches!(self, Role::Admin | Role::Approver)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no role.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role `{0}`: expected one of admin, approver, auditor, vendor")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Whether an account may be used at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    Active,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// An account. Vendor engineers (`role == Vendor`) always belong to a vendor; staff never do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub vendor_id: Option<VendorId>,
+    pub status: UserStatus,
+    /// After this instant the account no longer works (vendor engineers' contracts end).
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// Why a username is not acceptable.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UsernameError {
+    #[error("username must be 1 to 64 characters")]
+    Length,
+    #[error(
+        "username may contain only lowercase letters, digits, '.', '-' and '_' and must start with a letter or digit"
+    )]
+    Characters,
+}
+
+/// Usernames appear in SSH login names (`alice+pacs`), so `+`, `@` and spaces are out.
+pub fn validate_username(name: &str) -> Result<(), UsernameError> {
+    if name.is_empty() || name.len() > 64 {
+        return Err(UsernameError::Length);
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c);
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_ok || !name.chars().all(ok_char) {
+        return Err(UsernameError::Characters);
+    }
+    Ok(())
+}
+
+impl User {
+    /// Active and not past its expiry.
+    pub fn is_usable(&self, now: Timestamp) -> bool {
+        self.status == UserStatus::Active && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_through_strings() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn usernames_that_would_break_ssh_login_names_are_refused() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("a.b-c_9").is_ok());
+        assert_eq!(validate_username(""), Err(UsernameError::Length));
+        assert_eq!(
+            validate_username("alice+pacs"),
+            Err(UsernameError::Characters)
+        );
+        assert_eq!(validate_username("Alice"), Err(UsernameError::Characters));
+        assert_eq!(validate_username("-x"), Err(UsernameError::Characters));
+        assert_eq!(
+            validate_username(&"a".repeat(65)),
+            Err(UsernameError::Length)
+        );
+    }
+}

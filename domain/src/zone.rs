@@ -1,0 +1,67 @@
+//! Rendering UTC instants for people in the hospital's configured time zone.
+//!
+//! Everything is stored and compared in UTC; a zone is used only to write messages.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+/// The zone used when a message shows a time to a person (default Asia/Tokyo).
+#[derive(Clone, Debug)]
+pub struct DisplayZone(TimeZone);
+
+impl DisplayZone {
+    /// Looks a zone up by its IANA name in the bundled time zone database.
+    pub fn named(name: &str) -> Result<Self, jiff::Error> {
+        TimeZone::get(name).map(Self)
+    }
+
+    pub fn utc() -> Self {
+        Self(TimeZone::UTC)
+    }
+
+    /// `13:00 JST`
+    pub fn time(&self, at: Timestamp) -> String {
+        at.to_zoned_datetime(self.0.clone())
+            .strftime("%H:%M %Z")
+            .to_string()
+    }
+
+    /// `2026-10-01`
+    pub fn date(&self, at: Timestamp) -> String {
+        at.to_zoned_datetime(self.0.clone())
+            .strftime("%Y-%m-%d")
+            .to_string()
+    }
+
+    /// `2026-10-01 13:00 JST`
+    pub fn date_time(&self, at: Timestamp) -> String {
+        at.to_zoned_datetime(self.0.clone())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+}
+
+impl Default for DisplayZone {
+    fn default() -> Self {
+        Self::named("Asia/Tokyo").unwrap_or_else(|_| Self::utc())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokyo_is_nine_hours_ahead_and_abbreviated() {
+        let z = DisplayZone::named("Asia/Tokyo").unwrap();
+        let t: Timestamp = "2026-11-25T04:00:00Z".parse().unwrap();
+        assert_eq!(z.time(t), "13:00 JST");
+        assert_eq!(z.date(t), "2026-11-25");
+        assert_eq!(z.date_time(t), "2026-11-25 13:00 JST");
+    }
+
+    #[test]
+    fn unknown_zone_is_an_error() {
+        assert!(DisplayZone::named("Mars/Olympus").is_err());
+    }
+}
