@@ -1,1 +1,10 @@
-//! placeholder
+//! The approval side of Sekisho: storage of everything in the domain, the hash-chained audit
+//! log, credential sealing, password hashing, and the HTTP API that hospital IT, vendors and
+//! auditors use.
+
+pub mod crypto;
+pub mod http;
+pub mod password;
+pub mod store;
+
+pub use store::{DbKind, Store};

@@ -1,0 +1,299 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Row `n` stores `prev_hash` (row `n-1`'s hash) and `hash = SHA-256(prev_hash ‖ canonical(row))`
+//! where `canonical` is [`AuditEntry::canonical`]. [`Store::verify_audit_chain`] walks the
+//! rows in order and names the first one that was altered, removed or inserted.
+//!
+//! **Architecture invariant:** audit rows are only ever inserted by [`append`], inside the
+//! same transaction as the change they record; nothing updates or deletes them.
+
+use aws_lc_rs::digest::{Context, SHA256};
+use sekisho_domain::audit::{Actor, AuditEntry, AuditEvent, Outcome};
+use sekisho_domain::ids::VendorId;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row};
+
+use super::{Result, Store, StoreError, from_micros, micros};
+
+/// The hash `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An event to append; the store fills in sequence number, time and hashes.
+#[derive(Clone, Debug)]
+pub struct NewAuditEvent {
+    pub actor: Actor,
+    pub outcome: Outcome,
+    /// The vendor concerned (for vendor-scoped reading and filters).
+    pub vendor_id: Option<VendorId>,
+    pub source_addr: Option<String>,
+    /// For denials and failures: why, in words a person reads.
+    pub reason: Option<String>,
+    pub event: AuditEvent,
+}
+
+impl NewAuditEvent {
+    /// A successful event by the gateway itself.
+    pub fn system(event: AuditEvent) -> Self {
+        Self {
+            actor: Actor::System,
+            outcome: Outcome::Success,
+            vendor_id: None,
+            source_addr: None,
+            reason: None,
+            event,
+        }
+    }
+}
+
+/// A stored row: the entry and its chain hashes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAuditEvent {
+    pub entry: AuditEntry,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The chain hash of an entry following `prev_hash`.
+pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
+    let mut ctx = Context::new(&SHA256);
+    ctx.update(prev_hash.as_bytes());
+    ctx.update(&entry.canonical());
+    hex::encode(ctx.finish().as_ref())
+}
+
+/// Appends one event inside `conn`'s transaction. Locks the chain head so concurrent appends
+/// (also from other nodes on PostgreSQL) serialise.
+pub async fn append(conn: &mut AnyConnection, ev: NewAuditEvent) -> Result<StoredAuditEvent> {
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        .fetch_one(&mut *conn)
+        .await?;
+    let seq: i64 = head.try_get("seq")?;
+    let prev_hash: String = head.try_get("hash")?;
+    let actor = serde_json::to_string(&ev.actor).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let details =
+        serde_json::to_string(&ev.event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let at = super::now();
+    let entry = AuditEntry {
+        seq,
+        at,
+        kind: ev.event.kind().to_owned(),
+        outcome: ev.outcome,
+        actor,
+        user_id: ev.actor.user_id().map(|u| u.to_string()),
+        vendor_id: ev.vendor_id.map(|v| v.to_string()),
+        target_id: ev.event.target().map(|t| t.to_string()),
+        request_id: ev.event.request().map(|r| r.to_string()),
+        source_addr: ev.source_addr,
+        reason: ev.reason,
+        details,
+    };
+    let hash = chain_hash(&prev_hash, &entry);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, kind, outcome, actor, user_id, vendor_id, target_id, request_id, source_addr, reason, details, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(entry.seq)
+    .bind(micros(entry.at))
+    .bind(&entry.kind)
+    .bind(entry.outcome.as_str())
+    .bind(&entry.actor)
+    .bind(&entry.user_id)
+    .bind(&entry.vendor_id)
+    .bind(&entry.target_id)
+    .bind(&entry.request_id)
+    .bind(&entry.source_addr)
+    .bind(&entry.reason)
+    .bind(&entry.details)
+    .bind(&prev_hash)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    tracing::debug!(seq, kind = %entry.kind, outcome = %entry.outcome, "audit event appended");
+    Ok(StoredAuditEvent {
+        entry,
+        prev_hash,
+        hash,
+    })
+}
+
+fn row_to_stored(row: &AnyRow) -> Result<StoredAuditEvent> {
+    let outcome: String = row.try_get("outcome")?;
+    Ok(StoredAuditEvent {
+        entry: AuditEntry {
+            seq: row.try_get("seq")?,
+            at: from_micros(row.try_get("at")?)?,
+            kind: row.try_get("kind")?,
+            outcome: match outcome.as_str() {
+                "success" => Outcome::Success,
+                "denied" => Outcome::Denied,
+                "failure" => Outcome::Failure,
+                other => return Err(StoreError::Corrupt(format!("audit outcome `{other}`"))),
+            },
+            actor: row.try_get("actor")?,
+            user_id: row.try_get("user_id")?,
+            vendor_id: row.try_get("vendor_id")?,
+            target_id: row.try_get("target_id")?,
+            request_id: row.try_get("request_id")?,
+            source_addr: row.try_get("source_addr")?,
+            reason: row.try_get("reason")?,
+            details: row.try_get("details")?,
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+const AUDIT_COLUMNS: &str = "seq, at, kind, outcome, actor, user_id, vendor_id, target_id, request_id, source_addr, reason, details, prev_hash, hash";
+
+/// The first break found in the chain.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum ChainBreak {
+    /// The row's content no longer matches its hash.
+    Altered { seq: i64 },
+    /// Rows are missing between two rows.
+    Missing { from_seq: i64, to_seq: i64 },
+    /// The row does not follow the row before it: one was inserted, or replaced wholesale.
+    Unlinked { seq: i64 },
+    /// Rows are missing at the end: the chain head records more than the table holds.
+    Truncated { last_seq: i64, head_seq: i64 },
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChainBreak::Altered { seq } => write!(
+                f,
+                "row {seq} was altered: its content does not match its hash"
+            ),
+            ChainBreak::Missing { from_seq, to_seq } if from_seq == to_seq => {
+                write!(f, "row {from_seq} was deleted: the log jumps over it")
+            }
+            ChainBreak::Missing { from_seq, to_seq } => {
+                write!(
+                    f,
+                    "rows {from_seq} to {to_seq} were deleted: the log jumps over them"
+                )
+            }
+            ChainBreak::Unlinked { seq } => write!(
+                f,
+                "row {seq} does not follow the row before it: a row was inserted or replaced"
+            ),
+            ChainBreak::Truncated { last_seq, head_seq } => write!(
+                f,
+                "the log ends at row {last_seq} but the chain head records row {head_seq}: rows were deleted from the end"
+            ),
+        }
+    }
+}
+
+/// The result of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChainReport {
+    /// Rows checked.
+    pub rows: i64,
+    pub last_seq: i64,
+    /// `None` when the chain is intact.
+    pub first_break: Option<ChainBreak>,
+}
+
+impl ChainReport {
+    pub fn is_intact(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// Rows are read in pages, so a long log never loads into memory at once.
+const PAGE: i64 = 1000;
+
+impl Store {
+    /// Appends an event in its own transaction (for events that change nothing else).
+    pub async fn audit(&self, ev: NewAuditEvent) -> Result<StoredAuditEvent> {
+        let mut tx = self.begin().await?;
+        let stored = append(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Walks the whole chain and names the first row that was altered, deleted or inserted.
+    /// `progress` is called after each page with the rows checked so far.
+    pub async fn verify_audit_chain(&self, mut progress: impl FnMut(i64)) -> Result<ChainReport> {
+        let mut prev_hash = GENESIS.to_owned();
+        let mut expected = 1i64;
+        let mut rows = 0i64;
+        let mut after = 0i64;
+        loop {
+            let sql = format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+            );
+            let page = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&self.pool)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for row in &page {
+                let stored = row_to_stored(row)?;
+                let seq = stored.entry.seq;
+                rows += 1;
+                let report = |b| ChainReport {
+                    rows,
+                    last_seq: seq,
+                    first_break: Some(b),
+                };
+                if chain_hash(&stored.prev_hash, &stored.entry) != stored.hash {
+                    return Ok(report(ChainBreak::Altered { seq }));
+                }
+                if seq > expected {
+                    return Ok(report(ChainBreak::Missing {
+                        from_seq: expected,
+                        to_seq: seq - 1,
+                    }));
+                }
+                if stored.prev_hash != prev_hash {
+                    return Ok(report(ChainBreak::Unlinked { seq }));
+                }
+                prev_hash = stored.hash;
+                expected = seq + 1;
+                after = seq;
+            }
+            progress(rows);
+        }
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        let head_seq: i64 = head.try_get("seq")?;
+        let head_hash: String = head.try_get("hash")?;
+        let last_seq = expected - 1;
+        let first_break = if head_seq != last_seq {
+            Some(ChainBreak::Truncated { last_seq, head_seq })
+        } else if head_hash != prev_hash {
+            Some(ChainBreak::Unlinked { seq: last_seq })
+        } else {
+            None
+        };
+        Ok(ChainReport {
+            rows,
+            last_seq,
+            first_break,
+        })
+    }
+
+    /// The newest `limit` events, newest first (the full filtered API comes with the HTTP API).
+    pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<StoredAuditEvent>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1");
+        sqlx::query::<Any>(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_to_stored)
+            .collect()
+    }
+}

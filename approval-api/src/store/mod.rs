@@ -1,0 +1,155 @@
+//! Storage: one schema on SQLite (embedded default) or PostgreSQL (several gateway nodes),
+//! chosen by the URL, through sqlx's `Any` driver with embedded migrations.
+//!
+//! **Architecture invariant:** every query here is portable SQL that runs unchanged on both
+//! databases; times are microseconds since the epoch (UTC), ids are UUID text. The test suite
+//! runs the storage tests against both.
+
+pub mod audit;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Transaction};
+
+/// Which database a store talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("unsupported database url `{0}`: use sqlite:... or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("cannot create database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    kind: DbKind,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects and brings the schema up to date. A SQLite file (and its directory) is
+    /// created if missing and put in WAL mode.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
+        install_default_drivers();
+        let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path_only = path.split('?').next().unwrap_or_default();
+            if !path_only.is_empty() && path_only != ":memory:" {
+                if let Some(dir) = Path::new(path_only)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+            let url = if url.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (DbKind::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (DbKind::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let in_memory = url.contains(":memory:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if in_memory { 1 } else { max_connections.max(1) })
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&url)
+            .await?;
+        if kind == DbKind::Sqlite && !in_memory {
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .fetch_optional(&pool)
+                .await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, kind })
+    }
+
+    pub fn kind(&self) -> DbKind {
+        self.kind
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a transaction: a state change and its audit event commit together or not at all.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Answers when the database answers (health checks).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The current instant at the precision the database keeps (microseconds), so a value
+/// returned to a caller equals the value read back later.
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// Stored form of an instant.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub(crate) fn from_micros(us: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+/// Parses a stored enum or id, turning garbage into a `Corrupt` error rather than a panic.
+pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{what} `{s}`")))
+}
+
+/// Maps a unique-constraint violation to a readable conflict.
+pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(e),
+    }
+}

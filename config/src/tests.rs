@@ -1,0 +1,134 @@
+use super::*;
+
+#[test]
+fn the_default_file_is_the_default_config() {
+    assert_eq!(Config::parse(DEFAULT_FILE).unwrap(), Config::default());
+}
+
+#[test]
+fn an_empty_file_is_the_default_config() {
+    assert_eq!(Config::parse("").unwrap(), Config::default());
+}
+
+#[test]
+fn values_are_read() {
+    let c = Config::parse(
+        r#"
+data_dir = "/var/lib/sekisho"
+[database]
+url = "postgres://u@localhost/s"
+[api]
+listen = "0.0.0.0:9000"
+[ssh]
+enabled = false
+[policy]
+approvals_for_change = 2
+checklist = [{ key = "mfa", label = "MFA" }]
+[time]
+zone = "UTC"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.data_dir, PathBuf::from("/var/lib/sekisho"));
+    assert_eq!(c.database_url(), "postgres://u@localhost/s");
+    assert_eq!(c.api.listen.port(), 9000);
+    assert!(!c.ssh.enabled);
+    assert_eq!(c.domain_policy().approvals_for_change, 2);
+    assert_eq!(c.policy.checklist.len(), 1);
+    assert_eq!(
+        c.recordings_dir(),
+        PathBuf::from("/var/lib/sekisho/recordings")
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_key_and_line() {
+    let text = "\
+[api]
+listen = \"nowhere\"
+[ssh]
+listne = \"127.0.0.1:22\"
+[policy]
+approvals_for_change = 0
+[time]
+zone = \"Mars/Olympus\"
+";
+    let problems = Config::parse(text).unwrap_err();
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "line 2: `api.listen`: `nowhere` is not an address with a port, e.g. 127.0.0.1:8080",
+            "line 4: `ssh.listne`: unknown key in [ssh]; known keys: enabled, listen",
+            "line 6: `policy.approvals_for_change`: 0 is out of range: must be 1 to 10",
+            "line 8: `time.zone`: `Mars/Olympus` is not a known time zone (IANA name such as Asia/Tokyo)",
+        ]
+    );
+}
+
+#[test]
+fn wrong_types_unknown_sections_and_conflicts_are_problems() {
+    let text = "\
+colour = \"blue\"
+[ssh]
+enabled = \"yes\"
+listen = \"127.0.0.1:8080\"
+[log]
+format = \"xml\"
+";
+    let problems = Config::parse(text).unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec!["colour", "ssh.enabled", "ssh.listen", "log.format"]
+    );
+    assert!(
+        problems[2].message.contains("already used by `api.listen`"),
+        "{:?}",
+        problems[2]
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let problems = Config::parse("[api]\nlisten = \n").unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].line, Some(2));
+    assert_eq!(problems[0].key, "(syntax)");
+}
+
+#[test]
+fn bad_checklists_are_explained() {
+    let problems = Config::parse(
+        "[[policy.checklist]]\nkey = \"mfa\"\n[[policy.checklist]]\nkey = \"mfa\"\nlabel = \"again\"\nextra = 1\n",
+    )
+    .unwrap_err();
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|s| s.contains("`policy.checklist.label`: missing")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|s| s.contains("`policy.checklist.extra`")),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn load_reports_the_file_name_and_counts_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, "[api]\nlisten = 1\n[nope]\n").unwrap();
+    let err = Config::load(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}: 2 problems", path.display())),
+        "{text}"
+    );
+    assert!(matches!(
+        Config::load(&dir.path().join("missing.toml")),
+        Err(ConfigError::Read { .. })
+    ));
+}
