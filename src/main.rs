@@ -1,1 +1,67 @@
-fn main() {}
+//! `sekisho`: the server binary. A thin command line over the workspace crates: parse the
+//! arguments and configuration, then call into `sekisho-gateway` or the store.
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sekisho: the hospital's one checkpoint for vendor remote maintenance.
+#[derive(Parser, Debug)]
+#[command(name = "sekisho", version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without one, built-in defaults are used.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SEKISHO_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway: initialises the data dir on first start, then serves until SIGINT/SIGTERM.
+    Serve,
+    /// Check or print configuration.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+    /// Manage staff accounts offline, directly in the database (scripts and recovery).
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => commands::serve::run(cli.config.as_deref()).await,
+            Command::Config(c) => commands::config::run(c),
+            Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,
+            Command::Audit(c) => commands::audit::run(c, cli.config.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

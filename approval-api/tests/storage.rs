@@ -1,4 +1,5 @@
 //! Storage tests, run against SQLite and a real PostgreSQL (see `sekisho-testkit`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sekisho_approval_api::password;
 use sekisho_approval_api::store::StoreError;

@@ -1,4 +1,5 @@
 //! Exhaustive and property tests of the two rules: the request state machine and `authorize`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;

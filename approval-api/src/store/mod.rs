@@ -36,6 +36,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
     #[error("unsupported database url `{0}`: use sqlite:... or postgres://...")]
     UnsupportedUrl(String),
     #[error("cannot create database directory {path}: {source}")]
@@ -64,16 +66,16 @@ impl Store {
         let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.trim_start_matches("//");
             let path_only = path.split('?').next().unwrap_or_default();
-            if !path_only.is_empty() && path_only != ":memory:" {
-                if let Some(dir) = Path::new(path_only)
+            if !path_only.is_empty()
+                && path_only != ":memory:"
+                && let Some(dir) = Path::new(path_only)
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
             }
             let url = if url.contains('?') {
                 url.to_owned()
@@ -87,6 +89,19 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         let in_memory = url.contains(":memory:");
+        // One direct connection first: its error names the real cause (refused, bad password,
+        // no such database) where the pool would only report a timeout.
+        {
+            use sqlx::Connection;
+            let conn =
+                sqlx::AnyConnection::connect(&url)
+                    .await
+                    .map_err(|source| StoreError::Connect {
+                        url: redact_url(&url),
+                        source,
+                    })?;
+            conn.close().await?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if in_memory { 1 } else { max_connections.max(1) })
             .acquire_timeout(Duration::from_secs(10))
@@ -131,6 +146,17 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// A database URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
 /// Stored form of an instant.
 pub(crate) fn micros(t: Timestamp) -> i64 {
     t.as_microsecond()
@@ -147,6 +173,19 @@ pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
 }
 
 /// Maps a unique-constraint violation to a readable conflict.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_in_urls_are_hidden() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}
+
 pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),

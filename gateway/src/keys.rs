@@ -1,0 +1,321 @@
+//! The gateway's keys, created on first start in `DATA_DIR/keys` (directory 0700, files 0600):
+//!
+//! | file | what it is for |
+//! | --- | --- |
+//! | `jwt-signing.pem` | Ed25519 key signing API login tokens (EdDSA); its `kid` is derived from the public key |
+//! | `ssh-host-ed25519` | the SSH host key vendors see (OpenSSH format) |
+//! | `client-ca.key`, `client-ca.crt` | the CA that signs designated-client certificates (ECDSA P-256) |
+//! | `at-rest.key` | the AES-256 key sealing target credentials in the database |
+//!
+//! Existing files are never overwritten; a file that exists but does not parse stops start-up
+//! rather than being silently replaced (that would invalidate every credential sealed with it).
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, PublicKeyData,
+};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
+use russh::keys::{HashAlg, PrivateKey};
+use sekisho_approval_api::crypto::{AtRestKey, KEY_LEN};
+use sekisho_domain::secret::Secret;
+
+/// Why keys could not be created or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a valid {what}: {detail}; restore it from backup (it is never regenerated over)"
+    )]
+    Invalid {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("cannot generate {what}: {detail}")]
+    Generate { what: &'static str, detail: String },
+}
+
+type Result<T> = std::result::Result<T, KeyError>;
+
+pub const JWT_KEY: &str = "jwt-signing.pem";
+pub const SSH_HOST_KEY: &str = "ssh-host-ed25519";
+pub const CA_KEY: &str = "client-ca.key";
+pub const CA_CERT: &str = "client-ca.crt";
+pub const AT_REST_KEY: &str = "at-rest.key";
+
+/// The loaded keys.
+pub struct GatewayKeys {
+    pub dir: PathBuf,
+    /// PKCS#8 PEM of the Ed25519 token-signing key.
+    pub jwt_pem: Secret<String>,
+    /// Key id put in token headers, so keys can rotate.
+    pub jwt_kid: String,
+    pub ssh_host: PrivateKey,
+    pub ca_key_pem: Secret<String>,
+    pub ca_cert_pem: String,
+    pub at_rest: AtRestKey,
+}
+
+impl std::fmt::Debug for GatewayKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayKeys")
+            .field("dir", &self.dir)
+            .field("jwt_kid", &self.jwt_kid)
+            .field("ssh_host", &self.ssh_host_fingerprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayKeys {
+    /// `SHA256:...` fingerprint of the SSH host key, as `ssh` shows it.
+    pub fn ssh_host_fingerprint(&self) -> String {
+        self.ssh_host
+            .public_key()
+            .fingerprint(HashAlg::Sha256)
+            .to_string()
+    }
+
+    /// Loads the keys in `dir`, creating any that do not exist yet. Returns the keys and the
+    /// names of the files created (empty on an ordinary restart).
+    pub fn load_or_create(dir: &Path) -> Result<(Self, Vec<String>)> {
+        create_private_dir(dir)?;
+        let mut created = Vec::new();
+
+        let jwt_pem = ensure(dir, JWT_KEY, &mut created, || {
+            KeyPair::generate_for(&rcgen::PKCS_ED25519)
+                .map(|k| k.serialize_pem())
+                .map_err(|e| gen_err("token-signing key", e))
+        })?;
+        let jwt_pair =
+            KeyPair::from_pem(&jwt_pem).map_err(|e| invalid(dir, JWT_KEY, "Ed25519 PEM key", e))?;
+        let jwt_kid =
+            hex::encode(&digest(&SHA256, &jwt_pair.subject_public_key_info()).as_ref()[..8]);
+
+        let ssh_pem = ensure(dir, SSH_HOST_KEY, &mut created, || {
+            let mut seed = [0u8; 32];
+            SystemRandom::new()
+                .fill(&mut seed)
+                .map_err(|e| gen_err("SSH host key", e))?;
+            let key = PrivateKey::new(
+                KeypairData::Ed25519(Ed25519Keypair::from_seed(&seed)),
+                "sekisho-gateway",
+            )
+            .map_err(|e| gen_err("SSH host key", e))?;
+            key.to_openssh(LineEnding::LF)
+                .map(|s| s.to_string())
+                .map_err(|e| gen_err("SSH host key", e))
+        })?;
+        let ssh_host = PrivateKey::from_openssh(&ssh_pem)
+            .map_err(|e| invalid(dir, SSH_HOST_KEY, "OpenSSH private key", e))?;
+
+        let ca_key_pem = ensure(dir, CA_KEY, &mut created, || {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map(|k| k.serialize_pem())
+                .map_err(|e| gen_err("client CA key", e))
+        })?;
+        let ca_pair =
+            KeyPair::from_pem(&ca_key_pem).map_err(|e| invalid(dir, CA_KEY, "PEM key", e))?;
+        let ca_cert_pem = ensure(dir, CA_CERT, &mut created, || ca_certificate(&ca_pair))?;
+
+        let at_rest_hex = ensure(dir, AT_REST_KEY, &mut created, || {
+            AtRestKey::generate()
+                .map(|k| hex::encode(k.expose()))
+                .map_err(|e| gen_err("at-rest key", e))
+        })?;
+        let at_rest_bytes =
+            hex::decode(at_rest_hex.trim()).map_err(|e| invalid(dir, AT_REST_KEY, "hex key", e))?;
+        if at_rest_bytes.len() != KEY_LEN {
+            return Err(invalid(
+                dir,
+                AT_REST_KEY,
+                "hex key",
+                format!("{} bytes, expected {KEY_LEN}", at_rest_bytes.len()),
+            ));
+        }
+        let at_rest = AtRestKey::from_bytes(&at_rest_bytes)
+            .map_err(|e| invalid(dir, AT_REST_KEY, "key", e))?;
+
+        Ok((
+            Self {
+                dir: dir.to_owned(),
+                jwt_pem: Secret::new(jwt_pem),
+                jwt_kid,
+                ssh_host,
+                ca_key_pem: Secret::new(ca_key_pem),
+                ca_cert_pem,
+                at_rest,
+            },
+            created,
+        ))
+    }
+}
+
+fn ca_certificate(key: &KeyPair) -> Result<String> {
+    let mut params = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| gen_err("client CA certificate", e))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Sekisho vendor client CA");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Sekisho gateway");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    params
+        .self_signed(key)
+        .map(|c| c.pem())
+        .map_err(|e| gen_err("client CA certificate", e))
+}
+
+fn gen_err(what: &'static str, e: impl std::fmt::Display) -> KeyError {
+    KeyError::Generate {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+fn invalid(dir: &Path, name: &str, what: &'static str, e: impl std::fmt::Display) -> KeyError {
+    KeyError::Invalid {
+        path: dir.join(name),
+        what,
+        detail: e.to_string(),
+    }
+}
+
+/// Creates `dir` (and parents) and restricts it to its owner.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+        action: "create directory",
+        path: dir.to_owned(),
+        source,
+    })?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| KeyError::Io {
+        action: "restrict permissions of",
+        path: dir.to_owned(),
+        source,
+    })
+}
+
+/// Reads `dir/name`, or creates it with `make` (mode 0600, written to a temporary file and
+/// renamed, so a crash never leaves half a key).
+fn ensure(
+    dir: &Path,
+    name: &str,
+    created: &mut Vec<String>,
+    make: impl FnOnce() -> Result<String>,
+) -> Result<String> {
+    let path = dir.join(name);
+    match fs::read_to_string(&path) {
+        Ok(s) => {
+            if let Ok(meta) = fs::metadata(&path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(path = %path.display(), "key file is readable by group or others; run chmod 600 on it");
+            }
+            return Ok(s);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(KeyError::Io {
+                action: "read",
+                path,
+                source,
+            });
+        }
+    }
+    let content = make()?;
+    write_private(&path, content.as_bytes()).map_err(|source| KeyError::Io {
+        action: "write",
+        path: path.clone(),
+        source,
+    })?;
+    tracing::info!(path = %path.display(), "created key");
+    created.push(name.to_owned());
+    Ok(content)
+}
+
+/// Writes a file only its owner can read, atomically.
+pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_created_once_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let kd = dir.path().join("keys");
+        let (first, created) = GatewayKeys::load_or_create(&kd).unwrap();
+        assert_eq!(
+            created,
+            vec![JWT_KEY, SSH_HOST_KEY, CA_KEY, CA_CERT, AT_REST_KEY]
+        );
+        assert_eq!(
+            fs::metadata(&kd).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        for name in &created {
+            let mode = fs::metadata(kd.join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+        let (second, created) = GatewayKeys::load_or_create(&kd).unwrap();
+        assert!(created.is_empty());
+        assert_eq!(first.jwt_kid, second.jwt_kid);
+        assert_eq!(first.ssh_host_fingerprint(), second.ssh_host_fingerprint());
+        assert!(first.ssh_host_fingerprint().starts_with("SHA256:"));
+        assert!(first.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        // A credential sealed before a restart opens after it.
+        let sealed = first
+            .at_rest
+            .seal(&Secret::new("pw".into()), "ctx")
+            .unwrap();
+        assert_eq!(second.at_rest.open(&sealed, "ctx").unwrap().expose(), "pw");
+    }
+
+    #[test]
+    fn a_damaged_key_stops_start_up_and_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        GatewayKeys::load_or_create(dir.path()).unwrap();
+        fs::write(dir.path().join(AT_REST_KEY), "zz").unwrap();
+        let err = GatewayKeys::load_or_create(dir.path()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at-rest.key is not a valid hex key"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join(AT_REST_KEY)).unwrap(),
+            "zz"
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! Starting and stopping the server process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use sekisho_approval_api::Store;
+use sekisho_approval_api::http::{AppState, router};
+use sekisho_approval_api::store::audit::NewAuditEvent;
+use sekisho_config::Config;
+use sekisho_domain::audit::AuditEvent;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::bootstrap::{self, InitialAdmin};
+use crate::keys::{self, GatewayKeys};
+use crate::{GatewayError, Result};
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Started {
+    /// Where the HTTP API actually listens (the port is real even if the config said 0).
+    pub api_addr: SocketAddr,
+    /// Set on the first start only.
+    pub initial_admin: Option<InitialAdmin>,
+    /// Key files created by this start (empty on a restart).
+    pub created_keys: Vec<String>,
+    pub ssh_host_fingerprint: String,
+    done: JoinHandle<Result<()>>,
+}
+
+impl Started {
+    /// Waits until the gateway has stopped (after `shutdown` is cancelled and connections
+    /// drained or the grace period ran out).
+    pub async fn wait(self) -> Result<()> {
+        match self.done.await {
+            Ok(r) => r,
+            Err(e) => Err(GatewayError::Serve(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Initialises what is missing (data dir, keys, database, admin), binds the listeners and
+/// serves until `shutdown` is cancelled.
+pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Started> {
+    let data_dir = config.data_dir.clone();
+    keys::create_private_dir(&data_dir).map_err(|e| GatewayError::DataDir {
+        path: data_dir.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let (keys, created_keys) = GatewayKeys::load_or_create(&data_dir.join("keys"))?;
+    let store = Store::open(&config.database_url(), config.database.max_connections).await?;
+    if !created_keys.is_empty() {
+        store
+            .audit(NewAuditEvent::system(AuditEvent::GatewayInitialized {
+                data_dir: data_dir.display().to_string(),
+                keys: created_keys.clone(),
+            }))
+            .await?;
+    }
+    let initial_admin = bootstrap::ensure_admin(&store, &data_dir).await?;
+
+    let api = bind("api", config.api.listen).await?;
+    let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
+    let listeners = vec![format!("api=http://{api_addr}")];
+    store
+        .audit(NewAuditEvent::system(AuditEvent::GatewayStarted {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            listeners: listeners.clone(),
+        }))
+        .await?;
+    tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
+
+    let app = router(AppState {
+        store: store.clone(),
+    })
+    .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
+    .layer(GlobalConcurrencyLimitLayer::new(
+        config.server.max_connections as usize,
+    ))
+    .layer(TraceLayer::new_for_http());
+    let grace = Duration::from_secs(u64::from(config.server.shutdown_grace_seconds));
+    let stop = shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(api, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .map_err(GatewayError::Serve)
+    });
+    let ssh_host_fingerprint = keys.ssh_host_fingerprint();
+    let done = tokio::spawn(async move {
+        let result = tokio::select! {
+            r = &mut server => r.unwrap_or_else(|e| Err(GatewayError::Serve(std::io::Error::other(e)))),
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
+                server.abort();
+                Ok(())
+            }
+        };
+        let reason = match &result {
+            Ok(()) => "shutdown requested".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        if let Err(e) = store
+            .audit(NewAuditEvent::system(AuditEvent::GatewayStopped { reason }))
+            .await
+        {
+            tracing::error!(error = %e, "cannot record gateway stop in the audit log");
+        }
+        store.close().await;
+        tracing::info!("sekisho stopped");
+        drop(keys);
+        result
+    });
+    Ok(Started {
+        api_addr,
+        initial_admin,
+        created_keys,
+        ssh_host_fingerprint,
+        done,
+    })
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+/// Whether `dir` looks like a data dir that was already initialised.
+pub fn is_initialised(dir: &Path) -> bool {
+    dir.join("keys").join(keys::AT_REST_KEY).exists()
+}

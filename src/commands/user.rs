@@ -1,0 +1,97 @@
+//! `sekisho user add`
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use sekisho_approval_api::password;
+use sekisho_approval_api::store::users::NewUser;
+use sekisho_domain::audit::Actor;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::user::{Role, validate_username};
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a staff account (admin, approver or auditor). Vendor engineers are created
+    /// through the API under their vendor.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// admin, approver or auditor
+        #[arg(long)]
+        role: Role,
+        /// Shown in listings; defaults to the username.
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn run(cmd: UserCommand, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let UserCommand::Add {
+        username,
+        role,
+        display_name,
+        email,
+        password_stdin,
+    } = cmd;
+    validate_username(&username).with_context(|| format!("invalid username `{username}`"))?;
+    if role == Role::Vendor {
+        bail!(
+            "vendor engineers belong to a vendor: create them with POST /api/v1/vendors/{{id}}/users"
+        );
+    }
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        Secret::new(line.trim_end_matches(['\r', '\n']).to_owned())
+    } else {
+        let first = rpassword::prompt_password(format!("Password for {username}: "))
+            .context("cannot read a password from the terminal; use --password-stdin in scripts")?;
+        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        if first != again {
+            bail!("the passwords do not match");
+        }
+        Secret::new(first)
+    };
+    if password.expose().chars().count() < password::MIN_LENGTH {
+        bail!(
+            "the password must be at least {} characters",
+            password::MIN_LENGTH
+        );
+    }
+    let hash = password::hash(&password)?;
+    let config = super::load_config(config_path)?;
+    let store = super::open_store(&config).await?;
+    let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let user = store
+        .create_user(
+            NewUser {
+                display_name: display_name.unwrap_or_else(|| username.clone()),
+                username,
+                email,
+                role,
+                vendor_id: None,
+                expires_at: None,
+                password_hash: Some(hash),
+            },
+            &Actor::Cli { os_user },
+            None,
+        )
+        .await?;
+    store.close().await;
+    println!(
+        "created {} account `{}` ({})",
+        user.role, user.username, user.id
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,196 @@
+//! End to end: the `sekisho` commands an operator runs on the server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use sekisho_approval_api::Store;
+use support::{Env, stderr, stdout};
+
+#[test]
+fn config_check_lists_every_mistake_with_its_line() {
+    let env = Env::new(None);
+    let file = env.dir.path().join("broken.toml");
+    std::fs::write(
+        &file,
+        "[api]\nlisten = \"localhost\"\n\n[policy]\napprovals_for_change = \"two\"\n\n[recordings]\nretain_dayz = 30\n",
+    )
+    .unwrap();
+    let out = env.cli(&["config", "check", file.to_str().unwrap()], "");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], format!("{}: 3 problems", file.display()));
+    assert_eq!(
+        &lines[1..],
+        [
+            "  line 2: `api.listen`: `localhost` is not an address with a port, e.g. 127.0.0.1:8080",
+            "  line 5: `policy.approvals_for_change`: expected a whole number, found string",
+            "  line 8: `recordings.retain_dayz`: unknown key in [recordings]; known keys: dir, retain_days",
+        ]
+    );
+}
+
+#[test]
+fn the_printed_default_config_checks_clean() {
+    let env = Env::new(None);
+    let out = env.cli(&["config", "default"], "");
+    assert!(out.status.success());
+    let file = env.dir.path().join("default.toml");
+    std::fs::write(&file, stdout(&out)).unwrap();
+    let out = env.cli(&["config", "check", file.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{}: ok\n", file.display()));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let env = Env::new(None);
+    let out = env.cli(&["config", "check", "/nonexistent/sekisho.toml"], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot read config file /nonexistent/sekisho.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn user_add_works_offline_and_refuses_bad_input() {
+    let env = Env::new(None);
+    let out = env.cli(
+        &[
+            "user",
+            "add",
+            "--username",
+            "hana",
+            "--role",
+            "approver",
+            "--password-stdin",
+        ],
+        "a long approver password\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("created approver account `hana`"),
+        "{}",
+        stdout(&out)
+    );
+
+    let url = format!("sqlite://{}", env.data_dir().join("sekisho.db").display());
+    let store = Store::open(&url, 1).await.unwrap();
+    let user = store.user_by_username("hana").await.unwrap().unwrap();
+    let hash = store.password_hash(user.id).await.unwrap().unwrap();
+    let pw = sekisho_domain::secret::Secret::new("a long approver password".to_owned());
+    assert!(sekisho_approval_api::password::verify(&pw, &hash));
+    store.close().await;
+
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["--username", "hana", "--role", "auditor"],
+            "another long password\n",
+            "username `hana` is already taken",
+        ),
+        (
+            &["--username", "kenji", "--role", "auditor"],
+            "short\n",
+            "at least 12 characters",
+        ),
+        (
+            &["--username", "Ken Ji", "--role", "auditor"],
+            "another long password\n",
+            "invalid username `Ken Ji`",
+        ),
+        (
+            &["--username", "vend", "--role", "vendor"],
+            "another long password\n",
+            "vendor engineers belong to a vendor",
+        ),
+    ];
+    for (args, input, expected) in cases {
+        let mut full = vec!["user", "add", "--password-stdin"];
+        full.extend_from_slice(args);
+        let out = env.cli(&full, input);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = env.cli(
+        &[
+            "user",
+            "add",
+            "--username",
+            "x",
+            "--role",
+            "root",
+            "--password-stdin",
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown role `root`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Adds events, tampers with the database the way someone with file access would, and
+/// checks that `sekisho audit verify` fails and names the row.
+async fn tamper_then_verify(env: &Env, url: &str) {
+    for name in ["aiko", "bunta", "chika"] {
+        let out = env.cli(
+            &[
+                "user",
+                "add",
+                "--username",
+                name,
+                "--role",
+                "auditor",
+                "--password-stdin",
+            ],
+            "a long enough password\n",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out),
+        "audit log intact: 3 rows, chain verified up to row 3\n"
+    );
+
+    let store = Store::open(url, 1).await.unwrap();
+    sqlx::query(
+        "UPDATE audit_events SET details = REPLACE(details, 'bunta', 'admin') WHERE seq = 2",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+    let out = env.cli(&["audit", "verify"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "audit log BROKEN: row 2 was altered: its content does not match its hash\n"
+    );
+}
+
+#[tokio::test]
+async fn audit_verify_names_an_altered_row_on_sqlite() {
+    let env = Env::new(None);
+    let url = format!("sqlite://{}", env.data_dir().join("sekisho.db").display());
+    tamper_then_verify(&env, &url).await;
+}
+
+#[tokio::test]
+async fn audit_verify_names_an_altered_row_on_postgresql() {
+    let Some(db) = sekisho_testkit::postgres().await else {
+        return;
+    };
+    db.store.close().await;
+    let env = Env::new(Some(&db.url));
+    tamper_then_verify(&env, &db.url).await;
+}

@@ -1,0 +1,172 @@
+//! End to end: the real `sekisho serve` on 127.0.0.1, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use sekisho_approval_api::Store;
+use support::{Env, stdout};
+
+async fn healthz(server: &support::Server) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(server.url("/healthz")).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+async fn first_start_then_restart(env: &Env) {
+    let server = env.serve();
+    let (status, body) = healthz(&server).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // First start: an admin with a password written once, readable only by the owner.
+    let banner = server.banner.join("\n");
+    assert!(
+        banner.contains("First start: created account `admin`"),
+        "{banner}"
+    );
+    let pw_file = env.data_dir().join("initial-admin-password");
+    let password = std::fs::read_to_string(&pw_file).unwrap();
+    assert_eq!(password.trim().len(), 24);
+    assert!(
+        banner.contains(password.trim()),
+        "the password is printed once"
+    );
+    assert_eq!(
+        std::fs::metadata(&pw_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    for key in [
+        "jwt-signing.pem",
+        "ssh-host-ed25519",
+        "client-ca.key",
+        "client-ca.crt",
+        "at-rest.key",
+    ] {
+        let meta = std::fs::metadata(env.data_dir().join("keys").join(key)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{key}");
+    }
+    let fingerprint = server
+        .banner
+        .iter()
+        .find(|l| l.contains("SSH host key"))
+        .cloned()
+        .unwrap();
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM ends with success, got {status:?}"
+    );
+
+    // Restart: same keys, no second admin.
+    let server = env.serve();
+    assert!(!server.banner.join("\n").contains("First start"));
+    assert!(
+        server.banner.contains(&fingerprint),
+        "host key is stable across restarts"
+    );
+    assert_eq!(healthz(&server).await.0, 200);
+    assert!(server.terminate().success());
+
+    // Everything above is in the audit log, and the chain is intact.
+    let out = env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("audit log intact:"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+async fn audit_kinds(url: &str) -> Vec<String> {
+    let store = Store::open(url, 1).await.unwrap();
+    let mut kinds: Vec<String> = store
+        .recent_audit_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.entry.kind)
+        .collect();
+    kinds.reverse();
+    store.close().await;
+    kinds
+}
+
+#[tokio::test]
+async fn serve_on_embedded_sqlite_initialises_serves_and_drains() {
+    let env = Env::new(None);
+    first_start_then_restart(&env).await;
+    let url = format!("sqlite://{}", env.data_dir().join("sekisho.db").display());
+    assert_eq!(
+        audit_kinds(&url).await,
+        [
+            "gateway_initialized",
+            "user_created",
+            "gateway_started",
+            "gateway_stopped",
+            "gateway_started",
+            "gateway_stopped"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn serve_on_postgresql() {
+    let Some(db) = sekisho_testkit::postgres().await else {
+        return; // announced by the test kit; never in CI
+    };
+    db.store.close().await;
+    let env = Env::new(Some(&db.url));
+    first_start_then_restart(&env).await;
+    assert_eq!(
+        audit_kinds(&db.url).await.first().map(String::as_str),
+        Some("gateway_initialized")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_stops_start_up_with_a_clear_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::new(Some(&format!(
+        "postgres://sekisho:pw@127.0.0.1:{port}/none"
+    )));
+    let out = env.cli(&["serve"], "");
+    assert!(!out.status.success());
+    let err = support::stderr(&out);
+    let last = err.lines().last().unwrap_or_default();
+    assert_eq!(
+        last.split(": error communicating").next().unwrap(),
+        format!(
+            "error: cannot connect to the database at postgres://sekisho:***@127.0.0.1:{port}/none"
+        ),
+        "{err}"
+    );
+    assert!(last.contains("Connection refused"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains(":pw@"), "{err}");
+}
+
+#[tokio::test]
+async fn a_busy_port_is_reported_not_panicked() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let env = Env::new(None);
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(
+            "[api]\nlisten = \"127.0.0.1:0\"",
+            &format!("[api]\nlisten = \"{addr}\""),
+        ),
+    )
+    .unwrap();
+    let out = env.cli(&["serve"], "");
+    assert!(!out.status.success());
+    let err = support::stderr(&out);
+    assert!(
+        err.contains(&format!("error: cannot listen on {addr} (api)")),
+        "{err}"
+    );
+}

@@ -1,0 +1,184 @@
+//! Builders shared by the end-to-end tests: a real `sekisho` process on 127.0.0.1 with its
+//! own data dir, and helpers to run the CLI against the same configuration.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sekisho");
+
+/// A data dir and configuration file for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Env {
+    /// A config with every listener on a free loopback port and data in a temp dir.
+    /// `database_url` of `None` uses the embedded SQLite default.
+    pub fn new(database_url: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("sekisho.toml");
+        let db = database_url.map_or(String::new(), |u| format!("url = \"{u}\"\n"));
+        std::fs::write(
+            &config,
+            format!(
+                "data_dir = \"{data}\"\n\
+                 [database]\n{db}\
+                 [api]\nlisten = \"127.0.0.1:0\"\n\
+                 [ssh]\nlisten = \"127.0.0.1:0\"\n\
+                 [quic]\nlisten = \"127.0.0.1:0\"\n\
+                 [server]\nshutdown_grace_seconds = 3\n\
+                 [log]\nlevel = \"info\"\n",
+                data = dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        Self { dir, config }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `sekisho --config FILE ARGS...` to completion, feeding `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Starts `sekisho serve` and waits until it prints its address.
+    pub fn serve(&self) -> Server {
+        Server::start(&self.config)
+    }
+}
+
+/// A running `sekisho serve`; stopped with SIGTERM when dropped.
+pub struct Server {
+    pub child: Child,
+    pub api: SocketAddr,
+    /// What it printed before it was ready.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    fn start(config: &Path) -> Self {
+        // The server's log goes to a file beside the config, shown if start-up fails.
+        let log_path = config.with_file_name("serve.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = vec![];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with("Stop with Ctrl-C");
+                    banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    panic!("sekisho serve did not become ready; printed: {banner:#?}\nlog:\n{log}");
+                }
+            }
+        }
+        let api = banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("API and health: http://"))
+            .and_then(|rest| rest.strip_suffix("/healthz"))
+            .expect("API address in banner")
+            .parse()
+            .unwrap();
+        Self { child, api, banner }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        signal(&self.child, "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sekisho did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
