@@ -165,6 +165,21 @@ pub enum AuditEvent {
         bytes_to_target: u64,
         bytes_from_target: u64,
     },
+    SessionTerminateRequested {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+    },
+    SessionReviewed {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+    },
+    SshKeyAdded {
+        user: UserId,
+        username: String,
+        fingerprint: String,
+    },
 }
 
 impl AuditEvent {
@@ -188,6 +203,9 @@ impl AuditEvent {
             AuditEvent::AccessDenied { .. } => "access_denied",
             AuditEvent::SessionStarted { .. } => "session_started",
             AuditEvent::SessionEnded { .. } => "session_ended",
+            AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
+            AuditEvent::SessionReviewed { .. } => "session_reviewed",
+            AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
         }
     }
 
@@ -199,7 +217,9 @@ impl AuditEvent {
             | AuditEvent::HostKeyPinned { target, .. }
             | AuditEvent::RequestFiled { target, .. }
             | AuditEvent::SessionStarted { target, .. }
-            | AuditEvent::SessionEnded { target, .. } => Some(*target),
+            | AuditEvent::SessionEnded { target, .. }
+            | AuditEvent::SessionTerminateRequested { target, .. }
+            | AuditEvent::SessionReviewed { target, .. } => Some(*target),
             AuditEvent::AccessDenied { target, .. } => *target,
             _ => None,
         }
@@ -211,7 +231,9 @@ impl AuditEvent {
             AuditEvent::RequestFiled { request, .. }
             | AuditEvent::RequestDecided { request, .. }
             | AuditEvent::SessionStarted { request, .. }
-            | AuditEvent::SessionEnded { request, .. } => Some(*request),
+            | AuditEvent::SessionEnded { request, .. }
+            | AuditEvent::SessionTerminateRequested { request, .. }
+            | AuditEvent::SessionReviewed { request, .. } => Some(*request),
             AuditEvent::AccessDenied { request, .. } => *request,
             _ => None,
         }

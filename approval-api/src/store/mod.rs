@@ -6,7 +6,11 @@
 //! runs the storage tests against both.
 
 pub mod audit;
+pub mod requests;
+pub mod sessions;
+pub mod targets;
 pub mod users;
+pub mod vendors;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -166,6 +170,16 @@ pub(crate) fn from_micros(us: i64) -> Result<Timestamp> {
     Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
 }
 
+/// A value as stored JSON text.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Stored JSON text back into a value.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
 /// Parses a stored enum or id, turning garbage into a `Corrupt` error rather than a panic.
 pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
     s.parse()
@@ -173,6 +187,13 @@ pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T> {
 }
 
 /// Maps a unique-constraint violation to a readable conflict.
+pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -183,12 +204,5 @@ mod tests {
         );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(super::redact_url("sqlite://./x.db"), "sqlite://./x.db");
-    }
-}
-
-pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
-        _ => StoreError::Database(e),
     }
 }

@@ -1,0 +1,453 @@
+//! Work requests, their approvals, and the transitions the domain rules allow.
+
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::ids::{RequestId, TargetId, UserId, VendorId};
+use sekisho_domain::policy::Policy;
+use sekisho_domain::request::{
+    Approval, RequestEvent, RequestStatus, RuleContext, TransitionError, Verdict, Window,
+    WorkRequest,
+};
+use sekisho_domain::target::AccessLevel;
+use sekisho_domain::user::User;
+use sekisho_domain::zone::DisplayZone;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::audit::{self, NewAuditEvent};
+use super::vendors::vendor_in;
+use super::{Result, Store, StoreError, from_micros, micros, now, parse};
+
+/// A request as filed by a vendor engineer.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    pub requester: UserId,
+    pub vendor_id: VendorId,
+    pub target_id: TargetId,
+    pub target_name: String,
+    pub level: AccessLevel,
+    pub window: Window,
+    pub reason: String,
+    pub plan: String,
+    pub emergency: bool,
+}
+
+/// What a person does to a request through the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestAction {
+    Approve,
+    Reject,
+    Cancel,
+    Revoke,
+}
+
+impl RequestAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAction::Approve => "approve",
+            RequestAction::Reject => "reject",
+            RequestAction::Cancel => "cancel",
+            RequestAction::Revoke => "revoke",
+        }
+    }
+}
+
+/// Which requests to list.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFilter {
+    pub vendor_id: Option<VendorId>,
+    pub requester: Option<UserId>,
+    pub target_id: Option<TargetId>,
+    pub status: Option<RequestStatus>,
+    pub limit: i64,
+}
+
+const COLUMNS: &str = "r.id, r.number, r.requester_id, r.vendor_id, r.target_id, t.name AS target_name, r.level, \
+     r.window_start, r.window_end, r.reason, r.plan, r.emergency, r.status, r.report, r.created_at";
+
+fn row_to_request(row: &AnyRow) -> Result<(WorkRequest, Option<String>)> {
+    Ok((
+        WorkRequest {
+            id: parse("request id", &row.try_get::<String, _>("id")?)?,
+            number: row.try_get("number")?,
+            requester: parse("user id", &row.try_get::<String, _>("requester_id")?)?,
+            vendor_id: parse("vendor id", &row.try_get::<String, _>("vendor_id")?)?,
+            target_id: parse("target id", &row.try_get::<String, _>("target_id")?)?,
+            target_name: row.try_get("target_name")?,
+            level: parse("access level", &row.try_get::<String, _>("level")?)?,
+            window: Window {
+                start: from_micros(row.try_get("window_start")?)?,
+                end: from_micros(row.try_get("window_end")?)?,
+            },
+            reason: row.try_get("reason")?,
+            plan: row.try_get("plan")?,
+            emergency: row.try_get("emergency")?,
+            status: parse("request status", &row.try_get::<String, _>("status")?)?,
+            approvals: vec![],
+            created_at: from_micros(row.try_get("created_at")?)?,
+        },
+        row.try_get("report")?,
+    ))
+}
+
+async fn approvals_of(conn: &mut AnyConnection, id: RequestId) -> Result<Vec<Approval>> {
+    sqlx::query(
+        "SELECT approver_id, verdict, comment, at FROM approvals WHERE request_id = $1 ORDER BY at",
+    )
+    .bind(id.to_string())
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(Approval {
+            approver: parse("user id", &row.try_get::<String, _>("approver_id")?)?,
+            verdict: match row.try_get::<String, _>("verdict")?.as_str() {
+                "approve" => Verdict::Approve,
+                "reject" => Verdict::Reject,
+                other => return Err(StoreError::Corrupt(format!("verdict `{other}`"))),
+            },
+            comment: row.try_get("comment")?,
+            at: from_micros(row.try_get("at")?)?,
+        })
+    })
+    .collect()
+}
+
+/// A request with its approvals and work report.
+#[derive(Clone, Debug)]
+pub struct StoredRequest {
+    pub request: WorkRequest,
+    pub report: Option<String>,
+}
+
+async fn load(conn: &mut AnyConnection, id: RequestId) -> Result<Option<StoredRequest>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM work_requests r JOIN targets t ON t.id = r.target_id WHERE r.id = $1"
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (mut request, report) = row_to_request(&row)?;
+    request.approvals = approvals_of(conn, id).await?;
+    Ok(Some(StoredRequest { request, report }))
+}
+
+/// Why an action on a request did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Rule(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Files a request (numbered `R-n`) and audits it.
+    pub async fn file_request(
+        &self,
+        new: NewRequest,
+        actor: &Actor,
+        source: Option<&str>,
+    ) -> Result<WorkRequest> {
+        let mut tx = self.begin().await?;
+        let number: i64 = sqlx::query(
+            "UPDATE counters SET value = value + 1 WHERE name = 'work_request' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("value")?;
+        let created = now();
+        let request = WorkRequest {
+            id: RequestId::new(),
+            number,
+            requester: new.requester,
+            vendor_id: new.vendor_id,
+            target_id: new.target_id,
+            target_name: new.target_name,
+            level: new.level,
+            window: new.window,
+            reason: new.reason,
+            plan: new.plan,
+            emergency: new.emergency,
+            status: RequestStatus::Submitted,
+            approvals: vec![],
+            created_at: created,
+        };
+        sqlx::query(
+            "INSERT INTO work_requests (id, number, requester_id, vendor_id, target_id, level, window_start, window_end, reason, plan, emergency, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(request.id.to_string())
+        .bind(number)
+        .bind(request.requester.to_string())
+        .bind(request.vendor_id.to_string())
+        .bind(request.target_id.to_string())
+        .bind(request.level.as_str())
+        .bind(micros(request.window.start))
+        .bind(micros(request.window.end))
+        .bind(&request.reason)
+        .bind(&request.plan)
+        .bind(request.emergency)
+        .bind(request.status.as_str())
+        .bind(micros(created))
+        .bind(micros(created))
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: actor.clone(),
+                outcome: Outcome::Success,
+                vendor_id: Some(request.vendor_id),
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::RequestFiled {
+                    request: request.id,
+                    number,
+                    target: request.target_id,
+                    level: request.level,
+                    emergency: request.emergency,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(request)
+    }
+
+    pub async fn request(&self, id: RequestId) -> Result<Option<StoredRequest>> {
+        load(&mut *self.pool.acquire().await?, id).await
+    }
+
+    /// Requests matching `filter`, newest first, with their approvals.
+    pub async fn requests(&self, filter: &RequestFilter) -> Result<Vec<StoredRequest>> {
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM work_requests r JOIN targets t ON t.id = r.target_id WHERE 1 = 1"
+        );
+        let mut args: Vec<String> = vec![];
+        let mut cond = |col: &str, value: String| {
+            args.push(value);
+            sql.push_str(&format!(" AND {col} = ${}", args.len()));
+        };
+        if let Some(v) = filter.vendor_id {
+            cond("r.vendor_id", v.to_string());
+        }
+        if let Some(u) = filter.requester {
+            cond("r.requester_id", u.to_string());
+        }
+        if let Some(t) = filter.target_id {
+            cond("r.target_id", t.to_string());
+        }
+        if let Some(s) = filter.status {
+            cond("r.status", s.as_str().to_owned());
+        }
+        let limit = if filter.limit <= 0 {
+            200
+        } else {
+            filter.limit.min(1000)
+        };
+        sql.push_str(&format!(" ORDER BY r.number DESC LIMIT {limit}"));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in args {
+            q = q.bind(a);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (mut request, report) = row_to_request(row)?;
+            request.approvals = approvals_of(&mut conn, request.id).await?;
+            out.push(StoredRequest { request, report });
+        }
+        Ok(out)
+    }
+
+    /// A person's action on a request, decided by the domain's state machine. Allowed actions
+    /// and refusals are both audited; a refusal returns the rule's reason.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn act_on_request(
+        &self,
+        id: RequestId,
+        action: RequestAction,
+        comment: Option<String>,
+        by: &User,
+        policy: &Policy,
+        zone: &DisplayZone,
+        source: Option<&str>,
+    ) -> std::result::Result<WorkRequest, ActionError> {
+        let mut tx = self.begin().await?;
+        let StoredRequest { mut request, .. } = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        let vendor = vendor_in(&mut tx, request.vendor_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("vendor of request {id} missing")))?;
+        let ctx = RuleContext {
+            policy,
+            vendor: &vendor,
+            now: now(),
+            zone,
+        };
+        let event = match action {
+            RequestAction::Approve => RequestEvent::Approve {
+                approver: by,
+                comment: comment.clone(),
+            },
+            RequestAction::Reject => RequestEvent::Reject {
+                approver: by,
+                comment: comment.clone(),
+            },
+            RequestAction::Cancel => RequestEvent::Cancel { by: by.id },
+            RequestAction::Revoke => RequestEvent::Revoke { by },
+        };
+        let actor = Actor::User {
+            id: by.id,
+            username: by.username.clone(),
+            role: by.role,
+        };
+        let audit_ev = |outcome, reason, status: RequestStatus| NewAuditEvent {
+            actor: actor.clone(),
+            outcome,
+            vendor_id: Some(request.vendor_id),
+            source_addr: source.map(str::to_owned),
+            reason,
+            event: AuditEvent::RequestDecided {
+                request: id,
+                number: request.number,
+                action: action.as_str().to_owned(),
+                status: status.as_str().to_owned(),
+            },
+        };
+        match request.apply(&event, &ctx) {
+            Err(rule) => {
+                audit::append(
+                    &mut tx,
+                    audit_ev(Outcome::Denied, Some(rule.to_string()), request.status),
+                )
+                .await?;
+                tx.commit().await.map_err(StoreError::from)?;
+                Err(ActionError::Rule(rule))
+            }
+            Ok(transition) => {
+                sqlx::query("UPDATE work_requests SET status = $1, updated_at = $2 WHERE id = $3")
+                    .bind(transition.status.as_str())
+                    .bind(micros(ctx.now))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                if let Some(a) = &transition.record {
+                    sqlx::query("INSERT INTO approvals (id, request_id, approver_id, verdict, comment, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(uuid::Uuid::new_v4().to_string())
+                        .bind(id.to_string())
+                        .bind(a.approver.to_string())
+                        .bind(match a.verdict {
+                            Verdict::Approve => "approve",
+                            Verdict::Reject => "reject",
+                        })
+                        .bind(&a.comment)
+                        .bind(micros(a.at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                }
+                audit::append(
+                    &mut tx,
+                    audit_ev(Outcome::Success, comment, transition.status),
+                )
+                .await?;
+                tx.commit().await.map_err(StoreError::from)?;
+                request.status = transition.status;
+                request.approvals.extend(transition.record);
+                Ok(request)
+            }
+        }
+    }
+
+    /// The requester's report of the work done. Completes an active request.
+    pub async fn report_work(
+        &self,
+        id: RequestId,
+        text: String,
+        by: &User,
+        policy: &Policy,
+        zone: &DisplayZone,
+        source: Option<&str>,
+    ) -> std::result::Result<WorkRequest, ActionError> {
+        let mut tx = self.begin().await?;
+        let StoredRequest { mut request, .. } = load(&mut tx, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        if request.requester != by.id {
+            return Err(ActionError::Rule(TransitionError::NotRequester {
+                number: request.number,
+                action: "report on",
+            }));
+        }
+        let status = match request.status {
+            RequestStatus::Active => {
+                let vendor = vendor_in(&mut tx, request.vendor_id)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("vendor of request {id} missing"))
+                    })?;
+                let ctx = RuleContext {
+                    policy,
+                    vendor: &vendor,
+                    now: now(),
+                    zone,
+                };
+                request
+                    .apply(&RequestEvent::Complete { by: by.id }, &ctx)?
+                    .status
+            }
+            RequestStatus::Completed | RequestStatus::Expired | RequestStatus::Revoked => {
+                request.status
+            }
+            other => {
+                return Err(ActionError::Rule(TransitionError::InvalidState {
+                    number: request.number,
+                    status: other,
+                    event: "report",
+                }));
+            }
+        };
+        sqlx::query(
+            "UPDATE work_requests SET report = $1, status = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(&text)
+        .bind(status.as_str())
+        .bind(micros(now()))
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::User {
+                    id: by.id,
+                    username: by.username.clone(),
+                    role: by.role,
+                },
+                outcome: Outcome::Success,
+                vendor_id: Some(request.vendor_id),
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::RequestDecided {
+                    request: id,
+                    number: request.number,
+                    action: "report".into(),
+                    status: status.as_str().into(),
+                },
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        request.status = status;
+        Ok(request)
+    }
+}

@@ -1,0 +1,188 @@
+//! Sessions (written by the gateway) and their review sign-off (written by approvers).
+
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::ids::{SessionId, VendorId};
+use sekisho_domain::session::{Session, SessionEnd, Transport};
+use sekisho_domain::user::User;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::audit::{self, NewAuditEvent};
+use super::{Result, Store, StoreError, from_micros, micros, now, parse};
+
+/// A session with its review state.
+#[derive(Clone, Debug)]
+pub struct StoredSession {
+    pub session: Session,
+    pub review: Review,
+}
+
+/// Whether IT has checked what was done (case 6: 作業内容のチェック).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Review {
+    Pending,
+    SignedOff {
+        by: String,
+        at: jiff::Timestamp,
+        comment: Option<String>,
+    },
+}
+
+const COLUMNS: &str = "s.id, s.request_id, s.user_id, s.vendor_id, s.target_id, s.level, s.transport, s.source_addr, \
+    s.started_at, s.ended_at, s.end_reason, s.bytes_to_target, s.bytes_from_target, s.review_status, \
+    u.username AS reviewer, s.reviewed_at, s.review_comment";
+
+fn end_from(s: &str) -> Result<SessionEnd> {
+    Ok(match s {
+        "closed" => SessionEnd::Closed,
+        "window_ended" => SessionEnd::WindowEnded,
+        "terminated" => SessionEnd::Terminated,
+        "revoked" => SessionEnd::Revoked,
+        "recording_failed" => SessionEnd::RecordingFailed,
+        "aborted" => SessionEnd::Aborted,
+        other => return Err(StoreError::Corrupt(format!("session end `{other}`"))),
+    })
+}
+
+fn row_to_session(row: &AnyRow) -> Result<StoredSession> {
+    let ended: Option<i64> = row.try_get("ended_at")?;
+    let end: Option<String> = row.try_get("end_reason")?;
+    let to: i64 = row.try_get("bytes_to_target")?;
+    let from: i64 = row.try_get("bytes_from_target")?;
+    let review = match row.try_get::<String, _>("review_status")?.as_str() {
+        "signed_off" => Review::SignedOff {
+            by: row
+                .try_get::<Option<String>, _>("reviewer")?
+                .unwrap_or_default(),
+            at: from_micros(
+                row.try_get::<Option<i64>, _>("reviewed_at")?
+                    .unwrap_or_default(),
+            )?,
+            comment: row.try_get("review_comment")?,
+        },
+        _ => Review::Pending,
+    };
+    Ok(StoredSession {
+        session: Session {
+            id: parse("session id", &row.try_get::<String, _>("id")?)?,
+            request_id: parse("request id", &row.try_get::<String, _>("request_id")?)?,
+            user_id: parse("user id", &row.try_get::<String, _>("user_id")?)?,
+            vendor_id: parse("vendor id", &row.try_get::<String, _>("vendor_id")?)?,
+            target_id: parse("target id", &row.try_get::<String, _>("target_id")?)?,
+            level: parse("access level", &row.try_get::<String, _>("level")?)?,
+            transport: match row.try_get::<String, _>("transport")?.as_str() {
+                "quic" => Transport::Quic,
+                _ => Transport::Ssh,
+            },
+            source_addr: row.try_get("source_addr")?,
+            started_at: from_micros(row.try_get("started_at")?)?,
+            ended_at: ended.map(from_micros).transpose()?,
+            end: end.as_deref().map(end_from).transpose()?,
+            bytes_to_target: u64::try_from(to).unwrap_or_default(),
+            bytes_from_target: u64::try_from(from).unwrap_or_default(),
+        },
+        review,
+    })
+}
+
+impl Store {
+    /// Sessions, newest first; only open ones with `active_only`; one vendor's with `vendor`.
+    pub async fn sessions(
+        &self,
+        active_only: bool,
+        vendor: Option<VendorId>,
+        limit: i64,
+    ) -> Result<Vec<StoredSession>> {
+        let mut sql = format!(
+            "SELECT {COLUMNS} FROM sessions s LEFT JOIN users u ON u.id = s.reviewed_by WHERE 1 = 1"
+        );
+        if active_only {
+            sql.push_str(" AND s.ended_at IS NULL");
+        }
+        if vendor.is_some() {
+            sql.push_str(" AND s.vendor_id = $1");
+        }
+        sql.push_str(&format!(
+            " ORDER BY s.started_at DESC LIMIT {}",
+            limit.clamp(1, 1000)
+        ));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(v) = vendor {
+            q = q.bind(v.to_string());
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_to_session)
+            .collect()
+    }
+
+    pub async fn session(&self, id: SessionId) -> Result<Option<StoredSession>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions s LEFT JOIN users u ON u.id = s.reviewed_by WHERE s.id = $1"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(row_to_session)
+            .transpose()
+    }
+
+    /// An approver signs off the review of a finished session.
+    pub async fn sign_off_session(
+        &self,
+        id: SessionId,
+        by: &User,
+        comment: Option<String>,
+        source: Option<&str>,
+    ) -> Result<StoredSession> {
+        let current = self
+            .session(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
+        if current.session.ended_at.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "session {id} is still open; review it after it ends"
+            )));
+        }
+        if current.review != Review::Pending {
+            return Err(StoreError::Conflict(format!(
+                "session {id} is already signed off"
+            )));
+        }
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE sessions SET review_status = 'signed_off', reviewed_by = $1, reviewed_at = $2, review_comment = $3 WHERE id = $4")
+            .bind(by.id.to_string())
+            .bind(micros(now()))
+            .bind(&comment)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::User {
+                    id: by.id,
+                    username: by.username.clone(),
+                    role: by.role,
+                },
+                outcome: Outcome::Success,
+                vendor_id: Some(current.session.vendor_id),
+                source_addr: source.map(str::to_owned),
+                reason: comment,
+                event: AuditEvent::SessionReviewed {
+                    session: id,
+                    request: current.session.request_id,
+                    target: current.session.target_id,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.session(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {id}")))
+    }
+}

@@ -1,0 +1,402 @@
+//! Targets, their per-level policies, and the sealed credentials the gateway injects.
+
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::ids::TargetId;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::target::{AccessLevel, LevelPolicy, Target};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::audit::{self, NewAuditEvent};
+use super::{Result, Store, StoreError, conflict, json, micros, now, parse, parse_json};
+use crate::crypto::AtRestKey;
+
+/// A secret the gateway uses to log into a target. Never returned by the API.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    Password(Secret<String>),
+    /// An OpenSSH private key.
+    PrivateKey(Secret<String>),
+}
+
+impl Credential {
+    fn kind(&self) -> &'static str {
+        match self {
+            Credential::Password(_) => "password",
+            Credential::PrivateKey(_) => "private_key",
+        }
+    }
+
+    fn secret(&self) -> &Secret<String> {
+        match self {
+            Credential::Password(s) | Credential::PrivateKey(s) => s,
+        }
+    }
+}
+
+/// One access level of a target as given by an admin.
+#[derive(Clone, Debug)]
+pub struct LevelSpec {
+    pub level: AccessLevel,
+    pub policy: LevelPolicy,
+    /// `None` on update keeps the stored credential.
+    pub credential: Option<Credential>,
+}
+
+/// A target as given by an admin.
+#[derive(Clone, Debug)]
+pub struct NewTarget {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Pinned SSH host key (OpenSSH public key line); `None` pins on first use.
+    pub host_key: Option<String>,
+    pub levels: Vec<LevelSpec>,
+}
+
+/// What may change on a target.
+#[derive(Clone, Debug, Default)]
+pub struct TargetChanges {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `Some(None)` clears the pin (re-pinned on next use).
+    pub host_key: Option<Option<String>>,
+    /// Levels to set (replacing that level); credentials may be omitted to keep them.
+    pub levels: Vec<LevelSpec>,
+    /// Levels to remove.
+    pub remove_levels: Vec<AccessLevel>,
+}
+
+fn context(target: TargetId, level: AccessLevel) -> String {
+    format!("sekisho:target:{target}:{}", level.as_str())
+}
+
+fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {
+    let level: AccessLevel = parse("access level", &row.try_get::<String, _>("level")?)?;
+    Ok((
+        level,
+        LevelPolicy {
+            account: row.try_get("account")?,
+            ssh: row.try_get("ssh")?,
+            allowed_ports: parse_json(
+                "allowed ports",
+                &row.try_get::<String, _>("allowed_ports")?,
+            )?,
+            port_forwarding: row.try_get("port_forwarding")?,
+            file_upload: row.try_get("file_upload")?,
+        },
+    ))
+}
+
+async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<Option<Target>> {
+    let sql = format!("SELECT id, name, host, port, host_key FROM targets WHERE {where_sql}");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(arg)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: TargetId = parse("target id", &row.try_get::<String, _>("id")?)?;
+    let port: i64 = row.try_get("port")?;
+    let mut target = Target {
+        id,
+        name: row.try_get("name")?,
+        host: row.try_get("host")?,
+        port: u16::try_from(port)
+            .map_err(|_| StoreError::Corrupt(format!("target port {port}")))?,
+        reference: None,
+        change: None,
+        host_key: row.try_get("host_key")?,
+    };
+    let levels = sqlx::query(
+        "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload FROM target_levels WHERE target_id = $1",
+    )
+    .bind(id.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &levels {
+        let (level, policy) = row_to_level(row)?;
+        match level {
+            AccessLevel::Reference => target.reference = Some(policy),
+            AccessLevel::Change => target.change = Some(policy),
+        }
+    }
+    Ok(Some(target))
+}
+
+async fn put_level(
+    conn: &mut AnyConnection,
+    key: &AtRestKey,
+    target: TargetId,
+    spec: &LevelSpec,
+) -> Result<()> {
+    let level = spec.level.as_str();
+    let sealed = match &spec.credential {
+        Some(c) => Some((
+            c.kind(),
+            key.seal(c.secret(), &context(target, spec.level))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let p = &spec.policy;
+    let exists =
+        sqlx::query("SELECT 1 AS x FROM target_levels WHERE target_id = $1 AND level = $2")
+            .bind(target.to_string())
+            .bind(level)
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
+    match (exists, sealed) {
+        (false, None) => {
+            return Err(StoreError::Conflict(format!(
+                "level {level} needs a credential the first time it is defined"
+            )));
+        }
+        (false, Some((kind, sealed))) => {
+            sqlx::query(
+                "INSERT INTO target_levels (target_id, level, account, credential_kind, credential_sealed, ssh, allowed_ports, port_forwarding, file_upload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(target.to_string())
+            .bind(level)
+            .bind(&p.account)
+            .bind(kind)
+            .bind(sealed)
+            .bind(p.ssh)
+            .bind(json(&p.allowed_ports)?)
+            .bind(p.port_forwarding)
+            .bind(p.file_upload)
+            .execute(&mut *conn)
+            .await?;
+        }
+        (true, sealed) => {
+            sqlx::query(
+                "UPDATE target_levels SET account = $1, ssh = $2, allowed_ports = $3, port_forwarding = $4, file_upload = $5 WHERE target_id = $6 AND level = $7",
+            )
+            .bind(&p.account)
+            .bind(p.ssh)
+            .bind(json(&p.allowed_ports)?)
+            .bind(p.port_forwarding)
+            .bind(p.file_upload)
+            .bind(target.to_string())
+            .bind(level)
+            .execute(&mut *conn)
+            .await?;
+            if let Some((kind, sealed)) = sealed {
+                sqlx::query("UPDATE target_levels SET credential_kind = $1, credential_sealed = $2 WHERE target_id = $3 AND level = $4")
+                    .bind(kind)
+                    .bind(sealed)
+                    .bind(target.to_string())
+                    .bind(level)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn create_target(
+        &self,
+        key: &AtRestKey,
+        new: NewTarget,
+        actor: &Actor,
+        source: Option<&str>,
+    ) -> Result<Target> {
+        let id = TargetId::new();
+        let t = now();
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO targets (id, name, host, port, host_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id.to_string())
+            .bind(&new.name)
+            .bind(&new.host)
+            .bind(i64::from(new.port))
+            .bind(&new.host_key)
+            .bind(micros(t))
+            .bind(micros(t))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || format!("a target named `{}` already exists", new.name)))?;
+        for spec in &new.levels {
+            put_level(&mut tx, key, id, spec).await?;
+        }
+        let target = load(&mut tx, "id = $1", id.to_string())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
+        let ev = |event| NewAuditEvent {
+            actor: actor.clone(),
+            outcome: Outcome::Success,
+            vendor_id: None,
+            source_addr: source.map(str::to_owned),
+            reason: None,
+            event,
+        };
+        audit::append(
+            &mut tx,
+            ev(AuditEvent::TargetCreated {
+                target: id,
+                name: target.name.clone(),
+            }),
+        )
+        .await?;
+        if let Some(k) = &target.host_key {
+            audit::append(
+                &mut tx,
+                ev(AuditEvent::HostKeyPinned {
+                    target: id,
+                    name: target.name.clone(),
+                    fingerprint: k.clone(),
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(target)
+    }
+
+    pub async fn target(&self, id: TargetId) -> Result<Option<Target>> {
+        load(&mut *self.pool.acquire().await?, "id = $1", id.to_string()).await
+    }
+
+    pub async fn target_by_name(&self, name: &str) -> Result<Option<Target>> {
+        load(
+            &mut *self.pool.acquire().await?,
+            "name = $1",
+            name.to_owned(),
+        )
+        .await
+    }
+
+    pub async fn targets(&self) -> Result<Vec<Target>> {
+        let ids: Vec<String> = sqlx::query("SELECT id FROM targets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(load(&mut conn, "id = $1", id).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn update_target(
+        &self,
+        key: &AtRestKey,
+        id: TargetId,
+        changes: TargetChanges,
+        actor: &Actor,
+        source: Option<&str>,
+    ) -> Result<Target> {
+        let mut tx = self.begin().await?;
+        let mut t = load(&mut tx, "id = $1", id.to_string())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
+        let mut changed = vec![];
+        if let Some(name) = changes.name {
+            changed.push("name".to_owned());
+            t.name = name;
+        }
+        if let Some(host) = changes.host {
+            changed.push("host".to_owned());
+            t.host = host;
+        }
+        if let Some(port) = changes.port {
+            changed.push("port".to_owned());
+            t.port = port;
+        }
+        if let Some(hk) = changes.host_key {
+            changed.push(
+                if hk.is_some() {
+                    "host_key pinned"
+                } else {
+                    "host_key cleared"
+                }
+                .to_owned(),
+            );
+            t.host_key = hk;
+        }
+        sqlx::query("UPDATE targets SET name = $1, host = $2, port = $3, host_key = $4, updated_at = $5 WHERE id = $6")
+            .bind(&t.name)
+            .bind(&t.host)
+            .bind(i64::from(t.port))
+            .bind(&t.host_key)
+            .bind(micros(now()))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || format!("a target named `{}` already exists", t.name)))?;
+        for spec in &changes.levels {
+            put_level(&mut tx, key, id, spec).await?;
+            changed.push(format!(
+                "level {}{}",
+                spec.level.as_str(),
+                if spec.credential.is_some() {
+                    " (credential replaced)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for level in &changes.remove_levels {
+            sqlx::query("DELETE FROM target_levels WHERE target_id = $1 AND level = $2")
+                .bind(id.to_string())
+                .bind(level.as_str())
+                .execute(&mut *tx)
+                .await?;
+            changed.push(format!("level {} removed", level.as_str()));
+        }
+        let target = load(&mut tx, "id = $1", id.to_string())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: actor.clone(),
+                outcome: Outcome::Success,
+                vendor_id: None,
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::TargetUpdated {
+                    target: id,
+                    name: target.name.clone(),
+                    changes: changed,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(target)
+    }
+
+    /// The credential of `level` on `target`, opened with the at-rest key (for the gateway).
+    pub async fn target_credential(
+        &self,
+        key: &AtRestKey,
+        target: TargetId,
+        level: AccessLevel,
+    ) -> Result<Credential> {
+        let row = sqlx::query("SELECT credential_kind, credential_sealed FROM target_levels WHERE target_id = $1 AND level = $2")
+            .bind(target.to_string())
+            .bind(level.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("{} credential of target {target}", level.as_str())))?;
+        let kind: String = row.try_get("credential_kind")?;
+        let sealed: String = row.try_get("credential_sealed")?;
+        let secret = key
+            .open(&sealed, &context(target, level))
+            .map_err(|e| StoreError::Corrupt(format!("credential of target {target}: {e}")))?;
+        match kind.as_str() {
+            "password" => Ok(Credential::Password(secret)),
+            "private_key" => Ok(Credential::PrivateKey(secret)),
+            other => Err(StoreError::Corrupt(format!("credential kind `{other}`"))),
+        }
+    }
+}
