@@ -1,5 +1,6 @@
 -- Sekisho schema. Portable between SQLite and PostgreSQL: ids are UUID text, times are
--- BIGINT microseconds since the Unix epoch (UTC), structured values are JSON text.
+-- BIGINT microseconds since the Unix epoch (UTC), flags are BIGINT 0/1 (sqlx's Any driver
+-- cannot read SQLite booleans), structured values are JSON text.
 
 CREATE TABLE vendors (
     id          TEXT PRIMARY KEY,
@@ -56,10 +57,10 @@ CREATE TABLE target_levels (
     credential_kind   TEXT NOT NULL CHECK (credential_kind IN ('password', 'private_key')),
     -- AES-256-GCM under the at-rest key in DATA_DIR/keys; never returned by the API.
     credential_sealed TEXT NOT NULL,
-    ssh               BOOLEAN NOT NULL,
+    ssh               BIGINT NOT NULL CHECK (ssh IN (0, 1)),
     allowed_ports     TEXT NOT NULL,
-    port_forwarding   BOOLEAN NOT NULL,
-    file_upload       BOOLEAN NOT NULL,
+    port_forwarding   BIGINT NOT NULL CHECK (port_forwarding IN (0, 1)),
+    file_upload       BIGINT NOT NULL CHECK (file_upload IN (0, 1)),
     PRIMARY KEY (target_id, level)
 );
 
@@ -74,7 +75,7 @@ CREATE TABLE work_requests (
     window_end   BIGINT NOT NULL,
     reason       TEXT NOT NULL,
     plan         TEXT NOT NULL,
-    emergency    BOOLEAN NOT NULL,
+    emergency    BIGINT NOT NULL CHECK (emergency IN (0, 1)),
     status       TEXT NOT NULL CHECK (status IN ('submitted', 'approved', 'rejected', 'cancelled',
                                                  'active', 'completed', 'expired', 'revoked')),
     report       TEXT,

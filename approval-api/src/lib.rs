@@ -2,8 +2,9 @@
 //! log, credential sealing, password hashing, and the HTTP API that hospital IT, vendors and
 //! auditors use.
 
+pub mod api;
 pub mod crypto;
-pub mod http;
+pub mod events;
 pub mod password;
 pub mod store;
 

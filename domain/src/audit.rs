@@ -13,6 +13,7 @@ use crate::target::AccessLevel;
 use crate::user::Role;
 
 /// Whether the thing audited happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

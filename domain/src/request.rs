@@ -22,6 +22,7 @@ use crate::user::User;
 use crate::vendor::{AttestationProblem, Vendor, VendorStatus};
 
 /// Where a request is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
@@ -130,6 +131,7 @@ pub fn validate_window(window: Window, policy: &Policy, now: Timestamp) -> Resul
 }
 
 /// An approver's decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

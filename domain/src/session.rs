@@ -7,6 +7,7 @@ use crate::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
 use crate::target::AccessLevel;
 
 /// How the vendor reached the gateway.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
@@ -26,6 +27,7 @@ impl Transport {
 }
 
 /// How a session ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionEnd {

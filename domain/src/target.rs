@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::TargetId;
 
 /// What a work request asks for (the guideline's 参照 / 変更).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessLevel {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{UserId, VendorId};
 
 /// What an account may do. Checked in one place by the API.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -62,6 +63,7 @@ impl FromStr for Role {
 }
 
 /// Whether an account may be used at all.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {

@@ -7,6 +7,7 @@ use crate::ids::VendorId;
 use crate::policy::ChecklistItem;
 
 /// Whether a vendor may work for the hospital.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VendorStatus {

@@ -60,12 +60,14 @@ pub struct GatewayKeys {
     pub dir: PathBuf,
     /// PKCS#8 PEM of the Ed25519 token-signing key.
     pub jwt_pem: Secret<String>,
+    /// SPKI PEM of the token-signing key's public half.
+    pub jwt_public_pem: String,
     /// Key id put in token headers, so keys can rotate.
     pub jwt_kid: String,
     pub ssh_host: PrivateKey,
     pub ca_key_pem: Secret<String>,
     pub ca_cert_pem: String,
-    pub at_rest: AtRestKey,
+    pub at_rest: std::sync::Arc<AtRestKey>,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -102,6 +104,7 @@ impl GatewayKeys {
             KeyPair::from_pem(&jwt_pem).map_err(|e| invalid(dir, JWT_KEY, "Ed25519 PEM key", e))?;
         let jwt_kid =
             hex::encode(&digest(&SHA256, &jwt_pair.subject_public_key_info()).as_ref()[..8]);
+        let jwt_public_pem = jwt_pair.public_key_pem();
 
         let ssh_pem = ensure(dir, SSH_HOST_KEY, &mut created, || {
             let mut seed = [0u8; 32];
@@ -151,11 +154,12 @@ impl GatewayKeys {
             Self {
                 dir: dir.to_owned(),
                 jwt_pem: Secret::new(jwt_pem),
+                jwt_public_pem,
                 jwt_kid,
                 ssh_host,
                 ca_key_pem: Secret::new(ca_key_pem),
                 ca_cert_pem,
-                at_rest,
+                at_rest: std::sync::Arc::new(at_rest),
             },
             created,
         ))

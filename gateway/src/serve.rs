@@ -5,8 +5,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use std::net::SocketAddr as PeerAddr;
+use std::sync::Arc;
+
+use jiff::SignedDuration;
 use sekisho_approval_api::Store;
-use sekisho_approval_api::http::{AppState, router};
+use sekisho_approval_api::api::auth::TokenKeys;
+use sekisho_approval_api::api::{ApiSettings, ApiState, router};
+use sekisho_approval_api::events::Events;
 use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_config::Config;
 use sekisho_domain::audit::AuditEvent;
@@ -75,18 +81,28 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         .await?;
     tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
 
-    let app = router(AppState {
+    let events = Events::new();
+    let api_state = ApiState {
         store: store.clone(),
-    })
-    .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
-    .layer(GlobalConcurrencyLimitLayer::new(
-        config.server.max_connections as usize,
-    ))
-    .layer(TraceLayer::new_for_http());
+        tokens: Arc::new(TokenKeys::ed25519(
+            keys.jwt_kid.clone(),
+            &keys.jwt_pem,
+            &keys.jwt_public_pem,
+        )?),
+        at_rest: keys.at_rest.clone(),
+        settings: Arc::new(api_settings(config)),
+        events: events.clone(),
+    };
+    let app = router(api_state)
+        .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.server.max_connections as usize,
+        ))
+        .layer(TraceLayer::new_for_http());
     let grace = Duration::from_secs(u64::from(config.server.shutdown_grace_seconds));
     let stop = shutdown.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(api, app)
+        axum::serve(api, app.into_make_service_with_connect_info::<PeerAddr>())
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
             .map_err(GatewayError::Serve)
@@ -123,6 +139,20 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         ssh_host_fingerprint,
         done,
     })
+}
+
+/// The API's view of the configuration.
+pub fn api_settings(config: &Config) -> ApiSettings {
+    ApiSettings {
+        policy: config.domain_policy(),
+        zone: config.display_zone(),
+        token_ttl_minutes: config.api.token_ttl_minutes,
+        login_max_failures: config.api.login_max_failures,
+        lockout: SignedDuration::from_mins(i64::from(config.api.lockout_minutes)),
+        attestation_validity: SignedDuration::from_hours(
+            24 * i64::from(config.policy.attestation_validity_days),
+        ),
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {

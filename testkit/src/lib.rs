@@ -3,6 +3,7 @@
 //! running the real binaries. Used only as a dev-dependency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod postgres;
 
 use sekisho_approval_api::Store;

@@ -297,3 +297,92 @@ impl Store {
             .collect()
     }
 }
+
+/// Which audit events to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub from: Option<jiff::Timestamp>,
+    pub to: Option<jiff::Timestamp>,
+    pub vendor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub kind: Option<String>,
+    pub outcome: Option<Outcome>,
+}
+
+/// Which way to page.
+#[derive(Clone, Copy, Debug)]
+pub enum Page {
+    /// Newest first, rows with `seq < before` (all when `None`).
+    NewestBefore(Option<i64>),
+    /// Oldest first, rows with `seq > after` (exports).
+    OldestAfter(i64),
+}
+
+impl Store {
+    /// One page of events matching `filter`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        page: Page,
+        limit: i64,
+    ) -> Result<Vec<StoredAuditEvent>> {
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
+        let mut texts: Vec<String> = vec![];
+        let mut ints: Vec<(usize, i64)> = vec![];
+        let mut n = 0usize;
+        let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
+            if let Some(v) = v {
+                n += 1;
+                sql.push_str(&format!(" AND {col} = ${n}"));
+                texts.push(v.clone());
+            }
+        };
+        text("vendor_id", &filter.vendor_id, &mut sql);
+        text("user_id", &filter.user_id, &mut sql);
+        text("target_id", &filter.target_id, &mut sql);
+        text("request_id", &filter.request_id, &mut sql);
+        text("kind", &filter.kind, &mut sql);
+        text(
+            "outcome",
+            &filter.outcome.map(|o| o.as_str().to_owned()),
+            &mut sql,
+        );
+        // Integer conditions follow the text ones, so placeholders stay in order.
+        let base = texts.len();
+        let mut add_int = |cond: &str, v: i64, sql: &mut String| {
+            let idx = base + ints.len() + 1;
+            ints.push((idx, v));
+            sql.push_str(&cond.replace("$?", &format!("${idx}")));
+        };
+        if let Some(f) = filter.from {
+            add_int(" AND at >= $?", micros(f), &mut sql);
+        }
+        if let Some(t) = filter.to {
+            add_int(" AND at < $?", micros(t), &mut sql);
+        }
+        match page {
+            Page::NewestBefore(Some(b)) => add_int(" AND seq < $?", b, &mut sql),
+            Page::NewestBefore(None) => {}
+            Page::OldestAfter(a) => add_int(" AND seq > $?", a, &mut sql),
+        }
+        sql.push_str(match page {
+            Page::NewestBefore(_) => " ORDER BY seq DESC",
+            Page::OldestAfter(_) => " ORDER BY seq ASC",
+        });
+        sql.push_str(&format!(" LIMIT {}", limit.clamp(1, 10_000)));
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+        for t in texts {
+            q = q.bind(t);
+        }
+        for (_, v) in ints {
+            q = q.bind(v);
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_to_stored)
+            .collect()
+    }
+}

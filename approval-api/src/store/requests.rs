@@ -80,7 +80,7 @@ fn row_to_request(row: &AnyRow) -> Result<(WorkRequest, Option<String>)> {
             },
             reason: row.try_get("reason")?,
             plan: row.try_get("plan")?,
-            emergency: row.try_get("emergency")?,
+            emergency: row.try_get::<i64, _>("emergency")? != 0,
             status: parse("request status", &row.try_get::<String, _>("status")?)?,
             approvals: vec![],
             created_at: from_micros(row.try_get("created_at")?)?,
@@ -190,7 +190,7 @@ impl Store {
         .bind(micros(request.window.end))
         .bind(&request.reason)
         .bind(&request.plan)
-        .bind(request.emergency)
+        .bind(i64::from(request.emergency))
         .bind(request.status.as_str())
         .bind(micros(created))
         .bind(micros(created))

@@ -78,13 +78,13 @@ fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {
         level,
         LevelPolicy {
             account: row.try_get("account")?,
-            ssh: row.try_get("ssh")?,
+            ssh: row.try_get::<i64, _>("ssh")? != 0,
             allowed_ports: parse_json(
                 "allowed ports",
                 &row.try_get::<String, _>("allowed_ports")?,
             )?,
-            port_forwarding: row.try_get("port_forwarding")?,
-            file_upload: row.try_get("file_upload")?,
+            port_forwarding: row.try_get::<i64, _>("port_forwarding")? != 0,
+            file_upload: row.try_get::<i64, _>("file_upload")? != 0,
         },
     ))
 }
@@ -165,10 +165,10 @@ async fn put_level(
             .bind(&p.account)
             .bind(kind)
             .bind(sealed)
-            .bind(p.ssh)
+            .bind(i64::from(p.ssh))
             .bind(json(&p.allowed_ports)?)
-            .bind(p.port_forwarding)
-            .bind(p.file_upload)
+            .bind(i64::from(p.port_forwarding))
+            .bind(i64::from(p.file_upload))
             .execute(&mut *conn)
             .await?;
         }
@@ -177,10 +177,10 @@ async fn put_level(
                 "UPDATE target_levels SET account = $1, ssh = $2, allowed_ports = $3, port_forwarding = $4, file_upload = $5 WHERE target_id = $6 AND level = $7",
             )
             .bind(&p.account)
-            .bind(p.ssh)
+            .bind(i64::from(p.ssh))
             .bind(json(&p.allowed_ports)?)
-            .bind(p.port_forwarding)
-            .bind(p.file_upload)
+            .bind(i64::from(p.port_forwarding))
+            .bind(i64::from(p.file_upload))
             .bind(target.to_string())
             .bind(level)
             .execute(&mut *conn)

@@ -149,3 +149,246 @@ impl Store {
         )
     }
 }
+
+/// What may change on an account.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub display_name: Option<String>,
+    pub email: Option<Option<String>>,
+    pub status: Option<UserStatus>,
+    pub expires_at: Option<Option<Timestamp>>,
+    pub password_hash: Option<String>,
+}
+
+/// Where an account stands with failed logins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginLock {
+    pub failures: i64,
+    pub locked_until: Option<Timestamp>,
+}
+
+/// A registered SSH public key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshKey {
+    pub id: String,
+    pub user_id: UserId,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub comment: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl Store {
+    /// Accounts, optionally of one vendor, by username.
+    pub async fn users(&self, vendor: Option<VendorId>) -> Result<Vec<User>> {
+        let sql = match vendor {
+            Some(_) => {
+                format!("SELECT {COLUMNS} FROM users WHERE vendor_id = $1 ORDER BY username")
+            }
+            None => format!("SELECT {COLUMNS} FROM users ORDER BY username"),
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(v) = vendor {
+            q = q.bind(v.to_string());
+        }
+        q.fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_to_user)
+            .collect()
+    }
+
+    pub async fn update_user(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        actor: &Actor,
+        source: Option<&str>,
+    ) -> Result<User> {
+        let mut tx = self.begin().await?;
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+        let mut user = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(row_to_user)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        let mut changed = vec![];
+        if let Some(d) = changes.display_name {
+            changed.push("display_name".to_owned());
+            user.display_name = d;
+        }
+        if let Some(e) = changes.email {
+            changed.push("email".to_owned());
+            user.email = e;
+        }
+        if let Some(s) = changes.status
+            && s != user.status
+        {
+            changed.push(format!(
+                "status: {} -> {}",
+                user.status.as_str(),
+                s.as_str()
+            ));
+            user.status = s;
+        }
+        if let Some(e) = changes.expires_at {
+            changed.push("expires_at".to_owned());
+            user.expires_at = e;
+        }
+        sqlx::query("UPDATE users SET display_name = $1, email = $2, status = $3, expires_at = $4, updated_at = $5 WHERE id = $6")
+            .bind(&user.display_name)
+            .bind(&user.email)
+            .bind(user.status.as_str())
+            .bind(user.expires_at.map(micros))
+            .bind(micros(super::now()))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(hash) = changes.password_hash {
+            changed.push("password".to_owned());
+            sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
+                .bind(hash)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: actor.clone(),
+                outcome: Outcome::Success,
+                vendor_id: user.vendor_id,
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::UserUpdated {
+                    user: id,
+                    username: user.username.clone(),
+                    changes: changed,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn login_lock(&self, id: UserId) -> Result<LoginLock> {
+        let row = sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        let locked: Option<i64> = row.try_get("locked_until")?;
+        Ok(LoginLock {
+            failures: row.try_get("failed_logins")?,
+            locked_until: locked.map(from_micros).transpose()?,
+        })
+    }
+
+    /// Counts a failed login; the `max_failures`-th in a row locks the account for `lockout`.
+    pub async fn record_login_failure(
+        &self,
+        id: UserId,
+        max_failures: u32,
+        lockout: jiff::SignedDuration,
+    ) -> Result<LoginLock> {
+        let mut tx = self.begin().await?;
+        let failures: i64 = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
+            .bind(id.to_string())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("failed_logins")?;
+        let mut locked_until = None;
+        if failures >= i64::from(max_failures) {
+            let until = super::now() + lockout;
+            sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2")
+                .bind(micros(until))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            locked_until = Some(until);
+        }
+        tx.commit().await?;
+        Ok(LoginLock {
+            failures,
+            locked_until,
+        })
+    }
+
+    pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
+        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_ssh_key(
+        &self,
+        user: &User,
+        public_key: String,
+        fingerprint: String,
+        comment: Option<String>,
+        actor: &Actor,
+        source: Option<&str>,
+    ) -> Result<SshKey> {
+        let key = SshKey {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user.id,
+            public_key,
+            fingerprint,
+            comment,
+            created_at: super::now(),
+        };
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO ssh_keys (id, user_id, public_key, fingerprint, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&key.id)
+            .bind(user.id.to_string())
+            .bind(&key.public_key)
+            .bind(&key.fingerprint)
+            .bind(&key.comment)
+            .bind(micros(key.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || format!("the key {} is already registered", key.fingerprint)))?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: actor.clone(),
+                outcome: Outcome::Success,
+                vendor_id: user.vendor_id,
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::SshKeyAdded {
+                    user: user.id,
+                    username: user.username.clone(),
+                    fingerprint: key.fingerprint.clone(),
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    pub async fn ssh_keys(&self, user: UserId) -> Result<Vec<SshKey>> {
+        sqlx::query("SELECT id, user_id, public_key, fingerprint, comment, created_at FROM ssh_keys WHERE user_id = $1 ORDER BY created_at")
+            .bind(user.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SshKey {
+                    id: row.try_get("id")?,
+                    user_id: parse("user id", &row.try_get::<String, _>("user_id")?)?,
+                    public_key: row.try_get("public_key")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    comment: row.try_get("comment")?,
+                    created_at: from_micros(row.try_get("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,214 @@
+//! The audit log over HTTP: filtered, cursor-paged reading, streamed CSV/JSONL export, and
+//! chain verification.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::stream;
+use jiff::Timestamp;
+use sekisho_domain::audit::Outcome;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::dto::{AuditEventView, AuditPage, VerifyView};
+use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::{ApiState, Caller};
+use crate::store::Store;
+use crate::store::audit::{AuditFilter, Page, StoredAuditEvent};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Events at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<Timestamp>,
+    /// Events before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<Timestamp>,
+    pub vendor: Option<String>,
+    pub user: Option<String>,
+    pub target: Option<String>,
+    pub request: Option<String>,
+    /// Event kind, e.g. `login_failed`, `request_decided`, `session_started`.
+    pub kind: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<i64>,
+    /// Page size (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// `json` (default, paged), or `csv` / `jsonl`: the whole filtered log, streamed oldest first.
+    pub format: Option<String>,
+}
+
+/// Read the audit log. Vendor engineers see their own vendor's events only.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses(
+        (status = 200, body = AuditPage, description = "a page of events, newest first; with format=csv or jsonl, a streamed export"),
+        (status = 400, body = ErrorBody)))]
+pub async fn list_audit(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let vendor = match caller.vendor_scope() {
+        Some(own) => Some(own.to_string()),
+        None => q.vendor.clone(),
+    };
+    let filter = AuditFilter {
+        from: q.from,
+        to: q.to,
+        vendor_id: vendor,
+        user_id: q.user.clone(),
+        target_id: q.target.clone(),
+        request_id: q.request.clone(),
+        kind: q.kind.clone(),
+        outcome: q.outcome,
+    };
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => {
+            let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+            let rows = state
+                .store
+                .audit_page(&filter, Page::NewestBefore(q.cursor), limit)
+                .await?;
+            let next_cursor = (rows.len() as i64 == limit)
+                .then(|| rows.last().map(|r| r.entry.seq))
+                .flatten();
+            Ok(Json(AuditPage {
+                events: rows.iter().map(AuditEventView::from).collect(),
+                next_cursor,
+            })
+            .into_response())
+        }
+        "csv" => Ok(export(state.store.clone(), filter, Format::Csv)),
+        "jsonl" => Ok(export(state.store.clone(), filter, Format::Jsonl)),
+        other => Err(ApiError::BadRequest(format!(
+            "unknown format `{other}`: use json, csv or jsonl"
+        ))),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Format {
+    Csv,
+    Jsonl,
+}
+
+const EXPORT_PAGE: i64 = 1000;
+const CSV_HEADER: &str = "seq,at,kind,outcome,actor,user_id,vendor_id,target_id,request_id,source_addr,reason,details,hash\n";
+
+fn encode(rows: &[StoredAuditEvent], format: Format) -> Result<Vec<u8>, String> {
+    match format {
+        Format::Jsonl => {
+            let mut out = Vec::new();
+            for r in rows {
+                serde_json::to_writer(&mut out, &AuditEventView::from(r))
+                    .map_err(|e| e.to_string())?;
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        Format::Csv => {
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            for r in rows {
+                let v = AuditEventView::from(r);
+                w.write_record([
+                    v.seq.to_string(),
+                    v.at.to_string(),
+                    v.kind,
+                    v.outcome.as_str().to_owned(),
+                    v.actor,
+                    v.user_id.unwrap_or_default(),
+                    v.vendor_id.unwrap_or_default(),
+                    v.target_id.unwrap_or_default(),
+                    v.request_id.unwrap_or_default(),
+                    v.source_addr.unwrap_or_default(),
+                    v.reason.unwrap_or_default(),
+                    v.details.to_string(),
+                    v.hash,
+                ])
+                .map_err(|e| e.to_string())?;
+            }
+            w.into_inner().map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Streams the filtered log page by page, so a million rows never sit in memory.
+fn export(store: Store, filter: AuditFilter, format: Format) -> Response {
+    let first = match format {
+        Format::Csv => Some(CSV_HEADER.as_bytes().to_vec()),
+        Format::Jsonl => None,
+    };
+    let body = stream::unfold(
+        (store, filter, 0i64, first, false),
+        move |(store, filter, after, first, done)| async move {
+            if let Some(h) = first {
+                return Some((
+                    Ok::<_, std::io::Error>(h),
+                    (store, filter, after, None, false),
+                ));
+            }
+            if done {
+                return None;
+            }
+            match store
+                .audit_page(&filter, Page::OldestAfter(after), EXPORT_PAGE)
+                .await
+            {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let last = rows.last().map_or(after, |r| r.entry.seq);
+                    let done = (rows.len() as i64) < EXPORT_PAGE;
+                    match encode(&rows, format) {
+                        Ok(bytes) => Some((Ok(bytes), (store, filter, last, None, done))),
+                        Err(e) => Some((
+                            Err(std::io::Error::other(e)),
+                            (store, filter, last, None, true),
+                        )),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export failed mid-stream");
+                    Some((
+                        Err(std::io::Error::other(e.to_string())),
+                        (store, filter, after, None, true),
+                    ))
+                }
+            }
+        },
+    );
+    let (content_type, name) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "sekisho-audit.csv"),
+        Format::Jsonl => ("application/x-ndjson", "sekisho-audit.jsonl"),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Walk the audit log's hash chain and report the first row altered, deleted or inserted.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyView), (status = 403, body = ErrorBody)))]
+pub async fn verify(State(state): State<ApiState>) -> ApiResult<Json<VerifyView>> {
+    let report = state.store.verify_audit_chain(|_| {}).await?;
+    Ok(Json(VerifyView {
+        intact: report.is_intact(),
+        rows: report.rows,
+        last_seq: report.last_seq,
+        problem: report.first_break.map(|b| b.to_string()),
+    }))
+}

@@ -1,0 +1,609 @@
+//! The JSON shapes of the API: what clients send and what they get back. Kept apart from the
+//! domain types so the contract stays stable and never carries a secret.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use sekisho_domain::audit::Outcome;
+use sekisho_domain::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
+use sekisho_domain::policy::Policy;
+use sekisho_domain::request::{ApprovalState, RequestStatus, Verdict, WorkRequest};
+use sekisho_domain::session::{SessionEnd, Transport};
+use sekisho_domain::target::{AccessLevel, LevelPolicy, Target};
+use sekisho_domain::user::{Role, User, UserStatus};
+use sekisho_domain::vendor::{Vendor, VendorStatus};
+use sekisho_domain::zone::DisplayZone;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::store::audit::StoredAuditEvent;
+use crate::store::requests::StoredRequest;
+use crate::store::sessions::{Review, StoredSession};
+use crate::store::users::SshKey;
+
+// ---- users ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: Role,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub vendor_id: Option<VendorId>,
+    pub status: UserStatus,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username.clone(),
+            display_name: u.display_name.clone(),
+            email: u.email.clone(),
+            role: u.role,
+            vendor_id: u.vendor_id,
+            status: u.status,
+            expires_at: u.expires_at,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A vendor engineer's account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVendorUserBody {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// At least 12 characters.
+    #[schema(format = Password)]
+    pub password: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Changes to an account; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchBody {
+    pub display_name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// `disabled` cuts the account off at once, live sessions included.
+    pub status: Option<UserStatus>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<Timestamp>>,
+    #[schema(format = Password)]
+    pub password: Option<String>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SshKeyBody {
+    /// One OpenSSH public key line, e.g. `ssh-ed25519 AAAA... alice@laptop`.
+    pub public_key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SshKeyView {
+    pub id: String,
+    /// `SHA256:...`, as `ssh-keygen -l` shows it.
+    pub fingerprint: String,
+    pub public_key: String,
+    pub comment: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<SshKey> for SshKeyView {
+    fn from(k: SshKey) -> Self {
+        Self {
+            id: k.id,
+            fingerprint: k.fingerprint,
+            public_key: k.public_key,
+            comment: k.comment,
+            created_at: k.created_at,
+        }
+    }
+}
+
+// ---- vendors -------------------------------------------------------------------------
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    pub name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// A vendor's answers to the hospital's security checklist.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationBody {
+    /// Checklist key → whether the measure is in place (see `GET /api/v1/policy`).
+    pub answers: BTreeMap<String, bool>,
+    /// Who signed for the vendor.
+    pub attested_by: String,
+    /// Defaults to now.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub attested_at: Option<Timestamp>,
+    /// Defaults to `attested_at` plus `[policy] attestation_validity_days`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVendorBody {
+    pub name: String,
+    #[serde(default)]
+    pub contact: ContactBody,
+    pub attestation: Option<AttestationBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorPatchBody {
+    pub name: Option<String>,
+    pub contact: Option<ContactBody>,
+    pub attestation: Option<AttestationBody>,
+    /// `suspended` or `offboarded` ends the vendor's live sessions at once; offboarding is final.
+    pub status: Option<VendorStatus>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttestationView {
+    pub answers: BTreeMap<String, bool>,
+    pub attested_by: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub attested_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VendorView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: VendorId,
+    pub name: String,
+    pub contact: ContactBody,
+    pub status: VendorStatus,
+    pub attestation: Option<AttestationView>,
+    /// Whether the attestation currently meets the hospital's checklist.
+    pub qualified: bool,
+    /// Why not, in words (e.g. "expired on 2026-10-01").
+    pub attestation_problem: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl VendorView {
+    pub fn new(v: &Vendor, policy: &Policy, zone: &DisplayZone) -> Self {
+        let problem = v.attestation_problem(&policy.checklist, Timestamp::now());
+        Self {
+            id: v.id,
+            name: v.name.clone(),
+            contact: ContactBody {
+                name: v.contact.name.clone(),
+                email: v.contact.email.clone(),
+                phone: v.contact.phone.clone(),
+            },
+            status: v.status,
+            attestation: v.attestation.as_ref().map(|a| AttestationView {
+                answers: a.answers.iter().map(|x| (x.key.clone(), x.met)).collect(),
+                attested_by: a.attested_by.clone(),
+                attested_at: a.attested_at,
+                expires_at: a.expires_at,
+            }),
+            qualified: problem.is_none(),
+            attestation_problem: problem
+                .map(|p| sekisho_domain::request::describe_attestation(&p, zone)),
+            created_at: v.created_at,
+        }
+    }
+}
+
+// ---- targets -------------------------------------------------------------------------
+
+/// The secret the gateway logs in with: exactly one of the two. Write-only.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialBody {
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// OpenSSH private key (PEM text).
+    pub private_key: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What one access level may do on a target.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelBody {
+    /// The account on the target the gateway logs in as.
+    pub account: String,
+    /// Required when the level is first defined; omit on update to keep the stored one.
+    pub credential: Option<CredentialBody>,
+    #[serde(default = "yes")]
+    pub ssh: bool,
+    #[serde(default)]
+    pub allowed_ports: Vec<u16>,
+    #[serde(default)]
+    pub port_forwarding: bool,
+    #[serde(default)]
+    pub file_upload: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelsBody {
+    pub reference: Option<LevelBody>,
+    pub change: Option<LevelBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTargetBody {
+    /// Short name used in SSH login names (`alice+pacs`).
+    pub name: String,
+    pub host: String,
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    /// The target's SSH host key (`ssh-ed25519 AAAA...`); omit to pin on first use.
+    pub host_key: Option<String>,
+    pub levels: LevelsBody,
+}
+
+fn ssh_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TargetPatchBody {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// A new pinned key, or `null` to clear it so it is pinned again on next use.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub host_key: Option<Option<String>>,
+    #[serde(default)]
+    pub levels: LevelsBody,
+    #[serde(default)]
+    pub remove_levels: Vec<AccessLevel>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LevelView {
+    pub account: String,
+    pub ssh: bool,
+    pub allowed_ports: Vec<u16>,
+    pub port_forwarding: bool,
+    pub file_upload: bool,
+}
+
+impl From<&LevelPolicy> for LevelView {
+    fn from(p: &LevelPolicy) -> Self {
+        Self {
+            account: p.account.clone(),
+            ssh: p.ssh,
+            allowed_ports: p.allowed_ports.clone(),
+            port_forwarding: p.port_forwarding,
+            file_upload: p.file_upload,
+        }
+    }
+}
+
+/// A target. Credentials are never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: TargetId,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub host_key: Option<String>,
+    pub reference: Option<LevelView>,
+    pub change: Option<LevelView>,
+}
+
+impl From<&Target> for TargetView {
+    fn from(t: &Target) -> Self {
+        Self {
+            id: t.id,
+            name: t.name.clone(),
+            host: t.host.clone(),
+            port: t.port,
+            host_key: t.host_key.clone(),
+            reference: t.reference.as_ref().map(LevelView::from),
+            change: t.change.as_ref().map(LevelView::from),
+        }
+    }
+}
+
+// ---- requests ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequestBody {
+    /// Target name (or id).
+    pub target: String,
+    pub level: AccessLevel,
+    #[schema(value_type = String, format = DateTime)]
+    pub window_start: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub window_end: Timestamp,
+    pub reason: String,
+    #[serde(default)]
+    pub plan: String,
+    /// Usable before approval where `[policy] emergency_access` allows; approved afterwards.
+    #[serde(default)]
+    pub emergency: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// What was done.
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalView {
+    #[schema(value_type = String, format = Uuid)]
+    pub approver: UserId,
+    pub verdict: Verdict,
+    pub comment: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalStateView {
+    /// `pending`, `approved` or `rejected`.
+    pub state: String,
+    pub have: u8,
+    pub need: u8,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: RequestId,
+    /// `R-12`.
+    pub reference: String,
+    pub number: i64,
+    #[schema(value_type = String, format = Uuid)]
+    pub requester: UserId,
+    #[schema(value_type = String, format = Uuid)]
+    pub vendor_id: VendorId,
+    #[schema(value_type = String, format = Uuid)]
+    pub target_id: TargetId,
+    pub target: String,
+    pub level: AccessLevel,
+    #[schema(value_type = String, format = DateTime)]
+    pub window_start: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub window_end: Timestamp,
+    pub reason: String,
+    pub plan: String,
+    pub emergency: bool,
+    pub status: RequestStatus,
+    pub approval: ApprovalStateView,
+    pub approvals: Vec<ApprovalView>,
+    /// An emergency request not approved within the policy's deadline.
+    pub overdue: bool,
+    pub report: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl RequestView {
+    pub fn new(r: &WorkRequest, report: Option<String>, policy: &Policy) -> Self {
+        let need = r.approvals_needed(policy);
+        let approval = match r.approval_state(policy) {
+            ApprovalState::Pending { have, need } => ApprovalStateView {
+                state: "pending".into(),
+                have,
+                need,
+            },
+            ApprovalState::Approved => ApprovalStateView {
+                state: "approved".into(),
+                have: need,
+                need,
+            },
+            ApprovalState::Rejected => ApprovalStateView {
+                state: "rejected".into(),
+                have: 0,
+                need,
+            },
+        };
+        Self {
+            id: r.id,
+            reference: r.reference(),
+            number: r.number,
+            requester: r.requester,
+            vendor_id: r.vendor_id,
+            target_id: r.target_id,
+            target: r.target_name.clone(),
+            level: r.level,
+            window_start: r.window.start,
+            window_end: r.window.end,
+            reason: r.reason.clone(),
+            plan: r.plan.clone(),
+            emergency: r.emergency,
+            status: r.status,
+            approval,
+            approvals: r
+                .approvals
+                .iter()
+                .map(|a| ApprovalView {
+                    approver: a.approver,
+                    verdict: a.verdict,
+                    comment: a.comment.clone(),
+                    at: a.at,
+                })
+                .collect(),
+            overdue: r.is_overdue(policy, Timestamp::now()),
+            report,
+            created_at: r.created_at,
+        }
+    }
+
+    pub fn stored(s: &StoredRequest, policy: &Policy) -> Self {
+        Self::new(&s.request, s.report.clone(), policy)
+    }
+}
+
+// ---- sessions ------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: SessionId,
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    #[schema(value_type = String, format = Uuid)]
+    pub vendor_id: VendorId,
+    #[schema(value_type = String, format = Uuid)]
+    pub target_id: TargetId,
+    pub level: AccessLevel,
+    pub transport: Transport,
+    pub source_addr: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub started_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ended_at: Option<Timestamp>,
+    pub end: Option<SessionEnd>,
+    pub bytes_to_target: u64,
+    pub bytes_from_target: u64,
+    /// `pending` or `signed_off`.
+    pub review: String,
+    pub reviewed_by: Option<String>,
+    pub review_comment: Option<String>,
+}
+
+impl From<&StoredSession> for SessionView {
+    fn from(s: &StoredSession) -> Self {
+        let x = &s.session;
+        let (review, reviewed_by, review_comment) = match &s.review {
+            Review::Pending => ("pending".to_owned(), None, None),
+            Review::SignedOff { by, comment, .. } => {
+                ("signed_off".to_owned(), Some(by.clone()), comment.clone())
+            }
+        };
+        Self {
+            id: x.id,
+            request_id: x.request_id,
+            user_id: x.user_id,
+            vendor_id: x.vendor_id,
+            target_id: x.target_id,
+            level: x.level,
+            transport: x.transport,
+            source_addr: x.source_addr.clone(),
+            started_at: x.started_at,
+            ended_at: x.ended_at,
+            end: x.end,
+            bytes_to_target: x.bytes_to_target,
+            bytes_from_target: x.bytes_from_target,
+            review,
+            reviewed_by,
+            review_comment,
+        }
+    }
+}
+
+// ---- audit ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    pub kind: String,
+    pub outcome: Outcome,
+    /// Who: a username, `system`, `cli:<os user>` or `anonymous:<claimed name>`.
+    pub actor: String,
+    pub user_id: Option<String>,
+    pub vendor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub request_id: Option<String>,
+    pub source_addr: Option<String>,
+    pub reason: Option<String>,
+    /// The event's own fields.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub hash: String,
+}
+
+impl From<&StoredAuditEvent> for AuditEventView {
+    fn from(s: &StoredAuditEvent) -> Self {
+        let e = &s.entry;
+        let actor = serde_json::from_str::<sekisho_domain::audit::Actor>(&e.actor)
+            .map(|a| a.label())
+            .unwrap_or_else(|_| e.actor.clone());
+        Self {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind.clone(),
+            outcome: e.outcome,
+            actor,
+            user_id: e.user_id.clone(),
+            vendor_id: e.vendor_id.clone(),
+            target_id: e.target_id.clone(),
+            request_id: e.request_id.clone(),
+            source_addr: e.source_addr.clone(),
+            reason: e.reason.clone(),
+            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            hash: s.hash.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyView {
+    pub intact: bool,
+    pub rows: i64,
+    pub last_seq: i64,
+    /// The first break, in words.
+    pub problem: Option<String>,
+}

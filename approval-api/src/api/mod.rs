@@ -1,0 +1,359 @@
+//! The HTTP API (axum) for hospital IT, vendors and auditors.
+//!
+//! **Architecture invariant:** who may call what is decided in one place, [`ACCESS`], by one
+//! middleware ([`guard`]). A route missing from the table is refused with 403 for everyone,
+//! and a test checks that every documented route has an entry. Handlers only narrow what a
+//! vendor engineer sees to their own vendor.
+
+pub mod audit;
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod requests;
+pub mod sessions;
+pub mod targets;
+pub mod users;
+pub mod vendors;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use jiff::SignedDuration;
+use sekisho_domain::policy::Policy;
+use sekisho_domain::user::Role;
+use sekisho_domain::zone::DisplayZone;
+use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::crypto::AtRestKey;
+use crate::events::Events;
+use crate::store::Store;
+use auth::{Caller, TokenKeys};
+use error::ApiError;
+
+/// Settings the API consults, taken from the configuration.
+#[derive(Debug)]
+pub struct ApiSettings {
+    pub policy: Policy,
+    pub zone: DisplayZone,
+    pub token_ttl_minutes: u32,
+    pub login_max_failures: u32,
+    pub lockout: SignedDuration,
+    pub attestation_validity: SignedDuration,
+}
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub store: Store,
+    pub tokens: Arc<TokenKeys>,
+    pub at_rest: Arc<AtRestKey>,
+    pub settings: Arc<ApiSettings>,
+    pub events: Events,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// A valid token of one of these roles.
+    Roles(&'static [Role]),
+}
+
+use Role::{Admin, Approver, Auditor, Vendor};
+const STAFF: &[Role] = &[Admin, Approver, Auditor];
+const EVERYONE: &[Role] = &[Admin, Approver, Auditor, Vendor];
+const DECIDERS: &[Role] = &[Admin, Approver];
+const ADMIN: &[Role] = &[Admin];
+const VENDOR: &[Role] = &[Vendor];
+
+/// The access table: method, route pattern, who. Vendors' reads are further limited to their
+/// own vendor by the handlers.
+pub const ACCESS: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Access::Public),
+    ("GET", "/api/v1/openapi.json", Access::Public),
+    ("POST", "/api/v1/auth/login", Access::Public),
+    ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
+    ("GET", "/api/v1/policy", Access::Roles(EVERYONE)),
+    ("GET", "/api/v1/vendors", Access::Roles(STAFF)),
+    ("POST", "/api/v1/vendors", Access::Roles(ADMIN)),
+    ("GET", "/api/v1/vendors/{id}", Access::Roles(EVERYONE)),
+    ("PATCH", "/api/v1/vendors/{id}", Access::Roles(ADMIN)),
+    ("POST", "/api/v1/vendors/{id}/users", Access::Roles(ADMIN)),
+    ("GET", "/api/v1/users", Access::Roles(STAFF)),
+    ("GET", "/api/v1/users/{id}", Access::Roles(EVERYONE)),
+    ("PATCH", "/api/v1/users/{id}", Access::Roles(ADMIN)),
+    (
+        "GET",
+        "/api/v1/users/{id}/ssh-keys",
+        Access::Roles(EVERYONE),
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/ssh-keys",
+        Access::Roles(&[Admin, Vendor]),
+    ),
+    ("GET", "/api/v1/targets", Access::Roles(EVERYONE)),
+    ("POST", "/api/v1/targets", Access::Roles(ADMIN)),
+    ("GET", "/api/v1/targets/{id}", Access::Roles(EVERYONE)),
+    ("PATCH", "/api/v1/targets/{id}", Access::Roles(ADMIN)),
+    ("GET", "/api/v1/requests", Access::Roles(EVERYONE)),
+    ("POST", "/api/v1/requests", Access::Roles(VENDOR)),
+    ("GET", "/api/v1/requests/{id}", Access::Roles(EVERYONE)),
+    (
+        "POST",
+        "/api/v1/requests/{id}/approve",
+        Access::Roles(DECIDERS),
+    ),
+    (
+        "POST",
+        "/api/v1/requests/{id}/reject",
+        Access::Roles(DECIDERS),
+    ),
+    (
+        "POST",
+        "/api/v1/requests/{id}/cancel",
+        Access::Roles(VENDOR),
+    ),
+    (
+        "POST",
+        "/api/v1/requests/{id}/revoke",
+        Access::Roles(DECIDERS),
+    ),
+    (
+        "POST",
+        "/api/v1/requests/{id}/report",
+        Access::Roles(VENDOR),
+    ),
+    ("GET", "/api/v1/sessions", Access::Roles(EVERYONE)),
+    (
+        "POST",
+        "/api/v1/sessions/{id}/terminate",
+        Access::Roles(DECIDERS),
+    ),
+    (
+        "POST",
+        "/api/v1/sessions/{id}/review",
+        Access::Roles(DECIDERS),
+    ),
+    ("GET", "/api/v1/audit", Access::Roles(EVERYONE)),
+    ("GET", "/api/v1/audit/verify", Access::Roles(STAFF)),
+];
+
+/// Looks a route up in [`ACCESS`]; `None` means it is not in the table.
+pub fn access_for(method: &Method, path: &str) -> Option<Access> {
+    ACCESS
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// The client's address, when the server recorded it.
+#[derive(Clone, Debug)]
+pub struct Source(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Source(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// Authenticates and authorises every routed request against [`ACCESS`].
+async fn guard(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+    else {
+        return next.run(req).await;
+    };
+    let allowed = match access_for(req.method(), &path) {
+        Some(Access::Public) => return next.run(req).await,
+        Some(Access::Roles(roles)) => roles,
+        None if ACCESS.iter().any(|(_, p, _)| *p == path) => {
+            return ApiError::MethodNotAllowed(format!(
+                "{} is not supported on {path}",
+                req.method()
+            ))
+            .into_response();
+        }
+        None => {
+            tracing::error!(method = %req.method(), path, "route missing from the access table; refused");
+            return ApiError::Forbidden("this route is not open to anyone".into()).into_response();
+        }
+    };
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return ApiError::Unauthorized("log in first: send Authorization: Bearer <token>".into())
+            .into_response();
+    };
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let caller = match auth::authenticate(&state, &token, source).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if !allowed.contains(&caller.user.role) {
+        return ApiError::Forbidden(format!(
+            "{} accounts may not {} {path}",
+            caller.user.role,
+            req.method()
+        ))
+        .into_response();
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sekisho API", description = "Registration, work requests, sessions and the audit log of the Sekisho remote-maintenance gateway."),
+    components(schemas(error::ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth"), (name = "vendors"), (name = "users"), (name = "targets"),
+        (name = "requests"), (name = "sessions"), (name = "audit"), (name = "system")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// Health of the gateway: 200 when the database answers, 503 otherwise.
+#[utoipa::path(get, path = "/healthz", tag = "system", security(()),
+    responses((status = 200, description = "healthy"), (status = 503, description = "the database does not answer")))]
+async fn healthz(State(state): State<ApiState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "error": {"code": "database_unavailable", "message": "the database does not answer"}})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Every route of the API with its documentation.
+pub fn api_routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(auth::login))
+        .routes(routes!(users::me))
+        .routes(routes!(vendors::policy))
+        .routes(routes!(vendors::list_vendors, vendors::create_vendor))
+        .routes(routes!(vendors::get_vendor, vendors::update_vendor))
+        .routes(routes!(users::create_vendor_user))
+        .routes(routes!(users::list_users))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::list_ssh_keys, users::add_ssh_key))
+        .routes(routes!(targets::list_targets, targets::create_target))
+        .routes(routes!(targets::get_target, targets::update_target))
+        .routes(routes!(requests::list_requests, requests::file_request))
+        .routes(routes!(requests::get_request))
+        .routes(routes!(requests::approve))
+        .routes(routes!(requests::reject))
+        .routes(routes!(requests::cancel))
+        .routes(routes!(requests::revoke))
+        .routes(routes!(requests::report))
+        .routes(routes!(sessions::list_sessions))
+        .routes(routes!(sessions::terminate))
+        .routes(routes!(sessions::review))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::verify))
+}
+
+/// The OpenAPI document of [`api_routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// The router served on `[api] listen`.
+pub fn router(state: ApiState) -> axum::Router {
+    let (router, mut doc) = api_routes().split_for_parts();
+    doc.paths.paths.insert(
+        "/api/v1/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This document"))
+                .tag("system")
+                .security(utoipa::openapi::security::SecurityRequirement::default())
+                .response(
+                    "200",
+                    utoipa::openapi::ResponseBuilder::new().description("OpenAPI 3 document"),
+                ),
+        ),
+    );
+    let doc = Arc::new(doc);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .with_state(state)
+}
+
+/// Checks a caller may see things of `vendor` (vendor engineers only their own).
+pub(crate) fn check_vendor_scope(
+    caller: &Caller,
+    vendor: sekisho_domain::ids::VendorId,
+) -> Result<(), ApiError> {
+    match caller.vendor_scope() {
+        Some(own) if own != vendor => Err(ApiError::not_found("no such item for your vendor")),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,264 @@
+//! Work requests: filed by vendor engineers, decided by approvers through the domain's state
+//! machine (`WorkRequest::apply`), never by the requester.
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use sekisho_domain::ids::RequestId;
+use sekisho_domain::request::{RequestStatus, Window, validate_window};
+use sekisho_domain::user::Role;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::dto::{DecisionBody, NewRequestBody, ReportBody, RequestView};
+use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
+use super::vendors::{parse_id, required};
+use super::{ApiState, Caller, check_vendor_scope};
+use crate::events::GatewayEvent;
+use crate::store::requests::{NewRequest, RequestAction, RequestFilter};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RequestQuery {
+    /// Only requests in this state (e.g. `submitted` for the approval queue).
+    pub status: Option<RequestStatus>,
+    /// Only requests for this target (id).
+    pub target: Option<String>,
+    /// At most this many (default 200, at most 1000), newest first.
+    pub limit: Option<i64>,
+}
+
+/// Work requests, newest first. Vendor engineers see their own vendor's.
+#[utoipa::path(get, path = "/api/v1/requests", tag = "requests", params(RequestQuery),
+    responses((status = 200, body = Vec<RequestView>), (status = 400, body = ErrorBody)))]
+pub async fn list_requests(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<RequestQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<RequestView>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let filter = RequestFilter {
+        vendor_id: caller.vendor_scope(),
+        requester: None,
+        target_id: q
+            .target
+            .as_deref()
+            .map(|t| parse_id(t, "target"))
+            .transpose()?,
+        status: q.status,
+        limit: q.limit.unwrap_or(200),
+    };
+    let policy = &state.settings.policy;
+    Ok(Json(
+        state
+            .store
+            .requests(&filter)
+            .await?
+            .iter()
+            .map(|r| RequestView::stored(r, policy))
+            .collect(),
+    ))
+}
+
+/// File a work request (vendor engineers).
+#[utoipa::path(post, path = "/api/v1/requests", tag = "requests", request_body = NewRequestBody,
+    responses((status = 201, body = RequestView), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn file_request(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<NewRequestBody>,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    let vendor = caller
+        .user
+        .vendor_id
+        .ok_or_else(|| ApiError::Forbidden("only vendor engineers file requests".into()))?;
+    let policy = &state.settings.policy;
+    let target = match body.target.parse() {
+        Ok(id) => state.store.target(id).await?,
+        Err(_) => state.store.target_by_name(&body.target).await?,
+    }
+    .ok_or_else(|| ApiError::invalid("target", format!("no target named `{}`", body.target)))?;
+    if target.level(body.level).is_none() {
+        return Err(ApiError::invalid(
+            "level",
+            format!("{} offers no {} access", target.name, body.level),
+        ));
+    }
+    let window = Window {
+        start: body.window_start,
+        end: body.window_end,
+    };
+    validate_window(window, policy, Timestamp::now())
+        .map_err(|e| ApiError::invalid("window_end", e.to_string()))?;
+    if body.emergency && !policy.emergency_access {
+        return Err(ApiError::invalid(
+            "emergency",
+            "emergency access is disabled by the hospital's policy",
+        ));
+    }
+    let request = state
+        .store
+        .file_request(
+            NewRequest {
+                requester: caller.user.id,
+                vendor_id: vendor,
+                target_id: target.id,
+                target_name: target.name.clone(),
+                level: body.level,
+                window,
+                reason: required("reason", &body.reason, 2000)?,
+                plan: body.plan,
+                emergency: body.emergency,
+            },
+            &caller.actor(),
+            caller.source(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RequestView::new(&request, None, policy)),
+    ))
+}
+
+/// One request (vendor engineers: their vendor's only).
+#[utoipa::path(get, path = "/api/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 404, body = ErrorBody)))]
+pub async fn get_request(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RequestView>> {
+    let id: RequestId = parse_id(&id, "request")?;
+    let r = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+    check_vendor_scope(&caller, r.request.vendor_id)?;
+    Ok(Json(RequestView::stored(&r, &state.settings.policy)))
+}
+
+async fn act(
+    state: ApiState,
+    caller: Caller,
+    id: String,
+    action: RequestAction,
+    body: Option<DecisionBody>,
+) -> ApiResult<Json<RequestView>> {
+    let id: RequestId = parse_id(&id, "request")?;
+    if caller.user.role == Role::Vendor {
+        let r = state
+            .store
+            .request(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+        check_vendor_scope(&caller, r.request.vendor_id)?;
+    }
+    let comment = body
+        .and_then(|b| b.comment)
+        .filter(|c| !c.trim().is_empty());
+    let s = &state.settings;
+    let r = state
+        .store
+        .act_on_request(
+            id,
+            action,
+            comment,
+            &caller.user,
+            &s.policy,
+            &s.zone,
+            caller.source(),
+        )
+        .await?;
+    if r.status == RequestStatus::Revoked {
+        state
+            .events
+            .send(GatewayEvent::RequestEnded { request: id });
+    }
+    let stored = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+    Ok(Json(RequestView::stored(&stored, &s.policy)))
+}
+
+/// Approve (approvers; never the requester). A change request needs the policy's number of
+/// distinct approvers.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/approve", tag = "requests", params(("id" = String, Path)), request_body(content = Option<DecisionBody>),
+    responses((status = 200, body = RequestView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> ApiResult<Json<RequestView>> {
+    act(state, caller, id, RequestAction::Approve, body).await
+}
+
+/// Reject (approvers; never the requester).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/reject", tag = "requests", params(("id" = String, Path)), request_body(content = Option<DecisionBody>),
+    responses((status = 200, body = RequestView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reject(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> ApiResult<Json<RequestView>> {
+    act(state, caller, id, RequestAction::Reject, body).await
+}
+
+/// Withdraw a request (the requester, before the work starts).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/cancel", tag = "requests", params(("id" = String, Path)), request_body(content = Option<DecisionBody>),
+    responses((status = 200, body = RequestView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> ApiResult<Json<RequestView>> {
+    act(state, caller, id, RequestAction::Cancel, body).await
+}
+
+/// Revoke an approved or active request; live sessions under it end.
+#[utoipa::path(post, path = "/api/v1/requests/{id}/revoke", tag = "requests", params(("id" = String, Path)), request_body(content = Option<DecisionBody>),
+    responses((status = 200, body = RequestView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> ApiResult<Json<RequestView>> {
+    act(state, caller, id, RequestAction::Revoke, body).await
+}
+
+/// The requester's report of the work done (completes an active request).
+#[utoipa::path(post, path = "/api/v1/requests/{id}/report", tag = "requests", params(("id" = String, Path)), request_body = ReportBody,
+    responses((status = 200, body = RequestView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn report(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<ReportBody>,
+) -> ApiResult<Json<RequestView>> {
+    let id: RequestId = parse_id(&id, "request")?;
+    let r = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+    check_vendor_scope(&caller, r.request.vendor_id)?;
+    let text = required("text", &body.text, 20_000)?;
+    let s = &state.settings;
+    state
+        .store
+        .report_work(id, text, &caller.user, &s.policy, &s.zone, caller.source())
+        .await?;
+    let stored = state
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
+    Ok(Json(RequestView::stored(&stored, &s.policy)))
+}

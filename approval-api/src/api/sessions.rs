@@ -1,0 +1,103 @@
+//! Sessions: who is connected to what, terminating one, and signing off its review.
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use sekisho_domain::audit::{AuditEvent, Outcome};
+use sekisho_domain::ids::SessionId;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::dto::{DecisionBody, SessionView};
+use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
+use super::vendors::parse_id;
+use super::{ApiState, Caller};
+use crate::events::GatewayEvent;
+use crate::store::audit::NewAuditEvent;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// Only sessions still open.
+    #[serde(default)]
+    pub active: bool,
+    /// At most this many, newest first (default 200).
+    pub limit: Option<i64>,
+}
+
+/// Sessions, newest first (`?active=true`: live ones). Vendor engineers see their vendor's.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(SessionQuery),
+    responses((status = 200, body = Vec<SessionView>), (status = 400, body = ErrorBody)))]
+pub async fn list_sessions(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SessionQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let sessions = state
+        .store
+        .sessions(q.active, caller.vendor_scope(), q.limit.unwrap_or(200))
+        .await?;
+    Ok(Json(sessions.iter().map(SessionView::from).collect()))
+}
+
+/// End a live session now (approvers). Answered once the request is passed to the gateway.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/terminate", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 202, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn terminate(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<SessionView>)> {
+    let id: SessionId = parse_id(&id, "session")?;
+    let s = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    if s.session.ended_at.is_some() {
+        return Err(ApiError::Conflict {
+            code: "invalid_transition",
+            message: format!("session {id} has already ended"),
+        });
+    }
+    state
+        .store
+        .audit(NewAuditEvent {
+            actor: caller.actor(),
+            outcome: Outcome::Success,
+            vendor_id: Some(s.session.vendor_id),
+            source_addr: caller.source.clone(),
+            reason: None,
+            event: AuditEvent::SessionTerminateRequested {
+                session: id,
+                request: s.session.request_id,
+                target: s.session.target_id,
+            },
+        })
+        .await?;
+    state
+        .events
+        .send(GatewayEvent::TerminateSession { session: id });
+    Ok((StatusCode::ACCEPTED, Json(SessionView::from(&s))))
+}
+
+/// Sign off the review of a finished session (approvers).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/review", tag = "sessions", params(("id" = String, Path)), request_body(content = Option<DecisionBody>),
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn review(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DecisionBody>,
+) -> ApiResult<Json<SessionView>> {
+    let id: SessionId = parse_id(&id, "session")?;
+    let comment = body
+        .and_then(|b| b.comment)
+        .filter(|c| !c.trim().is_empty());
+    let s = state
+        .store
+        .sign_off_session(id, &caller.user, comment, caller.source())
+        .await?;
+    Ok(Json(SessionView::from(&s)))
+}

@@ -1,0 +1,194 @@
+//! Targets: hospital systems behind the gateway and what each access level may use there.
+//! Credentials are write-only: sealed at rest, never returned.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use sekisho_domain::ids::TargetId;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::target::{AccessLevel, LevelPolicy};
+
+use super::dto::{
+    CredentialBody, LevelBody, LevelsBody, NewTargetBody, TargetPatchBody, TargetView,
+};
+use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::users::parse_public_key;
+use super::vendors::{parse_id, required};
+use super::{ApiState, Caller};
+use crate::store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
+
+fn credential(body: CredentialBody, field: &'static str) -> ApiResult<Credential> {
+    match (body.password, body.private_key) {
+        (Some(p), None) if !p.is_empty() => Ok(Credential::Password(Secret::new(p))),
+        (None, Some(k)) if k.contains("PRIVATE KEY") => Ok(Credential::PrivateKey(Secret::new(k))),
+        (None, Some(_)) => Err(ApiError::invalid(
+            field,
+            "private_key must be an OpenSSH private key (PEM text)",
+        )),
+        _ => Err(ApiError::invalid(
+            field,
+            "give exactly one of password or private_key",
+        )),
+    }
+}
+
+fn level(level: AccessLevel, body: LevelBody) -> ApiResult<LevelSpec> {
+    let (account_field, cred_field) = match level {
+        AccessLevel::Reference => ("levels.reference.account", "levels.reference.credential"),
+        AccessLevel::Change => ("levels.change.account", "levels.change.credential"),
+    };
+    if body.allowed_ports.contains(&0) {
+        return Err(ApiError::invalid("allowed_ports", "port 0 is not a port"));
+    }
+    Ok(LevelSpec {
+        level,
+        policy: LevelPolicy {
+            account: required(account_field, &body.account, 64)?,
+            ssh: body.ssh,
+            allowed_ports: body.allowed_ports,
+            port_forwarding: body.port_forwarding,
+            file_upload: body.file_upload,
+        },
+        credential: body
+            .credential
+            .map(|c| credential(c, cred_field))
+            .transpose()?,
+    })
+}
+
+fn levels(body: LevelsBody) -> ApiResult<Vec<LevelSpec>> {
+    let mut out = vec![];
+    if let Some(r) = body.reference {
+        out.push(level(AccessLevel::Reference, r)?);
+    }
+    if let Some(c) = body.change {
+        out.push(level(AccessLevel::Change, c)?);
+    }
+    Ok(out)
+}
+
+fn target_name(name: &str) -> ApiResult<String> {
+    sekisho_domain::user::validate_username(name).map_err(|_| {
+        ApiError::invalid(
+            "name",
+            "use lowercase letters, digits, '.', '-' and '_' (it appears in SSH login names)",
+        )
+    })?;
+    Ok(name.to_owned())
+}
+
+fn host_key(key: &str) -> ApiResult<String> {
+    parse_public_key(key)
+        .map(|(k, _, _)| k)
+        .map_err(|m| ApiError::invalid("host_key", m))
+}
+
+/// All targets.
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets",
+    responses((status = 200, body = Vec<TargetView>), (status = 401, body = ErrorBody)))]
+pub async fn list_targets(State(state): State<ApiState>) -> ApiResult<Json<Vec<TargetView>>> {
+    Ok(Json(
+        state
+            .store
+            .targets()
+            .await?
+            .iter()
+            .map(TargetView::from)
+            .collect(),
+    ))
+}
+
+/// Define a target.
+#[utoipa::path(post, path = "/api/v1/targets", tag = "targets", request_body = NewTargetBody,
+    responses((status = 201, body = TargetView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_target(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<NewTargetBody>,
+) -> ApiResult<(StatusCode, Json<TargetView>)> {
+    let levels = levels(body.levels)?;
+    if levels.is_empty() {
+        return Err(ApiError::invalid(
+            "levels",
+            "define at least one of reference or change",
+        ));
+    }
+    if let Some(l) = levels.iter().find(|l| l.credential.is_none()) {
+        return Err(ApiError::invalid(
+            "levels",
+            format!("level {} needs a credential", l.level),
+        ));
+    }
+    if body.port == 0 {
+        return Err(ApiError::invalid("port", "must be 1 to 65535"));
+    }
+    let new = NewTarget {
+        name: target_name(&body.name)?,
+        host: required("host", &body.host, 253)?,
+        port: body.port,
+        host_key: body.host_key.as_deref().map(host_key).transpose()?,
+        levels,
+    };
+    let t = state
+        .store
+        .create_target(&state.at_rest, new, &caller.actor(), caller.source())
+        .await?;
+    Ok((StatusCode::CREATED, Json(TargetView::from(&t))))
+}
+
+/// One target.
+#[utoipa::path(get, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)),
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)))]
+pub async fn get_target(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TargetView>> {
+    let id: TargetId = parse_id(&id, "target")?;
+    let t = state
+        .store
+        .target(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("target {id}")))?;
+    Ok(Json(TargetView::from(&t)))
+}
+
+/// Change a target: address, pinned host key, levels and credentials.
+#[utoipa::path(patch, path = "/api/v1/targets/{id}", tag = "targets", params(("id" = String, Path)), request_body = TargetPatchBody,
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_target(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<TargetPatchBody>,
+) -> ApiResult<Json<TargetView>> {
+    let id: TargetId = parse_id(&id, "target")?;
+    if body.port == Some(0) {
+        return Err(ApiError::invalid("port", "must be 1 to 65535"));
+    }
+    let changes = TargetChanges {
+        name: body.name.as_deref().map(target_name).transpose()?,
+        host: body
+            .host
+            .as_deref()
+            .map(|h| required("host", h, 253))
+            .transpose()?,
+        port: body.port,
+        host_key: body
+            .host_key
+            .map(|k| k.as_deref().map(host_key).transpose())
+            .transpose()?,
+        levels: levels(body.levels)?,
+        remove_levels: body.remove_levels,
+    };
+    let t = state
+        .store
+        .update_target(
+            &state.at_rest,
+            id,
+            changes,
+            &caller.actor(),
+            caller.source(),
+        )
+        .await?;
+    Ok(Json(TargetView::from(&t)))
+}

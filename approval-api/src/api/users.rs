@@ -1,0 +1,284 @@
+//! Accounts: vendor engineers (created under their vendor) and SSH keys for stock-SSH access.
+
+use aws_lc_rs::digest::{SHA256, digest};
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use sekisho_domain::ids::{UserId, VendorId};
+use sekisho_domain::secret::Secret;
+use sekisho_domain::user::{Role, UserStatus, validate_username};
+
+use super::dto::{NewVendorUserBody, SshKeyBody, SshKeyView, UserPatchBody, UserView};
+use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::vendors::{parse_id, required};
+use super::{ApiState, Caller, check_vendor_scope};
+use crate::events::GatewayEvent;
+use crate::password;
+use crate::store::users::{NewUser, UserChanges};
+
+/// The account making the request.
+#[utoipa::path(get, path = "/api/v1/me", tag = "users",
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+pub async fn me(Extension(caller): Extension<Caller>) -> Json<UserView> {
+    Json(UserView::from(&caller.user))
+}
+
+async fn hash_password(pw: String, field: &'static str) -> ApiResult<String> {
+    if pw.chars().count() < password::MIN_LENGTH {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at least {} characters", password::MIN_LENGTH),
+        ));
+    }
+    tokio::task::spawn_blocking(move || password::hash(&Secret::new(pw)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Create a vendor engineer's account under a vendor.
+#[utoipa::path(post, path = "/api/v1/vendors/{id}/users", tag = "users", params(("id" = String, Path)), request_body = NewVendorUserBody,
+    responses((status = 201, body = UserView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_vendor_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<NewVendorUserBody>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let vendor: VendorId = parse_id(&id, "vendor")?;
+    state
+        .store
+        .vendor(vendor)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("vendor {vendor}")))?;
+    validate_username(&body.username).map_err(|e| ApiError::invalid("username", e.to_string()))?;
+    let hash = hash_password(body.password, "password").await?;
+    let user = state
+        .store
+        .create_user(
+            NewUser {
+                display_name: body.display_name.unwrap_or_else(|| body.username.clone()),
+                username: body.username,
+                email: body.email,
+                role: Role::Vendor,
+                vendor_id: Some(vendor),
+                expires_at: body.expires_at,
+                password_hash: Some(hash),
+            },
+            &caller.actor(),
+            caller.source(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// All accounts.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = Vec<UserView>), (status = 403, body = ErrorBody)))]
+pub async fn list_users(State(state): State<ApiState>) -> ApiResult<Json<Vec<UserView>>> {
+    Ok(Json(
+        state
+            .store
+            .users(None)
+            .await?
+            .iter()
+            .map(UserView::from)
+            .collect(),
+    ))
+}
+
+/// Vendor engineers may read only their own account.
+fn check_self_or_staff(caller: &Caller, id: UserId) -> ApiResult<()> {
+    if caller.user.role == Role::Vendor && caller.user.id != id {
+        return Err(ApiError::not_found(format!("user {id}")));
+    }
+    Ok(())
+}
+
+/// One account (vendor engineers: only their own).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody)))]
+pub async fn get_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    let id: UserId = parse_id(&id, "user")?;
+    check_self_or_staff(&caller, id)?;
+    let u = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    Ok(Json(UserView::from(&u)))
+}
+
+/// Change an account. `status: disabled` takes effect at once, live sessions included.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatchBody,
+    responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_user(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<UserPatchBody>,
+) -> ApiResult<Json<UserView>> {
+    let id: UserId = parse_id(&id, "user")?;
+    if id == caller.user.id && body.status == Some(UserStatus::Disabled) {
+        return Err(ApiError::Conflict {
+            code: "conflict",
+            message: "you cannot disable your own account".into(),
+        });
+    }
+    let password_hash = match body.password {
+        Some(pw) => Some(hash_password(pw, "password").await?),
+        None => None,
+    };
+    let changes = UserChanges {
+        display_name: body
+            .display_name
+            .as_deref()
+            .map(|d| required("display_name", d, 200))
+            .transpose()?,
+        email: body.email,
+        status: body.status,
+        expires_at: body.expires_at,
+        password_hash,
+    };
+    let u = state
+        .store
+        .update_user(id, changes, &caller.actor(), caller.source())
+        .await?;
+    if u.status == UserStatus::Disabled {
+        state.events.send(GatewayEvent::UserDisabled { user: id });
+    }
+    Ok(Json(UserView::from(&u)))
+}
+
+/// Parses an OpenSSH public key line and returns (normalised key, SHA256 fingerprint, comment).
+pub(crate) fn parse_public_key(line: &str) -> Result<(String, String, Option<String>), String> {
+    const TYPES: &[&str] = &[
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "ssh-rsa",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    ];
+    let mut parts = line.split_whitespace();
+    let kind = parts.next().ok_or("empty key")?;
+    if !TYPES.contains(&kind) {
+        return Err(format!(
+            "unsupported key type `{kind}` (use ssh-ed25519, ecdsa-sha2-* or ssh-rsa)"
+        ));
+    }
+    let b64 = parts.next().ok_or("missing key data after the type")?;
+    let blob = STANDARD
+        .decode(b64)
+        .map_err(|_| "key data is not valid base64".to_owned())?;
+    // The blob starts with the key type as an SSH string: u32 length, then the name.
+    let ok = blob.len() > 4 + kind.len()
+        && blob[..4] == u32::try_from(kind.len()).unwrap_or(0).to_be_bytes()
+        && &blob[4..4 + kind.len()] == kind.as_bytes();
+    if !ok {
+        return Err(format!("key data does not hold a {kind} key"));
+    }
+    let fingerprint = format!("SHA256:{}", STANDARD_NO_PAD.encode(digest(&SHA256, &blob)));
+    let comment = parts.collect::<Vec<_>>().join(" ");
+    Ok((
+        format!("{kind} {b64}"),
+        fingerprint,
+        (!comment.is_empty()).then_some(comment),
+    ))
+}
+
+/// The SSH public keys registered for an account.
+#[utoipa::path(get, path = "/api/v1/users/{id}/ssh-keys", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<SshKeyView>), (status = 404, body = ErrorBody)))]
+pub async fn list_ssh_keys(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SshKeyView>>> {
+    let id: UserId = parse_id(&id, "user")?;
+    check_self_or_staff(&caller, id)?;
+    Ok(Json(
+        state
+            .store
+            .ssh_keys(id)
+            .await?
+            .into_iter()
+            .map(SshKeyView::from)
+            .collect(),
+    ))
+}
+
+/// Register an SSH public key for stock-OpenSSH access (admins, or the engineer themself).
+#[utoipa::path(post, path = "/api/v1/users/{id}/ssh-keys", tag = "users", params(("id" = String, Path)), request_body = SshKeyBody,
+    responses((status = 201, body = SshKeyView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_ssh_key(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<SshKeyBody>,
+) -> ApiResult<(StatusCode, Json<SshKeyView>)> {
+    let id: UserId = parse_id(&id, "user")?;
+    check_self_or_staff(&caller, id)?;
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    if user.role != Role::Vendor {
+        return Err(ApiError::invalid(
+            "user",
+            "SSH keys are for vendor engineers' accounts",
+        ));
+    }
+    if let Some(v) = user.vendor_id {
+        check_vendor_scope(&caller, v)?;
+    }
+    let (key, fingerprint, comment) =
+        parse_public_key(&body.public_key).map_err(|m| ApiError::invalid("public_key", m))?;
+    let k = state
+        .store
+        .add_ssh_key(
+            &user,
+            key,
+            fingerprint,
+            comment,
+            &caller.actor(),
+            caller.source(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(SshKeyView::from(k))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_public_key;
+
+    #[test]
+    fn public_keys_are_checked_and_fingerprinted_like_ssh_keygen() {
+        // A key made with `ssh-keygen -t ed25519`; `ssh-keygen -l` printed this fingerprint.
+        let line = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPALiwi/7p77Pl5cwHoa+8V/MnariFBFPyU+j2fOVB2H alice@laptop";
+        let (key, fp, comment) = parse_public_key(line).unwrap();
+        assert_eq!(
+            key,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPALiwi/7p77Pl5cwHoa+8V/MnariFBFPyU+j2fOVB2H"
+        );
+        assert_eq!(fp, "SHA256:N6Aksw9KkWELPFfmk1/e4YF+I19Sl3eCyiAlhl0BXvw");
+        assert_eq!(comment.as_deref(), Some("alice@laptop"));
+        assert!(parse_public_key("ssh-dss AAAA").is_err());
+        assert!(parse_public_key("ssh-ed25519 !!!").is_err());
+        // A valid base64 blob of another type.
+        assert!(
+            parse_public_key(
+                "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIPALiwi/7p77Pl5cwHoa+8V/MnariFBFPyU+j2fOVB2H"
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,755 @@
+//! The HTTP API through the real router and a real database (SQLite and PostgreSQL).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::{SignedDuration, Timestamp};
+use sekisho_approval_api::api::{ApiState, router};
+use sekisho_approval_api::events::GatewayEvent;
+use sekisho_approval_api::password;
+use sekisho_approval_api::store::users::NewUser;
+use sekisho_domain::audit::Actor;
+use sekisho_domain::policy::Policy;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::user::Role;
+use sekisho_testkit::{TestDb, for_each_db};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// method, path, optional (content type, body), expected status, expected message part.
+type BadInput = (Method, &'static str, Option<(&'static str, Vec<u8>)>, StatusCode, &'static str);
+
+struct Api {
+    state: ApiState,
+}
+
+const PW: &str = "a long enough password";
+
+impl Api {
+    fn new(db: &TestDb, policy: Policy) -> Self {
+        Self {
+            state: sekisho_testkit::api::state(db.store.clone(), policy),
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some((ct, bytes)) => req
+                .header(header::CONTENT_TYPE, ct)
+                .body(Body::from(bytes))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = router(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, value)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let body = body.map(|b| ("application/json", serde_json::to_vec(&b).unwrap()));
+        self.raw(method, path, token, body).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    async fn token(&self, username: &str) -> String {
+        let (status, body) = self.login(username, PW).await;
+        assert_eq!(status, StatusCode::OK, "login {username}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn staff(&self, username: &str, role: Role) -> String {
+        let hash = password::hash(&Secret::new(PW.into())).unwrap();
+        self.state
+            .store
+            .create_user(
+                NewUser {
+                    username: username.into(),
+                    display_name: username.into(),
+                    email: None,
+                    role,
+                    vendor_id: None,
+                    expires_at: None,
+                    password_hash: Some(hash),
+                },
+                &Actor::System,
+                None,
+            )
+            .await
+            .unwrap();
+        self.token(username).await
+    }
+
+    /// A vendor with a complete attestation (expiring as given) and one engineer.
+    async fn vendor(
+        &self,
+        admin: &str,
+        name: &str,
+        engineer: &str,
+        expires: Timestamp,
+    ) -> (String, String) {
+        let answers: serde_json::Map<String, Value> = self
+            .state
+            .settings
+            .policy
+            .checklist
+            .iter()
+            .map(|i| (i.key.clone(), json!(true)))
+            .collect();
+        let (status, v) = self
+            .post(
+                "/api/v1/vendors",
+                admin,
+                json!({"name": name, "contact": {"name": "Sato", "email": "sato@example.jp"},
+                       "attestation": {"answers": answers, "attested_by": "Sato (CISO)",
+                                       "attested_at": "2026-01-01T00:00:00Z", "expires_at": expires.to_string()}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let vid = v["id"].as_str().unwrap().to_owned();
+        let (status, u) = self
+            .post(
+                &format!("/api/v1/vendors/{vid}/users"),
+                admin,
+                json!({"username": engineer, "password": PW}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{u}");
+        (vid, self.token(engineer).await)
+    }
+
+    async fn target(&self, admin: &str, name: &str) -> Value {
+        let (status, t) = self
+            .post(
+                "/api/v1/targets",
+                admin,
+                json!({"name": name, "host": "127.0.0.1", "port": 22,
+                       "levels": {"reference": {"account": "maint-ro", "credential": {"password": "ro-secret-pw"}},
+                                  "change": {"account": "maint-rw", "credential": {"password": "rw-secret-pw"}, "file_upload": true, "allowed_ports": [443]}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+        t
+    }
+
+    async fn file(&self, vendor: &str, target: &str, level: &str) -> Value {
+        let now = Timestamp::now();
+        let (status, r) = self
+            .post(
+                "/api/v1/requests",
+                vendor,
+                json!({"target": target, "level": level,
+                       "window_start": now.to_string(), "window_end": (now + SignedDuration::from_hours(2)).to_string(),
+                       "reason": "replace failed disk", "plan": "1. check RAID\n2. swap disk"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        r
+    }
+
+    async fn audit_kinds(&self, token: &str) -> Vec<String> {
+        let (status, page) = self.get("/api/v1/audit?limit=1000", token).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let mut kinds: Vec<String> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["kind"].as_str().unwrap(),
+                    e["outcome"].as_str().unwrap()
+                )
+            })
+            .collect();
+        kinds.reverse();
+        kinds
+    }
+}
+
+fn far_future() -> Timestamp {
+    Timestamp::now() + SignedDuration::from_hours(24 * 300)
+}
+
+#[tokio::test]
+async fn a_change_request_from_registration_to_approval() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let auditor = api.staff("kenji", Role::Auditor).await;
+        let (_vendor, alice) = api
+            .vendor(&admin, "Acme Medical", "alice", far_future())
+            .await;
+        let target = api.target(&admin, "pacs").await;
+        // Credentials are write-only.
+        assert!(!target.to_string().contains("secret-pw"), "{target}");
+        assert_eq!(target["change"]["account"], "maint-rw");
+
+        let r = api.file(&alice, "pacs", "change").await;
+        assert_eq!(r["status"], "submitted");
+        assert_eq!(r["reference"], "R-1");
+        let id = r["id"].as_str().unwrap();
+
+        // The vendor engineer cannot approve, not even by calling the route.
+        let (status, body) = api
+            .post(&format!("/api/v1/requests/{id}/approve"), &alice, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "forbidden");
+
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{id}/approve"),
+                &approver,
+                json!({"comment": "ok for tonight"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "approved");
+        assert_eq!(body["approval"]["state"], "approved");
+        assert_eq!(body["approvals"][0]["comment"], "ok for tonight");
+
+        // Approving twice is a conflict naming the request.
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{id}/approve"),
+                &approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body["error"]["message"],
+            "you have already approved request R-1"
+        );
+
+        let kinds = api.audit_kinds(&auditor).await;
+        let expected = [
+            "user_created:success",
+            "login_succeeded:success",
+            "user_created:success",
+            "login_succeeded:success",
+            "user_created:success",
+            "login_succeeded:success",
+            "vendor_created:success",
+            "user_created:success",
+            "login_succeeded:success",
+            "target_created:success",
+            "request_filed:success",
+            "request_decided:success",
+            "request_decided:denied",
+        ];
+        assert_eq!(kinds, expected);
+        let (status, v) = api.get("/api/v1/audit/verify", &auditor).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["intact"], true, "{v}");
+        assert_eq!(v["rows"], 13);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_requester_cannot_approve_even_as_an_approver_and_change_needs_n_approvers() {
+    for_each_db(|db| async move {
+        let policy = Policy {
+            approvals_for_change: 2,
+            ..Policy::default()
+        };
+        let api = Api::new(&db, policy);
+        let admin = api.staff("admin", Role::Admin).await;
+        let a1 = api.staff("a1", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let r = api.file(&alice, "pacs", "change").await;
+        let id = r["id"].as_str().unwrap().to_owned();
+        let (_, body) = api
+            .post(&format!("/api/v1/requests/{id}/approve"), &a1, json!({}))
+            .await;
+        assert_eq!(body["status"], "submitted");
+        assert_eq!(
+            body["approval"],
+            json!({"state": "pending", "have": 1, "need": 2})
+        );
+        let (_, body) = api
+            .post(&format!("/api/v1/requests/{id}/approve"), &admin, json!({}))
+            .await;
+        assert_eq!(body["status"], "approved", "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_attestation_blocks_approval_with_a_readable_reason() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let soon = Timestamp::now() + SignedDuration::from_secs(2);
+        let (vendor, alice) = api.vendor(&admin, "Acme", "alice", soon).await;
+        api.target(&admin, "pacs").await;
+        let r = api.file(&alice, "pacs", "reference").await;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{}/approve", r["id"].as_str().unwrap()),
+                &approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let date = sekisho_domain::zone::DisplayZone::named("Asia/Tokyo")
+            .unwrap()
+            .date(soon);
+        assert_eq!(body["error"]["code"], "vendor_not_qualified");
+        assert_eq!(
+            body["error"]["message"],
+            format!("vendor Acme's security attestation expired on {date}")
+        );
+        let (_, v) = api.get(&format!("/api/v1/vendors/{vendor}"), &admin).await;
+        assert_eq!(v["qualified"], false);
+        assert_eq!(v["attestation_problem"], format!("expired on {date}"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn vendors_see_only_their_own_vendors_requests() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let (_a, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (other_vendor, bob) = api.vendor(&admin, "Globex", "bob", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let mine = api.file(&alice, "pacs", "reference").await;
+        let theirs = api.file(&bob, "pacs", "reference").await;
+        let (_, list) = api.get("/api/v1/requests", &alice).await;
+        let ids: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [mine["id"].as_str().unwrap()]);
+        let (status, _) = api
+            .get(
+                &format!("/api/v1/requests/{}", theirs["id"].as_str().unwrap()),
+                &alice,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api
+            .get(&format!("/api/v1/vendors/{other_vendor}"), &alice)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api
+            .post(
+                &format!("/api/v1/requests/{}/cancel", theirs["id"].as_str().unwrap()),
+                &alice,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // Their audit view holds only their vendor's events.
+        let (_, page) = api.get("/api/v1/audit", &alice).await;
+        let own = _a_id(&api, &admin, "Acme").await;
+        assert!(
+            page["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["vendor_id"] == own),
+            "{page}"
+        );
+        // Staff lists are closed to vendors.
+        let (status, _) = api.get("/api/v1/vendors", &alice).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+async fn _a_id(api: &Api, admin: &str, name: &str) -> Value {
+    let (_, list) = api.get("/api/v1/vendors", admin).await;
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap()["id"]
+        .clone()
+}
+
+fn b64(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused_with_401() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let (status, _) = api.get("/api/v1/me", &admin).await;
+        assert_eq!(status, StatusCode::OK);
+        let parts: Vec<&str> = admin.split('.').collect();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+
+        let alg_none = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            parts[1]
+        );
+        // HS256 "signed" with the public key: the classic algorithm-confusion attack.
+        let hs_header = b64(&json!({"alg": "HS256", "typ": "JWT", "kid": "test-key"}));
+        let hs = {
+            use aws_lc_rs::hmac;
+            let key = hmac::Key::new(hmac::HMAC_SHA256, b"test-key");
+            let sig = hmac::sign(&key, format!("{hs_header}.{}", parts[1]).as_bytes());
+            format!(
+                "{hs_header}.{}.{}",
+                parts[1],
+                URL_SAFE_NO_PAD.encode(sig.as_ref())
+            )
+        };
+        // A valid EdDSA token from a key the gateway does not hold, claiming our kid.
+        let foreign = sekisho_testkit::api::token_keys("test-key");
+        let foreign_token = foreign
+            .issue(&serde_json::from_value(claims.clone()).unwrap())
+            .unwrap();
+        // Our token with the payload changed (role escalation attempt).
+        let mut escalated = claims.clone();
+        escalated["role"] = json!("admin");
+        escalated["sub"] = json!(uuid::Uuid::new_v4().to_string());
+        let bad_sig = format!("{}.{}.{}", parts[0], b64(&escalated), parts[2]);
+        // Correctly signed, but expired.
+        let mut old = claims.clone();
+        old["iat"] = json!(Timestamp::now().as_second() - 7200);
+        old["exp"] = json!(Timestamp::now().as_second() - 3600);
+        let expired = api
+            .state
+            .tokens
+            .issue(&serde_json::from_value(old).unwrap())
+            .unwrap();
+
+        for (name, token, message) in [
+            (
+                "alg none",
+                alg_none.as_str(),
+                "token algorithm not accepted",
+            ),
+            ("hmac", hs.as_str(), "token algorithm not accepted"),
+            (
+                "foreign key",
+                foreign_token.as_str(),
+                "token signature is invalid",
+            ),
+            (
+                "bad signature",
+                bad_sig.as_str(),
+                "token signature is invalid",
+            ),
+            ("expired", expired.as_str(), "token expired; log in again"),
+            ("garbage", "not-a-token", "malformed token"),
+        ] {
+            let (status, body) = api.get("/api/v1/me", token).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+            assert_eq!(body["error"]["message"], message, "{name}");
+        }
+        let (status, body) = api.call(Method::GET, "/api/v1/me", None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_cuts_their_access_at_once_and_is_announced() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let mut events = api.state.events.subscribe();
+        let admin = api.staff("admin", Role::Admin).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (_, me) = api.get("/api/v1/me", &alice).await;
+        let id = me["id"].as_str().unwrap().to_owned();
+        let (status, body) = api
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(&admin),
+                Some(json!({"status": "disabled"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api.get("/api/v1/me", &alice).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body["error"]["message"],
+            "account alice is disabled or expired"
+        );
+        assert_eq!(
+            events.try_recv().unwrap(),
+            GatewayEvent::UserDisabled {
+                user: id.parse().unwrap()
+            }
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_account_and_every_attempt_is_audited() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        api.staff("hana", Role::Approver).await;
+        for _ in 0..3 {
+            let (status, body) = api.login("hana", "wrong password!").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["error"]["message"], "wrong username or password");
+        }
+        // Locked now, even with the right password.
+        let (status, body) = api.login("hana", PW).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("too many failed logins; try again after")
+        );
+        let (status, _) = api.login("nobody", PW).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (_, page) = api.get("/api/v1/audit?kind=login_failed", &admin).await;
+        let reasons: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "unknown username",
+                "account locked after repeated failures",
+                "wrong password; account locked",
+                "wrong password",
+                "wrong password"
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn revocation_is_announced_to_the_gateway() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let mut events = api.state.events.subscribe();
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let r = api.file(&alice, "pacs", "reference").await;
+        let id = r["id"].as_str().unwrap();
+        api.post(
+            &format!("/api/v1/requests/{id}/approve"),
+            &approver,
+            json!({}),
+        )
+        .await;
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{id}/revoke"),
+                &approver,
+                json!({"comment": "wrong engineer"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "revoked");
+        assert_eq!(
+            events.try_recv().unwrap(),
+            GatewayEvent::RequestEnded {
+                request: id.parse().unwrap()
+            }
+        );
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{id}/revoke"),
+                &approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["error"]["message"], "request R-1 is already revoked");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_4xx_errors_never_500() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let cases: Vec<BadInput> = vec![
+            (Method::POST, "/api/v1/vendors", Some(("application/json", b"{not json".to_vec())), StatusCode::BAD_REQUEST, "malformed JSON"),
+            (Method::POST, "/api/v1/vendors", Some(("application/json", br#"{"name":"x","colour":"red"}"#.to_vec())), StatusCode::BAD_REQUEST, "unknown field `colour`"),
+            (Method::POST, "/api/v1/vendors", Some(("text/plain", b"{}".to_vec())), StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type"),
+            (Method::POST, "/api/v1/vendors", Some(("application/json", br#"{"name":"  "}"#.to_vec())), StatusCode::UNPROCESSABLE_ENTITY, "name: must not be empty"),
+            (Method::POST, "/api/v1/targets", Some(("application/json", br#"{"name":"Bad Name","host":"h","levels":{}}"#.to_vec())), StatusCode::UNPROCESSABLE_ENTITY, "levels:"),
+            (Method::GET, "/api/v1/vendors/not-a-uuid", None, StatusCode::NOT_FOUND, "vendor not-a-uuid not found"),
+            (Method::GET, "/api/v1/nothing-here", None, StatusCode::NOT_FOUND, "no such route"),
+            (Method::GET, "/api/v1/audit?outcome=maybe", None, StatusCode::BAD_REQUEST, "outcome"),
+            (Method::GET, "/api/v1/audit?format=xml", None, StatusCode::BAD_REQUEST, "unknown format `xml`"),
+            (Method::DELETE, "/api/v1/vendors", None, StatusCode::METHOD_NOT_ALLOWED, ""),
+        ];
+        for (method, path, body, want, message) in cases {
+            let (status, value) = api.raw(method.clone(), path, Some(&admin), body).await;
+            assert_eq!(status, want, "{method} {path}: {value}");
+            if !message.is_empty() {
+                let m = value["error"]["message"].as_str().unwrap_or_default();
+                assert!(m.contains(message), "{method} {path}: {value}");
+            }
+        }
+        let (status, value) = api
+            .post("/api/v1/requests", &admin, json!({"target": "x", "level": "reference", "window_start": "2026-01-01T00:00:00Z", "window_end": "2026-01-01T01:00:00Z", "reason": "r"}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{value}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let db = sekisho_testkit::sqlite().await;
+    let api = Api::new(&db, Policy::default());
+    let admin = api.staff("admin", Role::Admin).await;
+    let app = router(api.state.clone()).layer(axum::extract::DefaultBodyLimit::max(1024));
+    let big = json!({"name": "x".repeat(4096)});
+    let req = Request::post("/api/v1/vendors")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(&big).unwrap()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["error"]["code"], "payload_too_large");
+}
+
+#[tokio::test]
+async fn audit_pages_with_a_cursor_and_exports_csv_and_jsonl() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        for i in 0..5 {
+            api.login(&format!("ghost{i}"), "x").await;
+        }
+        // 1 user_created + 1 login + 5 failures = 7 events.
+        let (_, p1) = api.get("/api/v1/audit?limit=3", &admin).await;
+        let seqs = |p: &Value| p["events"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect::<Vec<_>>();
+        assert_eq!(seqs(&p1), [7, 6, 5]);
+        let (_, p2) = api.get(&format!("/api/v1/audit?limit=3&cursor={}", p1["next_cursor"]), &admin).await;
+        assert_eq!(seqs(&p2), [4, 3, 2]);
+        let (_, p3) = api.get(&format!("/api/v1/audit?limit=3&cursor={}", p2["next_cursor"]), &admin).await;
+        assert_eq!(seqs(&p3), [1]);
+        assert!(p3["next_cursor"].is_null());
+
+        let (status, csv) = api.get("/api/v1/audit?format=csv&kind=login_failed", &admin).await;
+        assert_eq!(status, StatusCode::OK);
+        let csv = csv.as_str().unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "seq,at,kind,outcome,actor,user_id,vendor_id,target_id,request_id,source_addr,reason,details,hash");
+        assert_eq!(lines.len(), 6);
+        assert!(lines[1].starts_with("3,") && lines[1].contains(",login_failed,denied,anonymous:ghost0,"), "{}", lines[1]);
+
+        let (_, jsonl) = api.get("/api/v1/audit?format=jsonl", &admin).await;
+        let rows: Vec<Value> = jsonl.as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 7);
+        assert_eq!(rows[0]["seq"], 1);
+        assert_eq!(rows[6]["details"]["username"], "ghost4");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_every_route_has_an_access_rule() {
+    let db = sekisho_testkit::sqlite().await;
+    let api = Api::new(&db, Policy::default());
+    let (status, doc) = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = vec![];
+    for (path, item) in paths {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut table: Vec<(String, String)> = sekisho_approval_api::api::ACCESS
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    documented.sort();
+    table.sort();
+    assert_eq!(
+        documented, table,
+        "documented routes and the access table differ"
+    );
+    for route in [
+        "/api/v1/auth/login",
+        "/api/v1/vendors/{id}/users",
+        "/api/v1/requests/{id}/approve",
+        "/api/v1/sessions/{id}/terminate",
+        "/api/v1/audit/verify",
+    ] {
+        assert!(paths.contains_key(route), "{route}");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}

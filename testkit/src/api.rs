@@ -1,0 +1,73 @@
+//! A real API state for router-level tests: a fresh Ed25519 token key, a fresh at-rest key,
+//! default settings, on the given store.
+
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jiff::SignedDuration;
+use sekisho_approval_api::Store;
+use sekisho_approval_api::api::auth::TokenKeys;
+use sekisho_approval_api::api::{ApiSettings, ApiState};
+use sekisho_approval_api::crypto::AtRestKey;
+use sekisho_approval_api::events::Events;
+use sekisho_domain::policy::Policy;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::zone::DisplayZone;
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A fresh Ed25519 key: (PKCS#8 private PEM, SPKI public PEM).
+pub fn ed25519_pems() -> (String, String) {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    // SubjectPublicKeyInfo for Ed25519: a fixed prefix and the 32 key bytes.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(pair.public_key().as_ref());
+    (pem("PRIVATE KEY", pkcs8.as_ref()), pem("PUBLIC KEY", &spki))
+}
+
+/// Token keys with the given `kid`.
+pub fn token_keys(kid: &str) -> TokenKeys {
+    let (private, public) = ed25519_pems();
+    TokenKeys::ed25519(kid.to_owned(), &Secret::new(private), &public).unwrap()
+}
+
+/// The default settings, with `policy` as given.
+pub fn settings(policy: Policy) -> ApiSettings {
+    ApiSettings {
+        policy,
+        zone: DisplayZone::named("Asia/Tokyo").unwrap(),
+        token_ttl_minutes: 60,
+        login_max_failures: 3,
+        lockout: SignedDuration::from_mins(15),
+        attestation_validity: SignedDuration::from_hours(24 * 365),
+    }
+}
+
+/// An API state over `store`.
+pub fn state(store: Store, policy: Policy) -> ApiState {
+    let key = AtRestKey::generate().unwrap();
+    ApiState {
+        store,
+        tokens: Arc::new(token_keys("test-key")),
+        at_rest: Arc::new(AtRestKey::from_bytes(key.expose()).unwrap()),
+        settings: Arc::new(settings(policy)),
+        events: Events::new(),
+    }
+}
