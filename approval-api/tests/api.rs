@@ -19,7 +19,13 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// method, path, optional (content type, body), expected status, expected message part.
-type BadInput = (Method, &'static str, Option<(&'static str, Vec<u8>)>, StatusCode, &'static str);
+type BadInput = (
+    Method,
+    &'static str,
+    Option<(&'static str, Vec<u8>)>,
+    StatusCode,
+    &'static str,
+);
 
 struct Api {
     state: ApiState,
@@ -752,4 +758,99 @@ async fn the_openapi_document_lists_every_route_and_every_route_has_an_access_ru
         assert!(paths.contains_key(route), "{route}");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+}
+
+#[tokio::test]
+async fn after_the_window_the_request_expires_and_the_vendor_reports_the_work() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let now = Timestamp::now();
+        let (status, r) = api
+            .post(
+                "/api/v1/requests",
+                &alice,
+                json!({"target": "pacs", "level": "reference", "window_start": now.to_string(),
+                       "window_end": (now + SignedDuration::from_secs(2)).to_string(), "reason": "log check"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        let id = r["id"].as_str().unwrap().to_owned();
+        // Reporting before the work is a conflict.
+        let (status, body) = api.post(&format!("/api/v1/requests/{id}/report"), &alice, json!({"text": "done"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        api.post(&format!("/api/v1/requests/{id}/approve"), &approver, json!({})).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let s = &api.state.settings;
+        let expired = api.state.store.expire_requests(&s.policy, &s.zone).await.unwrap();
+        assert_eq!(expired, [id.parse().unwrap()]);
+        assert!(api.state.store.expire_requests(&s.policy, &s.zone).await.unwrap().is_empty());
+        let (status, body) = api
+            .post(&format!("/api/v1/requests/{id}/report"), &alice, json!({"text": "checked logs; no change made"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "expired");
+        assert_eq!(body["report"], "checked logs; no change made");
+        // Only the requester reports.
+        let (status, _) = api.post(&format!("/api/v1/requests/{id}/report"), &approver, json!({"text": "x"})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
+    for_each_db(|db| async move {
+        let policy = Policy {
+            emergency_access: true,
+            emergency_approval_deadline: SignedDuration::from_secs(1),
+            ..Policy::default()
+        };
+        let api = Api::new(&db, policy);
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let now = Timestamp::now();
+        let (status, r) = api
+            .post(
+                "/api/v1/requests",
+                &alice,
+                json!({"target": "pacs", "level": "change", "emergency": true, "window_start": now.to_string(),
+                       "window_end": (now + SignedDuration::from_hours(1)).to_string(), "reason": "MRI down"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{r}");
+        assert_eq!(r["emergency"], true);
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let id = r["id"].as_str().unwrap();
+        let (_, r) = api.get(&format!("/api/v1/requests/{id}"), &approver).await;
+        assert_eq!(r["overdue"], true, "{r}");
+        let (_, r) = api.post(&format!("/api/v1/requests/{id}/approve"), &approver, json!({})).await;
+        assert_eq!((r["overdue"].as_bool(), r["emergency"].as_bool()), (Some(false), Some(true)), "{r}");
+    })
+    .await;
+    // Where the policy forbids it, an emergency request is refused at filing.
+    let db = sekisho_testkit::sqlite().await;
+    let api = Api::new(&db, Policy::default());
+    let admin = api.staff("admin", Role::Admin).await;
+    let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+    api.target(&admin, "pacs").await;
+    let now = Timestamp::now();
+    let (status, body) = api
+        .post(
+            "/api/v1/requests",
+            &alice,
+            json!({"target": "pacs", "level": "change", "emergency": true, "window_start": now.to_string(),
+                   "window_end": (now + SignedDuration::from_hours(1)).to_string(), "reason": "MRI down"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["error"]["message"],
+        "emergency: emergency access is disabled by the hospital's policy"
+    );
 }

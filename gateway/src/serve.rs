@@ -107,6 +107,12 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
             .await
             .map_err(GatewayError::Serve)
     });
+    tokio::spawn(expire_requests(
+        store.clone(),
+        config.domain_policy(),
+        config.display_zone(),
+        shutdown.clone(),
+    ));
     let ssh_host_fingerprint = keys.ssh_host_fingerprint();
     let done = tokio::spawn(async move {
         let result = tokio::select! {
@@ -139,6 +145,33 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         ssh_host_fingerprint,
         done,
     })
+}
+
+/// How often windows that have ended are swept to `expired`.
+const EXPIRY_SWEEP: Duration = Duration::from_secs(15);
+
+/// Expires requests whose window has ended, until shutdown. A failed sweep is logged and
+/// retried at the next tick; the rules never depend on the sweep (authorize checks windows).
+async fn expire_requests(
+    store: Store,
+    policy: sekisho_domain::policy::Policy,
+    zone: sekisho_domain::zone::DisplayZone,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.expire_requests(&policy, &zone).await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::info!(count = ids.len(), "expired requests whose window ended")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying at the next tick"),
+        }
+    }
 }
 
 /// The API's view of the configuration.

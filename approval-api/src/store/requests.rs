@@ -451,3 +451,73 @@ impl Store {
         Ok(request)
     }
 }
+
+impl Store {
+    /// Moves every request whose window has ended (and that is still submitted, approved or
+    /// active) to `expired`, through the domain's `Expire` rule, audited as the system.
+    /// Returns the requests expired.
+    pub async fn expire_requests(
+        &self,
+        policy: &Policy,
+        zone: &DisplayZone,
+    ) -> Result<Vec<RequestId>> {
+        let t = now();
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM work_requests WHERE window_end <= $1 AND status IN ('submitted', 'approved', 'active')",
+        )
+        .bind(micros(t))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+        let mut expired = vec![];
+        for id in ids {
+            let id: RequestId = parse("request id", &id)?;
+            let mut tx = self.begin().await?;
+            let Some(StoredRequest { request, .. }) = load(&mut tx, id).await? else {
+                continue;
+            };
+            let Some(vendor) = vendor_in(&mut tx, request.vendor_id).await? else {
+                continue;
+            };
+            let ctx = RuleContext {
+                policy,
+                vendor: &vendor,
+                now: t,
+                zone,
+            };
+            // Another node may have expired it already: then the rule refuses and we move on.
+            let Ok(transition) = request.apply(&RequestEvent::Expire, &ctx) else {
+                continue;
+            };
+            sqlx::query("UPDATE work_requests SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4")
+                .bind(transition.status.as_str())
+                .bind(micros(t))
+                .bind(id.to_string())
+                .bind(request.status.as_str())
+                .execute(&mut *tx)
+                .await?;
+            audit::append(
+                &mut tx,
+                NewAuditEvent {
+                    actor: Actor::System,
+                    outcome: Outcome::Success,
+                    vendor_id: Some(request.vendor_id),
+                    source_addr: None,
+                    reason: Some("window ended".into()),
+                    event: AuditEvent::RequestDecided {
+                        request: id,
+                        number: request.number,
+                        action: "expire".into(),
+                        status: transition.status.as_str().into(),
+                    },
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            expired.push(id);
+        }
+        Ok(expired)
+    }
+}

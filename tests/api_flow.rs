@@ -1,0 +1,207 @@
+//! End to end over real HTTP: the running `sekisho serve`, its initial admin, the CLI, and the
+//! approval flow of issue #3, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Value, json};
+use support::{Env, stderr, stdout};
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Http {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn login(&self, username: &str, password: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, Some(token), Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, Some(token), None)
+            .await
+    }
+}
+
+async fn approval_flow(env: &Env) {
+    let server = env.serve();
+    let http = Http {
+        base: format!("http://{}", server.api),
+        client: reqwest::Client::new(),
+    };
+    let admin_pw = std::fs::read_to_string(env.data_dir().join("initial-admin-password")).unwrap();
+    let admin = http.login("admin", admin_pw.trim()).await;
+
+    // An approver, created offline with the CLI while the server runs.
+    let out = env.cli(
+        &[
+            "user",
+            "add",
+            "--username",
+            "hana",
+            "--role",
+            "approver",
+            "--password-stdin",
+        ],
+        "approver password 1\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let approver = http.login("hana", "approver password 1").await;
+
+    let (_, policy) = http.get("/api/v1/policy", &admin).await;
+    let answers: serde_json::Map<String, Value> = policy["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
+        .collect();
+    let (status, vendor) = http
+        .post(
+            "/api/v1/vendors",
+            &admin,
+            json!({"name": "Acme Medical", "contact": {"name": "Sato"},
+            "attestation": {"answers": answers, "attested_by": "Sato (CISO)"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{vendor}");
+    assert_eq!(vendor["qualified"], true, "{vendor}");
+    let vid = vendor["id"].as_str().unwrap();
+    let (status, _) = http
+        .post(
+            &format!("/api/v1/vendors/{vid}/users"),
+            &admin,
+            json!({"username": "alice", "password": "vendor password 1"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, target) = http
+        .post("/api/v1/targets", &admin, json!({"name": "pacs", "host": "127.0.0.1", "port": 22,
+            "levels": {"change": {"account": "maint-rw", "credential": {"password": "never-shown"}}}}))
+        .await;
+    assert_eq!(status, 201, "{target}");
+
+    let alice = http.login("alice", "vendor password 1").await;
+    let now = Timestamp::now();
+    let (status, request) = http
+        .post("/api/v1/requests", &alice, json!({"target": "pacs", "level": "change",
+            "window_start": now.to_string(), "window_end": (now + SignedDuration::from_hours(1)).to_string(),
+            "reason": "firmware update", "plan": "apply vendor patch 4.2"}))
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let rid = request["id"].as_str().unwrap();
+    let (status, body) = http
+        .post(
+            &format!("/api/v1/requests/{rid}/approve"),
+            &alice,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = http
+        .post(
+            &format!("/api/v1/requests/{rid}/approve"),
+            &approver,
+            json!({"comment": "go"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "approved");
+
+    // The audit log has each step, with the client's address, and the chain is intact.
+    let (_, page) = http
+        .get(&format!("/api/v1/audit?request={rid}"), &approver)
+        .await;
+    let steps: Vec<(String, String)> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("request_filed".to_owned(), "success".to_owned()),
+            ("request_decided".to_owned(), "success".to_owned())
+        ]
+    );
+    assert!(
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source_addr"] == "127.0.0.1"),
+        "{page}"
+    );
+    let (_, denied) = http
+        .get("/api/v1/audit?kind=login_succeeded", &approver)
+        .await;
+    assert_eq!(denied["events"].as_array().unwrap().len(), 3);
+    let (_, verify) = http.get("/api/v1/audit/verify", &approver).await;
+    assert_eq!(verify["intact"], true, "{verify}");
+    let (status, doc) = http
+        .send(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/v1/requests/{id}/approve"]["post"].is_object());
+    assert!(server.terminate().success());
+    let out = env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn approval_flow_over_http_on_sqlite() {
+    approval_flow(&Env::new(None)).await;
+}
+
+#[tokio::test]
+async fn approval_flow_over_http_on_postgresql() {
+    let Some(db) = sekisho_testkit::postgres().await else {
+        return;
+    };
+    db.store.close().await;
+    approval_flow(&Env::new(Some(&db.url))).await;
+}
