@@ -59,6 +59,15 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// The actor for an authenticated account.
+    pub fn user(user: &crate::user::User) -> Self {
+        Actor::User {
+            id: user.id,
+            username: user.username.clone(),
+            role: user.role,
+        }
+    }
+
     pub fn user_id(&self) -> Option<UserId> {
         match self {
             Actor::User { id, .. } => Some(*id),

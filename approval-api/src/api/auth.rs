@@ -131,11 +131,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn actor(&self) -> Actor {
-        Actor::User {
-            id: self.user.id,
-            username: self.user.username.clone(),
-            role: self.user.role,
-        }
+        Actor::user(&self.user)
     }
 
     pub fn role(&self) -> Role {
@@ -265,11 +261,7 @@ pub async fn login(
     let user = state.store.user_by_username(&body.username).await?;
     let fail = |reason: &str, user: Option<&User>| NewAuditEvent {
         actor: match user {
-            Some(u) => Actor::User {
-                id: u.id,
-                username: u.username.clone(),
-                role: u.role,
-            },
+            Some(u) => Actor::user(u),
             None => Actor::Anonymous {
                 claimed: body.username.clone(),
             },
@@ -353,11 +345,7 @@ pub async fn login(
     state
         .store
         .audit(NewAuditEvent {
-            actor: Actor::User {
-                id: user.id,
-                username: user.username.clone(),
-                role: user.role,
-            },
+            actor: Actor::user(&user),
             outcome: Outcome::Success,
             vendor_id: user.vendor_id,
             source_addr: source.clone(),

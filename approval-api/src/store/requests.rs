@@ -303,11 +303,7 @@ impl Store {
             RequestAction::Cancel => RequestEvent::Cancel { by: by.id },
             RequestAction::Revoke => RequestEvent::Revoke { by },
         };
-        let actor = Actor::User {
-            id: by.id,
-            username: by.username.clone(),
-            role: by.role,
-        };
+        let actor = Actor::user(by);
         let audit_ev = |outcome, reason, status: RequestStatus| NewAuditEvent {
             actor: actor.clone(),
             outcome,
@@ -428,11 +424,7 @@ impl Store {
         audit::append(
             &mut tx,
             NewAuditEvent {
-                actor: Actor::User {
-                    id: by.id,
-                    username: by.username.clone(),
-                    role: by.role,
-                },
+                actor: Actor::user(by),
                 outcome: Outcome::Success,
                 vendor_id: Some(request.vendor_id),
                 source_addr: source.map(str::to_owned),

@@ -163,11 +163,7 @@ impl Store {
         audit::append(
             &mut tx,
             NewAuditEvent {
-                actor: Actor::User {
-                    id: by.id,
-                    username: by.username.clone(),
-                    role: by.role,
-                },
+                actor: Actor::user(by),
                 outcome: Outcome::Success,
                 vendor_id: Some(current.session.vendor_id),
                 source_addr: source.map(str::to_owned),
