@@ -1,0 +1,305 @@
+//! What was typed and what appeared on screen, and when: the search index built when a
+//! recording closes (`index.jsonl`), and the plain-text screen transcript (`replay --text`).
+//!
+//! Terminal output goes through a real terminal emulator (`vt100`), so the index holds the
+//! text a person saw, not escape codes: a row is indexed each time its content changes.
+
+use std::num::NonZeroU16;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cast::{self, EventKind};
+use crate::stream::{self, Direction, StreamKind};
+use crate::{RecordingError, Result, io_err};
+
+pub const INDEX: &str = "index.jsonl";
+
+/// Where an indexed text came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A line the vendor typed in a terminal.
+    Input,
+    /// A row as it appeared on the terminal screen.
+    Screen,
+    /// The command of an exec channel.
+    Command,
+    /// A line of an exec channel's output.
+    Output,
+}
+
+/// One index entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub file: String,
+    /// Seconds since the recording started.
+    pub t: f64,
+    pub source: Source,
+    pub text: String,
+}
+
+fn size(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+/// Applies typed bytes to a line buffer; returns completed lines.
+fn typed(line: &mut String, data: &str, t: f64, file: &str, out: &mut Vec<Entry>) {
+    for c in data.chars() {
+        match c {
+            '\r' | '\n' => {
+                if !line.trim().is_empty() {
+                    out.push(Entry {
+                        file: file.into(),
+                        t,
+                        source: Source::Input,
+                        text: line.trim().to_owned(),
+                    });
+                }
+                line.clear();
+            }
+            '\u{7f}' | '\u{8}' => {
+                line.pop();
+            }
+            '\u{15}' => line.clear(),
+            c if c.is_control() => {}
+            c => line.push(c),
+        }
+    }
+}
+
+/// Index entries of one asciicast file.
+pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, String> {
+    let (header, events) = cast::parse(text)?;
+    let mut parser = vt100::Parser::new(size(header.height), size(header.width), 0);
+    let mut prev: Vec<String> = vec![String::new(); usize::from(header.height)];
+    let mut out = Vec::new();
+    let mut line = String::new();
+    for ev in events {
+        match ev.kind {
+            EventKind::Output => {
+                parser.process(ev.data.as_bytes());
+                let rows: Vec<String> = parser.screen().rows(0, header.width.max(1)).collect();
+                for (i, row) in rows.iter().enumerate() {
+                    let trimmed = row.trim_end();
+                    if prev.get(i).map(String::as_str) != Some(row.as_str())
+                        && !trimmed.trim().is_empty()
+                    {
+                        out.push(Entry {
+                            file: file.into(),
+                            t: ev.t,
+                            source: Source::Screen,
+                            text: trimmed.to_owned(),
+                        });
+                    }
+                }
+                prev = rows;
+            }
+            EventKind::Input => typed(&mut line, &ev.data, ev.t, file, &mut out),
+            EventKind::Resize => {
+                if let Some((w, h)) = ev
+                    .data
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                {
+                    parser.set_size(size(h), size(w));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Index entries of an exec stream (other streams are binary protocols: not indexed).
+pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>, String> {
+    let s = stream::parse(bytes).map_err(|e| e.to_string())?;
+    if s.header.kind != StreamKind::Exec {
+        return Ok(vec![]);
+    }
+    let mut out = vec![Entry {
+        file: file.into(),
+        t: 0.0,
+        source: Source::Command,
+        text: s.header.detail.clone(),
+    }];
+    let mut pending = [String::new(), String::new()];
+    for f in &s.frames {
+        let (slot, source) = match f.direction {
+            Direction::ToTarget => (0, Source::Input),
+            Direction::FromTarget => (1, Source::Output),
+        };
+        pending[slot].push_str(&String::from_utf8_lossy(&f.data));
+        while let Some(pos) = pending[slot].find('\n') {
+            let l: String = pending[slot].drain(..=pos).collect();
+            if !l.trim().is_empty() {
+                out.push(Entry {
+                    file: file.into(),
+                    t: f.t_us as f64 / 1e6,
+                    source,
+                    text: l.trim_end().to_owned(),
+                });
+            }
+        }
+    }
+    for (slot, source) in [(0, Source::Input), (1, Source::Output)] {
+        if !pending[slot].trim().is_empty() {
+            let t = s.frames.last().map_or(0.0, |f| f.t_us as f64 / 1e6);
+            out.push(Entry {
+                file: file.into(),
+                t,
+                source,
+                text: pending[slot].trim_end().to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Builds `index.jsonl` for the recording in `dir`. A file that cannot be parsed is skipped
+/// with a warning: the index is a convenience, the recording itself is what is signed.
+pub fn build(dir: &Path) -> Result<()> {
+    let mut entries = Vec::new();
+    for name in crate::library::recording_files(dir)? {
+        let path = dir.join(&name);
+        let result = if name.ends_with(".cast") {
+            std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| index_cast(&t, &name))
+        } else {
+            std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| index_stream(&b, &name))
+        };
+        match result {
+            Ok(mut e) => entries.append(&mut e),
+            Err(e) => tracing::warn!(file = %path.display(), error = %e, "not indexed"),
+        }
+    }
+    entries.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let mut text = String::new();
+    for e in &entries {
+        text.push_str(
+            &serde_json::to_string(e).map_err(|e| RecordingError::Failed(e.to_string()))?,
+        );
+        text.push('\n');
+    }
+    let path = dir.join(INDEX);
+    std::fs::write(&path, text).map_err(io_err("write", &path))
+}
+
+/// Reads `index.jsonl`.
+pub fn read(dir: &Path) -> Result<Vec<Entry>> {
+    let path = dir.join(INDEX);
+    let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// Everything that was on screen, in order: lines that scrolled away, then the final screen.
+/// Text overwritten in place (full-screen programs) is not in the transcript; the index has it.
+pub fn transcript(cast_text: &str) -> std::result::Result<String, String> {
+    let (header, events) = cast::parse(cast_text)?;
+    let mut parser = vt100::Parser::new(size(header.height), size(header.width), 1_000_000);
+    let width = header.width.max(1);
+    for ev in &events {
+        match ev.kind {
+            EventKind::Output => parser.process(ev.data.as_bytes()),
+            EventKind::Resize => {
+                if let Some((w, h)) = ev
+                    .data
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                {
+                    parser.set_size(size(h), size(w));
+                }
+            }
+            EventKind::Input => {}
+        }
+    }
+    let screen = parser.screen_mut();
+    let scrolled = screen.scrollback_len();
+    let mut lines = Vec::with_capacity(scrolled + usize::from(header.height));
+    for offset in (1..=scrolled).rev() {
+        screen.set_scrollback(offset);
+        if let Some(first) = screen.rows(0, width).next() {
+            lines.push(first.trim_end().to_owned());
+        }
+    }
+    screen.set_scrollback(0);
+    lines.extend(screen.rows(0, width).map(|r| r.trim_end().to_owned()));
+    while lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cast::{CastHeader, event_line, header_line};
+
+    fn cast(events: &[(f64, EventKind, &str)], w: u16, h: u16) -> String {
+        let mut s = header_line(&CastHeader {
+            version: 2,
+            width: w,
+            height: h,
+            timestamp: 0,
+            title: None,
+            env: None,
+        });
+        for (t, k, d) in events {
+            s.push_str(&event_line(*t, *k, d));
+        }
+        s
+    }
+
+    #[test]
+    fn typed_commands_and_screen_text_are_indexed_without_escape_codes() {
+        let c = cast(
+            &[
+                (0.1, EventKind::Output, "\x1b[1;32muser@pacs\x1b[0m:~$ "),
+                (1.0, EventKind::Input, "systemctl statux\x7f\x7fus dicom\r"),
+                (
+                    1.2,
+                    EventKind::Output,
+                    "systemctl status dicom\r\n\x1b[32m● dicom.service - active (running)\x1b[0m\r\n",
+                ),
+            ],
+            80,
+            24,
+        );
+        let idx = index_cast(&c, "term-0.cast").unwrap();
+        assert!(
+            idx.contains(&Entry {
+                file: "term-0.cast".into(),
+                t: 1.0,
+                source: Source::Input,
+                text: "systemctl status dicom".into()
+            }),
+            "{idx:#?}"
+        );
+        assert!(
+            idx.iter().any(|e| e.source == Source::Screen
+                && e.t == 1.2
+                && e.text == "● dicom.service - active (running)"),
+            "{idx:#?}"
+        );
+        assert!(idx.iter().all(|e| !e.text.contains('\x1b')));
+    }
+
+    #[test]
+    fn the_transcript_keeps_lines_that_scrolled_away() {
+        let mut events = vec![];
+        let lines: Vec<String> = (1..=30).map(|i| format!("line {i}\r\n")).collect();
+        for (i, l) in lines.iter().enumerate() {
+            events.push((i as f64, EventKind::Output, l.as_str()));
+        }
+        let text = transcript(&cast(&events, 20, 5)).unwrap();
+        let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(text, expected);
+    }
+}

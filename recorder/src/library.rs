@@ -1,0 +1,254 @@
+//! The recordings directory as a whole: listing, sealing recordings left open by a crash,
+//! verification and search.
+
+use std::path::{Path, PathBuf};
+
+use crate::index::{self, INDEX};
+use crate::manifest::{
+    self, FileEntry, FileKind, MANIFEST, Manifest, RecordingKey, RecordingState, hash_file,
+};
+use crate::{RecordingError, Result, io_err};
+
+/// The recording files of a session folder (not the manifest or index), sorted.
+pub fn recording_files(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            (n.starts_with("term-") && n.ends_with(".cast"))
+                || (n.starts_with("stream-") && n.ends_with(".skr"))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn kind_of(name: &str) -> (FileKind, Option<u32>) {
+    let channel = |prefix: &str, suffix: &str| {
+        name.strip_prefix(prefix)?
+            .strip_suffix(suffix)?
+            .parse()
+            .ok()
+    };
+    if name == INDEX {
+        (FileKind::Index, None)
+    } else if name.ends_with(".cast") {
+        (FileKind::Asciicast, channel("term-", ".cast"))
+    } else {
+        (FileKind::Stream, channel("stream-", ".skr"))
+    }
+}
+
+/// Indexes, hashes every file, signs and writes the manifest (closing or sealing).
+pub fn finish(dir: &Path, manifest: &mut Manifest, key: &RecordingKey) -> Result<()> {
+    index::build(dir)?;
+    let mut names = recording_files(dir)?;
+    names.push(INDEX.to_owned());
+    manifest.files = names
+        .into_iter()
+        .map(|name| {
+            let (size, sha256) = hash_file(&dir.join(&name))?;
+            let (kind, channel) = kind_of(&name);
+            Ok(FileEntry {
+                name,
+                kind,
+                channel,
+                size,
+                sha256,
+            })
+        })
+        .collect::<Result<_>>()?;
+    key.sign(manifest);
+    manifest.write(dir)
+}
+
+/// What verification found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Verification {
+    pub session: String,
+    pub state: RecordingState,
+    /// Empty when the recording is intact.
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks a recording folder against its manifest and the manifest against the public key.
+pub fn verify_dir(dir: &Path, public_key_b64: &str) -> Result<Verification> {
+    let m = Manifest::read(dir)?;
+    let mut problems = vec![];
+    if let Err(e) = manifest::verify_signature(&m, public_key_b64) {
+        problems.push(format!("{MANIFEST}: {e}"));
+    }
+    if m.state == RecordingState::Open {
+        problems.push("recording is still open (not sealed)".to_owned());
+    }
+    for f in &m.files {
+        let path = dir.join(&f.name);
+        match hash_file(&path) {
+            Err(_) => problems.push(format!("{}: missing", f.name)),
+            Ok((size, _)) if size != f.size => problems.push(format!(
+                "{}: size is {size} bytes, manifest says {} (file altered)",
+                f.name, f.size
+            )),
+            Ok((_, sha)) if sha != f.sha256 => problems.push(format!(
+                "{}: SHA-256 does not match the manifest (file altered)",
+                f.name
+            )),
+            Ok(_) => {}
+        }
+    }
+    for name in recording_files(dir)? {
+        if !m.files.iter().any(|f| f.name == name) {
+            problems.push(format!("{name}: not in the manifest (added after sealing)"));
+        }
+    }
+    Ok(Verification {
+        session: m.session,
+        state: m.state,
+        problems,
+    })
+}
+
+/// One place a search text was found.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Hit {
+    pub session: String,
+    pub target: String,
+    pub vendor_user: String,
+    pub file: String,
+    /// Seconds since the recording started.
+    pub t: f64,
+    pub source: index::Source,
+    pub text: String,
+}
+
+/// The recordings under one directory.
+#[derive(Clone, Debug)]
+pub struct Library {
+    dir: PathBuf,
+}
+
+impl Library {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn folders(&self) -> Result<Vec<PathBuf>> {
+        if !self.dir.exists() {
+            return Ok(vec![]);
+        }
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(io_err("list", &self.dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.join(MANIFEST).exists())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Every recording's manifest, newest first. Unreadable manifests are skipped with a warning.
+    pub fn list(&self) -> Result<Vec<Manifest>> {
+        let mut out = vec![];
+        for dir in self.folders()? {
+            match Manifest::read(&dir) {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(error = %e, "unreadable recording manifest"),
+            }
+        }
+        out.sort_by_key(|m| std::cmp::Reverse(m.started_at));
+        Ok(out)
+    }
+
+    /// The folder of a recording, by session id or a unique prefix of it.
+    pub fn find(&self, id: &str) -> Result<PathBuf> {
+        let exact = self.dir.join(id);
+        if !id.is_empty() && !id.contains('/') && exact.join(MANIFEST).exists() {
+            return Ok(exact);
+        }
+        let matches: Vec<PathBuf> = self
+            .folders()?
+            .into_iter()
+            .filter(|p| {
+                !id.is_empty()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(id))
+            })
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(RecordingError::NotFound(id.to_owned())),
+            _ => Err(RecordingError::NotFound(format!(
+                "{id} (ambiguous: {} recordings start with it)",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// Seals recordings left `open` by a crash: indexes what is there, hashes it, marks the
+    /// manifest `aborted` and signs it. Returns the sealed manifests.
+    pub fn seal_abandoned(&self, key: &RecordingKey) -> Result<Vec<Manifest>> {
+        let mut sealed = vec![];
+        for dir in self.folders()? {
+            let Ok(mut m) = Manifest::read(&dir) else {
+                continue;
+            };
+            if m.state != RecordingState::Open {
+                continue;
+            }
+            m.state = RecordingState::Aborted;
+            m.end_reason = Some("the gateway stopped while the session was open".into());
+            m.ended_at = Some(jiff::Timestamp::now());
+            finish(&dir, &mut m, key)?;
+            for f in &m.files {
+                tracing::warn!(session = %m.session, file = %f.name, size = f.size, sha256 = %f.sha256, "sealed abandoned recording");
+            }
+            sealed.push(m);
+        }
+        Ok(sealed)
+    }
+
+    pub fn verify(&self, id: &str, public_key_b64: &str) -> Result<Verification> {
+        verify_dir(&self.find(id)?, public_key_b64)
+    }
+
+    /// Finds `text` (case-insensitive) in what was typed or shown, across all recordings.
+    pub fn search(&self, text: &str) -> Result<Vec<Hit>> {
+        let needle = text.to_lowercase();
+        let mut hits = vec![];
+        for dir in self.folders()? {
+            let Ok(m) = Manifest::read(&dir) else {
+                continue;
+            };
+            let Ok(entries) = index::read(&dir) else {
+                continue;
+            };
+            for e in entries {
+                if e.text.to_lowercase().contains(&needle) {
+                    hits.push(Hit {
+                        session: m.session.clone(),
+                        target: m.target.clone(),
+                        vendor_user: m.vendor_user.clone(),
+                        file: e.file,
+                        t: e.t,
+                        source: e.source,
+                        text: e.text,
+                    });
+                }
+            }
+        }
+        Ok(hits)
+    }
+}

@@ -1,0 +1,192 @@
+//! `manifest.json`: what a recording is, each file's size and SHA-256, and the gateway's
+//! Ed25519 signature over all of it.
+
+use std::io::Read;
+use std::path::Path;
+
+use aws_lc_rs::digest::{Context, SHA256, digest};
+use aws_lc_rs::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{RecordingError, Result, io_err};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const FORMAT: &str = "sekisho-recording/1";
+
+/// Where a recording is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Being written.
+    Open,
+    /// Closed normally.
+    Closed,
+    /// Sealed after the gateway stopped or crashed while it was open.
+    Aborted,
+}
+
+/// What a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Asciicast,
+    Stream,
+    Index,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub kind: FileKind,
+    pub channel: Option<u32>,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The manifest. Field order is the signed encoding's order: do not reorder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub session: String,
+    pub request: String,
+    pub request_number: i64,
+    pub vendor: String,
+    pub vendor_user: String,
+    pub target: String,
+    pub level: String,
+    pub source_addr: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub state: RecordingState,
+    pub end_reason: Option<String>,
+    pub files: Vec<FileEntry>,
+    /// Which key signed it (first 8 bytes of the public key's SHA-256, hex).
+    pub key_id: Option<String>,
+    /// Base64 Ed25519 signature over [`Manifest::signed_bytes`].
+    pub signature: Option<String>,
+}
+
+impl Manifest {
+    /// The bytes the signature covers: the manifest as JSON without its signature.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut unsigned = self.clone();
+        unsigned.signature = None;
+        serde_json::to_vec(&unsigned).unwrap_or_default()
+    }
+
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(io_err("read", &path))?;
+        serde_json::from_str(&text).map_err(|e| RecordingError::Format {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes atomically (temporary file, fsync, rename).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST);
+        let tmp = dir.join("manifest.json.tmp");
+        let json =
+            serde_json::to_vec_pretty(self).map_err(|e| RecordingError::Failed(e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
+            f.write_all(&json).map_err(io_err("write", &tmp))?;
+            f.sync_all().map_err(io_err("sync", &tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io_err("rename", &path))
+    }
+}
+
+/// Size and SHA-256 (hex) of a file, read in blocks.
+pub fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let mut f = std::fs::File::open(path).map_err(io_err("open", path))?;
+    let mut ctx = Context::new(&SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("read", path))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        ctx.update(&buf[..n]);
+    }
+    Ok((size, hex::encode(ctx.finish().as_ref())))
+}
+
+/// The gateway's recording-signing key (Ed25519).
+pub struct RecordingKey {
+    pair: Ed25519KeyPair,
+    id: String,
+}
+
+impl std::fmt::Debug for RecordingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The id of a public key: first 8 bytes of its SHA-256, hex.
+pub fn key_id(public: &[u8]) -> String {
+    hex::encode(&digest(&SHA256, public).as_ref()[..8])
+}
+
+impl RecordingKey {
+    /// A fresh key as PKCS#8 bytes (to be stored 0600 by the caller).
+    pub fn generate_pkcs8() -> Result<Vec<u8>> {
+        Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|e| RecordingError::Key(e.to_string()))
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
+        let pair =
+            Ed25519KeyPair::from_pkcs8(der).map_err(|e| RecordingError::Key(e.to_string()))?;
+        let id = key_id(pair.public_key().as_ref());
+        Ok(Self { pair, id })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The raw 32-byte public key, base64 (what bundles carry for offline checking).
+    pub fn public_key_b64(&self) -> String {
+        STANDARD.encode(self.pair.public_key().as_ref())
+    }
+
+    pub fn sign(&self, m: &mut Manifest) {
+        m.key_id = Some(self.id.clone());
+        m.signature = None;
+        let sig = self.pair.sign(&m.signed_bytes());
+        m.signature = Some(STANDARD.encode(sig.as_ref()));
+    }
+}
+
+/// Checks a manifest's signature against a raw public key (base64).
+pub fn verify_signature(m: &Manifest, public_key_b64: &str) -> std::result::Result<(), String> {
+    let public = STANDARD
+        .decode(public_key_b64.trim())
+        .map_err(|_| "public key is not base64".to_owned())?;
+    let sig = m.signature.as_deref().ok_or("manifest is not signed")?;
+    let sig = STANDARD
+        .decode(sig)
+        .map_err(|_| "signature is not base64".to_owned())?;
+    if m.key_id.as_deref() != Some(key_id(&public).as_str()) {
+        return Err(format!(
+            "signed by key {} but checked against key {}",
+            m.key_id.as_deref().unwrap_or("?"),
+            key_id(&public)
+        ));
+    }
+    UnparsedPublicKey::new(&ED25519, &public)
+        .verify(&m.signed_bytes(), &sig)
+        .map_err(|_| "signature does not match the manifest (manifest altered)".to_owned())
+}

@@ -1,0 +1,531 @@
+//! Writing one session's recording.
+//!
+//! The gateway's session tasks call [`SessionRecording`] methods; each puts a message on a
+//! bounded queue read by one writer task per session, which owns the files. A slow disk fills
+//! the queue and so slows the session; a queue full for longer than the stall limit, or any
+//! write error, fails the recording, and every later call returns the error so the gateway
+//! ends the session: there is no unrecorded access. Files are flushed at least once a second
+//! and on close; closing builds the search index and writes the signed manifest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::json;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cast::{self, CastHeader, EventKind, Utf8Stream};
+use crate::manifest::{Manifest, RecordingKey, RecordingState};
+use crate::stream::{self, Direction, StreamHeader, StreamKind};
+use crate::{RecordingError, Result, io_err, library};
+
+/// Who and what a recording is about; written into the manifest.
+#[derive(Clone, Debug)]
+pub struct SessionMeta {
+    pub session: String,
+    pub request: String,
+    pub request_number: i64,
+    pub vendor: String,
+    pub vendor_user: String,
+    pub target: String,
+    pub level: String,
+    pub source_addr: String,
+}
+
+/// Opens session recordings under one directory, signing them with one key.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    dir: PathBuf,
+    key: Arc<RecordingKey>,
+    queue: usize,
+    stall: Duration,
+}
+
+impl Recorder {
+    /// Creates `dir` if needed.
+    pub fn new(dir: &Path, key: Arc<RecordingKey>) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            key,
+            queue: 1024,
+            stall: Duration::from_secs(10),
+        })
+    }
+
+    /// Overrides the queue length and stall limit (tests, tuning).
+    pub fn with_limits(mut self, queue: usize, stall: Duration) -> Self {
+        self.queue = queue.max(1);
+        self.stall = stall;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn key(&self) -> &Arc<RecordingKey> {
+        &self.key
+    }
+
+    /// Starts a session's recording: its folder and an `open` manifest. Fails (and the
+    /// gateway refuses the session) if the folder cannot be written.
+    pub async fn open(&self, meta: SessionMeta) -> Result<SessionRecording> {
+        let dir = self.dir.join(&meta.session);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_err("create directory", &dir))?;
+        let started = Timestamp::now();
+        let manifest = Manifest {
+            format: crate::manifest::FORMAT.into(),
+            session: meta.session.clone(),
+            request: meta.request.clone(),
+            request_number: meta.request_number,
+            vendor: meta.vendor.clone(),
+            vendor_user: meta.vendor_user.clone(),
+            target: meta.target.clone(),
+            level: meta.level.clone(),
+            source_addr: meta.source_addr.clone(),
+            started_at: started,
+            ended_at: None,
+            state: RecordingState::Open,
+            end_reason: None,
+            files: vec![],
+            key_id: None,
+            signature: None,
+        };
+        let mut signed = manifest.clone();
+        self.key.sign(&mut signed);
+        let write_dir = dir.clone();
+        tokio::task::spawn_blocking(move || signed.write(&write_dir))
+            .await
+            .map_err(|e| RecordingError::Failed(e.to_string()))??;
+        let (tx, rx) = mpsc::channel(self.queue);
+        let failed = Arc::new(Mutex::new(None));
+        let writer = Writer {
+            dir: dir.clone(),
+            key: self.key.clone(),
+            manifest,
+            tracks: BTreeMap::new(),
+            failed: failed.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        Ok(SessionRecording {
+            tx,
+            failed,
+            dir,
+            started: Instant::now(),
+            started_at: started,
+            stall: self.stall,
+        })
+    }
+}
+
+enum Cmd {
+    Terminal {
+        channel: u32,
+        width: u16,
+        height: u16,
+        title: String,
+        term: Option<String>,
+    },
+    Stream {
+        channel: u32,
+        kind: StreamKind,
+        detail: String,
+    },
+    Cast {
+        channel: u32,
+        t: f64,
+        kind: EventKind,
+        data: Vec<u8>,
+    },
+    Frame {
+        channel: u32,
+        t_us: u64,
+        direction: Direction,
+        data: Vec<u8>,
+    },
+    Close {
+        reason: String,
+        reply: oneshot::Sender<Result<Manifest>>,
+    },
+}
+
+/// One session's recording; cheap to clone, one clone per channel task.
+#[derive(Clone, Debug)]
+pub struct SessionRecording {
+    tx: mpsc::Sender<Cmd>,
+    failed: Arc<Mutex<Option<String>>>,
+    dir: PathBuf,
+    started: Instant,
+    started_at: Timestamp,
+    stall: Duration,
+}
+
+impl SessionRecording {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn started_at(&self) -> Timestamp {
+        self.started_at
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    async fn send(&self, cmd: Cmd) -> Result<()> {
+        if let Some(msg) = self.failure() {
+            return Err(RecordingError::Failed(msg));
+        }
+        match self.tx.send_timeout(cmd, self.stall).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                Err(RecordingError::Stalled(self.stall.as_secs()))
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(RecordingError::Failed(
+                self.failure()
+                    .unwrap_or_else(|| "the recording writer stopped".into()),
+            )),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A terminal (PTY) channel: recorded as asciicast v2 in `term-<channel>.cast`.
+    pub async fn terminal(
+        &self,
+        channel: u32,
+        width: u16,
+        height: u16,
+        title: String,
+        term: Option<String>,
+    ) -> Result<()> {
+        self.send(Cmd::Terminal {
+            channel,
+            width,
+            height,
+            title,
+            term,
+        })
+        .await
+    }
+
+    /// A byte-stream channel: recorded in `stream-<channel>.skr`.
+    pub async fn stream(&self, channel: u32, kind: StreamKind, detail: String) -> Result<()> {
+        self.send(Cmd::Stream {
+            channel,
+            kind,
+            detail,
+        })
+        .await
+    }
+
+    /// Terminal output (target → vendor).
+    pub async fn output(&self, channel: u32, data: &[u8]) -> Result<()> {
+        let t = self.elapsed().as_secs_f64();
+        self.send(Cmd::Cast {
+            channel,
+            t,
+            kind: EventKind::Output,
+            data: data.to_vec(),
+        })
+        .await
+    }
+
+    /// Terminal input (vendor → target).
+    pub async fn input(&self, channel: u32, data: &[u8]) -> Result<()> {
+        let t = self.elapsed().as_secs_f64();
+        self.send(Cmd::Cast {
+            channel,
+            t,
+            kind: EventKind::Input,
+            data: data.to_vec(),
+        })
+        .await
+    }
+
+    pub async fn resize(&self, channel: u32, width: u16, height: u16) -> Result<()> {
+        let t = self.elapsed().as_secs_f64();
+        self.send(Cmd::Cast {
+            channel,
+            t,
+            kind: EventKind::Resize,
+            data: format!("{width}x{height}").into_bytes(),
+        })
+        .await
+    }
+
+    /// Bytes of a stream channel.
+    pub async fn frame(&self, channel: u32, direction: Direction, data: &[u8]) -> Result<()> {
+        let t_us = u64::try_from(self.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.send(Cmd::Frame {
+            channel,
+            t_us,
+            direction,
+            data: data.to_vec(),
+        })
+        .await
+    }
+
+    /// Flushes, indexes, hashes and signs. Returns the sealed manifest.
+    pub async fn close(self, reason: &str) -> Result<Manifest> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Close {
+            reason: reason.to_owned(),
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| {
+            RecordingError::Failed(
+                self.failure()
+                    .unwrap_or_else(|| "the recording writer stopped".into()),
+            )
+        })?
+    }
+}
+
+struct Track {
+    file: BufWriter<tokio::fs::File>,
+    path: PathBuf,
+    utf8: Option<Utf8Stream>,
+}
+
+struct Writer {
+    dir: PathBuf,
+    key: Arc<RecordingKey>,
+    manifest: Manifest,
+    tracks: BTreeMap<u32, Track>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let cmd = tokio::select! {
+                cmd = rx.recv() => cmd,
+                _ = flush.tick() => {
+                    if let Err(e) = self.flush().await {
+                        self.fail(e);
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(cmd) = cmd else {
+                // Every handle dropped without close: seal as aborted.
+                let _ = self
+                    .seal(RecordingState::Aborted, "recording dropped without close")
+                    .await;
+                return;
+            };
+            let result = match cmd {
+                Cmd::Close { reason, reply } => {
+                    let sealed = self.seal(RecordingState::Closed, &reason).await;
+                    if let Err(e) = &sealed {
+                        self.fail(RecordingError::Failed(e.to_string()));
+                    }
+                    let _ = reply.send(sealed);
+                    return;
+                }
+                other => self.apply(other).await,
+            };
+            if let Err(e) = result {
+                self.fail(e);
+                return;
+            }
+        }
+    }
+
+    fn fail(&self, e: RecordingError) {
+        tracing::error!(dir = %self.dir.display(), error = %e, "recording failed; the session will be ended");
+        if let Ok(mut f) = self.failed.lock() {
+            *f = Some(e.to_string());
+        }
+    }
+
+    async fn create(&self, name: String) -> Result<(PathBuf, BufWriter<tokio::fs::File>)> {
+        let path = self.dir.join(name);
+        let file = tokio::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(io_err("create", &path))?;
+        Ok((path, BufWriter::with_capacity(64 * 1024, file)))
+    }
+
+    async fn apply(&mut self, cmd: Cmd) -> Result<()> {
+        match cmd {
+            Cmd::Terminal {
+                channel,
+                width,
+                height,
+                title,
+                term,
+            } => {
+                let (path, mut file) = self.create(format!("term-{channel}.cast")).await?;
+                let env = term.map(|t| {
+                    let mut m = serde_json::Map::new();
+                    m.insert("TERM".into(), json!(t));
+                    m
+                });
+                let header = CastHeader {
+                    version: 2,
+                    width,
+                    height,
+                    timestamp: self.manifest.started_at.as_second(),
+                    title: Some(title),
+                    env,
+                };
+                file.write_all(cast::header_line(&header).as_bytes())
+                    .await
+                    .map_err(io_err("write", &path))?;
+                self.tracks.insert(
+                    channel,
+                    Track {
+                        file,
+                        path,
+                        utf8: Some(Utf8Stream::default()),
+                    },
+                );
+            }
+            Cmd::Stream {
+                channel,
+                kind,
+                detail,
+            } => {
+                let (path, mut file) = self.create(format!("stream-{channel}.skr")).await?;
+                let mut buf = Vec::new();
+                stream::write_header(
+                    &mut buf,
+                    &StreamHeader {
+                        kind,
+                        channel,
+                        detail,
+                        started_at_us: self.manifest.started_at.as_microsecond(),
+                    },
+                )
+                .map_err(io_err("encode", &path))?;
+                file.write_all(&buf).await.map_err(io_err("write", &path))?;
+                self.tracks.insert(
+                    channel,
+                    Track {
+                        file,
+                        path,
+                        utf8: None,
+                    },
+                );
+            }
+            Cmd::Cast {
+                channel,
+                t,
+                kind,
+                data,
+            } => {
+                let track = self.track(channel)?;
+                let text = match (&mut track.utf8, kind) {
+                    (Some(u), EventKind::Output) => u.push(&data),
+                    _ => String::from_utf8_lossy(&data).into_owned(),
+                };
+                if !text.is_empty() {
+                    let line = cast::event_line(t, kind, &text);
+                    track
+                        .file
+                        .write_all(line.as_bytes())
+                        .await
+                        .map_err(io_err("write", &track.path))?;
+                }
+            }
+            Cmd::Frame {
+                channel,
+                t_us,
+                direction,
+                data,
+            } => {
+                let track = self.track(channel)?;
+                let mut buf = Vec::with_capacity(data.len() + 17);
+                stream::write_frames(&mut buf, t_us, direction, &data)
+                    .map_err(io_err("encode", &track.path))?;
+                track
+                    .file
+                    .write_all(&buf)
+                    .await
+                    .map_err(io_err("write", &track.path))?;
+            }
+            Cmd::Close { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, channel: u32) -> Result<&mut Track> {
+        let dir = self.dir.clone();
+        self.tracks
+            .get_mut(&channel)
+            .ok_or_else(|| RecordingError::Format {
+                path: dir,
+                message: format!("channel {channel} was not opened for recording"),
+            })
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        for t in self.tracks.values_mut() {
+            t.file.flush().await.map_err(io_err("flush", &t.path))?;
+        }
+        Ok(())
+    }
+
+    async fn seal(&mut self, state: RecordingState, reason: &str) -> Result<Manifest> {
+        for t in self.tracks.values_mut() {
+            if let Some(u) = &mut t.utf8 {
+                let rest = u.finish();
+                if !rest.is_empty() {
+                    let line = cast::event_line(
+                        self.manifest
+                            .started_at
+                            .duration_until(Timestamp::now())
+                            .as_secs_f64(),
+                        EventKind::Output,
+                        &rest,
+                    );
+                    t.file
+                        .write_all(line.as_bytes())
+                        .await
+                        .map_err(io_err("write", &t.path))?;
+                }
+            }
+            t.file.flush().await.map_err(io_err("flush", &t.path))?;
+            t.file
+                .get_ref()
+                .sync_all()
+                .await
+                .map_err(io_err("sync", &t.path))?;
+        }
+        self.tracks.clear();
+        let mut manifest = self.manifest.clone();
+        let dir = self.dir.clone();
+        let key = self.key.clone();
+        let reason = reason.to_owned();
+        tokio::task::spawn_blocking(move || {
+            manifest.ended_at = Some(Timestamp::now());
+            manifest.state = state;
+            manifest.end_reason = Some(reason);
+            library::finish(&dir, &mut manifest, &key)?;
+            Ok(manifest)
+        })
+        .await
+        .map_err(|e| RecordingError::Failed(e.to_string()))?
+    }
+}

@@ -1,0 +1,325 @@
+//! The framed stream format (`.skr`, version 1) for byte streams: exec channels, sftp, port
+//! forwards and TCP tunnels. Documented here because auditors may need to read it without us.
+//!
+//! ```text
+//! file   := magic header frame*
+//! magic  := "SKSTREAM" (8 bytes) version:u8 (=1)
+//! header := len:u32be json[len]            -- StreamHeader
+//! frame  := t_us:u64be dir:u8 len:u32be data[len] crc:u32be
+//!           t_us: microseconds since the recording started
+//!           dir:  0 = vendor → target, 1 = target → vendor
+//!           crc:  CRC-32 (IEEE) of t_us, dir, len and data
+//! ```
+//! All integers are big-endian. A file can be read while it is written and after a crash: a
+//! last frame that is incomplete or fails its CRC is a *torn tail*, reported and ignored. A bad
+//! frame followed by more data is corruption and an error.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: &[u8; 8] = b"SKSTREAM";
+pub const VERSION: u8 = 1;
+/// Frames larger than this are split when written and refused when read.
+pub const MAX_FRAME: usize = 1 << 20;
+
+/// Which way bytes went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the vendor to the target.
+    ToTarget,
+    /// From the target to the vendor.
+    FromTarget,
+}
+
+impl Direction {
+    fn byte(self) -> u8 {
+        match self {
+            Direction::ToTarget => 0,
+            Direction::FromTarget => 1,
+        }
+    }
+}
+
+/// What kind of stream a file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    /// `ssh host command`.
+    Exec,
+    /// The sftp subsystem (also used by scp).
+    Sftp,
+    /// A TCP connection: SSH port forward or designated-client tunnel.
+    Tcp,
+}
+
+/// The JSON header of a stream file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamHeader {
+    pub kind: StreamKind,
+    /// The channel number within the session.
+    pub channel: u32,
+    /// For exec: the command; for TCP: `host:port` on the target side.
+    pub detail: String,
+    /// Unix time of the start, microseconds.
+    pub started_at_us: i64,
+}
+
+/// One frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub t_us: u64,
+    pub direction: Direction,
+    pub data: Vec<u8>,
+}
+
+fn crc(t_us: u64, dir: u8, data: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&t_us.to_be_bytes());
+    h.update(&[dir]);
+    h.update(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+    h.update(data);
+    h.finalize()
+}
+
+/// Writes the magic and header.
+pub fn write_header(w: &mut impl Write, header: &StreamHeader) -> std::io::Result<()> {
+    let json = serde_json::to_vec(header).map_err(std::io::Error::other)?;
+    w.write_all(MAGIC)?;
+    w.write_all(&[VERSION])?;
+    w.write_all(
+        &u32::try_from(json.len())
+            .map_err(std::io::Error::other)?
+            .to_be_bytes(),
+    )?;
+    w.write_all(&json)
+}
+
+/// Writes `data` as one or more frames. Returns the bytes written.
+pub fn write_frames(
+    w: &mut impl Write,
+    t_us: u64,
+    direction: Direction,
+    data: &[u8],
+) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    for chunk in data.chunks(MAX_FRAME) {
+        let len = u32::try_from(chunk.len()).map_err(std::io::Error::other)?;
+        w.write_all(&t_us.to_be_bytes())?;
+        w.write_all(&[direction.byte()])?;
+        w.write_all(&len.to_be_bytes())?;
+        w.write_all(chunk)?;
+        w.write_all(&crc(t_us, direction.byte(), chunk).to_be_bytes())?;
+        written += 17 + chunk.len() as u64;
+    }
+    Ok(written)
+}
+
+/// A stream file read back.
+#[derive(Clone, Debug)]
+pub struct StreamFile {
+    pub header: StreamHeader,
+    pub frames: Vec<Frame>,
+    /// Bytes at the end that did not form a whole, valid frame (a crash mid-write).
+    pub torn_tail: usize,
+}
+
+/// Why a stream file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("not a Sekisho stream file (bad magic)")]
+    Magic,
+    #[error("unsupported stream format version {0}")]
+    Version(u8),
+    #[error("bad header: {0}")]
+    Header(String),
+    #[error("frame at byte {offset} is corrupt (CRC mismatch or bad length) and more data follows")]
+    Corrupt { offset: usize },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads a whole stream file, tolerating a torn tail.
+pub fn read(mut r: impl Read) -> Result<StreamFile, StreamError> {
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)?;
+    parse(&buf)
+}
+
+pub fn parse(buf: &[u8]) -> Result<StreamFile, StreamError> {
+    if buf.len() < 13 || &buf[..8] != MAGIC {
+        return Err(StreamError::Magic);
+    }
+    if buf[8] != VERSION {
+        return Err(StreamError::Version(buf[8]));
+    }
+    let hlen = u32::from_be_bytes([buf[9], buf[10], buf[11], buf[12]]) as usize;
+    let hend = 13usize
+        .checked_add(hlen)
+        .filter(|e| *e <= buf.len())
+        .ok_or_else(|| StreamError::Header("truncated".into()))?;
+    let header: StreamHeader =
+        serde_json::from_slice(&buf[13..hend]).map_err(|e| StreamError::Header(e.to_string()))?;
+    let mut frames = Vec::new();
+    let mut pos = hend;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let whole = (|| {
+            let t_us = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+            let dir = *rest.get(8)?;
+            let len = u32::from_be_bytes(rest.get(9..13)?.try_into().ok()?) as usize;
+            if len > MAX_FRAME {
+                return Some(Err(()));
+            }
+            let data = rest.get(13..13 + len)?;
+            let stored = u32::from_be_bytes(rest.get(13 + len..17 + len)?.try_into().ok()?);
+            let direction = match dir {
+                0 => Direction::ToTarget,
+                1 => Direction::FromTarget,
+                _ => return Some(Err(())),
+            };
+            if stored != crc(t_us, dir, data) {
+                return Some(Err(()));
+            }
+            Some(Ok((
+                Frame {
+                    t_us,
+                    direction,
+                    data: data.to_vec(),
+                },
+                17 + len,
+            )))
+        })();
+        match whole {
+            Some(Ok((frame, size))) => {
+                frames.push(frame);
+                pos += size;
+            }
+            // Incomplete: a torn tail.
+            None => {
+                return Ok(StreamFile {
+                    header,
+                    frames,
+                    torn_tail: buf.len() - pos,
+                });
+            }
+            // Complete but invalid: torn only if nothing valid could follow.
+            Some(Err(())) => {
+                if looks_like_tail(rest) {
+                    return Ok(StreamFile {
+                        header,
+                        frames,
+                        torn_tail: buf.len() - pos,
+                    });
+                }
+                return Err(StreamError::Corrupt { offset: pos });
+            }
+        }
+    }
+    Ok(StreamFile {
+        header,
+        frames,
+        torn_tail: 0,
+    })
+}
+
+/// A bad frame is a torn tail when its claimed length reaches the end of the file (a crash
+/// while writing it); otherwise data follows and the file was damaged.
+fn looks_like_tail(rest: &[u8]) -> bool {
+    match rest.get(9..13).and_then(|b| b.try_into().ok()) {
+        Some(b) => 17 + u32::from_be_bytes(b) as usize >= rest.len(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> StreamHeader {
+        StreamHeader {
+            kind: StreamKind::Tcp,
+            channel: 3,
+            detail: "127.0.0.1:443".into(),
+            started_at_us: 1_700_000_000_000_000,
+        }
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_header(&mut buf, &header()).unwrap();
+        write_frames(&mut buf, 10, Direction::ToTarget, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        write_frames(
+            &mut buf,
+            2_000,
+            Direction::FromTarget,
+            b"HTTP/1.1 200 OK\r\n\r\nhi",
+        )
+        .unwrap();
+        buf
+    }
+
+    #[test]
+    fn round_trip() {
+        let f = parse(&sample()).unwrap();
+        assert_eq!(f.header, header());
+        assert_eq!(f.torn_tail, 0);
+        assert_eq!(f.frames.len(), 2);
+        assert_eq!(f.frames[0].data, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(f.frames[1].direction, Direction::FromTarget);
+        assert_eq!(f.frames[1].t_us, 2_000);
+    }
+
+    #[test]
+    fn every_truncation_is_a_readable_torn_tail() {
+        let full = sample();
+        let header_len = {
+            let mut b = Vec::new();
+            write_header(&mut b, &header()).unwrap();
+            b.len()
+        };
+        for cut in header_len..full.len() {
+            let f = parse(&full[..cut]).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            let whole: usize = f.frames.iter().map(|fr| 17 + fr.data.len()).sum();
+            assert_eq!(header_len + whole + f.torn_tail, cut);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_the_middle_is_corruption_not_a_tail() {
+        let mut buf = sample();
+        let first_data = buf.len() - (17 + 21) - (17 + 18) + 13;
+        buf[first_data] ^= 0x20;
+        assert!(matches!(parse(&buf), Err(StreamError::Corrupt { .. })));
+        // The same flip in the last frame is a torn tail (it may be a half-written frame).
+        let mut buf = sample();
+        let last = buf.len() - 5;
+        buf[last] ^= 0x20;
+        assert_eq!(parse(&buf).unwrap().torn_tail, 17 + 21);
+    }
+
+    #[test]
+    fn large_writes_are_split_into_frames() {
+        let mut buf = Vec::new();
+        write_header(&mut buf, &header()).unwrap();
+        let data = vec![7u8; MAX_FRAME * 2 + 5];
+        write_frames(&mut buf, 1, Direction::ToTarget, &data).unwrap();
+        let f = parse(&buf).unwrap();
+        assert_eq!(
+            f.frames.iter().map(|f| f.data.len()).collect::<Vec<_>>(),
+            [MAX_FRAME, MAX_FRAME, 5]
+        );
+    }
+
+    #[test]
+    fn other_files_are_refused() {
+        assert!(matches!(
+            parse(b"not a stream at all"),
+            Err(StreamError::Magic)
+        ));
+        let mut v = sample();
+        v[8] = 9;
+        assert!(matches!(parse(&v), Err(StreamError::Version(9))));
+    }
+}
