@@ -38,6 +38,11 @@ enum Command {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Review session recordings: list, verify, search, export.
+    #[command(subcommand)]
+    Recording(commands::recording::RecordingCommand),
+    /// Play a terminal session back (or print it as text with --text).
+    Replay(commands::recording::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
             Command::Config(c) => commands::config::run(c),
             Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,
             Command::Audit(c) => commands::audit::run(c, cli.config.as_deref()).await,
+            Command::Recording(c) => commands::recording::run(c, cli.config.as_deref()),
+            Command::Replay(a) => commands::recording::replay(a, cli.config.as_deref()).await,
         }
     });
     match result {

@@ -6,6 +6,7 @@
 //! | `ssh-host-ed25519` | the SSH host key vendors see (OpenSSH format) |
 //! | `client-ca.key`, `client-ca.crt` | the CA that signs designated-client certificates (ECDSA P-256) |
 //! | `at-rest.key` | the AES-256 key sealing target credentials in the database |
+//! | `recording-ed25519.pk8`, `.pub` | Ed25519 key signing recording manifests (base64 PKCS#8; public key base64) |
 //!
 //! Existing files are never overwritten; a file that exists but does not parse stops start-up
 //! rather than being silently replaced (that would invalidate every credential sealed with it).
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
@@ -54,6 +57,8 @@ pub const SSH_HOST_KEY: &str = "ssh-host-ed25519";
 pub const CA_KEY: &str = "client-ca.key";
 pub const CA_CERT: &str = "client-ca.crt";
 pub const AT_REST_KEY: &str = "at-rest.key";
+pub const RECORDING_KEY: &str = "recording-ed25519.pk8";
+pub const RECORDING_PUBLIC_KEY: &str = "recording-ed25519.pub";
 
 /// The loaded keys.
 pub struct GatewayKeys {
@@ -68,6 +73,7 @@ pub struct GatewayKeys {
     pub ca_key_pem: Secret<String>,
     pub ca_cert_pem: String,
     pub at_rest: std::sync::Arc<AtRestKey>,
+    pub recording: std::sync::Arc<sekisho_recorder::RecordingKey>,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -150,6 +156,31 @@ impl GatewayKeys {
         let at_rest = AtRestKey::from_bytes(&at_rest_bytes)
             .map_err(|e| invalid(dir, AT_REST_KEY, "key", e))?;
 
+        let recording_b64 = ensure(dir, RECORDING_KEY, &mut created, || {
+            sekisho_recorder::RecordingKey::generate_pkcs8()
+                .map(|der| STANDARD.encode(der))
+                .map_err(|e| gen_err("recording key", e))
+        })?;
+        let recording_der = STANDARD
+            .decode(recording_b64.trim())
+            .map_err(|e| invalid(dir, RECORDING_KEY, "base64 key", e))?;
+        let recording = sekisho_recorder::RecordingKey::from_pkcs8(&recording_der)
+            .map_err(|e| invalid(dir, RECORDING_KEY, "Ed25519 key", e))?;
+        let public = format!("{}\n", recording.public_key_b64());
+        if fs::read_to_string(dir.join(RECORDING_PUBLIC_KEY))
+            .ok()
+            .as_deref()
+            != Some(public.as_str())
+        {
+            write_private(&dir.join(RECORDING_PUBLIC_KEY), public.as_bytes()).map_err(
+                |source| KeyError::Io {
+                    action: "write",
+                    path: dir.join(RECORDING_PUBLIC_KEY),
+                    source,
+                },
+            )?;
+        }
+
         Ok((
             Self {
                 dir: dir.to_owned(),
@@ -160,6 +191,7 @@ impl GatewayKeys {
                 ca_key_pem: Secret::new(ca_key_pem),
                 ca_cert_pem,
                 at_rest: std::sync::Arc::new(at_rest),
+                recording: std::sync::Arc::new(recording),
             },
             created,
         ))
@@ -203,6 +235,18 @@ fn invalid(dir: &Path, name: &str, what: &'static str, e: impl std::fmt::Display
         what,
         detail: e.to_string(),
     }
+}
+
+/// The recording-signing public key (base64) for offline commands, without creating anything.
+pub fn recording_public_key(dir: &Path) -> Result<String> {
+    let path = dir.join(RECORDING_PUBLIC_KEY);
+    fs::read_to_string(&path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| KeyError::Io {
+            action: "read",
+            path,
+            source,
+        })
 }
 
 /// Creates `dir` (and parents) and restricts it to its owner.
@@ -282,7 +326,18 @@ mod tests {
         let (first, created) = GatewayKeys::load_or_create(&kd).unwrap();
         assert_eq!(
             created,
-            vec![JWT_KEY, SSH_HOST_KEY, CA_KEY, CA_CERT, AT_REST_KEY]
+            vec![
+                JWT_KEY,
+                SSH_HOST_KEY,
+                CA_KEY,
+                CA_CERT,
+                AT_REST_KEY,
+                RECORDING_KEY
+            ]
+        );
+        assert_eq!(
+            recording_public_key(&kd).unwrap(),
+            first.recording.public_key_b64()
         );
         assert_eq!(
             fs::metadata(&kd).unwrap().permissions().mode() & 0o777,

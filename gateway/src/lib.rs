@@ -30,6 +30,8 @@ pub enum GatewayError {
     },
     #[error("cannot create the initial admin account: {0}")]
     Bootstrap(String),
+    #[error(transparent)]
+    Recording(#[from] sekisho_recorder::RecordingError),
     #[error("cannot load the token-signing key: {0}")]
     TokenKeys(#[from] sekisho_approval_api::api::auth::TokenKeyError),
     #[error("server error: {0}")]

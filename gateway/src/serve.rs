@@ -69,6 +69,18 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
             .await?;
     }
     let initial_admin = bootstrap::ensure_admin(&store, &data_dir).await?;
+    // Recordings left open by a crash are sealed as `aborted` before anything new starts.
+    let library = sekisho_recorder::Library::new(&config.recordings_dir());
+    let recording_key = keys.recording.clone();
+    let sealed = tokio::task::spawn_blocking(move || library.seal_abandoned(&recording_key))
+        .await
+        .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
+    if !sealed.is_empty() {
+        tracing::warn!(
+            count = sealed.len(),
+            "sealed recordings left open by an earlier stop"
+        );
+    }
 
     let api = bind("api", config.api.listen).await?;
     let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
