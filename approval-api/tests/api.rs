@@ -854,3 +854,95 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
         "emergency: emergency access is disabled by the hospital's policy"
     );
 }
+
+#[tokio::test]
+async fn approvers_and_auditors_read_search_and_verify_recordings_vendors_cannot() {
+    use sekisho_recorder::manifest::RecordingKey;
+    use sekisho_recorder::{Recorder, SessionMeta};
+    let db = sekisho_testkit::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = std::sync::Arc::new(
+        RecordingKey::from_pkcs8(&RecordingKey::generate_pkcs8().unwrap()).unwrap(),
+    );
+    let rec = Recorder::new(dir.path(), key.clone()).unwrap();
+    let s = rec
+        .open(SessionMeta {
+            session: "5e55-1011".into(),
+            request: "r".into(),
+            request_number: 3,
+            vendor: "Acme".into(),
+            vendor_user: "alice".into(),
+            target: "pacs".into(),
+            level: "change".into(),
+            source_addr: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
+    s.input(0, b"systemctl restart dcmqrscp\r").await.unwrap();
+    s.output(0, b"$ systemctl restart dcmqrscp\r\nok\r\n")
+        .await
+        .unwrap();
+    s.close("closed").await.unwrap();
+
+    let api = Api {
+        state: sekisho_testkit::api::state_with_recordings(
+            db.store.clone(),
+            Policy::default(),
+            dir.path(),
+            &key.public_key_b64(),
+        ),
+    };
+    let admin = api.staff("admin", Role::Admin).await;
+    let auditor = api.staff("kenji", Role::Auditor).await;
+    let (_, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+
+    let (status, list) = api.get("/api/v1/recordings?target=pacs", &auditor).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list[0]["session"], "5e55-1011");
+    assert_eq!(list[0]["state"], "closed");
+    let (_, none) = api.get("/api/v1/recordings?target=ris", &auditor).await;
+    assert_eq!(none, json!([]));
+    let (status, m) = api.get("/api/v1/recordings/5e55-1011", &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(m["request_number"], 3);
+    let (status, text) = api.get("/api/v1/recordings/5e55-1011/text", &auditor).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, json!("$ systemctl restart dcmqrscp\nok\n"));
+    let (_, hits) = api
+        .get("/api/v1/recordings/search?q=restart%20dcmqrscp", &auditor)
+        .await;
+    assert!(
+        hits.as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["source"] == "input" && h["session"] == "5e55-1011"),
+        "{hits}"
+    );
+    let (status, v) = api
+        .get("/api/v1/recordings/5e55-1011/verify", &auditor)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["problems"], json!([]));
+    let (status, cast) = api
+        .get("/api/v1/recordings/5e55-1011/files/term-0.cast", &auditor)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        cast.as_str().unwrap().starts_with("{\"version\":2"),
+        "{cast}"
+    );
+    for bad in [
+        "/api/v1/recordings/5e55-1011/files/..%2Fmanifest.json",
+        "/api/v1/recordings/5e55-1011/files/manifest.json",
+        "/api/v1/recordings/..%2F..%2Fetc/text",
+        "/api/v1/recordings/nope/text",
+    ] {
+        let (status, body) = api.get(bad, &auditor).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}: {body}");
+    }
+    let (status, _) = api.get("/api/v1/recordings", &alice).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = api.get("/api/v1/recordings/search?q=x", &auditor).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

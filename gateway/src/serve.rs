@@ -104,6 +104,8 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         at_rest: keys.at_rest.clone(),
         settings: Arc::new(api_settings(config)),
         events: events.clone(),
+        recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
+        recording_public_key: Arc::new(keys.recording.public_key_b64()),
     };
     let app = router(api_state)
         .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))

@@ -60,8 +60,19 @@ pub fn settings(policy: Policy) -> ApiSettings {
     }
 }
 
-/// An API state over `store`.
+/// An API state over `store`, with no recordings.
 pub fn state(store: Store, policy: Policy) -> ApiState {
+    let none = std::env::temp_dir().join(format!("sekisho-no-recordings-{}", std::process::id()));
+    state_with_recordings(store, policy, &none, "")
+}
+
+/// An API state over `store` reading recordings from `dir`, verified with `public_key_b64`.
+pub fn state_with_recordings(
+    store: Store,
+    policy: Policy,
+    dir: &std::path::Path,
+    public_key_b64: &str,
+) -> ApiState {
     let key = AtRestKey::generate().unwrap();
     ApiState {
         store,
@@ -69,5 +80,7 @@ pub fn state(store: Store, policy: Policy) -> ApiState {
         at_rest: Arc::new(AtRestKey::from_bytes(key.expose()).unwrap()),
         settings: Arc::new(settings(policy)),
         events: Events::new(),
+        recordings: sekisho_recorder::Library::new(dir),
+        recording_public_key: Arc::new(public_key_b64.to_owned()),
     }
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod recordings;
 pub mod requests;
 pub mod sessions;
 pub mod targets;
@@ -58,6 +59,10 @@ pub struct ApiState {
     pub at_rest: Arc<AtRestKey>,
     pub settings: Arc<ApiSettings>,
     pub events: Events,
+    /// The recordings directory, read-only.
+    pub recordings: sekisho_recorder::Library,
+    /// The recording-signing public key (base64), to verify against.
+    pub recording_public_key: Arc<String>,
 }
 
 /// Who may call a route.
@@ -144,6 +149,20 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "POST",
         "/api/v1/sessions/{id}/review",
         Access::Roles(DECIDERS),
+    ),
+    ("GET", "/api/v1/recordings", Access::Roles(STAFF)),
+    ("GET", "/api/v1/recordings/search", Access::Roles(STAFF)),
+    ("GET", "/api/v1/recordings/{id}", Access::Roles(STAFF)),
+    (
+        "GET",
+        "/api/v1/recordings/{id}/files/{name}",
+        Access::Roles(STAFF),
+    ),
+    ("GET", "/api/v1/recordings/{id}/text", Access::Roles(STAFF)),
+    (
+        "GET",
+        "/api/v1/recordings/{id}/verify",
+        Access::Roles(STAFF),
     ),
     ("GET", "/api/v1/audit", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/audit/verify", Access::Roles(STAFF)),
@@ -236,7 +255,7 @@ async fn guard(State(state): State<ApiState>, mut req: Request, next: Next) -> R
     modifiers(&BearerAuth),
     tags(
         (name = "auth"), (name = "vendors"), (name = "users"), (name = "targets"),
-        (name = "requests"), (name = "sessions"), (name = "audit"), (name = "system")
+        (name = "requests"), (name = "sessions"), (name = "recordings"), (name = "audit"), (name = "system")
     )
 )]
 struct ApiDoc;
@@ -307,6 +326,12 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::terminate))
         .routes(routes!(sessions::review))
+        .routes(routes!(recordings::list_recordings))
+        .routes(routes!(recordings::search))
+        .routes(routes!(recordings::get_recording))
+        .routes(routes!(recordings::download))
+        .routes(routes!(recordings::text))
+        .routes(routes!(recordings::verify))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))
 }

@@ -1,0 +1,193 @@
+//! Recordings for approvers and auditors: list, manifest, download, text dump, search and
+//! verification. Signing off a session's review is `POST /api/v1/sessions/{id}/review`
+//! (a recording's id is its session's id).
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use sekisho_recorder::library::{Hit, Verification};
+use sekisho_recorder::manifest::{Manifest, RecordingState};
+use sekisho_recorder::{RecordingError, index};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::ApiState;
+use super::error::{ApiError, ApiResult, ErrorBody, Json};
+
+impl From<RecordingError> for ApiError {
+    fn from(e: RecordingError) -> Self {
+        match e {
+            RecordingError::NotFound(id) => ApiError::not_found(format!("recording {id}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+fn id_ok(id: &str) -> ApiResult<()> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiError::not_found(format!("recording {id}")));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingQuery {
+    pub target: Option<String>,
+    /// Vendor engineer's username.
+    pub user: Option<String>,
+    pub state: Option<String>,
+}
+
+/// Recordings, newest first.
+#[utoipa::path(get, path = "/api/v1/recordings", tag = "recordings", params(RecordingQuery),
+    responses((status = 200, description = "manifests", body = Vec<Object>), (status = 403, body = ErrorBody)))]
+pub async fn list_recordings(
+    State(state): State<ApiState>,
+    query: Result<Query<RecordingQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<Manifest>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let wanted = match q.state.as_deref() {
+        None => None,
+        Some("open") => Some(RecordingState::Open),
+        Some("closed") => Some(RecordingState::Closed),
+        Some("aborted") => Some(RecordingState::Aborted),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown state `{other}`: use open, closed or aborted"
+            )));
+        }
+    };
+    let lib = state.recordings.clone();
+    let all = blocking(move || Ok(lib.list()?)).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|m| q.target.as_ref().is_none_or(|t| *t == m.target))
+            .filter(|m| q.user.as_ref().is_none_or(|u| *u == m.vendor_user))
+            .filter(|m| wanted.is_none_or(|s| s == m.state))
+            .collect(),
+    ))
+}
+
+/// One recording's manifest.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}", tag = "recordings", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn get_recording(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Manifest>> {
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let m = blocking(move || Ok(Manifest::read(&lib.find(&id)?)?)).await?;
+    Ok(Json(m))
+}
+
+/// Download one file of a recording (as listed in its manifest).
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/files/{name}", tag = "recordings",
+    params(("id" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)))]
+pub async fn download(
+    State(state): State<ApiState>,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let (bytes, name) = blocking(move || {
+        let dir = lib.find(&id)?;
+        let m = Manifest::read(&dir)?;
+        // Only files the manifest lists: never a path from the request.
+        let f = m
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| ApiError::not_found(format!("file {name} of recording {id}")))?;
+        let bytes =
+            std::fs::read(dir.join(&f.name)).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((bytes, f.name.clone()))
+    })
+    .await?;
+    let ct = if name.ends_with(".cast") {
+        "application/x-asciicast"
+    } else if name.ends_with(".jsonl") {
+        "application/x-ndjson"
+    } else {
+        "application/octet-stream"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+/// What was on screen, as plain text (the first terminal channel unless `?channel=`).
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/text", tag = "recordings", params(("id" = String, Path)),
+    responses((status = 200, description = "text/plain transcript"), (status = 404, body = ErrorBody)))]
+pub async fn text(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let text = blocking(move || {
+        let dir = lib.find(&id)?;
+        let m = Manifest::read(&dir)?;
+        let f = m
+            .files
+            .iter()
+            .find(|f| f.name.ends_with(".cast"))
+            .ok_or_else(|| ApiError::not_found(format!("terminal channel of recording {id}")))?;
+        let cast = std::fs::read_to_string(dir.join(&f.name))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        index::transcript(&cast).map_err(ApiError::Internal)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// Text typed or shown on screen (case-insensitive).
+    pub q: String,
+}
+
+/// Sessions and moments where a text was typed or appeared on screen.
+#[utoipa::path(get, path = "/api/v1/recordings/search", tag = "recordings", params(SearchQuery),
+    responses((status = 200, body = Vec<Object>), (status = 400, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<ApiState>,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<Hit>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if q.q.trim().chars().count() < 2 {
+        return Err(ApiError::invalid("q", "search for at least 2 characters"));
+    }
+    let lib = state.recordings.clone();
+    Ok(Json(blocking(move || Ok(lib.search(q.q.trim())?)).await?))
+}
+
+/// Recompute the recording's hashes and check its signature.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/verify", tag = "recordings", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Verification>> {
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let key = state.recording_public_key.clone();
+    Ok(Json(blocking(move || Ok(lib.verify(&id, &key)?)).await?))
+}
