@@ -185,6 +185,17 @@ pub enum AuditEvent {
         request: RequestId,
         target: TargetId,
     },
+    LegalHoldChanged {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        on: bool,
+    },
+    RecordingDeleted {
+        session: SessionId,
+        target: String,
+        files: Vec<String>,
+    },
     SshKeyAdded {
         user: UserId,
         username: String,
@@ -216,6 +227,8 @@ impl AuditEvent {
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
+            AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
+            AuditEvent::RecordingDeleted { .. } => "recording_deleted",
         }
     }
 
@@ -229,7 +242,8 @@ impl AuditEvent {
             | AuditEvent::SessionStarted { target, .. }
             | AuditEvent::SessionEnded { target, .. }
             | AuditEvent::SessionTerminateRequested { target, .. }
-            | AuditEvent::SessionReviewed { target, .. } => Some(*target),
+            | AuditEvent::SessionReviewed { target, .. }
+            | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
             AuditEvent::AccessDenied { target, .. } => *target,
             _ => None,
         }
@@ -243,7 +257,8 @@ impl AuditEvent {
             | AuditEvent::SessionStarted { request, .. }
             | AuditEvent::SessionEnded { request, .. }
             | AuditEvent::SessionTerminateRequested { request, .. }
-            | AuditEvent::SessionReviewed { request, .. } => Some(*request),
+            | AuditEvent::SessionReviewed { request, .. }
+            | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),
             AuditEvent::AccessDenied { request, .. } => *request,
             _ => None,
         }

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod keys;
+pub mod retention;
 pub mod serve;
 
 pub use serve::{Started, start};

@@ -121,6 +121,12 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
             .await
             .map_err(GatewayError::Serve)
     });
+    tokio::spawn(retention_loop(
+        store.clone(),
+        sekisho_recorder::Library::new(&config.recordings_dir()),
+        config.recordings.retain_days,
+        shutdown.clone(),
+    ));
     tokio::spawn(expire_requests(
         store.clone(),
         config.domain_policy(),
@@ -184,6 +190,36 @@ async fn expire_requests(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying at the next tick"),
+        }
+    }
+}
+
+/// Runs the retention sweep hourly until shutdown.
+async fn retention_loop(
+    store: Store,
+    library: sekisho_recorder::Library,
+    retain_days: u32,
+    shutdown: CancellationToken,
+) {
+    if retain_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match crate::retention::sweep(&store, &library, retain_days, jiff::Timestamp::now()).await {
+            Ok(s) if !s.deleted.is_empty() || !s.kept.is_empty() => {
+                tracing::info!(
+                    deleted = s.deleted.len(),
+                    kept = s.kept.len(),
+                    "retention sweep"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying in an hour"),
         }
     }
 }

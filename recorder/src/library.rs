@@ -220,6 +220,29 @@ impl Library {
         Ok(sealed)
     }
 
+    /// Sealed recordings that ended before `cutoff`, oldest first.
+    pub fn sealed_before(&self, cutoff: jiff::Timestamp) -> Result<Vec<(PathBuf, Manifest)>> {
+        let mut out = vec![];
+        for dir in self.folders()? {
+            let Ok(m) = Manifest::read(&dir) else {
+                continue;
+            };
+            if m.state != RecordingState::Open && m.ended_at.unwrap_or(m.started_at) < cutoff {
+                out.push((dir, m));
+            }
+        }
+        out.sort_by_key(|(_, m)| m.started_at);
+        Ok(out)
+    }
+
+    /// Deletes a recording folder (retention). The caller decides and audits.
+    pub fn delete(&self, dir: &Path) -> Result<()> {
+        if dir.parent() != Some(self.dir.as_path()) {
+            return Err(RecordingError::NotFound(dir.display().to_string()));
+        }
+        std::fs::remove_dir_all(dir).map_err(io_err("delete", dir))
+    }
+
     pub fn verify(&self, id: &str, public_key_b64: &str) -> Result<Verification> {
         verify_dir(&self.find(id)?, public_key_b64)
     }

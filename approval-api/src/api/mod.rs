@@ -150,6 +150,11 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "/api/v1/sessions/{id}/review",
         Access::Roles(DECIDERS),
     ),
+    (
+        "POST",
+        "/api/v1/sessions/{id}/hold",
+        Access::Roles(DECIDERS),
+    ),
     ("GET", "/api/v1/recordings", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/search", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/{id}", Access::Roles(STAFF)),
@@ -326,6 +331,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(sessions::list_sessions))
         .routes(routes!(sessions::terminate))
         .routes(routes!(sessions::review))
+        .routes(routes!(sessions::hold))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(recordings::search))
         .routes(routes!(recordings::get_recording))

@@ -101,3 +101,32 @@ pub async fn review(
         .await?;
     Ok(Json(SessionView::from(&s)))
 }
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldBody {
+    /// `true` keeps the session's recording whatever the retention period; `false` releases it.
+    pub on: bool,
+}
+
+/// Put a session's recording on (or off) legal hold (approvers).
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/hold", tag = "sessions", params(("id" = String, Path)), request_body = HoldBody,
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
+pub async fn hold(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(body): Json<HoldBody>,
+) -> ApiResult<Json<SessionView>> {
+    let id: SessionId = parse_id(&id, "session")?;
+    state
+        .store
+        .set_legal_hold(id, body.on, &caller.user, caller.source())
+        .await?;
+    let s = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    Ok(Json(SessionView::from(&s)))
+}

@@ -182,3 +182,179 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("session {id}")))
     }
 }
+
+/// Whether a session's recording may be deleted by retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Reviewed and not on hold.
+    Deletable,
+    /// Review not signed off yet.
+    UnderReview,
+    LegalHold,
+    /// No such session in the database: kept, since nothing says it may go.
+    Unknown,
+}
+
+impl Store {
+    /// Records a session that has started (the gateway calls this), audited as `session_started`.
+    pub async fn start_session(&self, s: &Session, user: &User) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, request_id, user_id, vendor_id, target_id, level, transport, source_addr, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.request_id.to_string())
+        .bind(s.user_id.to_string())
+        .bind(s.vendor_id.to_string())
+        .bind(s.target_id.to_string())
+        .bind(s.level.as_str())
+        .bind(s.transport.as_str())
+        .bind(&s.source_addr)
+        .bind(micros(s.started_at))
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::user(user),
+                outcome: Outcome::Success,
+                vendor_id: Some(s.vendor_id),
+                source_addr: Some(s.source_addr.clone()),
+                reason: None,
+                event: AuditEvent::SessionStarted {
+                    session: s.id,
+                    request: s.request_id,
+                    target: s.target_id,
+                    level: s.level,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the end of a session, audited as `session_ended`.
+    pub async fn end_session(
+        &self,
+        id: SessionId,
+        end: SessionEnd,
+        bytes_to_target: u64,
+        bytes_from_target: u64,
+    ) -> Result<()> {
+        let current = self
+            .session(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2, bytes_to_target = $3, bytes_from_target = $4 WHERE id = $5 AND ended_at IS NULL")
+            .bind(micros(now()))
+            .bind(end.as_str())
+            .bind(i64::try_from(bytes_to_target).unwrap_or(i64::MAX))
+            .bind(i64::try_from(bytes_from_target).unwrap_or(i64::MAX))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::System,
+                outcome: Outcome::Success,
+                vendor_id: Some(current.session.vendor_id),
+                source_addr: None,
+                reason: None,
+                event: AuditEvent::SessionEnded {
+                    session: id,
+                    request: current.session.request_id,
+                    target: current.session.target_id,
+                    how: end.as_str().to_owned(),
+                    bytes_to_target,
+                    bytes_from_target,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a session's recording on (or off) legal hold.
+    pub async fn set_legal_hold(
+        &self,
+        id: SessionId,
+        on: bool,
+        by: &User,
+        source: Option<&str>,
+    ) -> Result<()> {
+        let current = self
+            .session(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE sessions SET legal_hold = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::user(by),
+                outcome: Outcome::Success,
+                vendor_id: Some(current.session.vendor_id),
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::LegalHoldChanged {
+                    session: id,
+                    request: current.session.request_id,
+                    target: current.session.target_id,
+                    on,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn retention(&self, id: &str) -> Result<Retention> {
+        let row = sqlx::query("SELECT review_status, legal_hold FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(Retention::Unknown);
+        };
+        if row.try_get::<i64, _>("legal_hold")? != 0 {
+            return Ok(Retention::LegalHold);
+        }
+        if row.try_get::<String, _>("review_status")? != "signed_off" {
+            return Ok(Retention::UnderReview);
+        }
+        Ok(Retention::Deletable)
+    }
+
+    /// Audits the deletion of a recording by retention.
+    pub async fn audit_recording_deleted(
+        &self,
+        session: SessionId,
+        target: String,
+        files: Vec<String>,
+    ) -> Result<()> {
+        self.audit(NewAuditEvent {
+            actor: Actor::System,
+            outcome: Outcome::Success,
+            vendor_id: None,
+            source_addr: None,
+            reason: Some("retention period over".into()),
+            event: AuditEvent::RecordingDeleted {
+                session,
+                target,
+                files,
+            },
+        })
+        .await
+        .map(|_| ())
+    }
+}
