@@ -946,3 +946,66 @@ async fn approvers_and_auditors_read_search_and_verify_recordings_vendors_cannot
     let (status, _) = api.get("/api/v1/recordings/search?q=x", &auditor).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn enrollment_codes_are_one_time_secrets_stored_only_as_hashes() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (_, me) = api.get("/api/v1/me", &alice).await;
+        let id = me["id"].as_str().unwrap().to_owned();
+        let (status, code) = api
+            .post(
+                &format!("/api/v1/users/{id}/enrollment-codes"),
+                &approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{code}");
+        let c = code["code"].as_str().unwrap();
+        assert_eq!(c.len(), 24);
+        assert_eq!(c.matches('-').count(), 4);
+        assert_eq!(code["gateway"], "127.0.0.1:4433");
+        assert_eq!(code["gateway_fingerprint"], "SHA256:test");
+        let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM enrollment_codes")
+            .fetch_all(db.store.pool())
+            .await
+            .unwrap();
+        let expected = {
+            use aws_lc_rs::digest::{SHA256, digest};
+            hex::encode(digest(&SHA256, c.as_bytes()))
+        };
+        assert_eq!(stored, [expected]);
+        let (status, _) = api
+            .post(
+                &format!("/api/v1/users/{id}/enrollment-codes"),
+                &alice,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (_, hana) = api.get("/api/v1/me", &approver).await;
+        let (status, body) = api
+            .post(
+                &format!(
+                    "/api/v1/users/{}/enrollment-codes",
+                    hana["id"].as_str().unwrap()
+                ),
+                &admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (_, page) = api
+            .get("/api/v1/audit?kind=enrollment_code_created", &admin)
+            .await;
+        assert_eq!(page["events"].as_array().unwrap().len(), 1);
+        assert!(
+            !page.to_string().contains(c),
+            "the code itself never reaches the audit log"
+        );
+    })
+    .await;
+}

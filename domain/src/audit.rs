@@ -185,6 +185,11 @@ pub enum AuditEvent {
         request: RequestId,
         target: TargetId,
     },
+    EnrollmentCodeCreated {
+        user: UserId,
+        username: String,
+        expires_at: Timestamp,
+    },
     LegalHoldChanged {
         session: SessionId,
         request: RequestId,
@@ -228,6 +233,7 @@ impl AuditEvent {
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
             AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
+            AuditEvent::EnrollmentCodeCreated { .. } => "enrollment_code_created",
             AuditEvent::RecordingDeleted { .. } => "recording_deleted",
         }
     }

@@ -6,6 +6,7 @@
 //! | `ssh-host-ed25519` | the SSH host key vendors see (OpenSSH format) |
 //! | `client-ca.key`, `client-ca.crt` | the CA that signs designated-client certificates (ECDSA P-256) |
 //! | `at-rest.key` | the AES-256 key sealing target credentials in the database |
+//! | `gateway-tls.key`, `gateway-tls.crt` | the certificate the designated client pins (QUIC/TLS), self-signed ECDSA P-256 |
 //! | `recording-ed25519.pk8`, `.pub` | Ed25519 key signing recording manifests (base64 PKCS#8; public key base64) |
 //!
 //! Existing files are never overwritten; a file that exists but does not parse stops start-up
@@ -58,6 +59,8 @@ pub const CA_KEY: &str = "client-ca.key";
 pub const CA_CERT: &str = "client-ca.crt";
 pub const AT_REST_KEY: &str = "at-rest.key";
 pub const RECORDING_KEY: &str = "recording-ed25519.pk8";
+pub const TLS_KEY: &str = "gateway-tls.key";
+pub const TLS_CERT: &str = "gateway-tls.crt";
 pub const RECORDING_PUBLIC_KEY: &str = "recording-ed25519.pub";
 
 /// The loaded keys.
@@ -74,6 +77,10 @@ pub struct GatewayKeys {
     pub ca_cert_pem: String,
     pub at_rest: std::sync::Arc<AtRestKey>,
     pub recording: std::sync::Arc<sekisho_recorder::RecordingKey>,
+    pub tls_key_pem: Secret<String>,
+    pub tls_cert_pem: String,
+    /// `SHA256:` hex fingerprint of the TLS certificate's DER, shown with enrollment codes.
+    pub tls_fingerprint: String,
 }
 
 impl std::fmt::Debug for GatewayKeys {
@@ -181,6 +188,18 @@ impl GatewayKeys {
             )?;
         }
 
+        let tls_key_pem = ensure(dir, TLS_KEY, &mut created, || {
+            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+                .map(|k| k.serialize_pem())
+                .map_err(|e| gen_err("gateway TLS key", e))
+        })?;
+        let tls_pair =
+            KeyPair::from_pem(&tls_key_pem).map_err(|e| invalid(dir, TLS_KEY, "PEM key", e))?;
+        let tls_cert_pem = ensure(dir, TLS_CERT, &mut created, || tls_certificate(&tls_pair))?;
+        let tls_der = pem_der(&tls_cert_pem)
+            .ok_or_else(|| invalid(dir, TLS_CERT, "PEM certificate", "no CERTIFICATE block"))?;
+        let tls_fingerprint = format!("SHA256:{}", hex::encode(digest(&SHA256, &tls_der).as_ref()));
+
         Ok((
             Self {
                 dir: dir.to_owned(),
@@ -192,6 +211,9 @@ impl GatewayKeys {
                 ca_cert_pem,
                 at_rest: std::sync::Arc::new(at_rest),
                 recording: std::sync::Arc::new(recording),
+                tls_key_pem: Secret::new(tls_key_pem),
+                tls_cert_pem,
+                tls_fingerprint,
             },
             created,
         ))
@@ -220,6 +242,33 @@ fn ca_certificate(key: &KeyPair) -> Result<String> {
         .self_signed(key)
         .map(|c| c.pem())
         .map_err(|e| gen_err("client CA certificate", e))
+}
+
+fn tls_certificate(key: &KeyPair) -> Result<String> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let mut params =
+        CertificateParams::new(names).map_err(|e| gen_err("gateway TLS certificate", e))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Sekisho gateway");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    params
+        .self_signed(key)
+        .map(|c| c.pem())
+        .map_err(|e| gen_err("gateway TLS certificate", e))
+}
+
+/// The DER bytes of the first PEM block.
+fn pem_der(pem: &str) -> Option<Vec<u8>> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    STANDARD.decode(body).ok()
 }
 
 fn gen_err(what: &'static str, e: impl std::fmt::Display) -> KeyError {
@@ -332,7 +381,9 @@ mod tests {
                 CA_KEY,
                 CA_CERT,
                 AT_REST_KEY,
-                RECORDING_KEY
+                RECORDING_KEY,
+                TLS_KEY,
+                TLS_CERT
             ]
         );
         assert_eq!(
@@ -353,6 +404,8 @@ mod tests {
         assert_eq!(first.ssh_host_fingerprint(), second.ssh_host_fingerprint());
         assert!(first.ssh_host_fingerprint().starts_with("SHA256:"));
         assert!(first.ca_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(first.tls_fingerprint, second.tls_fingerprint);
+        assert_eq!(first.tls_fingerprint.len(), "SHA256:".len() + 64);
         // A credential sealed before a restart opens after it.
         let sealed = first
             .at_rest

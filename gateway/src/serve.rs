@@ -102,7 +102,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
             &keys.jwt_public_pem,
         )?),
         at_rest: keys.at_rest.clone(),
-        settings: Arc::new(api_settings(config)),
+        settings: Arc::new(api_settings(config, &keys.tls_fingerprint)),
         events: events.clone(),
         recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
         recording_public_key: Arc::new(keys.recording.public_key_b64()),
@@ -225,7 +225,7 @@ async fn retention_loop(
 }
 
 /// The API's view of the configuration.
-pub fn api_settings(config: &Config) -> ApiSettings {
+pub fn api_settings(config: &Config, tls_fingerprint: &str) -> ApiSettings {
     ApiSettings {
         policy: config.domain_policy(),
         zone: config.display_zone(),
@@ -235,6 +235,11 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         attestation_validity: SignedDuration::from_hours(
             24 * i64::from(config.policy.attestation_validity_days),
         ),
+        enrollment: sekisho_approval_api::api::EnrollmentSettings {
+            gateway: config.quic.listen.to_string(),
+            fingerprint: tls_fingerprint.to_owned(),
+            code_ttl: SignedDuration::from_hours(i64::from(config.quic.enrollment_code_hours)),
+        },
     }
 }
 

@@ -364,7 +364,7 @@ impl Writer {
             .open(&path)
             .await
             .map_err(io_err("create", &path))?;
-        Ok((path, BufWriter::with_capacity(64 * 1024, file)))
+        Ok((path, BufWriter::with_capacity(256 * 1024, file)))
     }
 
     async fn apply(&mut self, cmd: Cmd) -> Result<()> {
@@ -456,14 +456,16 @@ impl Writer {
                 data,
             } => {
                 let track = self.track(channel)?;
-                let mut buf = Vec::with_capacity(data.len() + 17);
-                stream::write_frames(&mut buf, t_us, direction, &data)
-                    .map_err(io_err("encode", &track.path))?;
-                track
-                    .file
-                    .write_all(&buf)
-                    .await
-                    .map_err(io_err("write", &track.path))?;
+                for chunk in data.chunks(stream::MAX_FRAME) {
+                    let (head, crc) = stream::frame_parts(t_us, direction, chunk);
+                    let f = &mut track.file;
+                    let written = async {
+                        f.write_all(&head).await?;
+                        f.write_all(chunk).await?;
+                        f.write_all(&crc).await
+                    };
+                    written.await.map_err(io_err("write", &track.path))?;
+                }
             }
             Cmd::Close { .. } => {}
         }

@@ -96,6 +96,16 @@ pub fn write_header(w: &mut impl Write, header: &StreamHeader) -> std::io::Resul
     w.write_all(&json)
 }
 
+/// The 13 bytes before a frame's data, and the CRC that follows it. `data.len()` must not
+/// exceed [`MAX_FRAME`].
+pub fn frame_parts(t_us: u64, direction: Direction, data: &[u8]) -> ([u8; 13], [u8; 4]) {
+    let mut head = [0u8; 13];
+    head[..8].copy_from_slice(&t_us.to_be_bytes());
+    head[8] = direction.byte();
+    head[9..].copy_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+    (head, crc(t_us, direction.byte(), data).to_be_bytes())
+}
+
 /// Writes `data` as one or more frames. Returns the bytes written.
 pub fn write_frames(
     w: &mut impl Write,

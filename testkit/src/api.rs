@@ -57,6 +57,11 @@ pub fn settings(policy: Policy) -> ApiSettings {
         login_max_failures: 3,
         lockout: SignedDuration::from_mins(15),
         attestation_validity: SignedDuration::from_hours(24 * 365),
+        enrollment: sekisho_approval_api::api::EnrollmentSettings {
+            gateway: "127.0.0.1:4433".into(),
+            fingerprint: "SHA256:test".into(),
+            code_ttl: SignedDuration::from_hours(24),
+        },
     }
 }
 

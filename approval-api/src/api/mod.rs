@@ -49,6 +49,18 @@ pub struct ApiSettings {
     pub login_max_failures: u32,
     pub lockout: SignedDuration,
     pub attestation_validity: SignedDuration,
+    /// What enrollment codes tell the designated client.
+    pub enrollment: EnrollmentSettings,
+}
+
+/// The gateway the designated client enrolls with.
+#[derive(Debug, Clone)]
+pub struct EnrollmentSettings {
+    /// `host:port` of the QUIC listener.
+    pub gateway: String,
+    /// Fingerprint of the gateway's TLS certificate, for the client to pin.
+    pub fingerprint: String,
+    pub code_ttl: SignedDuration,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -106,6 +118,11 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "POST",
         "/api/v1/users/{id}/ssh-keys",
         Access::Roles(&[Admin, Vendor]),
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/enrollment-codes",
+        Access::Roles(DECIDERS),
     ),
     ("GET", "/api/v1/targets", Access::Roles(EVERYONE)),
     ("POST", "/api/v1/targets", Access::Roles(ADMIN)),
@@ -319,6 +336,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::list_users))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::list_ssh_keys, users::add_ssh_key))
+        .routes(routes!(users::create_enrollment_code))
         .routes(routes!(targets::list_targets, targets::create_target))
         .routes(routes!(targets::get_target, targets::update_target))
         .routes(routes!(requests::list_requests, requests::file_request))

@@ -256,6 +256,87 @@ pub async fn add_ssh_key(
     Ok((StatusCode::CREATED, Json(SshKeyView::from(k))))
 }
 
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EnrollmentCodeView {
+    /// Give this to the engineer once: `sekisho-client enroll --gateway GATEWAY --code CODE`.
+    pub code: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub user_id: UserId,
+    pub username: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: jiff::Timestamp,
+    /// `host:port` of the gateway's QUIC listener.
+    pub gateway: String,
+    /// The gateway certificate's fingerprint, which the client pins.
+    pub gateway_fingerprint: String,
+}
+
+/// A one-time code with which a vendor engineer enrolls the designated client (approvers and
+/// admins). Only its hash is stored; it is shown once.
+#[utoipa::path(post, path = "/api/v1/users/{id}/enrollment-codes", tag = "users", params(("id" = String, Path)),
+    responses((status = 201, body = EnrollmentCodeView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_enrollment_code(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<EnrollmentCodeView>)> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let id: UserId = parse_id(&id, "user")?;
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    if user.role != Role::Vendor {
+        return Err(ApiError::invalid(
+            "user",
+            "enrollment codes are for vendor engineers' accounts",
+        ));
+    }
+    if !user.is_usable(jiff::Timestamp::now()) {
+        return Err(ApiError::invalid(
+            "user",
+            format!("account {} is disabled or expired", user.username),
+        ));
+    }
+    // 20 characters from a 32-letter alphabet without look-alikes: 100 bits.
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut raw = [0u8; 20];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| ApiError::Internal("random number generator failed".into()))?;
+    let letters: String = raw
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b % 32)] as char)
+        .collect();
+    let code = format!(
+        "{}-{}-{}-{}-{}",
+        &letters[0..4],
+        &letters[4..8],
+        &letters[8..12],
+        &letters[12..16],
+        &letters[16..20]
+    );
+    let hash = hex::encode(digest(&SHA256, code.as_bytes()));
+    let e = &state.settings.enrollment;
+    let expires_at = jiff::Timestamp::now() + e.code_ttl;
+    state
+        .store
+        .create_enrollment_code(&user, &hash, expires_at, &caller.user, caller.source())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EnrollmentCodeView {
+            code,
+            user_id: user.id,
+            username: user.username,
+            expires_at,
+            gateway: e.gateway.clone(),
+            gateway_fingerprint: e.fingerprint.clone(),
+        }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_public_key;

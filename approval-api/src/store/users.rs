@@ -392,3 +392,43 @@ impl Store {
             .collect()
     }
 }
+
+impl Store {
+    /// Stores a one-time enrollment code (only its SHA-256) for a vendor engineer, audited.
+    pub async fn create_enrollment_code(
+        &self,
+        user: &User,
+        code_sha256: &str,
+        expires_at: Timestamp,
+        by: &User,
+        source: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO enrollment_codes (code_hash, user_id, created_by, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(code_sha256)
+            .bind(user.id.to_string())
+            .bind(by.id.to_string())
+            .bind(micros(expires_at))
+            .bind(micros(super::now()))
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::user(by),
+                outcome: Outcome::Success,
+                vendor_id: user.vendor_id,
+                source_addr: source.map(str::to_owned),
+                reason: None,
+                event: AuditEvent::EnrollmentCodeCreated {
+                    user: user.id,
+                    username: user.username.clone(),
+                    expires_at,
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
