@@ -218,13 +218,24 @@ async fn review_commands_list_verify_search_replay_and_export() {
 async fn serve_seals_recordings_left_open_by_a_crash() {
     let env = Env::new(None);
     assert!(env.serve().terminate().success());
-    let rec = Recorder::new(&env.data_dir().join("recordings"), gateway_key(&env)).unwrap();
-    let s = rec.open(meta("33333333-cccc", "pacs")).await.unwrap();
-    s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
-    s.output(0, b"half a session").await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-    // The "crash": the recording is never closed (its writer is abandoned here).
-    std::mem::forget(s);
+    // The "crash": the recording runs on its own runtime, which is abandoned mid-session
+    // (its writer never sees a close, nor even its handles dropped).
+    let recordings = env.data_dir().join("recordings");
+    let key = gateway_key(&env);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let rec = Recorder::new(&recordings, key).unwrap();
+            let s = rec.open(meta("33333333-cccc", "pacs")).await.unwrap();
+            s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
+            s.output(0, b"half a session").await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            std::mem::forget(s);
+        });
+        rt.shutdown_background();
+    })
+    .join()
+    .unwrap();
     let out = env.cli(&["recording", "list", "--state", "open"], "");
     assert!(stdout(&out).contains("33333333-cccc"), "{}", stdout(&out));
 

@@ -43,6 +43,12 @@ fn size(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
 }
 
+/// `"120x40"` → (120, 40).
+fn resize(data: &str) -> Option<(u16, u16)> {
+    let (w, h) = data.split_once('x')?;
+    Some((w.parse().ok()?, h.parse().ok()?))
+}
+
 /// Applies typed bytes to a line buffer; returns completed lines.
 fn typed(line: &mut String, data: &str, t: f64, file: &str, out: &mut Vec<Entry>) {
     for c in data.chars() {
@@ -97,11 +103,7 @@ pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, Str
             }
             EventKind::Input => typed(&mut line, &ev.data, ev.t, file, &mut out),
             EventKind::Resize => {
-                if let Some((w, h)) = ev
-                    .data
-                    .split_once('x')
-                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-                {
+                if let Some((w, h)) = resize(&ev.data) {
                     parser.set_size(size(h), size(w));
                 }
             }
@@ -155,6 +157,24 @@ pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>,
     Ok(out)
 }
 
+/// Exec output beyond this many bytes is not indexed (the recording itself keeps it all).
+const MAX_INDEXED_STREAM: u64 = 64 * 1024 * 1024;
+
+/// The kind of a stream file, from its header alone.
+fn stream_kind(path: &Path) -> Option<StreamKind> {
+    let head = read_prefix(path, 64 * 1024).ok()?;
+    let hlen = u32::from_be_bytes(head.get(9..13)?.try_into().ok()?) as usize;
+    let header: stream::StreamHeader = serde_json::from_slice(head.get(13..13 + hlen)?).ok()?;
+    Some(header.kind)
+}
+
+fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Builds `index.jsonl` for the recording in `dir`. A file that cannot be parsed is skipped
 /// with a warning: the index is a convenience, the recording itself is what is signed.
 pub fn build(dir: &Path) -> Result<()> {
@@ -165,10 +185,13 @@ pub fn build(dir: &Path) -> Result<()> {
             std::fs::read_to_string(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|t| index_cast(&t, &name))
-        } else {
-            std::fs::read(&path)
+        } else if stream_kind(&path) == Some(StreamKind::Exec) {
+            read_prefix(&path, MAX_INDEXED_STREAM)
                 .map_err(|e| e.to_string())
                 .and_then(|b| index_stream(&b, &name))
+        } else {
+            // TCP and sftp streams are binary protocols: not indexed, and not read here.
+            Ok(vec![])
         };
         match result {
             Ok(mut e) => entries.append(&mut e),
@@ -207,11 +230,7 @@ pub fn transcript(cast_text: &str) -> std::result::Result<String, String> {
         match ev.kind {
             EventKind::Output => parser.process(ev.data.as_bytes()),
             EventKind::Resize => {
-                if let Some((w, h)) = ev
-                    .data
-                    .split_once('x')
-                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-                {
+                if let Some((w, h)) = resize(&ev.data) {
                     parser.set_size(size(h), size(w));
                 }
             }

@@ -40,15 +40,29 @@ fn kind_of(name: &str) -> (FileKind, Option<u32>) {
     }
 }
 
-/// Indexes, hashes every file, signs and writes the manifest (closing or sealing).
+/// Indexes, hashes every file, signs and writes the manifest (sealing after a crash).
 pub fn finish(dir: &Path, manifest: &mut Manifest, key: &RecordingKey) -> Result<()> {
+    finish_with(dir, manifest, key, &std::collections::BTreeMap::new())
+}
+
+/// Like [`finish`], using hashes the writer computed while writing (`name → (size, sha256)`)
+/// instead of reading those files again.
+pub fn finish_with(
+    dir: &Path,
+    manifest: &mut Manifest,
+    key: &RecordingKey,
+    known: &std::collections::BTreeMap<String, (u64, String)>,
+) -> Result<()> {
     index::build(dir)?;
     let mut names = recording_files(dir)?;
     names.push(INDEX.to_owned());
     manifest.files = names
         .into_iter()
         .map(|name| {
-            let (size, sha256) = hash_file(&dir.join(&name))?;
+            let (size, sha256) = match known.get(&name) {
+                Some(k) => k.clone(),
+                None => hash_file(&dir.join(&name))?,
+            };
             let (kind, channel) = kind_of(&name);
             Ok(FileEntry {
                 name,

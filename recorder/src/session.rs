@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde_json::json;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use std::io::Write;
+
+use aws_lc_rs::digest::{Context, SHA256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cast::{self, CastHeader, EventKind, Utf8Stream};
@@ -110,9 +112,11 @@ impl Recorder {
             key: self.key.clone(),
             manifest,
             tracks: BTreeMap::new(),
+            hashes: BTreeMap::new(),
             failed: failed.clone(),
         };
-        tokio::spawn(writer.run(rx));
+        tokio::task::spawn_blocking(move || writer.run(rx));
+        tokio::spawn(ticker(tx.downgrade()));
         Ok(SessionRecording {
             tx,
             failed,
@@ -153,6 +157,7 @@ enum Cmd {
         reason: String,
         reply: oneshot::Sender<Result<Manifest>>,
     },
+    Flush,
 }
 
 /// One session's recording; cheap to clone, one clone per channel task.
@@ -296,9 +301,23 @@ impl SessionRecording {
 }
 
 struct Track {
-    file: BufWriter<tokio::fs::File>,
+    file: std::io::BufWriter<std::fs::File>,
     path: PathBuf,
     utf8: Option<Utf8Stream>,
+    /// SHA-256 of everything written, so closing need not read the file again.
+    hash: Context,
+    size: u64,
+}
+
+impl Track {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(io_err("write", &self.path))?;
+        self.hash.update(bytes);
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
 }
 
 struct Writer {
@@ -306,41 +325,45 @@ struct Writer {
     key: Arc<RecordingKey>,
     manifest: Manifest,
     tracks: BTreeMap<u32, Track>,
+    /// Hashes of closed tracks: file name → (size, sha256).
+    hashes: BTreeMap<String, (u64, String)>,
     failed: Arc<Mutex<Option<String>>>,
 }
 
+/// Asks the writer to flush once a second while any handle to the recording exists.
+async fn ticker(tx: mpsc::WeakSender<Cmd>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(tx) = tx.upgrade() else { return };
+        // A full queue means the writer is busy writing, which flushes as its buffer fills.
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Cmd::Flush) {
+            return;
+        }
+    }
+}
+
 impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
-        let mut flush = tokio::time::interval(Duration::from_secs(1));
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Runs on a blocking thread: plain buffered file writes, no async file layer between.
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
         loop {
-            let cmd = tokio::select! {
-                cmd = rx.recv() => cmd,
-                _ = flush.tick() => {
-                    if let Err(e) = self.flush().await {
-                        self.fail(e);
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let Some(cmd) = cmd else {
+            let Some(cmd) = rx.blocking_recv() else {
                 // Every handle dropped without close: seal as aborted.
-                let _ = self
-                    .seal(RecordingState::Aborted, "recording dropped without close")
-                    .await;
+                let _ = self.seal(RecordingState::Aborted, "recording dropped without close");
                 return;
             };
             let result = match cmd {
                 Cmd::Close { reason, reply } => {
-                    let sealed = self.seal(RecordingState::Closed, &reason).await;
+                    let sealed = self.seal(RecordingState::Closed, &reason);
                     if let Err(e) = &sealed {
                         self.fail(RecordingError::Failed(e.to_string()));
                     }
                     let _ = reply.send(sealed);
                     return;
                 }
-                other => self.apply(other).await,
+                Cmd::Flush => self.flush(),
+                other => self.apply(other),
             };
             if let Err(e) = result {
                 self.fail(e);
@@ -356,18 +379,24 @@ impl Writer {
         }
     }
 
-    async fn create(&self, name: String) -> Result<(PathBuf, BufWriter<tokio::fs::File>)> {
+    fn create(&mut self, channel: u32, name: String, utf8: bool) -> Result<&mut Track> {
         let path = self.dir.join(name);
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
             .open(&path)
-            .await
             .map_err(io_err("create", &path))?;
-        Ok((path, BufWriter::with_capacity(256 * 1024, file)))
+        let track = Track {
+            file: std::io::BufWriter::with_capacity(256 * 1024, file),
+            path,
+            utf8: utf8.then(Utf8Stream::default),
+            hash: Context::new(&SHA256),
+            size: 0,
+        };
+        Ok(self.tracks.entry(channel).or_insert(track))
     }
 
-    async fn apply(&mut self, cmd: Cmd) -> Result<()> {
+    fn apply(&mut self, cmd: Cmd) -> Result<()> {
         match cmd {
             Cmd::Terminal {
                 channel,
@@ -376,7 +405,6 @@ impl Writer {
                 title,
                 term,
             } => {
-                let (path, mut file) = self.create(format!("term-{channel}.cast")).await?;
                 let env = term.map(|t| {
                     let mut m = serde_json::Map::new();
                     m.insert("TERM".into(), json!(t));
@@ -390,44 +418,24 @@ impl Writer {
                     title: Some(title),
                     env,
                 };
-                file.write_all(cast::header_line(&header).as_bytes())
-                    .await
-                    .map_err(io_err("write", &path))?;
-                self.tracks.insert(
-                    channel,
-                    Track {
-                        file,
-                        path,
-                        utf8: Some(Utf8Stream::default()),
-                    },
-                );
+                let track = self.create(channel, format!("term-{channel}.cast"), true)?;
+                track.write(cast::header_line(&header).as_bytes())?;
             }
             Cmd::Stream {
                 channel,
                 kind,
                 detail,
             } => {
-                let (path, mut file) = self.create(format!("stream-{channel}.skr")).await?;
-                let mut buf = Vec::new();
-                stream::write_header(
-                    &mut buf,
-                    &StreamHeader {
-                        kind,
-                        channel,
-                        detail,
-                        started_at_us: self.manifest.started_at.as_microsecond(),
-                    },
-                )
-                .map_err(io_err("encode", &path))?;
-                file.write_all(&buf).await.map_err(io_err("write", &path))?;
-                self.tracks.insert(
+                let header = StreamHeader {
+                    kind,
                     channel,
-                    Track {
-                        file,
-                        path,
-                        utf8: None,
-                    },
-                );
+                    detail,
+                    started_at_us: self.manifest.started_at.as_microsecond(),
+                };
+                let track = self.create(channel, format!("stream-{channel}.skr"), false)?;
+                let mut buf = Vec::new();
+                stream::write_header(&mut buf, &header).map_err(io_err("encode", &track.path))?;
+                track.write(&buf)?;
             }
             Cmd::Cast {
                 channel,
@@ -441,12 +449,7 @@ impl Writer {
                     _ => String::from_utf8_lossy(&data).into_owned(),
                 };
                 if !text.is_empty() {
-                    let line = cast::event_line(t, kind, &text);
-                    track
-                        .file
-                        .write_all(line.as_bytes())
-                        .await
-                        .map_err(io_err("write", &track.path))?;
+                    track.write(cast::event_line(t, kind, &text).as_bytes())?;
                 }
             }
             Cmd::Frame {
@@ -458,16 +461,12 @@ impl Writer {
                 let track = self.track(channel)?;
                 for chunk in data.chunks(stream::MAX_FRAME) {
                     let (head, crc) = stream::frame_parts(t_us, direction, chunk);
-                    let f = &mut track.file;
-                    let written = async {
-                        f.write_all(&head).await?;
-                        f.write_all(chunk).await?;
-                        f.write_all(&crc).await
-                    };
-                    written.await.map_err(io_err("write", &track.path))?;
+                    track.write(&head)?;
+                    track.write(chunk)?;
+                    track.write(&crc)?;
                 }
             }
-            Cmd::Close { .. } => {}
+            Cmd::Close { .. } | Cmd::Flush => {}
         }
         Ok(())
     }
@@ -482,52 +481,44 @@ impl Writer {
             })
     }
 
-    async fn flush(&mut self) -> Result<()> {
+    fn flush(&mut self) -> Result<()> {
         for t in self.tracks.values_mut() {
-            t.file.flush().await.map_err(io_err("flush", &t.path))?;
+            t.file.flush().map_err(io_err("flush", &t.path))?;
         }
         Ok(())
     }
 
-    async fn seal(&mut self, state: RecordingState, reason: &str) -> Result<Manifest> {
-        for t in self.tracks.values_mut() {
-            if let Some(u) = &mut t.utf8 {
+    fn seal(&mut self, state: RecordingState, reason: &str) -> Result<Manifest> {
+        let t_end = self
+            .manifest
+            .started_at
+            .duration_until(Timestamp::now())
+            .as_secs_f64();
+        for (_, mut t) in std::mem::take(&mut self.tracks) {
+            if let Some(mut u) = t.utf8.take() {
                 let rest = u.finish();
                 if !rest.is_empty() {
-                    let line = cast::event_line(
-                        self.manifest
-                            .started_at
-                            .duration_until(Timestamp::now())
-                            .as_secs_f64(),
-                        EventKind::Output,
-                        &rest,
-                    );
-                    t.file
-                        .write_all(line.as_bytes())
-                        .await
-                        .map_err(io_err("write", &t.path))?;
+                    t.write(cast::event_line(t_end, EventKind::Output, &rest).as_bytes())?;
                 }
             }
-            t.file.flush().await.map_err(io_err("flush", &t.path))?;
+            t.file.flush().map_err(io_err("flush", &t.path))?;
             t.file
                 .get_ref()
                 .sync_all()
-                .await
                 .map_err(io_err("sync", &t.path))?;
+            let name = t
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            self.hashes
+                .insert(name, (t.size, hex::encode(t.hash.finish().as_ref())));
         }
-        self.tracks.clear();
         let mut manifest = self.manifest.clone();
-        let dir = self.dir.clone();
-        let key = self.key.clone();
-        let reason = reason.to_owned();
-        tokio::task::spawn_blocking(move || {
-            manifest.ended_at = Some(Timestamp::now());
-            manifest.state = state;
-            manifest.end_reason = Some(reason);
-            library::finish(&dir, &mut manifest, &key)?;
-            Ok(manifest)
-        })
-        .await
-        .map_err(|e| RecordingError::Failed(e.to_string()))?
+        manifest.ended_at = Some(Timestamp::now());
+        manifest.state = state;
+        manifest.end_reason = Some(reason.to_owned());
+        library::finish_with(&self.dir, &mut manifest, &self.key, &self.hashes)?;
+        Ok(manifest)
     }
 }
