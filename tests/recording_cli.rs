@@ -252,3 +252,42 @@ async fn serve_seals_recordings_left_open_by_a_crash() {
     let out = env.cli(&["replay", "3333", "--text"], "");
     assert_eq!(stdout(&out), "half a session\n");
 }
+
+#[tokio::test]
+async fn replay_caps_idle_pauses_and_honours_speed() {
+    let env = Env::new(None);
+    assert!(env.serve().terminate().success());
+    let rec = Recorder::new(&env.data_dir().join("recordings"), gateway_key(&env)).unwrap();
+    let s = rec.open(meta("44444444-dddd", "pacs")).await.unwrap();
+    s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
+    s.close("closed").await.unwrap();
+    // Replace the terminal track with one that has a 60-second idle gap (replay does not
+    // verify; verification would rightly report this file as altered).
+    let cast = env.data_dir().join("recordings/44444444-dddd/term-0.cast");
+    std::fs::write(
+        &cast,
+        "{\"version\":2,\"width\":80,\"height\":24,\"timestamp\":0}\n[0.1,\"o\",\"before \"]\n[60.1,\"o\",\"after\\r\\n\"]\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = env.cli(&["replay", "4444", "--idle-limit", "0.1"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "before after\r\n");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the idle gap was not capped"
+    );
+    let out = env.cli(&["replay", "4444", "--speed", "0"], "");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--speed must be a positive number"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.cli(&["recording", "verify", "4444"], "");
+    assert!(
+        stdout(&out).contains("term-0.cast: size is"),
+        "{}",
+        stdout(&out)
+    );
+}
