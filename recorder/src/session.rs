@@ -522,3 +522,55 @@ impl Writer {
         Ok(manifest)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recording whose writer never reads: a stand-in for a disk that stopped answering.
+    fn stuck(queue: usize, stall: Duration) -> (SessionRecording, mpsc::Receiver<Cmd>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let rec = SessionRecording {
+            tx,
+            failed: Arc::new(Mutex::new(None)),
+            dir: PathBuf::from("/nonexistent"),
+            started: Instant::now(),
+            started_at: Timestamp::now(),
+            stall,
+        };
+        (rec, rx)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_slows_the_caller_then_fails_it_after_the_stall_limit() {
+        let (rec, _rx) = stuck(2, Duration::from_millis(200));
+        rec.output(0, b"a").await.unwrap();
+        rec.output(0, b"b").await.unwrap();
+        let t0 = Instant::now();
+        let err = rec.output(0, b"c").await.unwrap_err();
+        assert!(matches!(err, RecordingError::Stalled(_)), "{err}");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(200),
+            "it waited for the writer first"
+        );
+        assert!(err.to_string().contains("the session must end"));
+    }
+
+    #[tokio::test]
+    async fn a_slow_writer_only_slows_the_caller() {
+        let (rec, mut rx) = stuck(1, Duration::from_secs(5));
+        rec.output(0, b"a").await.unwrap();
+        let drain = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut n = 0;
+            while rx.recv().await.is_some() {
+                n += 1;
+            }
+            n
+        });
+        // Blocks until the "disk" catches up, then succeeds: nothing is dropped.
+        rec.output(0, b"b").await.unwrap();
+        drop(rec);
+        assert_eq!(drain.await.unwrap(), 2);
+    }
+}
