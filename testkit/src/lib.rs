@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod postgres;
+pub mod sshd;
 
 use sekisho_approval_api::Store;
 
