@@ -352,7 +352,13 @@ fn ensure(
 
 /// Writes a file only its owner can read, atomically.
 pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `name.tmp`, not `with_extension`: `x.key` and `x.crt` must not share a temporary file.
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
