@@ -32,6 +32,23 @@ pub struct NewAuditEvent {
 }
 
 impl NewAuditEvent {
+    /// A successful action by `actor`, from `source` (the client's address), about `vendor`.
+    pub fn success(
+        actor: Actor,
+        vendor_id: Option<VendorId>,
+        source: Option<&str>,
+        event: AuditEvent,
+    ) -> Self {
+        Self {
+            actor,
+            outcome: Outcome::Success,
+            vendor_id,
+            source_addr: source.map(str::to_owned),
+            reason: None,
+            event,
+        }
+    }
+
     /// A successful event by the gateway itself.
     pub fn system(event: AuditEvent) -> Self {
         Self {

@@ -198,20 +198,18 @@ impl Store {
         .await?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: Some(request.vendor_id),
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::RequestFiled {
+            NewAuditEvent::success(
+                actor.clone(),
+                Some(request.vendor_id),
+                source,
+                AuditEvent::RequestFiled {
                     request: request.id,
                     number,
                     target: request.target_id,
                     level: request.level,
                     emergency: request.emergency,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -423,19 +421,17 @@ impl Store {
         .map_err(StoreError::from)?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: Actor::user(by),
-                outcome: Outcome::Success,
-                vendor_id: Some(request.vendor_id),
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::RequestDecided {
+            NewAuditEvent::success(
+                Actor::user(by),
+                Some(request.vendor_id),
+                source,
+                AuditEvent::RequestDecided {
                     request: id,
                     number: request.number,
                     action: "report".into(),
                     status: status.as_str().into(),
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;

@@ -299,19 +299,17 @@ impl Store {
             .await?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: Actor::user(by),
-                outcome: Outcome::Success,
-                vendor_id: Some(current.session.vendor_id),
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::LegalHoldChanged {
+            NewAuditEvent::success(
+                Actor::user(by),
+                Some(current.session.vendor_id),
+                source,
+                AuditEvent::LegalHoldChanged {
                     session: id,
                     request: current.session.request_id,
                     target: current.session.target_id,
                     on,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;

@@ -1,6 +1,6 @@
 //! Targets, their per-level policies, and the sealed credentials the gateway injects.
 
-use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::TargetId;
 use sekisho_domain::secret::Secret;
 use sekisho_domain::target::{AccessLevel, LevelPolicy, Target};
@@ -227,14 +227,7 @@ impl Store {
         let target = load(&mut tx, "id = $1", id.to_string())
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
-        let ev = |event| NewAuditEvent {
-            actor: actor.clone(),
-            outcome: Outcome::Success,
-            vendor_id: None,
-            source_addr: source.map(str::to_owned),
-            reason: None,
-            event,
-        };
+        let ev = |event| NewAuditEvent::success(actor.clone(), None, source, event);
         audit::append(
             &mut tx,
             ev(AuditEvent::TargetCreated {
@@ -357,18 +350,16 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("target {id}")))?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: None,
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::TargetUpdated {
+            NewAuditEvent::success(
+                actor.clone(),
+                None,
+                source,
+                AuditEvent::TargetUpdated {
                     target: id,
                     name: target.name.clone(),
                     changes: changed,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;

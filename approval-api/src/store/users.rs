@@ -1,7 +1,7 @@
 //! Accounts: staff and vendor engineers, with their password hashes.
 
 use jiff::Timestamp;
-use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::{UserId, VendorId};
 use sekisho_domain::user::{Role, User, UserStatus};
 use sqlx::Row;
@@ -87,19 +87,17 @@ impl Store {
         .map_err(|e| conflict(e, || format!("username `{}` is already taken", user.username)))?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: user.vendor_id,
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::UserCreated {
+            NewAuditEvent::success(
+                actor.clone(),
+                user.vendor_id,
+                source,
+                AuditEvent::UserCreated {
                     user: user.id,
                     username: user.username.clone(),
                     role: user.role,
                     vendor: user.vendor_id,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -257,18 +255,16 @@ impl Store {
         }
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: user.vendor_id,
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::UserUpdated {
+            NewAuditEvent::success(
+                actor.clone(),
+                user.vendor_id,
+                source,
+                AuditEvent::UserUpdated {
                     user: id,
                     username: user.username.clone(),
                     changes: changed,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -355,18 +351,16 @@ impl Store {
             .map_err(|e| conflict(e, || format!("the key {} is already registered", key.fingerprint)))?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: user.vendor_id,
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::SshKeyAdded {
+            NewAuditEvent::success(
+                actor.clone(),
+                user.vendor_id,
+                source,
+                AuditEvent::SshKeyAdded {
                     user: user.id,
                     username: user.username.clone(),
                     fingerprint: key.fingerprint.clone(),
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -414,18 +408,16 @@ impl Store {
             .await?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: Actor::user(by),
-                outcome: Outcome::Success,
-                vendor_id: user.vendor_id,
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::EnrollmentCodeCreated {
+            NewAuditEvent::success(
+                Actor::user(by),
+                user.vendor_id,
+                source,
+                AuditEvent::EnrollmentCodeCreated {
                     user: user.id,
                     username: user.username.clone(),
                     expires_at,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;

@@ -1,6 +1,6 @@
 //! Vendors and their attestation.
 
-use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::VendorId;
 use sekisho_domain::vendor::{Attestation, Contact, Vendor, VendorStatus};
 use sqlx::any::AnyRow;
@@ -76,17 +76,15 @@ impl Store {
         .map_err(|e| conflict(e, || format!("a vendor named `{}` already exists", vendor.name)))?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: Some(vendor.id),
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::VendorCreated {
+            NewAuditEvent::success(
+                actor.clone(),
+                Some(vendor.id),
+                source,
+                AuditEvent::VendorCreated {
                     vendor: vendor.id,
                     name: vendor.name.clone(),
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -154,18 +152,16 @@ impl Store {
             .map_err(|e| conflict(e, || format!("a vendor named `{}` already exists", v.name)))?;
         audit::append(
             &mut tx,
-            NewAuditEvent {
-                actor: actor.clone(),
-                outcome: Outcome::Success,
-                vendor_id: Some(id),
-                source_addr: source.map(str::to_owned),
-                reason: None,
-                event: AuditEvent::VendorUpdated {
+            NewAuditEvent::success(
+                actor.clone(),
+                Some(id),
+                source,
+                AuditEvent::VendorUpdated {
                     vendor: id,
                     name: v.name.clone(),
                     changes: changed,
                 },
-            },
+            ),
         )
         .await?;
         tx.commit().await?;
