@@ -108,13 +108,14 @@ impl GatewayKeys {
         create_private_dir(dir)?;
         let mut created = Vec::new();
 
-        let jwt_pem = ensure(dir, JWT_KEY, &mut created, || {
-            KeyPair::generate_for(&rcgen::PKCS_ED25519)
-                .map(|k| k.serialize_pem())
-                .map_err(|e| gen_err("token-signing key", e))
-        })?;
-        let jwt_pair =
-            KeyPair::from_pem(&jwt_pem).map_err(|e| invalid(dir, JWT_KEY, "Ed25519 PEM key", e))?;
+        let jwt_pair = ensure_key_pair(
+            dir,
+            JWT_KEY,
+            &rcgen::PKCS_ED25519,
+            "token-signing key",
+            &mut created,
+        )?;
+        let jwt_pem = jwt_pair.serialize_pem();
         let jwt_kid =
             hex::encode(&digest(&SHA256, &jwt_pair.subject_public_key_info()).as_ref()[..8]);
         let jwt_public_pem = jwt_pair.public_key_pem();
@@ -136,13 +137,14 @@ impl GatewayKeys {
         let ssh_host = PrivateKey::from_openssh(&ssh_pem)
             .map_err(|e| invalid(dir, SSH_HOST_KEY, "OpenSSH private key", e))?;
 
-        let ca_key_pem = ensure(dir, CA_KEY, &mut created, || {
-            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-                .map(|k| k.serialize_pem())
-                .map_err(|e| gen_err("client CA key", e))
-        })?;
-        let ca_pair =
-            KeyPair::from_pem(&ca_key_pem).map_err(|e| invalid(dir, CA_KEY, "PEM key", e))?;
+        let ca_pair = ensure_key_pair(
+            dir,
+            CA_KEY,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            "client CA key",
+            &mut created,
+        )?;
+        let ca_key_pem = ca_pair.serialize_pem();
         let ca_cert_pem = ensure(dir, CA_CERT, &mut created, || ca_certificate(&ca_pair))?;
 
         let at_rest_hex = ensure(dir, AT_REST_KEY, &mut created, || {
@@ -188,13 +190,14 @@ impl GatewayKeys {
             )?;
         }
 
-        let tls_key_pem = ensure(dir, TLS_KEY, &mut created, || {
-            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-                .map(|k| k.serialize_pem())
-                .map_err(|e| gen_err("gateway TLS key", e))
-        })?;
-        let tls_pair =
-            KeyPair::from_pem(&tls_key_pem).map_err(|e| invalid(dir, TLS_KEY, "PEM key", e))?;
+        let tls_pair = ensure_key_pair(
+            dir,
+            TLS_KEY,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+            "gateway TLS key",
+            &mut created,
+        )?;
+        let tls_key_pem = tls_pair.serialize_pem();
         let tls_cert_pem = ensure(dir, TLS_CERT, &mut created, || tls_certificate(&tls_pair))?;
         let tls_der = pem_der(&tls_cert_pem)
             .ok_or_else(|| invalid(dir, TLS_CERT, "PEM certificate", "no CERTIFICATE block"))?;
@@ -220,9 +223,36 @@ impl GatewayKeys {
     }
 }
 
+/// Reads the key pair in `dir/name`, or generates one with `alg` and stores it.
+fn ensure_key_pair(
+    dir: &Path,
+    name: &str,
+    alg: &'static rcgen::SignatureAlgorithm,
+    what: &'static str,
+    created: &mut Vec<String>,
+) -> Result<KeyPair> {
+    let pem = ensure(dir, name, created, || {
+        KeyPair::generate_for(alg)
+            .map(|k| k.serialize_pem())
+            .map_err(|e| gen_err(what, e))
+    })?;
+    KeyPair::from_pem(&pem).map_err(|e| invalid(dir, name, "PEM key", e))
+}
+
+/// A self-signed certificate valid for ten years (from an hour ago, for clock skew).
+fn self_signed(mut params: CertificateParams, key: &KeyPair, what: &'static str) -> Result<String> {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(3650);
+    params
+        .self_signed(key)
+        .map(|c| c.pem())
+        .map_err(|e| gen_err(what, e))
+}
+
 fn ca_certificate(key: &KeyPair) -> Result<String> {
-    let mut params = CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| gen_err("client CA certificate", e))?;
+    const WHAT: &str = "client CA certificate";
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| gen_err(WHAT, e))?;
     params
         .distinguished_name
         .push(DnType::CommonName, "Sekisho vendor client CA");
@@ -235,29 +265,17 @@ fn ca_certificate(key: &KeyPair) -> Result<String> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(3650);
-    params
-        .self_signed(key)
-        .map(|c| c.pem())
-        .map_err(|e| gen_err("client CA certificate", e))
+    self_signed(params, key, WHAT)
 }
 
 fn tls_certificate(key: &KeyPair) -> Result<String> {
+    const WHAT: &str = "gateway TLS certificate";
     let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let mut params =
-        CertificateParams::new(names).map_err(|e| gen_err("gateway TLS certificate", e))?;
+    let mut params = CertificateParams::new(names).map_err(|e| gen_err(WHAT, e))?;
     params
         .distinguished_name
         .push(DnType::CommonName, "Sekisho gateway");
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(3650);
-    params
-        .self_signed(key)
-        .map(|c| c.pem())
-        .map_err(|e| gen_err("gateway TLS certificate", e))
+    self_signed(params, key, WHAT)
 }
 
 /// The DER bytes of the first PEM block.
