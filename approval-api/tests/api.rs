@@ -1009,3 +1009,52 @@ async fn enrollment_codes_are_one_time_secrets_stored_only_as_hashes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn request_listings_carry_each_requests_own_approvals() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        let first = api.file(&alice, "pacs", "reference").await;
+        let second = api.file(&alice, "pacs", "reference").await;
+        let third = api.file(&alice, "pacs", "reference").await;
+        for (r, comment) in [(&first, "first ok"), (&third, "third ok")] {
+            let (status, _) = api
+                .post(
+                    &format!("/api/v1/requests/{}/approve", r["id"].as_str().unwrap()),
+                    &approver,
+                    json!({"comment": comment}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let (_, list) = api.get("/api/v1/requests", &approver).await;
+        let comments: Vec<(String, Vec<String>)> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let c = r["approvals"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["comment"].as_str().unwrap().to_owned())
+                    .collect();
+                (r["reference"].as_str().unwrap().to_owned(), c)
+            })
+            .collect();
+        assert_eq!(
+            comments,
+            [
+                ("R-3".to_owned(), vec!["third ok".to_owned()]),
+                ("R-2".to_owned(), vec![]),
+                ("R-1".to_owned(), vec!["first ok".to_owned()]),
+            ]
+        );
+        let _ = second;
+    })
+    .await;
+}

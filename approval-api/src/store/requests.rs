@@ -9,6 +9,7 @@ use sekisho_domain::request::{
 };
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::user::User;
+use sekisho_domain::vendor::Vendor;
 use sekisho_domain::zone::DisplayZone;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -89,27 +90,56 @@ fn row_to_request(row: &AnyRow) -> Result<(WorkRequest, Option<String>)> {
     ))
 }
 
-async fn approvals_of(conn: &mut AnyConnection, id: RequestId) -> Result<Vec<Approval>> {
-    sqlx::query(
-        "SELECT approver_id, verdict, comment, at FROM approvals WHERE request_id = $1 ORDER BY at",
-    )
-    .bind(id.to_string())
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|row| {
-        Ok(Approval {
-            approver: parse("user id", &row.try_get::<String, _>("approver_id")?)?,
-            verdict: match row.try_get::<String, _>("verdict")?.as_str() {
-                "approve" => Verdict::Approve,
-                "reject" => Verdict::Reject,
-                other => return Err(StoreError::Corrupt(format!("verdict `{other}`"))),
-            },
-            comment: row.try_get("comment")?,
-            at: from_micros(row.try_get("at")?)?,
-        })
+const APPROVAL_COLUMNS: &str = "request_id, approver_id, verdict, comment, at";
+
+fn row_to_approval(row: &AnyRow) -> Result<Approval> {
+    Ok(Approval {
+        approver: parse("user id", &row.try_get::<String, _>("approver_id")?)?,
+        verdict: match row.try_get::<String, _>("verdict")?.as_str() {
+            "approve" => Verdict::Approve,
+            "reject" => Verdict::Reject,
+            other => return Err(StoreError::Corrupt(format!("verdict `{other}`"))),
+        },
+        comment: row.try_get("comment")?,
+        at: from_micros(row.try_get("at")?)?,
     })
-    .collect()
+}
+
+async fn approvals_of(conn: &mut AnyConnection, id: RequestId) -> Result<Vec<Approval>> {
+    let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_id = $1 ORDER BY at");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.to_string())
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(row_to_approval)
+        .collect()
+}
+
+/// The approvals of many requests in one query (request listings), by request id.
+async fn approvals_of_all(
+    conn: &mut AnyConnection,
+    ids: &[RequestId],
+) -> Result<std::collections::HashMap<RequestId, Vec<Approval>>> {
+    let mut out: std::collections::HashMap<RequestId, Vec<Approval>> =
+        std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE request_id IN ({}) ORDER BY at",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id.to_string());
+    }
+    for row in q.fetch_all(conn).await? {
+        let id: RequestId = parse("request id", &row.try_get::<String, _>("request_id")?)?;
+        out.entry(id).or_default().push(row_to_approval(&row)?);
+    }
+    Ok(out)
 }
 
 /// A request with its approvals and work report.
@@ -133,6 +163,20 @@ async fn load(conn: &mut AnyConnection, id: RequestId) -> Result<Option<StoredRe
     let (mut request, report) = row_to_request(&row)?;
     request.approvals = approvals_of(conn, id).await?;
     Ok(Some(StoredRequest { request, report }))
+}
+
+/// A request and its vendor, read inside `conn`'s transaction (the rules need both).
+async fn load_with_vendor(
+    conn: &mut AnyConnection,
+    id: RequestId,
+) -> Result<(StoredRequest, Vendor)> {
+    let stored = load(&mut *conn, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+    let vendor = vendor_in(conn, stored.request.vendor_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("vendor of request {id} missing")))?;
+    Ok((stored, vendor))
 }
 
 /// Why an action on a request did not happen.
@@ -254,11 +298,16 @@ impl Store {
         }
         let mut conn = self.pool.acquire().await?;
         let rows = q.fetch_all(&mut *conn).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let (mut request, report) = row_to_request(row)?;
-            request.approvals = approvals_of(&mut conn, request.id).await?;
-            out.push(StoredRequest { request, report });
+        let mut out = rows
+            .iter()
+            .map(|row| {
+                row_to_request(row).map(|(request, report)| StoredRequest { request, report })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<RequestId> = out.iter().map(|r| r.request.id).collect();
+        let mut approvals = approvals_of_all(&mut conn, &ids).await?;
+        for r in &mut out {
+            r.request.approvals = approvals.remove(&r.request.id).unwrap_or_default();
         }
         Ok(out)
     }
@@ -277,12 +326,7 @@ impl Store {
         source: Option<&str>,
     ) -> std::result::Result<WorkRequest, ActionError> {
         let mut tx = self.begin().await?;
-        let StoredRequest { mut request, .. } = load(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
-        let vendor = vendor_in(&mut tx, request.vendor_id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("vendor of request {id} missing")))?;
+        let (StoredRequest { mut request, .. }, vendor) = load_with_vendor(&mut tx, id).await?;
         let ctx = RuleContext {
             policy,
             vendor: &vendor,
@@ -372,9 +416,7 @@ impl Store {
         source: Option<&str>,
     ) -> std::result::Result<WorkRequest, ActionError> {
         let mut tx = self.begin().await?;
-        let StoredRequest { mut request, .. } = load(&mut tx, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
+        let (StoredRequest { mut request, .. }, vendor) = load_with_vendor(&mut tx, id).await?;
         if request.requester != by.id {
             return Err(ActionError::Rule(TransitionError::NotRequester {
                 number: request.number,
@@ -383,11 +425,6 @@ impl Store {
         }
         let status = match request.status {
             RequestStatus::Active => {
-                let vendor = vendor_in(&mut tx, request.vendor_id)
-                    .await?
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!("vendor of request {id} missing"))
-                    })?;
                 let ctx = RuleContext {
                     policy,
                     vendor: &vendor,
@@ -463,11 +500,12 @@ impl Store {
         for id in ids {
             let id: RequestId = parse("request id", &id)?;
             let mut tx = self.begin().await?;
-            let Some(StoredRequest { request, .. }) = load(&mut tx, id).await? else {
-                continue;
-            };
-            let Some(vendor) = vendor_in(&mut tx, request.vendor_id).await? else {
-                continue;
+            // A request deleted since the first query is simply skipped.
+            let (StoredRequest { request, .. }, vendor) = match load_with_vendor(&mut tx, id).await
+            {
+                Ok(found) => found,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
             };
             let ctx = RuleContext {
                 policy,
