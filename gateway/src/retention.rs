@@ -33,19 +33,19 @@ pub async fn sweep(
         .await
         .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
     for (dir, m) in candidates {
-        let why = match store.retention(&m.session).await? {
+        let why = match store.retention(&m.meta.session).await? {
             Retention::Deletable => None,
             Retention::UnderReview => Some("review not signed off"),
             Retention::LegalHold => Some("legal hold"),
             Retention::Unknown => Some("session unknown to the database"),
         };
         if let Some(why) = why {
-            out.kept.push((m.session.clone(), why));
+            out.kept.push((m.meta.session.clone(), why));
             continue;
         }
-        let Ok(session) = m.session.parse() else {
+        let Ok(session) = m.meta.session.parse() else {
             out.kept
-                .push((m.session.clone(), "session id is not a UUID"));
+                .push((m.meta.session.clone(), "session id is not a UUID"));
             continue;
         };
         let files = m
@@ -55,14 +55,14 @@ pub async fn sweep(
             .collect();
         // Audit first: if the deletion then fails, the log says it was attempted.
         store
-            .audit_recording_deleted(session, m.target.clone(), files)
+            .audit_recording_deleted(session, m.meta.target.clone(), files)
             .await?;
         let lib = library.clone();
         tokio::task::spawn_blocking(move || lib.delete(&dir))
             .await
             .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
-        tracing::info!(session = %m.session, "deleted recording past retention");
-        out.deleted.push(m.session);
+        tracing::info!(session = %m.meta.session, "deleted recording past retention");
+        out.deleted.push(m.meta.session);
     }
     Ok(out)
 }

@@ -65,7 +65,7 @@ pub fn export(dir: &Path, public_key_b64: &str, out: &Path) -> Result<()> {
         })?;
     let file = std::fs::File::create(out).map_err(io_err("create", out))?;
     let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::default()));
-    let prefix = format!("sekisho-recording-{}", manifest.session);
+    let prefix = format!("sekisho-recording-{}", manifest.meta.session);
     let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);

@@ -123,7 +123,7 @@ pub fn verify_dir(dir: &Path, public_key_b64: &str) -> Result<Verification> {
         }
     }
     Ok(Verification {
-        session: m.session,
+        session: m.meta.session,
         state: m.state,
         problems,
     })
@@ -227,7 +227,7 @@ impl Library {
             m.ended_at = Some(jiff::Timestamp::now());
             finish(&dir, &mut m, key)?;
             for f in &m.files {
-                tracing::warn!(session = %m.session, file = %f.name, size = f.size, sha256 = %f.sha256, "sealed abandoned recording");
+                tracing::warn!(session = %m.meta.session, file = %f.name, size = f.size, sha256 = %f.sha256, "sealed abandoned recording");
             }
             sealed.push(m);
         }
@@ -275,9 +275,9 @@ impl Library {
             for e in entries {
                 if e.text.to_lowercase().contains(&needle) {
                     hits.push(Hit {
-                        session: m.session.clone(),
-                        target: m.target.clone(),
-                        vendor_user: m.vendor_user.clone(),
+                        session: m.meta.session.clone(),
+                        target: m.meta.target.clone(),
+                        vendor_user: m.meta.vendor_user.clone(),
                         file: e.file,
                         t: e.t,
                         source: e.source,

@@ -50,14 +50,9 @@ pub struct FileEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: String,
-    pub session: String,
-    pub request: String,
-    pub request_number: i64,
-    pub vendor: String,
-    pub vendor_user: String,
-    pub target: String,
-    pub level: String,
-    pub source_addr: String,
+    /// Who and what (flattened: the JSON keeps these as top-level keys).
+    #[serde(flatten)]
+    pub meta: crate::SessionMeta,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub state: RecordingState,
@@ -189,4 +184,41 @@ pub fn verify_signature(m: &Manifest, public_key_b64: &str) -> std::result::Resu
     UnparsedPublicKey::new(&ED25519, &public)
         .verify(&m.signed_bytes(), &sig)
         .map_err(|_| "signature does not match the manifest (manifest altered)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Signatures cover this exact encoding: the session fields stay top-level, in this order.
+    #[test]
+    fn the_signed_encoding_keeps_its_field_order() {
+        let m = Manifest {
+            format: FORMAT.into(),
+            meta: crate::SessionMeta {
+                session: "s".into(),
+                request: "r".into(),
+                request_number: 1,
+                vendor: "v".into(),
+                vendor_user: "u".into(),
+                target: "t".into(),
+                level: "reference".into(),
+                source_addr: "127.0.0.1".into(),
+            },
+            started_at: Timestamp::UNIX_EPOCH,
+            ended_at: None,
+            state: RecordingState::Closed,
+            end_reason: None,
+            files: vec![],
+            key_id: None,
+            signature: Some("x".into()),
+        };
+        let text = String::from_utf8(m.signed_bytes()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"format":"sekisho-recording/1","session":"s","request":"r","request_number":1,"vendor":"v","vendor_user":"u","target":"t","level":"reference","source_addr":"127.0.0.1","started_at":"1970-01-01T00:00:00Z","ended_at":null,"state":"closed","end_reason":null,"files":[],"key_id":null,"signature":null}"#
+        );
+        let back: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
 }

@@ -25,7 +25,7 @@ use crate::stream::{self, Direction, StreamHeader, StreamKind};
 use crate::{RecordingError, Result, io_err, library};
 
 /// Who and what a recording is about; written into the manifest.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionMeta {
     pub session: String,
     pub request: String,
@@ -83,14 +83,7 @@ impl Recorder {
         let started = Timestamp::now();
         let manifest = Manifest {
             format: crate::manifest::FORMAT.into(),
-            session: meta.session.clone(),
-            request: meta.request.clone(),
-            request_number: meta.request_number,
-            vendor: meta.vendor.clone(),
-            vendor_user: meta.vendor_user.clone(),
-            target: meta.target.clone(),
-            level: meta.level.clone(),
-            source_addr: meta.source_addr.clone(),
+            meta,
             started_at: started,
             ended_at: None,
             state: RecordingState::Open,

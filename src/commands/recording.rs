@@ -135,19 +135,19 @@ pub fn run(cmd: RecordingCommand, config_path: Option<&Path>) -> anyhow::Result<
                 "session", "started", "target", "user", "request", "state"
             );
             for m in lib.list()? {
-                if target.as_ref().is_some_and(|t| *t != m.target)
-                    || user.as_ref().is_some_and(|u| *u != m.vendor_user)
+                if target.as_ref().is_some_and(|t| *t != m.meta.target)
+                    || user.as_ref().is_some_and(|u| *u != m.meta.vendor_user)
                     || wanted.is_some_and(|s| s != m.state)
                 {
                     continue;
                 }
                 println!(
                     "{:<36}  {:<22}  {:<12}  {:<10}  {:<7}  {:<8}  {}",
-                    m.session,
+                    m.meta.session,
                     zone.date_time(m.started_at),
-                    m.target,
-                    m.vendor_user,
-                    format!("R-{}", m.request_number),
+                    m.meta.target,
+                    m.meta.vendor_user,
+                    format!("R-{}", m.meta.request_number),
                     state_name(m.state),
                     m.files.len()
                 );
@@ -198,7 +198,7 @@ pub fn run(cmd: RecordingCommand, config_path: Option<&Path>) -> anyhow::Result<
             }
             let key = public_key(&config)?;
             let ids: Vec<String> = if all {
-                lib.list()?.into_iter().map(|m| m.session).collect()
+                lib.list()?.into_iter().map(|m| m.meta.session).collect()
             } else {
                 vec![id.context("give a session id, --all or --bundle FILE")?]
             };
@@ -286,14 +286,14 @@ fn export(lib: &Library, config: &Config, args: ExportArgs) -> anyhow::Result<Ex
         [one] => one,
         [] => bail!(
             "recording {} has no TCP stream{}",
-            m.session,
+            m.meta.session,
             args.channel
                 .map(|c| format!(" on channel {c}"))
                 .unwrap_or_default()
         ),
         _ => bail!(
             "recording {} has {} TCP streams: choose one with --channel",
-            m.session,
+            m.meta.session,
             streams.len()
         ),
     };
@@ -317,7 +317,12 @@ pub async fn replay(args: ReplayArgs, config_path: Option<&Path>) -> anyhow::Res
         })
         .map(|f| f.name.clone())
         .next()
-        .with_context(|| format!("recording {} has no terminal channel to replay", m.session))?;
+        .with_context(|| {
+            format!(
+                "recording {} has no terminal channel to replay",
+                m.meta.session
+            )
+        })?;
     let text =
         std::fs::read_to_string(dir.join(&name)).with_context(|| format!("cannot read {name}"))?;
     if args.text {

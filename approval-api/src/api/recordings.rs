@@ -71,8 +71,8 @@ pub async fn list_recordings(
     let all = blocking(move || Ok(lib.list()?)).await?;
     Ok(Json(
         all.into_iter()
-            .filter(|m| q.target.as_ref().is_none_or(|t| *t == m.target))
-            .filter(|m| q.user.as_ref().is_none_or(|u| *u == m.vendor_user))
+            .filter(|m| q.target.as_ref().is_none_or(|t| *t == m.meta.target))
+            .filter(|m| q.user.as_ref().is_none_or(|u| *u == m.meta.vendor_user))
             .filter(|m| wanted.is_none_or(|s| s == m.state))
             .collect(),
     ))
