@@ -182,14 +182,11 @@ impl Api {
     }
 
     async fn file(&self, vendor: &str, target: &str, level: &str) -> Value {
-        let now = Timestamp::now();
         let (status, r) = self
             .post(
                 "/api/v1/requests",
                 vendor,
-                json!({"target": target, "level": level,
-                       "window_start": now.to_string(), "window_end": (now + SignedDuration::from_hours(2)).to_string(),
-                       "reason": "replace failed disk", "plan": "1. check RAID\n2. swap disk"}),
+                request_body(target, level, SignedDuration::from_hours(2), false),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{r}");
@@ -214,6 +211,14 @@ impl Api {
         kinds.reverse();
         kinds
     }
+}
+
+/// A work request body for `target` at `level`, its window starting now and lasting `lasting`.
+fn request_body(target: &str, level: &str, lasting: SignedDuration, emergency: bool) -> Value {
+    let now = Timestamp::now();
+    json!({"target": target, "level": level, "emergency": emergency,
+           "window_start": now.to_string(), "window_end": (now + lasting).to_string(),
+           "reason": "replace failed disk", "plan": "1. check RAID\n2. swap disk"})
 }
 
 fn far_future() -> Timestamp {
@@ -768,34 +773,65 @@ async fn after_the_window_the_request_expires_and_the_vendor_reports_the_work() 
         let approver = api.staff("hana", Role::Approver).await;
         let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
         api.target(&admin, "pacs").await;
-        let now = Timestamp::now();
         let (status, r) = api
             .post(
                 "/api/v1/requests",
                 &alice,
-                json!({"target": "pacs", "level": "reference", "window_start": now.to_string(),
-                       "window_end": (now + SignedDuration::from_secs(2)).to_string(), "reason": "log check"}),
+                request_body("pacs", "reference", SignedDuration::from_secs(2), false),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{r}");
         let id = r["id"].as_str().unwrap().to_owned();
         // Reporting before the work is a conflict.
-        let (status, body) = api.post(&format!("/api/v1/requests/{id}/report"), &alice, json!({"text": "done"})).await;
+        let (status, body) = api
+            .post(
+                &format!("/api/v1/requests/{id}/report"),
+                &alice,
+                json!({"text": "done"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        api.post(&format!("/api/v1/requests/{id}/approve"), &approver, json!({})).await;
+        api.post(
+            &format!("/api/v1/requests/{id}/approve"),
+            &approver,
+            json!({}),
+        )
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let s = &api.state.settings;
-        let expired = api.state.store.expire_requests(&s.policy, &s.zone).await.unwrap();
+        let expired = api
+            .state
+            .store
+            .expire_requests(&s.policy, &s.zone)
+            .await
+            .unwrap();
         assert_eq!(expired, [id.parse().unwrap()]);
-        assert!(api.state.store.expire_requests(&s.policy, &s.zone).await.unwrap().is_empty());
+        assert!(
+            api.state
+                .store
+                .expire_requests(&s.policy, &s.zone)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let (status, body) = api
-            .post(&format!("/api/v1/requests/{id}/report"), &alice, json!({"text": "checked logs; no change made"}))
+            .post(
+                &format!("/api/v1/requests/{id}/report"),
+                &alice,
+                json!({"text": "checked logs; no change made"}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["status"], "expired");
         assert_eq!(body["report"], "checked logs; no change made");
         // Only the requester reports.
-        let (status, _) = api.post(&format!("/api/v1/requests/{id}/report"), &approver, json!({"text": "x"})).await;
+        let (status, _) = api
+            .post(
+                &format!("/api/v1/requests/{id}/report"),
+                &approver,
+                json!({"text": "x"}),
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
     })
     .await;
@@ -814,13 +850,11 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
         let approver = api.staff("hana", Role::Approver).await;
         let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
         api.target(&admin, "pacs").await;
-        let now = Timestamp::now();
         let (status, r) = api
             .post(
                 "/api/v1/requests",
                 &alice,
-                json!({"target": "pacs", "level": "change", "emergency": true, "window_start": now.to_string(),
-                       "window_end": (now + SignedDuration::from_hours(1)).to_string(), "reason": "MRI down"}),
+                request_body("pacs", "change", SignedDuration::from_hours(1), true),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{r}");
@@ -829,8 +863,18 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
         let id = r["id"].as_str().unwrap();
         let (_, r) = api.get(&format!("/api/v1/requests/{id}"), &approver).await;
         assert_eq!(r["overdue"], true, "{r}");
-        let (_, r) = api.post(&format!("/api/v1/requests/{id}/approve"), &approver, json!({})).await;
-        assert_eq!((r["overdue"].as_bool(), r["emergency"].as_bool()), (Some(false), Some(true)), "{r}");
+        let (_, r) = api
+            .post(
+                &format!("/api/v1/requests/{id}/approve"),
+                &approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            (r["overdue"].as_bool(), r["emergency"].as_bool()),
+            (Some(false), Some(true)),
+            "{r}"
+        );
     })
     .await;
     // Where the policy forbids it, an emergency request is refused at filing.
@@ -839,13 +883,11 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
     let admin = api.staff("admin", Role::Admin).await;
     let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
     api.target(&admin, "pacs").await;
-    let now = Timestamp::now();
     let (status, body) = api
         .post(
             "/api/v1/requests",
             &alice,
-            json!({"target": "pacs", "level": "change", "emergency": true, "window_start": now.to_string(),
-                   "window_end": (now + SignedDuration::from_hours(1)).to_string(), "reason": "MRI down"}),
+            request_body("pacs", "change", SignedDuration::from_hours(1), true),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
