@@ -170,3 +170,29 @@ async fn a_busy_port_is_reported_not_panicked() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_by_the_grace_period_even_with_a_request_in_flight() {
+    use std::io::Write;
+    let env = Env::new(None); // shutdown_grace_seconds = 3
+    let server = env.serve();
+    // A request whose body never finishes: graceful shutdown would wait for it forever.
+    let mut stuck = std::net::TcpStream::connect(server.api).unwrap();
+    stuck
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "it waited for the request first: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "the grace period bounds the wait: {took:?}"
+    );
+    drop(stuck);
+}

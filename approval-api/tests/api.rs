@@ -1100,3 +1100,37 @@ async fn request_listings_carry_each_requests_own_approvals() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_host_key_given_at_creation_is_pinned_and_audited() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPALiwi/7p77Pl5cwHoa+8V/MnariFBFPyU+j2fOVB2H pacs-host";
+        let (status, t) = api
+            .post(
+                "/api/v1/targets",
+                &admin,
+                json!({"name": "pacs", "host": "127.0.0.1", "host_key": key,
+                       "levels": {"reference": {"account": "ro", "credential": {"password": "pw-secret"}}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{t}");
+        assert_eq!(t["host_key"], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPALiwi/7p77Pl5cwHoa+8V/MnariFBFPyU+j2fOVB2H");
+        let (_, page) = api.get("/api/v1/audit?kind=host_key_pinned", &admin).await;
+        let events = page["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{page}");
+        assert_eq!(events[0]["target_id"], t["id"]);
+        let (status, body) = api
+            .post(
+                "/api/v1/targets",
+                &admin,
+                json!({"name": "ris", "host": "127.0.0.1", "host_key": "ssh-ed25519 not-base64!",
+                       "levels": {"reference": {"account": "ro", "credential": {"password": "pw"}}}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("host_key:"), "{body}");
+    })
+    .await;
+}
