@@ -6,60 +6,7 @@ mod support;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use support::{Env, stderr, stdout};
-
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn login(&self, username: &str, password: &str) -> String {
-        let (status, body) = self
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
-        assert_eq!(status, 200, "login {username}: {body}");
-        body["token"].as_str().unwrap().to_owned()
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(token), Some(body))
-            .await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, Some(token), None)
-            .await
-    }
-}
+use support::{Env, Http, stderr, stdout};
 
 async fn approval_flow(env: &Env) {
     let server = env.serve();

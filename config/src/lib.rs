@@ -106,6 +106,20 @@ pub struct SshConfig {
     /// `false` leaves the designated client as the only way in.
     pub enabled: bool,
     pub listen: SocketAddr,
+    /// Environment variables a vendor's client may pass to the target (`*` ends a prefix).
+    pub accept_env: Vec<String>,
+    /// How long the gateway waits for a target's SSH server before refusing the session.
+    pub connect_timeout_seconds: u32,
+}
+
+impl SshConfig {
+    /// Whether the vendor's client may set `name` on the target.
+    pub fn env_allowed(&self, name: &str) -> bool {
+        self.accept_env.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => p == name,
+        })
+    }
 }
 
 /// `[quic]`
@@ -211,6 +225,8 @@ impl Default for Config {
             ssh: SshConfig {
                 enabled: true,
                 listen: addr("127.0.0.1:2222"),
+                accept_env: vec!["LANG".into(), "LC_*".into()],
+                connect_timeout_seconds: 10,
             },
             quic: QuicConfig {
                 enabled: true,
@@ -334,10 +350,20 @@ impl Config {
             ),
         };
 
-        let s = r.section("ssh", &["enabled", "listen"]);
+        let s = r.section(
+            "ssh",
+            &["enabled", "listen", "accept_env", "connect_timeout_seconds"],
+        );
         let ssh = SshConfig {
             enabled: r.get(s, "enabled", Reader::bool, d.ssh.enabled),
             listen: r.get(s, "listen", Reader::socket_addr, d.ssh.listen),
+            accept_env: r.get(s, "accept_env", Reader::env_patterns, d.ssh.accept_env),
+            connect_timeout_seconds: r.get(
+                s,
+                "connect_timeout_seconds",
+                |v| Reader::int(v, 1, 300),
+                d.ssh.connect_timeout_seconds,
+            ),
         };
 
         let s = r.section(

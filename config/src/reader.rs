@@ -273,6 +273,26 @@ impl Reader {
         arr.iter().map(|x| Self::int(x, min, max)).collect()
     }
 
+    /// Environment variable names, each optionally ending in `*` (a prefix).
+    pub(crate) fn env_patterns(v: &Value) -> Parsed<Vec<String>> {
+        let arr = v
+            .as_array()
+            .ok_or_else(|| format!("expected a list of names, found {}", v.type_name()))?;
+        arr.iter()
+            .map(|x| {
+                let s = Self::non_empty_string(x)?;
+                let name = s.strip_suffix('*').unwrap_or(&s);
+                let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with(|c: char| c.is_ascii_digit());
+                if valid && (!name.is_empty() || s == "*") {
+                    Ok(s.clone())
+                } else {
+                    Err(format!("`{s}` is not an environment variable name (letters, digits and _, optionally ending in *)"))
+                }
+            })
+            .collect()
+    }
+
     pub(crate) fn socket_addr(v: &Value) -> Parsed<SocketAddr> {
         let s = Self::non_empty_string(v)?;
         s.parse()

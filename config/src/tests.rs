@@ -59,7 +59,7 @@ zone = \"Mars/Olympus\"
         shown,
         vec![
             "line 2: `api.listen`: `nowhere` is not an address with a port, e.g. 127.0.0.1:8080",
-            "line 4: `ssh.listne`: unknown key in [ssh]; known keys: enabled, listen",
+            "line 4: `ssh.listne`: unknown key in [ssh]; known keys: enabled, listen, accept_env, connect_timeout_seconds",
             "line 6: `policy.approvals_for_change`: 0 is out of range: must be 1 to 10",
             "line 8: `time.zone`: `Mars/Olympus` is not a known time zone (IANA name such as Asia/Tokyo)",
         ]
@@ -131,4 +131,22 @@ fn load_reports_the_file_name_and_counts_problems() {
         Config::load(&dir.path().join("missing.toml")),
         Err(ConfigError::Read { .. })
     ));
+}
+
+#[test]
+fn accept_env_patterns_match_names_and_prefixes_and_refuse_bad_entries() {
+    let c = Config::parse("[ssh]\naccept_env = [\"LANG\", \"LC_*\"]\n").unwrap();
+    assert!(c.ssh.env_allowed("LANG"));
+    assert!(c.ssh.env_allowed("LC_ALL"));
+    assert!(!c.ssh.env_allowed("LD_PRELOAD"));
+    assert!(!c.ssh.env_allowed("LANGUAGE"));
+    let problems = Config::parse("[ssh]\naccept_env = [\"LD PRELOAD\", 3]\n").unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("`LD PRELOAD` is not an environment variable name"),
+        "{}",
+        problems[0]
+    );
 }

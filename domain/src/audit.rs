@@ -174,6 +174,18 @@ pub enum AuditEvent {
         how: String,
         bytes_to_target: u64,
         bytes_from_target: u64,
+        #[serde(default)]
+        duration_seconds: u64,
+    },
+    /// A session's recording was sealed: the SHA-256 of its signed manifest, which lists
+    /// every file's SHA-256.
+    RecordingClosed {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        manifest_sha256: String,
+        files: u32,
+        bytes: u64,
     },
     SessionTerminateRequested {
         session: SessionId,
@@ -229,6 +241,7 @@ impl AuditEvent {
             AuditEvent::AccessDenied { .. } => "access_denied",
             AuditEvent::SessionStarted { .. } => "session_started",
             AuditEvent::SessionEnded { .. } => "session_ended",
+            AuditEvent::RecordingClosed { .. } => "recording_closed",
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
@@ -247,6 +260,7 @@ impl AuditEvent {
             | AuditEvent::RequestFiled { target, .. }
             | AuditEvent::SessionStarted { target, .. }
             | AuditEvent::SessionEnded { target, .. }
+            | AuditEvent::RecordingClosed { target, .. }
             | AuditEvent::SessionTerminateRequested { target, .. }
             | AuditEvent::SessionReviewed { target, .. }
             | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
@@ -262,6 +276,7 @@ impl AuditEvent {
             | AuditEvent::RequestDecided { request, .. }
             | AuditEvent::SessionStarted { request, .. }
             | AuditEvent::SessionEnded { request, .. }
+            | AuditEvent::RecordingClosed { request, .. }
             | AuditEvent::SessionTerminateRequested { request, .. }
             | AuditEvent::SessionReviewed { request, .. }
             | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),

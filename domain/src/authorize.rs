@@ -405,7 +405,8 @@ fn select_request<'a>(q: &AccessQuery<'a>) -> Result<&'a WorkRequest, DenyReason
     })
 }
 
-fn check_channel(
+/// Whether `policy` (the level granted on `target`) permits `channel`.
+pub fn check_channel(
     channel: ChannelKind,
     policy: &LevelPolicy,
     target: &str,

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod keys;
 pub mod retention;
 pub mod serve;
+pub mod ssh;
 
 pub use serve::{Started, start};
 

@@ -36,6 +36,8 @@ pub struct Started {
     /// Key files created by this start (empty on a restart).
     pub created_keys: Vec<String>,
     pub ssh_host_fingerprint: String,
+    /// Where the SSH gateway listens, when enabled.
+    pub ssh_addr: Option<SocketAddr>,
     done: JoinHandle<Result<()>>,
 }
 
@@ -82,9 +84,28 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         );
     }
 
+    // Sessions this node left open when it stopped are over.
+    let node = node_id(&data_dir)?;
+    let aborted = store.abort_open_sessions(&node).await?;
+    if !aborted.is_empty() {
+        tracing::warn!(
+            count = aborted.len(),
+            "marked sessions left open by an earlier stop as aborted"
+        );
+    }
+
     let api = bind("api", config.api.listen).await?;
     let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
-    let listeners = vec![format!("api=http://{api_addr}")];
+    let mut listeners = vec![format!("api=http://{api_addr}")];
+    let ssh = if config.ssh.enabled {
+        let l = bind("ssh", config.ssh.listen).await?;
+        let addr = l.local_addr().map_err(GatewayError::Serve)?;
+        listeners.push(format!("ssh={addr}"));
+        Some((l, addr))
+    } else {
+        None
+    };
+    let ssh_addr = ssh.as_ref().map(|(_, a)| *a);
     store
         .audit(NewAuditEvent::system(AuditEvent::GatewayStarted {
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -94,6 +115,31 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
     tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
 
     let events = Events::new();
+    let sessions = tokio_util::task::TaskTracker::new();
+    if let Some((listener, _)) = ssh {
+        let shared = Arc::new(crate::ssh::Shared {
+            store: store.clone(),
+            at_rest: keys.at_rest.clone(),
+            recorder: sekisho_recorder::Recorder::new(
+                &config.recordings_dir(),
+                keys.recording.clone(),
+            )?,
+            events: events.clone(),
+            policy: config.domain_policy(),
+            zone: config.display_zone(),
+            ssh: config.ssh.clone(),
+            warnings: config.policy.window_end_warnings_minutes.clone(),
+            node: node.clone(),
+            shutdown: shutdown.clone(),
+            sessions: sessions.clone(),
+        });
+        tokio::spawn(crate::ssh::serve(
+            listener,
+            crate::ssh::server_config(keys.ssh_host.clone()),
+            shared,
+            config.server.max_connections as usize,
+        ));
+    }
     let api_state = ApiState {
         store: store.clone(),
         tokens: Arc::new(TokenKeys::ed25519(
@@ -143,6 +189,11 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
                 Ok(())
             }
         };
+        // Live sessions end as aborted on shutdown; let them record that.
+        sessions.close();
+        if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+            tracing::warn!("sessions did not finish ending within the grace period");
+        }
         let reason = match &result {
             Ok(()) => "shutdown requested".to_owned(),
             Err(e) => format!("error: {e}"),
@@ -163,6 +214,7 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         initial_admin,
         created_keys,
         ssh_host_fingerprint,
+        ssh_addr,
         done,
     })
 }
@@ -247,6 +299,28 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+/// This node's identity, kept in `DATA_DIR/node-id` (created on first start).
+fn node_id(data_dir: &Path) -> Result<String> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(GatewayError::DataDir {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    keys::write_private(&path, id.as_bytes()).map_err(|source| GatewayError::DataDir {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(id)
 }
 
 /// Whether `dir` looks like a data dir that was already initialised.

@@ -136,7 +136,7 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
                 bytes_to_target: 0,
                 bytes_from_target: 0,
             };
-            store.start_session(&s, &alice).await.unwrap();
+            store.start_session(&s, &alice, "test").await.unwrap();
             store
                 .end_session(id, SessionEnd::Closed, 10, 20)
                 .await

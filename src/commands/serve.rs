@@ -17,10 +17,15 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     println!("  data dir:      {}", config.data_dir.display());
     println!("  database:      {}", super::redact(&config.database_url()));
     println!("  API and health: http://{}/healthz", started.api_addr);
-    println!(
-        "  SSH host key:  {} (the SSH listener arrives with issue #5)",
-        started.ssh_host_fingerprint
-    );
+    match started.ssh_addr {
+        Some(addr) => println!(
+            "  SSH gateway:   ssh -p {} USER+TARGET@{}",
+            addr.port(),
+            addr.ip()
+        ),
+        None => println!("  SSH gateway:   disabled ([ssh] enabled = false)"),
+    }
+    println!("  SSH host key:  {}", started.ssh_host_fingerprint);
     if let Some(admin) = &started.initial_admin {
         println!();
         println!(

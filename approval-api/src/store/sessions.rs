@@ -196,12 +196,13 @@ pub enum Retention {
 }
 
 impl Store {
-    /// Records a session that has started (the gateway calls this), audited as `session_started`.
-    pub async fn start_session(&self, s: &Session, user: &User) -> Result<()> {
+    /// Records a session that has started on gateway `node` (the gateway calls this), audited
+    /// as `session_started`.
+    pub async fn start_session(&self, s: &Session, user: &User, node: &str) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO sessions (id, request_id, user_id, vendor_id, target_id, level, transport, source_addr, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO sessions (id, request_id, user_id, vendor_id, target_id, level, transport, source_addr, started_at, node) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(s.id.to_string())
         .bind(s.request_id.to_string())
@@ -212,8 +213,15 @@ impl Store {
         .bind(s.transport.as_str())
         .bind(&s.source_addr)
         .bind(micros(s.started_at))
+        .bind(node)
         .execute(&mut *tx)
         .await?;
+        // The first session under an approved request makes it active.
+        sqlx::query("UPDATE work_requests SET status = 'active', updated_at = $1 WHERE id = $2 AND status = 'approved'")
+            .bind(micros(s.started_at))
+            .bind(s.request_id.to_string())
+            .execute(&mut *tx)
+            .await?;
         audit::append(
             &mut tx,
             NewAuditEvent {
@@ -247,15 +255,22 @@ impl Store {
             .session(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
+        let ended = now();
+        let duration_seconds =
+            u64::try_from(ended.duration_since(current.session.started_at).as_secs()).unwrap_or(0);
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2, bytes_to_target = $3, bytes_from_target = $4 WHERE id = $5 AND ended_at IS NULL")
-            .bind(micros(now()))
+        let updated = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = $2, bytes_to_target = $3, bytes_from_target = $4 WHERE id = $5 AND ended_at IS NULL")
+            .bind(micros(ended))
             .bind(end.as_str())
             .bind(i64::try_from(bytes_to_target).unwrap_or(i64::MAX))
             .bind(i64::try_from(bytes_from_target).unwrap_or(i64::MAX))
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        if updated.rows_affected() == 0 {
+            // Already ended (e.g. marked aborted): the first end stands.
+            return Ok(());
+        }
         audit::append(
             &mut tx,
             NewAuditEvent {
@@ -271,12 +286,81 @@ impl Store {
                     how: end.as_str().to_owned(),
                     bytes_to_target,
                     bytes_from_target,
+                    duration_seconds,
                 },
             },
         )
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores a live session's byte counts so listings of active sessions show them.
+    pub async fn session_progress(
+        &self,
+        id: SessionId,
+        bytes_to_target: u64,
+        bytes_from_target: u64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE sessions SET bytes_to_target = $1, bytes_from_target = $2 WHERE id = $3 AND ended_at IS NULL")
+            .bind(i64::try_from(bytes_to_target).unwrap_or(i64::MAX))
+            .bind(i64::try_from(bytes_from_target).unwrap_or(i64::MAX))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the sessions `node` left open (it stopped or crashed) as aborted, each audited.
+    pub async fn abort_open_sessions(&self, node: &str) -> Result<Vec<SessionId>> {
+        let rows = sqlx::query(
+            "SELECT id, bytes_to_target, bytes_from_target FROM sessions WHERE node = $1 AND ended_at IS NULL",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut aborted = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: SessionId = parse("session id", &row.try_get::<String, _>("id")?)?;
+            let to: i64 = row.try_get("bytes_to_target")?;
+            let from: i64 = row.try_get("bytes_from_target")?;
+            self.end_session(
+                id,
+                SessionEnd::Aborted,
+                u64::try_from(to).unwrap_or_default(),
+                u64::try_from(from).unwrap_or_default(),
+            )
+            .await?;
+            aborted.push(id);
+        }
+        Ok(aborted)
+    }
+
+    /// Audits a sealed recording: the SHA-256 of its signed manifest.
+    pub async fn audit_recording_closed(
+        &self,
+        session: &Session,
+        manifest_sha256: String,
+        files: u32,
+        bytes: u64,
+    ) -> Result<()> {
+        self.audit(NewAuditEvent {
+            actor: Actor::System,
+            outcome: Outcome::Success,
+            vendor_id: Some(session.vendor_id),
+            source_addr: None,
+            reason: None,
+            event: AuditEvent::RecordingClosed {
+                session: session.id,
+                request: session.request_id,
+                target: session.target_id,
+                manifest_sha256,
+                files,
+                bytes,
+            },
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Puts a session's recording on (or off) legal hold.

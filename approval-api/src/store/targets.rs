@@ -366,6 +366,44 @@ impl Store {
         Ok(target)
     }
 
+    /// Pins `key` (an OpenSSH public key line) as the target's host key if none is pinned yet
+    /// (trust on first use), audited. Returns whether this call pinned it.
+    pub async fn pin_host_key(
+        &self,
+        target: &Target,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let updated =
+            sqlx::query("UPDATE targets SET host_key = $1 WHERE id = $2 AND host_key IS NULL")
+                .bind(key)
+                .bind(target.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::System,
+                outcome: sekisho_domain::audit::Outcome::Success,
+                vendor_id: None,
+                source_addr: None,
+                reason: Some("first connection: no host key was pinned".into()),
+                event: AuditEvent::HostKeyPinned {
+                    target: target.id,
+                    name: target.name.clone(),
+                    fingerprint: fingerprint.to_owned(),
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// The credential of `level` on `target`, opened with the at-rest key (for the gateway).
     pub async fn target_credential(
         &self,

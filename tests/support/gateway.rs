@@ -1,0 +1,292 @@
+//! A whole site for SSH gateway tests: a running `sekisho serve`, a real OpenSSH `sshd` as
+//! the target `pacs` (accounts `sekisho-ro` for reference, `sekisho-rw` for change), an
+//! approver `hana`, and a qualified vendor with the engineer `alice` whose key is registered.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use sekisho_testkit::sshd::{CHANGE_ACCOUNT, REFERENCE_ACCOUNT, Sshd, keygen};
+use serde_json::{Value, json};
+
+use super::{Env, Http, Server, stderr};
+
+/// Which host key the target is registered with.
+pub enum Pin {
+    /// The sshd's real key.
+    Real,
+    /// Some other key: every connection must be refused.
+    Wrong,
+    /// None: pinned on first use.
+    FirstUse,
+}
+
+pub struct World {
+    pub env: Env,
+    pub server: Server,
+    pub http: Http,
+    pub sshd: Sshd,
+    pub keys: tempfile::TempDir,
+    pub ssh_port: u16,
+    pub alice_key: PathBuf,
+    pub admin: String,
+    pub approver: String,
+    pub alice: String,
+    pub target_id: String,
+}
+
+impl World {
+    /// `None` (outside CI) when no sshd can run here.
+    pub async fn new(pin: Pin) -> Option<World> {
+        let sshd = Sshd::start()?;
+        let env = Env::new(None);
+        let server = env.serve();
+        let ssh_port: u16 = server
+            .banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("SSH address in banner")
+            .parse()
+            .unwrap();
+        let http = Http {
+            base: format!("http://{}", server.api),
+            client: reqwest::Client::new(),
+        };
+        let admin_pw =
+            std::fs::read_to_string(env.data_dir().join("initial-admin-password")).unwrap();
+        let admin = http.login("admin", admin_pw.trim()).await;
+        let out = env.cli(
+            &[
+                "user",
+                "add",
+                "--username",
+                "hana",
+                "--role",
+                "approver",
+                "--password-stdin",
+            ],
+            "approver password 1\n",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let approver = http.login("hana", "approver password 1").await;
+
+        let (_, policy) = http.get("/api/v1/policy", &admin).await;
+        let answers: serde_json::Map<String, Value> = policy["checklist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
+            .collect();
+        let (status, vendor) = http
+            .post(
+                "/api/v1/vendors",
+                &admin,
+                json!({"name": "Acme Medical", "contact": {"name": "Sato"},
+                    "attestation": {"answers": answers, "attested_by": "Sato (CISO)"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{vendor}");
+        let vid = vendor["id"].as_str().unwrap();
+        let (status, user) = http
+            .post(
+                &format!("/api/v1/vendors/{vid}/users"),
+                &admin,
+                json!({"username": "alice", "password": "vendor password 1"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{user}");
+        let uid = user["id"].as_str().unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let (alice_key, alice_pub) = keygen(keys.path(), "alice");
+        let (status, body) = http
+            .post(
+                &format!("/api/v1/users/{uid}/ssh-keys"),
+                &admin,
+                json!({"public_key": alice_pub}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+
+        // The gateway's own key for the target, authorised for both accounts.
+        let (gw_key, gw_pub) = keygen(keys.path(), "gateway-to-pacs");
+        sshd.authorize(REFERENCE_ACCOUNT, &gw_pub);
+        sshd.authorize(CHANGE_ACCOUNT, &gw_pub);
+        let private = std::fs::read_to_string(gw_key).unwrap();
+        let host_key = match pin {
+            Pin::Real => json!(sshd.host_key),
+            Pin::Wrong => json!(keygen(keys.path(), "impostor").1),
+            Pin::FirstUse => Value::Null,
+        };
+        let (status, target) = http
+            .post(
+                "/api/v1/targets",
+                &admin,
+                json!({"name": "pacs", "host": "127.0.0.1", "port": sshd.port, "host_key": host_key,
+                    "levels": {
+                        "reference": {"account": REFERENCE_ACCOUNT, "credential": {"private_key": private}},
+                        "change": {"account": CHANGE_ACCOUNT, "credential": {"private_key": private},
+                                   "file_upload": true, "port_forwarding": true, "allowed_ports": [sshd.port]}
+                    }}),
+            )
+            .await;
+        assert_eq!(status, 201, "{target}");
+        let target_id = target["id"].as_str().unwrap().to_owned();
+        let alice = http.login("alice", "vendor password 1").await;
+        Some(World {
+            env,
+            server,
+            http,
+            sshd,
+            keys,
+            ssh_port,
+            alice_key,
+            admin,
+            approver,
+            alice,
+            target_id,
+        })
+    }
+
+    /// Files a request of `level` whose window runs from now for `window`; returns its id.
+    pub async fn file(&self, level: &str, window: SignedDuration) -> String {
+        let now = Timestamp::now();
+        let (status, request) = self
+            .http
+            .post(
+                "/api/v1/requests",
+                &self.alice,
+                json!({"target": "pacs", "level": level, "window_start": now.to_string(),
+                    "window_end": (now + window).to_string(),
+                    "reason": "log collection", "plan": "read the logs"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{request}");
+        request["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn approve(&self, id: &str) {
+        let (status, body) = self
+            .http
+            .post(
+                &format!("/api/v1/requests/{id}/approve"),
+                &self.approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// An approved request of `level` for the next hour.
+    pub async fn approved(&self, level: &str) -> String {
+        let id = self.file(level, SignedDuration::from_hours(1)).await;
+        self.approve(&id).await;
+        id
+    }
+
+    fn client_options(&self) -> Vec<String> {
+        [
+            "-i",
+            &self.alice_key.display().to_string(),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// `ssh -p PORT LOGIN@127.0.0.1 ARGS...`, ready to run.
+    pub fn ssh(&self, login: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-p")
+            .arg(self.ssh_port.to_string())
+            .args(self.client_options())
+            .arg(format!("{login}@127.0.0.1"))
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `scp -P PORT EXTRA... FROM TO` where a remote side is written `REMOTE:path`.
+    pub fn scp(&self, login: &str, extra: &[&str], from: &str, to: &str) -> Output {
+        let remote = |s: &str| s.replace("REMOTE:", &format!("{login}@127.0.0.1:"));
+        Command::new("scp")
+            .arg("-P")
+            .arg(self.ssh_port.to_string())
+            .args(self.client_options())
+            .args(extra)
+            .arg(remote(from))
+            .arg(remote(to))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub async fn sessions(&self, active: bool) -> Vec<Value> {
+        let (status, body) = self
+            .http
+            .get(&format!("/api/v1/sessions?active={active}"), &self.approver)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().unwrap().clone()
+    }
+
+    /// Waits until a session is live and returns it.
+    pub async fn wait_live(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.sessions(true).await.into_iter().next() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no session became live");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Audit events matching `query` (e.g. `kind=access_denied`), newest first.
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let (status, page) = self
+            .http
+            .get(&format!("/api/v1/audit?{query}"), &self.approver)
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["events"].as_array().unwrap().clone()
+    }
+
+    /// Waits until no session is live.
+    pub async fn wait_all_ended(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.sessions(true).await.is_empty() {
+            assert!(Instant::now() < deadline, "sessions stayed live");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until a session has ended in the database and returns it.
+    pub async fn wait_ended(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = self.sessions(false).await;
+            if let Some(s) = all
+                .iter()
+                .find(|s| s["id"] == id && !s["ended_at"].is_null())
+            {
+                return s.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "session {id} did not end: {all:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
