@@ -135,3 +135,218 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         "{sealed:?}"
     );
 }
+
+#[tokio::test]
+async fn an_interactive_session_is_recorded_and_replays_the_typed_command() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let mut child = w
+        .ssh("alice+pacs", &["-tt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"echo sekisho-$((6*7))-done\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stdout(&out).contains("sekisho-42-done"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let session = w.sessions(false).await[0].clone();
+    let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "closed");
+
+    // The recording is an asciicast stock asciinema plays; its text has the command and output.
+    let dir = w
+        .env
+        .data_dir()
+        .join("recordings")
+        .join(session["id"].as_str().unwrap());
+    let cast = dir.join("term-0.cast");
+    let text = std::fs::read_to_string(&cast).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("\"i\"")),
+        "no input events: {text}"
+    );
+    let played = std::process::Command::new("asciinema")
+        .arg("cat")
+        .arg(&cast)
+        .output();
+    match played {
+        Ok(o) => {
+            assert!(o.status.success(), "{}", stderr(&o));
+            let screen = stdout(&o);
+            assert!(screen.contains("echo sekisho-$((6*7))-done"), "{screen}");
+            assert!(screen.contains("sekisho-42-done"), "{screen}");
+        }
+        Err(e) if std::env::var_os("CI").is_some() => panic!("asciinema: {e}"),
+        Err(e) => eprintln!("SKIPPING asciinema replay: {e}"),
+    }
+    let (status, found) = w
+        .http
+        .get("/api/v1/recordings/search?q=sekisho-42-done", &w.approver)
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        found.to_string().contains(session["id"].as_str().unwrap()),
+        "{found}"
+    );
+    let (status, verify) = w
+        .http
+        .get(
+            &format!(
+                "/api/v1/recordings/{}/verify",
+                session["id"].as_str().unwrap()
+            ),
+            &w.approver,
+        )
+        .await;
+    assert_eq!(status, 200, "{verify}");
+    assert_eq!(verify["state"], "closed", "{verify}");
+    assert_eq!(verify["problems"], json!([]), "{verify}");
+}
+
+/// Starts `ssh ... 'sleep 60'`, waits until it is live, and returns it with the session.
+async fn sleeping(w: &World, login: &str) -> (std::process::Child, serde_json::Value) {
+    let child = w
+        .ssh(login, &["sleep 60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let session = w.wait_live().await;
+    (child, session)
+}
+
+/// Waits (bounded) for `child` to exit; returns its output and how long it took.
+fn exited(mut child: std::process::Child, limit: Duration) -> (std::process::Output, Duration) {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("ssh still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+#[tokio::test]
+async fn revocation_and_terminate_end_a_running_session_within_a_second() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let request = w.approved("reference").await;
+
+    // An approver terminates one session.
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    let id = session["id"].as_str().unwrap();
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/sessions/{id}/terminate"),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "terminate took {took:?}");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("session ended: an approver terminated this session"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.wait_ended(id).await["end"], "terminated");
+
+    // Revoking the request ends the next one; live listings show it until then.
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    assert_eq!(session["request_id"], request.as_str());
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/requests/{request}/revoke"),
+            &w.approver,
+            json!({"comment": "stop"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+    assert!(
+        stderr(&out).contains("session ended: request R-1 was revoked"),
+        "{}",
+        stderr(&out)
+    );
+    let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "revoked");
+    // And the revoked request admits nobody.
+    let out = w.ssh("alice+pacs", &["true"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("request R-1 for pacs is revoked"),
+        "{}",
+        stderr(&out)
+    );
+    let ends: Vec<String> = w
+        .audit("kind=session_ended")
+        .await
+        .iter()
+        .map(|e| e["details"]["how"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ends, ["revoked", "terminated"]);
+}
+
+#[tokio::test]
+async fn the_window_end_closes_the_session_after_a_warning() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let id = w.file("reference", SignedDuration::from_secs(8)).await;
+    w.approve(&id).await;
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    let (out, took) = exited(child, Duration::from_secs(20));
+    assert!(took < Duration::from_secs(10), "window end took {took:?}");
+    let err = stderr(&out);
+    assert!(
+        err.contains("the window of request R-1 closes at")
+            && err.contains("in less than a minute"),
+        "{err}"
+    );
+    assert!(
+        err.contains("session ended: the window of request R-1 ended at"),
+        "{err}"
+    );
+    let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "window_ended");
+}
+
+#[tokio::test]
+async fn a_target_presenting_another_host_key_is_refused() {
+    let Some(w) = World::new(Pin::Wrong).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let out = w.ssh("alice+pacs", &["whoami"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the host key of pacs does not match the pinned key"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty());
+    let denied = w.audit("kind=access_denied").await;
+    assert_eq!(
+        denied[0]["details"]["code"], "host_key_mismatch",
+        "{denied:?}"
+    );
+    assert!(w.sessions(false).await.is_empty());
+}

@@ -175,7 +175,7 @@ impl World {
                 json!({}),
             )
             .await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(status, 200, "{body}\n{}", self.log());
     }
 
     /// An approved request of `level` for the next hour.
@@ -236,7 +236,7 @@ impl World {
             .http
             .get(&format!("/api/v1/sessions?active={active}"), &self.approver)
             .await;
-        assert_eq!(status, 200, "{body}");
+        assert_eq!(status, 200, "{body}\n{}", self.log());
         body.as_array().unwrap().clone()
     }
 
@@ -260,6 +260,11 @@ impl World {
             .await;
         assert_eq!(status, 200, "{page}");
         page["events"].as_array().unwrap().clone()
+    }
+
+    /// What the gateway logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.env.config.with_file_name("serve.log")).unwrap_or_default()
     }
 
     /// Waits until no session is live.

@@ -129,8 +129,14 @@ impl Store {
     }
 
     /// Starts a transaction: a state change and its audit event commit together or not at all.
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails with "database is locked" when another writer got in
+    /// between, where an immediate one waits its turn (busy timeout).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.kind {
+            DbKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            DbKind::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Answers when the database answers (health checks).

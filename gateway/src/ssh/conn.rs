@@ -1059,8 +1059,8 @@ impl Conn {
                 live.recording
                     .terminal(
                         rec,
-                        clamp(*w),
-                        clamp(*h),
+                        dimension(*w, 80),
+                        dimension(*h, 24),
                         format!("{who}: shell"),
                         Some(term.clone()),
                     )
@@ -1071,8 +1071,8 @@ impl Conn {
                 live.recording
                     .terminal(
                         rec,
-                        clamp(*w),
-                        clamp(*h),
+                        dimension(*w, 80),
+                        dimension(*h, 24),
                         format!("{who}: {cmd}"),
                         Some(term.clone()),
                     )
@@ -1137,8 +1137,13 @@ impl Conn {
     }
 }
 
-fn clamp(v: u32) -> u16 {
-    u16::try_from(v).unwrap_or(u16::MAX).max(1)
+/// A terminal dimension for the recording; clients without a terminal of their own
+/// (`ssh -tt` from a script) report 0, recorded as the usual 80×24.
+fn dimension(v: u32, default: u16) -> u16 {
+    match v {
+        0 => default,
+        v => u16::try_from(v).unwrap_or(u16::MAX),
+    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use sekisho_domain::session::{Session, SessionEnd};
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
 use sekisho_recorder::SessionRecording;
-use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,8 +44,9 @@ pub struct Live {
     /// Cancelled when the session must end; every pump watches it.
     pub ended: CancellationToken,
     reason: Mutex<Option<(SessionEnd, String)>>,
-    /// One-line notices for the vendor's terminals (window end warnings).
-    pub notices: broadcast::Sender<String>,
+    /// The latest one-line notice for the vendor's terminals (window end warnings); channels
+    /// opened after it was given show it too.
+    pub notices: watch::Sender<String>,
     /// Pump tasks, awaited before the recording is sealed.
     pub pumps: TaskTracker,
     next_channel: AtomicU32,
@@ -71,7 +72,7 @@ impl Live {
             from_target: AtomicU64::new(0),
             ended: CancellationToken::new(),
             reason: Mutex::new(None),
-            notices: broadcast::channel(16).0,
+            notices: watch::channel(String::new()).0,
             pumps: TaskTracker::new(),
             next_channel: AtomicU32::new(0),
         }
@@ -147,7 +148,7 @@ pub async fn supervise(
             () = sleep_until_opt(next_warning.map(|(t, _)| t)) => {
                 if let Some((_, minutes)) = warnings.first().copied() {
                     warnings.remove(0);
-                    let _ = live.notices.send(format!(
+                    live.notices.send_replace(format!(
                         "the window of request R-{number} closes at {} ({}); this session will be closed then",
                         zone.time(window_end),
                         in_words(minutes),
@@ -168,7 +169,7 @@ pub async fn supervise(
             }
         }
     }
-    finish(&live, &shared, &vendor).await;
+    finish(&live, &shared, &vendor, &vendor_gone).await;
 }
 
 /// The warnings still to give: `(when, minutes before the end)`, soonest first. A threshold
@@ -299,7 +300,12 @@ async fn still_allowed(
 }
 
 /// Closes channels, disconnects both sides, seals the recording and stores the end.
-async fn finish(live: &Live, shared: &Shared, vendor: &server::Handle) {
+async fn finish(
+    live: &Live,
+    shared: &Shared,
+    vendor: &server::Handle,
+    vendor_gone: &CancellationToken,
+) {
     let (how, message) = live.reason();
     live.pumps.close();
     if tokio::time::timeout(Duration::from_secs(3), live.pumps.wait())
@@ -308,7 +314,10 @@ async fn finish(live: &Live, shared: &Shared, vendor: &server::Handle) {
     {
         tracing::warn!(session = %live.session.id, "channels did not close in time");
     }
-    if how != SessionEnd::Closed {
+    // With its channels closed, a stock client leaves by itself (and shows what it was
+    // told first); a connection without channels is disconnected with the reason.
+    let left = tokio::time::timeout(Duration::from_secs(1), vendor_gone.cancelled()).await;
+    if how != SessionEnd::Closed && left.is_err() {
         let _ = vendor
             .disconnect(
                 russh::Disconnect::ByApplication,

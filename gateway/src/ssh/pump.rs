@@ -73,6 +73,9 @@ pub async fn notice(live: &Live, vendor: &VendorWrite, track: Option<Track>, tex
 impl Pump {
     pub async fn run(mut self) {
         let mut notices = self.live.notices.subscribe();
+        if !notices.borrow().is_empty() {
+            notices.mark_changed();
+        }
         let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
         let stash = std::mem::take(&mut self.stash);
         for msg in stash {
@@ -98,10 +101,9 @@ impl Pump {
                     let _ = self.vendor.close().await;
                     return;
                 }
-                n = notices.recv() => {
-                    if let Ok(text) = n {
-                        notice(&self.live, &self.vendor, Some(self.track), &text).await;
-                    }
+                Ok(()) = notices.changed() => {
+                    let text = notices.borrow_and_update().clone();
+                    notice(&self.live, &self.vendor, Some(self.track), &text).await;
                 }
                 Some(packet) = injected => {
                     pending.push_back(packet);
