@@ -93,10 +93,33 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         "{refused:?}"
     );
 
+    // Forwarding: none at reference level; remote forwarding never.
+    let forward = format!("127.0.0.1:{}", w.sshd.port);
+    let out = w.ssh("alice+pacs", &["-W", &forward]).output().unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let remote = w
+        .ssh("alice+pacs", &["-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "true"])
+        .output()
+        .unwrap();
+    assert!(!remote.status.success());
+    let codes: Vec<String> = w
+        .audit("kind=access_denied")
+        .await
+        .iter()
+        .map(|e| e["details"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(codes.contains(&"port_forwarding_not_allowed".to_owned()), "{codes:?}");
+    assert!(codes.contains(&"remote_forward_refused".to_owned()), "{codes:?}");
+
     // A change request maps to the change account, where this target allows uploads.
     w.approved("change").await;
     let out = w.ssh("alice+pacs+change", &["whoami"]).output().unwrap();
     assert_eq!(stdout(&out), "sekisho-rw\n", "{}", stderr(&out));
+    // ... and forwarding to its allowed port (here the target's own sshd): its banner.
+    let out = w.ssh("alice+pacs+change", &["-W", &forward]).output().unwrap();
+    assert!(stdout(&out).starts_with("SSH-2.0-OpenSSH"), "{}{}", stdout(&out), stderr(&out));
+    let other = w.ssh("alice+pacs+change", &["-W", "127.0.0.1:9"]).output().unwrap();
+    assert!(!other.status.success());
     let dest = "/tmp/sekisho-change-upload.txt";
     let _ = std::fs::remove_file(dest);
     let out = w.scp(
@@ -117,13 +140,13 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
     // Every session ended, with its bytes, and its recording's hash is in the audit log.
     w.wait_all_ended().await;
     let sessions = w.sessions(false).await;
-    assert_eq!(sessions.len(), 7, "{sessions:?}");
+    assert_eq!(sessions.len(), 11, "{sessions:?}");
     assert!(
         sessions.iter().all(|s| s["end"] == "closed"),
         "{sessions:?}"
     );
     // The first, `whoami; echo ok`: 14 bytes of output.
-    assert_eq!(sessions[6]["bytes_from_target"], 14, "{sessions:?}");
+    assert_eq!(sessions[10]["bytes_from_target"], 14, "{sessions:?}");
     let sealed = w.audit("kind=recording_closed").await;
     assert_eq!(sealed.len(), sessions.len(), "{sealed:?}");
     assert_eq!(
@@ -349,4 +372,43 @@ async fn a_target_presenting_another_host_key_is_refused() {
         "{denied:?}"
     );
     assert!(w.sessions(false).await.is_empty());
+}
+
+#[tokio::test]
+async fn no_unrecorded_access_and_sessions_of_a_killed_gateway_are_aborted() {
+    let Some(mut w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    // A session is live when the gateway dies.
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    w.server.child.kill().unwrap();
+    w.server.child.wait().unwrap();
+    let (out, _) = exited(child, Duration::from_secs(10));
+    assert!(!out.status.success());
+    // The next start marks it aborted and seals its recording.
+    w.restart().await;
+    let s = w.wait_ended(&id).await;
+    assert_eq!(s["end"], "aborted", "{s}");
+    let (_, verify) = w
+        .http
+        .get(&format!("/api/v1/recordings/{id}/verify"), &w.approver)
+        .await;
+    assert_eq!(verify["state"], "aborted", "{verify}");
+
+    // When recordings cannot be written, sessions are refused, with the reason.
+    let recordings = w.env.data_dir().join("recordings");
+    std::fs::rename(&recordings, recordings.with_extension("moved")).unwrap();
+    std::fs::write(&recordings, "not a directory").unwrap();
+    let out = w.ssh("alice+pacs", &["whoami"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the session cannot be recorded"),
+        "{}",
+        stderr(&out)
+    );
+    let denied = w.audit("kind=access_denied").await;
+    assert_eq!(denied[0]["details"]["code"], "recording_unavailable", "{denied:?}");
 }

@@ -39,8 +39,12 @@ pub struct World {
 impl World {
     /// `None` (outside CI) when no sshd can run here.
     pub async fn new(pin: Pin) -> Option<World> {
+        Self::with_env(Env::new(None), pin).await
+    }
+
+    /// Like [`World::new`] with a prepared environment (e.g. extra configuration).
+    pub async fn with_env(env: Env, pin: Pin) -> Option<World> {
         let sshd = Sshd::start()?;
-        let env = Env::new(None);
         let server = env.serve();
         let ssh_port: u16 = server
             .banner
@@ -186,22 +190,7 @@ impl World {
     }
 
     fn client_options(&self) -> Vec<String> {
-        [
-            "-i",
-            &self.alice_key.display().to_string(),
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ]
-        .map(str::to_owned)
-        .to_vec()
+        ssh_options(&self.alice_key)
     }
 
     /// `ssh -p PORT LOGIN@127.0.0.1 ARGS...`, ready to run.
@@ -262,6 +251,16 @@ impl World {
         page["events"].as_array().unwrap().clone()
     }
 
+    /// Starts the gateway again on the same data (after it was stopped or killed) and logs
+    /// in again.
+    pub async fn restart(&mut self) {
+        self.server = self.env.serve();
+        self.http.base = format!("http://{}", self.server.api);
+        self.approver = self.http.login("hana", "approver password 1").await;
+        let port = self.server.banner.iter().find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "));
+        self.ssh_port = port.and_then(|rest| rest.split_whitespace().next()).unwrap().parse().unwrap();
+    }
+
     /// What the gateway logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.env.config.with_file_name("serve.log")).unwrap_or_default()
@@ -294,4 +293,25 @@ impl World {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Options for a non-interactive OpenSSH client using only `key` and trusting any host key
+/// (the tests check the gateway's own host-key pinning, not the client's).
+pub fn ssh_options(key: &std::path::Path) -> Vec<String> {
+    [
+        "-i",
+        &key.display().to_string(),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }

@@ -44,6 +44,13 @@ impl Env {
         Self { dir, config }
     }
 
+    /// Appends TOML to the configuration (sections not already in it).
+    pub fn configure(&self, toml: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(toml);
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

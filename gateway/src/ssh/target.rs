@@ -97,8 +97,22 @@ pub struct Connected {
     pub first_use: Option<SeenKey>,
 }
 
+/// Ciphers for the target leg, where the gateway chooses: AES-GCM first (hardware AES through
+/// aws-lc-rs is the fastest here), then russh's usual order.
+const TARGET_CIPHERS: &[russh::cipher::Name] = &[
+    russh::cipher::AES_256_GCM,
+    russh::cipher::CHACHA20_POLY1305,
+    russh::cipher::AES_256_CTR,
+    russh::cipher::AES_192_CTR,
+    russh::cipher::AES_128_CTR,
+];
+
 fn client_config() -> Arc<client::Config> {
     Arc::new(client::Config {
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(TARGET_CIPHERS),
+            ..russh::Preferred::default()
+        },
         window_size: super::WINDOW,
         maximum_packet_size: super::PACKET,
         channel_buffer_size: super::CHANNEL_BUFFER,

@@ -1,0 +1,142 @@
+//! Issue #5's benchmark: 1 GiB pushed into `cat > /dev/null` on a real `sshd` target, in one
+//! run: directly, through an OpenSSH jump host (`ssh -J`, the same sshd), and through Sekisho
+//! with its recordings on the disk and on tmpfs (the gateway has no unrecorded mode: every
+//! byte is recorded by design, so tmpfs is the closest thing to "recording's disk cost off").
+//!
+//! Run: `cargo bench --bench ssh_relay` (add `-- --mib 256` for a shorter run). Prints a
+//! Markdown table of MB/s and ratios to the direct OpenSSH rate.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use sekisho_testkit::sshd::CHANGE_ACCOUNT;
+use support::gateway::{Pin, World};
+
+const CHUNK: usize = 4 * 1024 * 1024;
+
+/// Runs `cmd` with `total` bytes of incompressible data on its stdin; returns MB/s.
+fn push(mut cmd: Command, total: u64) -> f64 {
+    let mut block = vec![0u8; CHUNK];
+    // xorshift: cheap, incompressible enough, reproducible.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut sent = 0u64;
+    while sent < total {
+        let n = CHUNK.min((total - sent) as usize);
+        if stdin.write_all(&block[..n]).is_err() {
+            break; // the client died: its stderr says why (below)
+        }
+        sent += n as u64;
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && sent == total,
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    total as f64 / started.elapsed().as_secs_f64() / 1e6
+}
+
+fn direct(w: &World, gateway_key: &std::path::Path, jump: bool) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(support::gateway::ssh_options(gateway_key));
+    if jump {
+        // What `ssh -J` does, spelled out so the hop gets the same options (and OpenSSH's
+        // jump-loop check does not stop a hop through the same sshd).
+        let hop = format!(
+            "ssh {} -p {} -W %h:%p {CHANGE_ACCOUNT}@127.0.0.1",
+            support::gateway::ssh_options(gateway_key).join(" "),
+            w.sshd.port
+        );
+        c.arg("-o").arg(format!("ProxyCommand={hop}"));
+    }
+    c.arg("-p")
+        .arg(w.sshd.port.to_string())
+        .arg(format!("{CHANGE_ACCOUNT}@127.0.0.1"))
+        .arg("cat > /dev/null");
+    c
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mib: u64 = args
+        .iter()
+        .position(|a| a == "--mib")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let rounds = 3;
+    let total = mib * 1024 * 1024;
+    let Some(disk) = World::new(Pin::Real).await else {
+        panic!("no sshd here: install openssh-server");
+    };
+    let shm = support::Env::new(None);
+    let shm_dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    shm.configure(&format!(
+        "[recordings]\ndir = \"{}\"\n",
+        shm_dir.path().display()
+    ));
+    let tmpfs = World::with_env(shm, Pin::Real).await.unwrap();
+    for w in [&disk, &tmpfs] {
+        w.approved("change").await;
+    }
+    let gateway_key = disk.keys.path().join("gateway-to-pacs");
+    let mut rows: Vec<(&str, Vec<f64>)> = vec![
+        ("direct OpenSSH to sshd (baseline)", vec![]),
+        ("OpenSSH jump host (`ssh -J`, same sshd)", vec![]),
+        ("Sekisho, recorded to disk", vec![]),
+        ("Sekisho, recorded to tmpfs", vec![]),
+    ];
+    for round in 0..rounds {
+        eprintln!("round {}/{rounds}: {mib} MiB each", round + 1);
+        rows[0].1.push(push(direct(&disk, &gateway_key, false), total));
+        rows[1].1.push(push(direct(&disk, &gateway_key, true), total));
+        rows[2]
+            .1
+            .push(push(disk.ssh("alice+pacs+change", &["cat > /dev/null"]), total));
+        rows[3]
+            .1
+            .push(push(tmpfs.ssh("alice+pacs+change", &["cat > /dev/null"]), total));
+        for (name, v) in &rows {
+            eprintln!("  {name}: {:.0} MB/s", v.last().unwrap());
+        }
+    }
+    let base = median(rows[0].1.clone());
+    println!("| path | MB/s (median of {rounds}) | ratio to direct OpenSSH |");
+    println!("| --- | ---: | ---: |");
+    for (name, v) in &rows {
+        let m = median(v.clone());
+        println!("| {name} | {m:.0} | {:.2} |", m / base);
+    }
+    let disk_rate = median(rows[2].1.clone());
+    let tmpfs_rate = median(rows[3].1.clone());
+    println!(
+        "\nrecording to disk vs tmpfs: {:.2}× (MiB per run: {mib})",
+        disk_rate / tmpfs_rate
+    );
+}
