@@ -3,6 +3,9 @@
 //! with its recordings on the disk and on tmpfs (the gateway has no unrecorded mode: every
 //! byte is recorded by design, so tmpfs is the closest thing to "recording's disk cost off").
 //!
+//! The gateways run inside this process (`sekisho_gateway::start_with`), so that the
+//! benchmark-only unrecorded mode can be compared with recording on, in the same run.
+//!
 //! Run: `cargo bench --bench ssh_relay` (add `-- --mib 256` for a shorter run). Prints a
 //! Markdown table of MB/s and ratios to the direct OpenSSH rate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -81,6 +84,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// A site whose gateway runs in this process; `recordings` overrides where recordings go.
+async fn site(recordings: Option<&std::path::Path>, unrecorded: bool) -> World {
+    let env = support::Env::new(None);
+    if let Some(dir) = recordings {
+        env.configure(&format!("[recordings]\ndir = \"{}\"\n", dir.display()));
+    }
+    let options = sekisho_gateway::StartOptions {
+        unrecorded_for_benchmarks: unrecorded,
+    };
+    let w = World::in_process(env, Pin::Real, options)
+        .await
+        .expect("no sshd here: install openssh-server");
+    w.approved("change").await;
+    w
+}
+
+/// [`push`] on a blocking thread, so the in-process gateway keeps the runtime's workers.
+async fn timed(cmd: Command, total: u64) -> f64 {
+    tokio::task::spawn_blocking(move || push(cmd, total))
+        .await
+        .unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -92,36 +118,30 @@ async fn main() {
         .unwrap_or(1024);
     let rounds = 3;
     let total = mib * 1024 * 1024;
-    let Some(disk) = World::new(Pin::Real).await else {
-        panic!("no sshd here: install openssh-server");
-    };
-    let shm = support::Env::new(None);
+    let disk = site(None, false).await;
     let shm_dir = tempfile::tempdir_in("/dev/shm").unwrap();
-    shm.configure(&format!(
-        "[recordings]\ndir = \"{}\"\n",
-        shm_dir.path().display()
-    ));
-    let tmpfs = World::with_env(shm, Pin::Real).await.unwrap();
-    for w in [&disk, &tmpfs] {
-        w.approved("change").await;
-    }
+    let tmpfs = site(Some(shm_dir.path()), false).await;
+    let off = site(None, true).await;
     let gateway_key = disk.keys.path().join("gateway-to-pacs");
+    let through = |w: &World| w.ssh("alice+pacs+change", &["cat > /dev/null"]);
     let mut rows: Vec<(&str, Vec<f64>)> = vec![
         ("direct OpenSSH to sshd (baseline)", vec![]),
         ("OpenSSH jump host (`ssh -J`, same sshd)", vec![]),
-        ("Sekisho, recorded to disk", vec![]),
+        ("Sekisho, recorded to disk (as shipped)", vec![]),
         ("Sekisho, recorded to tmpfs", vec![]),
+        ("Sekisho, not recorded (benchmark-only mode)", vec![]),
     ];
     for round in 0..rounds {
         eprintln!("round {}/{rounds}: {mib} MiB each", round + 1);
-        rows[0].1.push(push(direct(&disk, &gateway_key, false), total));
-        rows[1].1.push(push(direct(&disk, &gateway_key, true), total));
-        rows[2]
+        rows[0]
             .1
-            .push(push(disk.ssh("alice+pacs+change", &["cat > /dev/null"]), total));
-        rows[3]
+            .push(timed(direct(&disk, &gateway_key, false), total).await);
+        rows[1]
             .1
-            .push(push(tmpfs.ssh("alice+pacs+change", &["cat > /dev/null"]), total));
+            .push(timed(direct(&disk, &gateway_key, true), total).await);
+        rows[2].1.push(timed(through(&disk), total).await);
+        rows[3].1.push(timed(through(&tmpfs), total).await);
+        rows[4].1.push(timed(through(&off), total).await);
         for (name, v) in &rows {
             eprintln!("  {name}: {:.0} MB/s", v.last().unwrap());
         }
@@ -133,10 +153,14 @@ async fn main() {
         let m = median(v.clone());
         println!("| {name} | {m:.0} | {:.2} |", m / base);
     }
-    let disk_rate = median(rows[2].1.clone());
-    let tmpfs_rate = median(rows[3].1.clone());
+    let on = median(rows[2].1.clone());
+    let unrecorded = median(rows[4].1.clone());
     println!(
-        "\nrecording to disk vs tmpfs: {:.2}× (MiB per run: {mib})",
-        disk_rate / tmpfs_rate
+        "\nrecording on (disk) vs off: {:.2}x, i.e. recording costs the relay {:.0} % ({mib} MiB per run)",
+        on / unrecorded,
+        (1.0 - on / unrecorded) * 100.0
     );
+    for w in [&disk, &tmpfs, &off] {
+        w.stop.as_ref().unwrap().cancel();
+    }
 }

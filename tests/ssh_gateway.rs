@@ -98,7 +98,16 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
     let out = w.ssh("alice+pacs", &["-W", &forward]).output().unwrap();
     assert!(!out.status.success(), "{}", stdout(&out));
     let remote = w
-        .ssh("alice+pacs", &["-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:22", "true"])
+        .ssh(
+            "alice+pacs",
+            &[
+                "-o",
+                "ExitOnForwardFailure=yes",
+                "-R",
+                "0:127.0.0.1:22",
+                "true",
+            ],
+        )
         .output()
         .unwrap();
     assert!(!remote.status.success());
@@ -108,17 +117,34 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         .iter()
         .map(|e| e["details"]["code"].as_str().unwrap().to_owned())
         .collect();
-    assert!(codes.contains(&"port_forwarding_not_allowed".to_owned()), "{codes:?}");
-    assert!(codes.contains(&"remote_forward_refused".to_owned()), "{codes:?}");
+    assert!(
+        codes.contains(&"port_forwarding_not_allowed".to_owned()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"remote_forward_refused".to_owned()),
+        "{codes:?}"
+    );
 
     // A change request maps to the change account, where this target allows uploads.
     w.approved("change").await;
     let out = w.ssh("alice+pacs+change", &["whoami"]).output().unwrap();
     assert_eq!(stdout(&out), "sekisho-rw\n", "{}", stderr(&out));
     // ... and forwarding to its allowed port (here the target's own sshd): its banner.
-    let out = w.ssh("alice+pacs+change", &["-W", &forward]).output().unwrap();
-    assert!(stdout(&out).starts_with("SSH-2.0-OpenSSH"), "{}{}", stdout(&out), stderr(&out));
-    let other = w.ssh("alice+pacs+change", &["-W", "127.0.0.1:9"]).output().unwrap();
+    let out = w
+        .ssh("alice+pacs+change", &["-W", &forward])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).starts_with("SSH-2.0-OpenSSH"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let other = w
+        .ssh("alice+pacs+change", &["-W", "127.0.0.1:9"])
+        .output()
+        .unwrap();
     assert!(!other.status.success());
     let dest = "/tmp/sekisho-change-upload.txt";
     let _ = std::fs::remove_file(dest);
@@ -383,8 +409,9 @@ async fn no_unrecorded_access_and_sessions_of_a_killed_gateway_are_aborted() {
     // A session is live when the gateway dies.
     let (child, session) = sleeping(&w, "alice+pacs").await;
     let id = session["id"].as_str().unwrap().to_owned();
-    w.server.child.kill().unwrap();
-    w.server.child.wait().unwrap();
+    let server = w.server.as_mut().unwrap();
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     let (out, _) = exited(child, Duration::from_secs(10));
     assert!(!out.status.success());
     // The next start marks it aborted and seals its recording.
@@ -410,5 +437,8 @@ async fn no_unrecorded_access_and_sessions_of_a_killed_gateway_are_aborted() {
         stderr(&out)
     );
     let denied = w.audit("kind=access_denied").await;
-    assert_eq!(denied[0]["details"]["code"], "recording_unavailable", "{denied:?}");
+    assert_eq!(
+        denied[0]["details"]["code"], "recording_unavailable",
+        "{denied:?}"
+    );
 }

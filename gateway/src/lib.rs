@@ -10,7 +10,7 @@ pub mod retention;
 pub mod serve;
 pub mod ssh;
 
-pub use serve::{Started, start};
+pub use serve::{StartOptions, Started, start, start_with};
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

@@ -52,9 +52,26 @@ impl Started {
     }
 }
 
+/// Options that are not configuration: nothing in the `sekisho` binary sets them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// **Benchmarks only** (`cargo bench --bench ssh_relay`): sessions are relayed without
+    /// being recorded, to measure what recording costs. Never set in the product.
+    pub unrecorded_for_benchmarks: bool,
+}
+
 /// Initialises what is missing (data dir, keys, database, admin), binds the listeners and
 /// serves until `shutdown` is cancelled.
 pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Started> {
+    start_with(config, shutdown, StartOptions::default()).await
+}
+
+/// [`start`] with [`StartOptions`].
+pub async fn start_with(
+    config: &Config,
+    shutdown: CancellationToken,
+    options: StartOptions,
+) -> Result<Started> {
     let data_dir = config.data_dir.clone();
     keys::create_private_dir(&data_dir).map_err(|e| GatewayError::DataDir {
         path: data_dir.display().to_string(),
@@ -120,10 +137,15 @@ pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Start
         let shared = Arc::new(crate::ssh::Shared {
             store: store.clone(),
             at_rest: keys.at_rest.clone(),
-            recorder: sekisho_recorder::Recorder::new(
-                &config.recordings_dir(),
-                keys.recording.clone(),
-            )?,
+            recorder: if options.unrecorded_for_benchmarks {
+                tracing::warn!("BENCHMARK MODE: sessions are not recorded");
+                sekisho_recorder::Recorder::unrecorded_for_benchmarks(
+                    &config.recordings_dir(),
+                    keys.recording.clone(),
+                )
+            } else {
+                sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
+            },
             events: events.clone(),
             policy: config.domain_policy(),
             zone: config.display_zone(),

@@ -44,6 +44,8 @@ pub struct Recorder {
     key: Arc<RecordingKey>,
     queue: usize,
     stall: Duration,
+    /// Benchmarks only: sessions are not recorded at all.
+    unrecorded: bool,
 }
 
 impl Recorder {
@@ -55,7 +57,22 @@ impl Recorder {
             key,
             queue: 1024,
             stall: Duration::from_secs(10),
+            unrecorded: false,
         })
+    }
+
+    /// **For benchmarks only**, to measure what recording costs a relay: a recorder whose
+    /// recordings write nothing and whose every call succeeds at once. Nothing in the
+    /// `sekisho` binary or its configuration can select it; the gateway's rule is that there
+    /// is no unrecorded access.
+    pub fn unrecorded_for_benchmarks(dir: &Path, key: Arc<RecordingKey>) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            key,
+            queue: 1,
+            stall: Duration::ZERO,
+            unrecorded: true,
+        }
     }
 
     /// Overrides the queue length and stall limit (tests, tuning).
@@ -77,6 +94,17 @@ impl Recorder {
     /// gateway refuses the session) if the folder cannot be written.
     pub async fn open(&self, meta: SessionMeta) -> Result<SessionRecording> {
         let dir = self.dir.join(&meta.session);
+        if self.unrecorded {
+            return Ok(SessionRecording {
+                tx: None,
+                failed: Arc::new(Mutex::new(None)),
+                dir,
+                started: Instant::now(),
+                started_at: Timestamp::now(),
+                stall: self.stall,
+                meta,
+            });
+        }
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(io_err("create directory", &dir))?;
@@ -92,6 +120,7 @@ impl Recorder {
             key_id: None,
             signature: None,
         };
+        let manifest_meta = manifest.meta.clone();
         let mut signed = manifest.clone();
         self.key.sign(&mut signed);
         let write_dir = dir.clone();
@@ -111,12 +140,13 @@ impl Recorder {
         tokio::task::spawn_blocking(move || writer.run(rx));
         tokio::spawn(ticker(tx.downgrade()));
         Ok(SessionRecording {
-            tx,
+            tx: Some(tx),
             failed,
             dir,
             started: Instant::now(),
             started_at: started,
             stall: self.stall,
+            meta: manifest_meta,
         })
     }
 }
@@ -156,7 +186,9 @@ enum Cmd {
 /// One session's recording; cheap to clone, one clone per channel task.
 #[derive(Clone, Debug)]
 pub struct SessionRecording {
-    tx: mpsc::Sender<Cmd>,
+    /// `None` only for [`Recorder::unrecorded_for_benchmarks`].
+    tx: Option<mpsc::Sender<Cmd>>,
+    meta: SessionMeta,
     failed: Arc<Mutex<Option<String>>>,
     dir: PathBuf,
     started: Instant,
@@ -173,6 +205,11 @@ impl SessionRecording {
         self.started_at
     }
 
+    /// Whether anything is written (always, except in benchmarks).
+    pub fn is_recorded(&self) -> bool {
+        self.tx.is_some()
+    }
+
     fn failure(&self) -> Option<String> {
         self.failed
             .lock()
@@ -184,7 +221,10 @@ impl SessionRecording {
         if let Some(msg) = self.failure() {
             return Err(RecordingError::Failed(msg));
         }
-        match self.tx.send_timeout(cmd, self.stall).await {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        match tx.send_timeout(cmd, self.stall).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 Err(RecordingError::Stalled(self.stall.as_secs()))
@@ -231,6 +271,9 @@ impl SessionRecording {
 
     /// Terminal output (target → vendor).
     pub async fn output(&self, channel: u32, data: &[u8]) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
         let t = self.elapsed().as_secs_f64();
         self.send(Cmd::Cast {
             channel,
@@ -243,6 +286,9 @@ impl SessionRecording {
 
     /// Terminal input (vendor → target).
     pub async fn input(&self, channel: u32, data: &[u8]) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
         let t = self.elapsed().as_secs_f64();
         self.send(Cmd::Cast {
             channel,
@@ -266,6 +312,9 @@ impl SessionRecording {
 
     /// Bytes of a stream channel.
     pub async fn frame(&self, channel: u32, direction: Direction, data: &[u8]) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
         let t_us = u64::try_from(self.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.send(Cmd::Frame {
             channel,
@@ -278,6 +327,19 @@ impl SessionRecording {
 
     /// Flushes, indexes, hashes and signs. Returns the sealed manifest.
     pub async fn close(self, reason: &str) -> Result<Manifest> {
+        if !self.is_recorded() {
+            return Ok(Manifest {
+                format: crate::manifest::FORMAT.into(),
+                meta: self.meta.clone(),
+                started_at: self.started_at,
+                ended_at: Some(Timestamp::now()),
+                state: RecordingState::Closed,
+                end_reason: Some(reason.to_owned()),
+                files: vec![],
+                key_id: None,
+                signature: None,
+            });
+        }
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Close {
             reason: reason.to_owned(),
@@ -524,7 +586,17 @@ mod tests {
     fn stuck(queue: usize, stall: Duration) -> (SessionRecording, mpsc::Receiver<Cmd>) {
         let (tx, rx) = mpsc::channel(queue);
         let rec = SessionRecording {
-            tx,
+            tx: Some(tx),
+            meta: SessionMeta {
+                session: "stuck".into(),
+                request: String::new(),
+                request_number: 0,
+                vendor: String::new(),
+                vendor_user: String::new(),
+                target: String::new(),
+                level: String::new(),
+                source_addr: String::new(),
+            },
             failed: Arc::new(Mutex::new(None)),
             dir: PathBuf::from("/nonexistent"),
             started: Instant::now(),

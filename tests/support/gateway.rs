@@ -24,7 +24,10 @@ pub enum Pin {
 
 pub struct World {
     pub env: Env,
-    pub server: Server,
+    /// The `sekisho serve` process, or `None` when the gateway runs in this process.
+    pub server: Option<Server>,
+    /// Stops the in-process gateway (benchmarks).
+    pub stop: Option<tokio_util::sync::CancellationToken>,
     pub http: Http,
     pub sshd: Sshd,
     pub keys: tempfile::TempDir,
@@ -46,16 +49,40 @@ impl World {
     pub async fn with_env(env: Env, pin: Pin) -> Option<World> {
         let sshd = Sshd::start()?;
         let server = env.serve();
-        let ssh_port: u16 = server
-            .banner
-            .iter()
-            .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .expect("SSH address in banner")
-            .parse()
+        let ssh_port = banner_ssh_port(&server);
+        let api = server.api;
+        Some(Self::setup(env, sshd, pin, api, ssh_port, Some(server), None).await)
+    }
+
+    /// The gateway in this process, with `options` (benchmarks: e.g. unrecorded).
+    pub async fn in_process(
+        env: Env,
+        pin: Pin,
+        options: sekisho_gateway::StartOptions,
+    ) -> Option<World> {
+        let sshd = Sshd::start()?;
+        let config = sekisho_config::Config::load(&env.config).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let started = sekisho_gateway::start_with(&config, stop.clone(), options)
+            .await
             .unwrap();
+        let api = started.api_addr;
+        let ssh_port = started.ssh_addr.unwrap().port();
+        tokio::spawn(started.wait());
+        Some(Self::setup(env, sshd, pin, api, ssh_port, None, Some(stop)).await)
+    }
+
+    async fn setup(
+        env: Env,
+        sshd: Sshd,
+        pin: Pin,
+        api: std::net::SocketAddr,
+        ssh_port: u16,
+        server: Option<Server>,
+        stop: Option<tokio_util::sync::CancellationToken>,
+    ) -> World {
         let http = Http {
-            base: format!("http://{}", server.api),
+            base: format!("http://{api}"),
             client: reqwest::Client::new(),
         };
         let admin_pw =
@@ -138,9 +165,10 @@ impl World {
         assert_eq!(status, 201, "{target}");
         let target_id = target["id"].as_str().unwrap().to_owned();
         let alice = http.login("alice", "vendor password 1").await;
-        Some(World {
+        World {
             env,
             server,
+            stop,
             http,
             sshd,
             keys,
@@ -150,7 +178,7 @@ impl World {
             approver,
             alice,
             target_id,
-        })
+        }
     }
 
     /// Files a request of `level` whose window runs from now for `window`; returns its id.
@@ -254,11 +282,11 @@ impl World {
     /// Starts the gateway again on the same data (after it was stopped or killed) and logs
     /// in again.
     pub async fn restart(&mut self) {
-        self.server = self.env.serve();
-        self.http.base = format!("http://{}", self.server.api);
+        let server = self.env.serve();
+        self.http.base = format!("http://{}", server.api);
+        self.ssh_port = banner_ssh_port(&server);
+        self.server = Some(server);
         self.approver = self.http.login("hana", "approver password 1").await;
-        let port = self.server.banner.iter().find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "));
-        self.ssh_port = port.and_then(|rest| rest.split_whitespace().next()).unwrap().parse().unwrap();
     }
 
     /// What the gateway logged so far.
@@ -314,4 +342,16 @@ pub fn ssh_options(key: &std::path::Path) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
+}
+
+/// The SSH port `sekisho serve` printed.
+fn banner_ssh_port(server: &Server) -> u16 {
+    server
+        .banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("SSH address in banner")
+        .parse()
+        .unwrap()
 }
