@@ -45,6 +45,23 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         .unwrap();
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(stderr(&out), "to-stderr\n");
+    // Environment: what [ssh] accept_env allows reaches the target, nothing else.
+    let env = w
+        .ssh(
+            "alice+pacs",
+            &[
+                "-o",
+                "SendEnv=LANG",
+                "-o",
+                "SendEnv=SEKISHO_SECRET",
+                "echo \"$LANG/$SEKISHO_SECRET\"",
+            ],
+        )
+        .env("LANG", "C.UTF-8")
+        .env("SEKISHO_SECRET", "leaked")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&env), "C.UTF-8/\n", "{}", stderr(&env));
     // The host key was pinned on first use, and audited.
     let pinned = w.audit("kind=host_key_pinned").await;
     assert_eq!(pinned.len(), 1, "{pinned:?}");
@@ -166,13 +183,13 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
     // Every session ended, with its bytes, and its recording's hash is in the audit log.
     w.wait_all_ended().await;
     let sessions = w.sessions(false).await;
-    assert_eq!(sessions.len(), 11, "{sessions:?}");
+    assert_eq!(sessions.len(), 12, "{sessions:?}");
     assert!(
         sessions.iter().all(|s| s["end"] == "closed"),
         "{sessions:?}"
     );
     // The first, `whoami; echo ok`: 14 bytes of output.
-    assert_eq!(sessions[10]["bytes_from_target"], 14, "{sessions:?}");
+    assert_eq!(sessions[11]["bytes_from_target"], 14, "{sessions:?}");
     let sealed = w.audit("kind=recording_closed").await;
     assert_eq!(sealed.len(), sessions.len(), "{sealed:?}");
     assert_eq!(
@@ -345,13 +362,35 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
         "{}",
         stderr(&out)
     );
+
+    // Disabling the account ends its live session too.
+    w.approved("reference").await;
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", w.alice_id),
+            Some(&w.admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "disabling took {took:?}");
+    assert!(
+        stderr(&out).contains("session ended: account alice was disabled"),
+        "{}",
+        stderr(&out)
+    );
+    w.wait_ended(session["id"].as_str().unwrap()).await;
     let ends: Vec<String> = w
         .audit("kind=session_ended")
         .await
         .iter()
         .map(|e| e["details"]["how"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ends, ["revoked", "terminated"]);
+    assert_eq!(ends, ["revoked", "revoked", "terminated"]);
 }
 
 #[tokio::test]
@@ -441,4 +480,37 @@ async fn no_unrecorded_access_and_sessions_of_a_killed_gateway_are_aborted() {
         denied[0]["details"]["code"], "recording_unavailable",
         "{denied:?}"
     );
+}
+
+#[tokio::test]
+async fn a_session_on_postgresql() {
+    let Some(db) = sekisho_testkit::postgres().await else {
+        return;
+    };
+    db.store.close().await;
+    let env = support::Env::new(Some(&db.url));
+    let Some(w) = World::with_env(env, Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let out = w.ssh("alice+pacs", &["whoami"]).output().unwrap();
+    assert_eq!(stdout(&out), "sekisho-ro\n", "{}", stderr(&out));
+    w.wait_all_ended().await;
+    let sessions = w.sessions(false).await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["end"], "closed");
+    assert_eq!(sessions[0]["bytes_from_target"], 11);
+    let (_, verify) = w.http.get("/api/v1/audit/verify", &w.approver).await;
+    assert_eq!(verify["intact"], true, "{verify}");
+    let (_, request) = w
+        .http
+        .get(
+            &format!(
+                "/api/v1/requests/{}",
+                sessions[0]["request_id"].as_str().unwrap()
+            ),
+            &w.approver,
+        )
+        .await;
+    assert_eq!(request["status"], "active", "{request}");
 }

@@ -112,6 +112,7 @@ impl Sshd {
                  PermitRootLogin no\n\
                  AllowUsers {REFERENCE_ACCOUNT} {CHANGE_ACCOUNT}\n\
                  AllowTcpForwarding yes\n\
+                 AcceptEnv LANG LC_* SEKISHO_*\n\
                  Subsystem sftp internal-sftp\n\
                  LogLevel VERBOSE\n",
                 host = host_key_path.display(),

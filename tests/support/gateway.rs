@@ -36,6 +36,7 @@ pub struct World {
     pub admin: String,
     pub approver: String,
     pub alice: String,
+    pub alice_id: String,
     pub target_id: String,
 }
 
@@ -129,6 +130,7 @@ impl World {
             .await;
         assert_eq!(status, 201, "{user}");
         let uid = user["id"].as_str().unwrap();
+        let alice_id = uid.to_owned();
         let keys = tempfile::tempdir().unwrap();
         let (alice_key, alice_pub) = keygen(keys.path(), "alice");
         let (status, body) = http
@@ -177,6 +179,7 @@ impl World {
             admin,
             approver,
             alice,
+            alice_id,
             target_id,
         }
     }
