@@ -337,6 +337,22 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
     // Revoking the request ends the next one; live listings show it until then.
     let (child, session) = sleeping(&w, "alice+pacs").await;
     assert_eq!(session["request_id"], request.as_str());
+    assert_eq!(
+        (
+            &session["username"],
+            &session["target"],
+            &session["request_number"],
+            &session["level"]
+        ),
+        (
+            &json!("alice"),
+            &json!("pacs"),
+            &json!(1),
+            &json!("reference")
+        ),
+        "{session}"
+    );
+    assert!(session["ended_at"].is_null());
     let (status, body) = w
         .http
         .post(
@@ -513,4 +529,115 @@ async fn a_session_on_postgresql() {
         )
         .await;
     assert_eq!(request["status"], "active", "{request}");
+}
+
+#[tokio::test]
+async fn bulk_data_both_ways_at_once_does_not_stall() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    // 64 MiB into `cat` and back: both directions are full for the whole transfer, far beyond
+    // every window and buffer on the way.
+    let mut child = w
+        .ssh("alice+pacs", &["cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        for _ in 0..64 {
+            stdin.write_all(&block).unwrap();
+        }
+    });
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match std::io::Read::read(&mut stdout_pipe, &mut buf) {
+                Ok(0) | Err(_) => return n,
+                Ok(k) => n += k as u64,
+            }
+        }
+    });
+    let started = Instant::now();
+    while !writer.is_finished() || !reader.is_finished() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("stalled: relayed both ways for 60 s without finishing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().unwrap();
+    assert_eq!(reader.join().unwrap(), 64 * 1024 * 1024);
+    assert!(child.wait().unwrap().success());
+}
+
+/// Resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test]
+async fn a_stalled_side_slows_the_other_and_gateway_memory_stays_bounded() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let pid = w.server.as_ref().unwrap().child.id();
+    let before = rss(pid);
+
+    // A target that reads nothing: the vendor's writes must stop, not pile up in the gateway.
+    let mut child = w
+        .ssh("alice+pacs", &["sleep 30"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = written.clone();
+    std::thread::spawn(move || {
+        let block = vec![b'x'; 64 * 1024];
+        while stdin.write_all(&block).is_ok() {
+            counter.fetch_add(block.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // A vendor that reads nothing while the target writes as fast as it can.
+    let mut flood = w
+        .ssh("alice+pacs", &["yes sekisho"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let pushed = written.load(std::sync::atomic::Ordering::Relaxed);
+    let grown = rss(pid).saturating_sub(before);
+    let _ = child.kill();
+    let _ = flood.kill();
+    eprintln!(
+        "accepted for a non-reading target: {pushed} bytes; gateway memory growth: {grown} bytes"
+    );
+    assert!(
+        pushed < 64 * 1024 * 1024,
+        "{pushed} bytes accepted for a target that reads nothing"
+    );
+    assert!(
+        grown < 96 * 1024 * 1024,
+        "gateway memory grew by {grown} bytes with both sides stalled"
+    );
 }

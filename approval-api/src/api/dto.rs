@@ -499,6 +499,12 @@ pub struct SessionView {
     pub vendor_id: VendorId,
     #[schema(value_type = String, format = Uuid)]
     pub target_id: TargetId,
+    /// The vendor engineer's username.
+    pub username: String,
+    /// The target's name.
+    pub target: String,
+    /// The work request's number (`R-n`).
+    pub request_number: i64,
     pub level: AccessLevel,
     pub transport: Transport,
     pub source_addr: String,
@@ -530,6 +536,9 @@ impl From<&StoredSession> for SessionView {
             user_id: x.user_id,
             vendor_id: x.vendor_id,
             target_id: x.target_id,
+            username: s.username.clone(),
+            target: s.target_name.clone(),
+            request_number: s.request_number,
             level: x.level,
             transport: x.transport,
             source_addr: x.source_addr.clone(),

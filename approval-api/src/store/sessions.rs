@@ -15,6 +15,10 @@ use super::{Result, Store, StoreError, from_micros, micros, now, parse};
 pub struct StoredSession {
     pub session: Session,
     pub review: Review,
+    /// Names for people: the vendor engineer, the target, the request number.
+    pub username: String,
+    pub target_name: String,
+    pub request_number: i64,
 }
 
 /// Whether IT has checked what was done (case 6: 作業内容のチェック).
@@ -30,7 +34,13 @@ pub enum Review {
 
 const COLUMNS: &str = "s.id, s.request_id, s.user_id, s.vendor_id, s.target_id, s.level, s.transport, s.source_addr, \
     s.started_at, s.ended_at, s.end_reason, s.bytes_to_target, s.bytes_from_target, s.review_status, \
-    u.username AS reviewer, s.reviewed_at, s.review_comment";
+    u.username AS reviewer, s.reviewed_at, s.review_comment, \
+    who.username AS session_user, t.name AS target_name, r.number AS request_number";
+
+/// The sessions with the names [`COLUMNS`] shows.
+const FROM: &str = "FROM sessions s LEFT JOIN users u ON u.id = s.reviewed_by \
+    JOIN users who ON who.id = s.user_id JOIN targets t ON t.id = s.target_id \
+    JOIN work_requests r ON r.id = s.request_id";
 
 fn end_from(s: &str) -> Result<SessionEnd> {
     Ok(match s {
@@ -82,6 +92,9 @@ fn row_to_session(row: &AnyRow) -> Result<StoredSession> {
             bytes_from_target: u64::try_from(from).unwrap_or_default(),
         },
         review,
+        username: row.try_get("session_user")?,
+        target_name: row.try_get("target_name")?,
+        request_number: row.try_get("request_number")?,
     })
 }
 
@@ -93,9 +106,7 @@ impl Store {
         vendor: Option<VendorId>,
         limit: i64,
     ) -> Result<Vec<StoredSession>> {
-        let mut sql = format!(
-            "SELECT {COLUMNS} FROM sessions s LEFT JOIN users u ON u.id = s.reviewed_by WHERE 1 = 1"
-        );
+        let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE 1 = 1");
         if active_only {
             sql.push_str(" AND s.ended_at IS NULL");
         }
@@ -118,9 +129,7 @@ impl Store {
     }
 
     pub async fn session(&self, id: SessionId) -> Result<Option<StoredSession>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM sessions s LEFT JOIN users u ON u.id = s.reviewed_by WHERE s.id = $1"
-        );
+        let sql = format!("SELECT {COLUMNS} {FROM} WHERE s.id = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)

@@ -17,9 +17,7 @@ use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
-use russh::{
-    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf, Pty, Sig,
-};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Pty, Sig};
 use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_approval_api::store::requests::RequestFilter;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
@@ -40,6 +38,7 @@ use super::login::Login;
 use super::pump::{self, Pump, Track, VendorWrite};
 use super::sftp::{Framer, UploadGuard};
 use super::target::{self, TargetError};
+use super::uplink::{self, TargetWrite, Uplink};
 use super::{MAX_CHANNELS, REFUSED_LINGER, Shared};
 
 /// How long the gateway waits for the target to answer a channel request.
@@ -57,7 +56,9 @@ enum State {
 
 struct Chan {
     vendor: VendorWrite,
-    target: ChannelWriteHalf<russh::client::Msg>,
+    /// For requests (pty, exec, window change, signal); data goes through `uplink`.
+    target: TargetWrite,
+    uplink: Uplink,
     /// Held by the handler until the pump takes over.
     target_read: Option<ChannelReadHalf>,
     stash: Vec<ChannelMsg>,
@@ -461,7 +462,7 @@ impl Conn {
         session.eof(channel)?;
         session.close(channel)?;
         if let Some(chan) = self.channels.remove(&channel) {
-            let _ = chan.target.close().await;
+            chan.uplink.close();
         }
         Ok(())
     }
@@ -814,7 +815,7 @@ impl server::Handler for Conn {
             return Ok(());
         }
         let Some(guard) = chan.guard.as_mut() else {
-            let _ = chan.target.data_bytes(Bytes::copy_from_slice(data)).await;
+            chan.uplink.send(Bytes::copy_from_slice(data)).await;
             return Ok(());
         };
         let filtered = match guard.feed(data) {
@@ -852,7 +853,7 @@ impl server::Handler for Conn {
             }
         }
         if !filtered.forward.is_empty() {
-            let _ = chan.target.data_bytes(Bytes::from(filtered.forward)).await;
+            chan.uplink.send(Bytes::from(filtered.forward)).await;
         }
         for what in audits {
             let code = Self::upload_check(&live)
@@ -877,7 +878,7 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(chan) = self.channels.get(&channel) {
-            let _ = chan.target.eof().await;
+            chan.uplink.eof();
         }
         Ok(())
     }
@@ -888,9 +889,23 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(chan) = self.channels.remove(&channel) {
-            let _ = chan.target.close().await;
+            chan.uplink.close();
         }
         Ok(())
+    }
+
+    /// The window the vendor is granted next: a trickle while a channel's target lags
+    /// (see `uplink.rs`).
+    fn adjust_window(&mut self, _channel: ChannelId, _current: u32) -> u32 {
+        if self
+            .channels
+            .values()
+            .any(|c| c.uplink.queued() > uplink::HIGH)
+        {
+            uplink::TRICKLE
+        } else {
+            super::WINDOW
+        }
     }
 
     async fn window_change_request(
@@ -990,10 +1005,12 @@ impl Conn {
         // The vendor's read half is not needed: requests and data reach the handler methods.
         let (_, vendor_write) = vendor.split();
         let (target_read, target_write) = target.split();
+        let target_write = Arc::new(target_write);
         self.channels.insert(
             id,
             Chan {
                 vendor: Arc::new(vendor_write),
+                uplink: Uplink::start(target_write.clone()),
                 target: target_write,
                 target_read: Some(target_read),
                 stash: vec![],

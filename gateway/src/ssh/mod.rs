@@ -15,6 +15,7 @@ pub mod login;
 mod pump;
 pub mod sftp;
 pub mod target;
+mod uplink;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +33,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-/// SSH channel window (bytes) on both legs.
-pub(crate) const WINDOW: u32 = 8 * 1024 * 1024;
+/// SSH channel window (bytes) on both legs (OpenSSH's sshd uses the same).
+pub(crate) const WINDOW: u32 = 2 * 1024 * 1024;
 /// Largest SSH packet payload on both legs.
 pub(crate) const PACKET: u32 = 32 * 1024;
 /// Messages buffered per channel inside russh before it stops reading the socket.
