@@ -627,8 +627,10 @@ async fn a_stalled_side_slows_the_other_and_gateway_memory_stays_bounded() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let pushed = written.load(std::sync::atomic::Ordering::Relaxed);
     let grown = rss(pid).saturating_sub(before);
-    let _ = child.kill();
-    let _ = flood.kill();
+    for c in [&mut child, &mut flood] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     eprintln!(
         "accepted for a non-reading target: {pushed} bytes; gateway memory growth: {grown} bytes"
     );

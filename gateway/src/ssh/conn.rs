@@ -811,7 +811,7 @@ impl server::Handler for Conn {
         };
         live.to_target
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        if !track.to_target(&live, data).await {
+        if !track.record_input(&live, data).await {
             return Ok(());
         }
         let Some(guard) = chan.guard.as_mut() else {

@@ -25,7 +25,7 @@ pub enum Track {
 }
 
 impl Track {
-    pub async fn to_target(&self, live: &Live, data: &[u8]) -> bool {
+    pub async fn record_input(&self, live: &Live, data: &[u8]) -> bool {
         let r = match *self {
             Track::Terminal(ch) => live.recording.input(ch, data).await,
             Track::Stream(ch) => live.recording.frame(ch, Direction::ToTarget, data).await,
@@ -33,7 +33,7 @@ impl Track {
         r.map_err(|e| live.recording_failed(&e)).is_ok()
     }
 
-    pub async fn from_target(&self, live: &Live, data: &[u8]) -> bool {
+    pub async fn record_output(&self, live: &Live, data: &[u8]) -> bool {
         let r = match *self {
             Track::Terminal(ch) => live.recording.output(ch, data).await,
             Track::Stream(ch) => live.recording.frame(ch, Direction::FromTarget, data).await,
@@ -124,7 +124,7 @@ impl Pump {
     async fn flush_injected(&mut self, pending: &mut VecDeque<Vec<u8>>) {
         let at_boundary = self.inject.as_ref().is_none_or(|(_, f)| f.at_boundary());
         while at_boundary && let Some(p) = pending.pop_front() {
-            if self.track.from_target(&self.live, &p).await {
+            if self.track.record_output(&self.live, &p).await {
                 let _ = self.vendor.data_bytes(Bytes::from(p)).await;
             }
         }
@@ -138,7 +138,7 @@ impl Pump {
                 self.live
                     .from_target
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                if !self.track.from_target(&self.live, &data).await {
+                if !self.track.record_output(&self.live, &data).await {
                     return true; // the supervisor ends the session
                 }
                 if self.inject.is_none() {
@@ -162,7 +162,7 @@ impl Pump {
                 self.live
                     .from_target
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                if !self.track.from_target(&self.live, &data).await {
+                if !self.track.record_output(&self.live, &data).await {
                     return true;
                 }
                 vendor.extended_data_bytes(ext, data).await.is_ok()

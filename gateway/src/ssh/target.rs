@@ -177,8 +177,8 @@ pub async fn connect(
         match credential {
             Credential::Password(p) => handle.authenticate_password(account, p.expose()).await,
             Credential::PrivateKey(k) => {
-                let key = russh::keys::decode_secret_key(k.expose(), None)
-                    .map_err(|e| russh::Error::from(e))?;
+                let key =
+                    russh::keys::decode_secret_key(k.expose(), None).map_err(russh::Error::from)?;
                 let hash = handle.best_supported_rsa_hash().await?.flatten();
                 handle
                     .authenticate_publickey(
