@@ -134,14 +134,41 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         .iter()
         .map(|e| e["details"]["code"].as_str().unwrap().to_owned())
         .collect();
-    assert!(
-        codes.contains(&"port_forwarding_not_allowed".to_owned()),
-        "{codes:?}"
-    );
-    assert!(
-        codes.contains(&"remote_forward_refused".to_owned()),
-        "{codes:?}"
-    );
+    // Agent and X11 forwarding: asked for by the client, refused by the gateway, audited.
+    let agent_sock = w.keys.path().join("agent.sock");
+    let mut agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&agent_sock)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !agent_sock.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = w
+        .ssh("alice+pacs", &["-A", "-X", "echo \"agent=$SSH_AUTH_SOCK display=$DISPLAY\""])
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .env("DISPLAY", "127.0.0.1:9")
+        .output()
+        .unwrap();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(stdout(&out), "agent= display=\n", "{}", stderr(&out));
+    let codes: Vec<String> = w
+        .audit("kind=access_denied")
+        .await
+        .iter()
+        .map(|e| e["details"]["code"].as_str().unwrap().to_owned())
+        .collect();
+    for code in [
+        "port_forwarding_not_allowed",
+        "remote_forward_refused",
+        "agent_forward_refused",
+        "x11_forward_refused",
+    ] {
+        assert!(codes.contains(&code.to_owned()), "{code} not in {codes:?}");
+    }
 
     // A change request maps to the change account, where this target allows uploads.
     w.approved("change").await;
@@ -183,13 +210,13 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
     // Every session ended, with its bytes, and its recording's hash is in the audit log.
     w.wait_all_ended().await;
     let sessions = w.sessions(false).await;
-    assert_eq!(sessions.len(), 12, "{sessions:?}");
+    assert_eq!(sessions.len(), 13, "{sessions:?}");
     assert!(
         sessions.iter().all(|s| s["end"] == "closed"),
         "{sessions:?}"
     );
     // The first, `whoami; echo ok`: 14 bytes of output.
-    assert_eq!(sessions[11]["bytes_from_target"], 14, "{sessions:?}");
+    assert_eq!(sessions[12]["bytes_from_target"], 14, "{sessions:?}");
     let sealed = w.audit("kind=recording_closed").await;
     assert_eq!(sealed.len(), sessions.len(), "{sealed:?}");
     assert_eq!(
