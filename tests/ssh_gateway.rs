@@ -147,7 +147,10 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = w
-        .ssh("alice+pacs", &["-A", "-X", "echo \"agent=$SSH_AUTH_SOCK display=$DISPLAY\""])
+        .ssh(
+            "alice+pacs",
+            &["-A", "-X", "echo \"agent=$SSH_AUTH_SOCK display=$DISPLAY\""],
+        )
         .env("SSH_AUTH_SOCK", &agent_sock)
         .env("DISPLAY", "127.0.0.1:9")
         .output()
@@ -480,14 +483,49 @@ async fn a_target_presenting_another_host_key_is_refused() {
         "{denied:?}"
     );
     assert!(w.sessions(false).await.is_empty());
+
+    // Unknown accounts and unregistered keys get the stock refusal, audited.
+    let out = w.ssh("bob+pacs", &["true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        stderr(&out).contains("Permission denied (publickey)"),
+        "{}",
+        stderr(&out)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let denied = w.audit("kind=access_denied").await;
+        if denied[0]["actor"] == "anonymous:bob+pacs" {
+            assert_eq!(denied[0]["details"]["code"], "unknown_user", "{denied:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refused login not audited: {denied:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
-async fn no_unrecorded_access_and_sessions_of_a_killed_gateway_are_aborted() {
+async fn no_unrecorded_access_and_sessions_of_a_stopped_or_killed_gateway_are_aborted() {
     let Some(mut w) = World::new(Pin::Real).await else {
         return;
     };
     w.approved("reference").await;
+    // Stopping the gateway ends live sessions as aborted, with the reason shown.
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    assert!(w.server.take().unwrap().terminate().success());
+    let (out, _) = exited(child, Duration::from_secs(10));
+    assert!(
+        stderr(&out).contains("session ended: the gateway is shutting down"),
+        "{}",
+        stderr(&out)
+    );
+    w.restart().await;
+    let s = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(s["end"], "aborted", "{s}");
+
     // A session is live when the gateway dies.
     let (child, session) = sleeping(&w, "alice+pacs").await;
     let id = session["id"].as_str().unwrap().to_owned();
