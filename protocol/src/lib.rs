@@ -1,0 +1,148 @@
+//! The control protocol between `sekisho-client` and the gateway's QUIC listener.
+//!
+//! The first bidirectional QUIC stream of a connection carries frames: a 4-byte big-endian
+//! length, then that many bytes of JSON (one [`ClientMessage`] or [`ServerMessage`]). Frames
+//! are at most [`MAX_FRAME`] bytes. The client opens with [`ClientMessage::Hello`]; the
+//! gateway answers [`ServerMessage::Welcome`] or [`ServerMessage::Denied`] (for instance
+//! `unsupported_version`). Then the client asks for one thing: enrollment (on a connection
+//! without a client certificate) or opening a service on a target (with one).
+//!
+//! Decoding never panics and never allocates more than the frame's announced length, which
+//! is checked against [`MAX_FRAME`] before anything is read: this faces the internet. Unknown
+//! message types and unknown fields are errors, not ignored.
+//!
+//! Versioning: [`VERSION`] changes whenever a message changes incompatibly; the gateway
+//! accepts the versions in [`SUPPORTED`].
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// This build's protocol version.
+pub const VERSION: u16 = 1;
+/// Versions a gateway of this build accepts.
+pub const SUPPORTED: &[u16] = &[1];
+/// The largest frame (length prefix excluded).
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// What the client sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// First message of every connection.
+    Hello { version: u16, client: String },
+    /// Redeem a one-time enrollment code: the CSR's public key gets a client certificate.
+    Enroll { code: String, csr_pem: String },
+    /// Open `service` on `target` under the user's approved request.
+    Open { target: String, service: Service },
+}
+
+/// What to open on a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Service {
+    /// The gateway's SSH server (recorded and enforced as for stock SSH).
+    Ssh,
+    /// A TCP port of the target.
+    Tcp { port: u16 },
+}
+
+/// What the gateway sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    Welcome {
+        version: u16,
+        gateway: String,
+    },
+    /// The signed client certificate (PEM), the CA that signed it, and for whom.
+    Enrolled {
+        certificate_pem: String,
+        ca_pem: String,
+        username: String,
+        /// RFC 3339.
+        expires_at: String,
+    },
+    /// The stream now carries the service's bytes.
+    Accepted,
+    /// Refused: a stable code and a message for the vendor.
+    Denied {
+        code: String,
+        message: String,
+    },
+}
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("frame of {0} bytes is larger than the {MAX_FRAME} allowed")]
+    TooLarge(usize),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("connection closed before a complete message")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The bytes of one frame.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+    let body = serde_json::to_vec(msg).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(body.len()));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes one frame from the start of `buf`: `Ok(None)` if more bytes are needed, else the
+/// message and how many bytes it used.
+pub fn decode<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, ProtocolError> {
+    let Some(len) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if len > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(len));
+    }
+    let Some(body) = buf.get(4..4 + len) else {
+        return Ok(None);
+    };
+    let msg = serde_json::from_slice(body).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    Ok(Some((msg, 4 + len)))
+}
+
+/// Reads one frame.
+pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> Result<T, ProtocolError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.map_err(closed)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(ProtocolError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.map_err(closed)?;
+    serde_json::from_slice(&body).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// Writes one frame.
+pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), ProtocolError> {
+    w.write_all(&encode(msg)?).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+fn closed(e: std::io::Error) -> ProtocolError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        ProtocolError::Closed
+    } else {
+        ProtocolError::Io(e)
+    }
+}
