@@ -202,6 +202,14 @@ pub enum AuditEvent {
         username: String,
         expires_at: Timestamp,
     },
+    /// A vendor engineer redeemed an enrollment code: a client certificate was issued.
+    ClientEnrolled {
+        user: UserId,
+        username: String,
+        /// SHA-256 of the certificate's DER, hex.
+        fingerprint: String,
+        expires_at: Timestamp,
+    },
     LegalHoldChanged {
         session: SessionId,
         request: RequestId,
@@ -247,6 +255,7 @@ impl AuditEvent {
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
             AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
             AuditEvent::EnrollmentCodeCreated { .. } => "enrollment_code_created",
+            AuditEvent::ClientEnrolled { .. } => "client_enrolled",
             AuditEvent::RecordingDeleted { .. } => "recording_deleted",
         }
     }

@@ -6,6 +6,7 @@
 //! runs the storage tests against both.
 
 pub mod audit;
+pub mod certs;
 pub mod requests;
 pub mod sessions;
 pub mod targets;

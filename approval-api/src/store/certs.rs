@@ -1,0 +1,151 @@
+//! Enrollment of the designated client: redeeming a one-time code for a client certificate.
+
+use jiff::Timestamp;
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::user::{Role, User, UserStatus};
+use sqlx::Row;
+
+use super::audit::{self, NewAuditEvent};
+use super::{Store, StoreError, micros, now, parse};
+
+/// A certificate the gateway's CA issued.
+#[derive(Clone, Debug)]
+pub struct IssuedCert {
+    /// PEM of the certificate.
+    pub pem: String,
+    /// SHA-256 of the DER, hex.
+    pub fingerprint: String,
+    /// Serial number, hex.
+    pub serial: String,
+    pub expires_at: Timestamp,
+}
+
+/// Why a code was not redeemed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("the enrollment code is unknown, already used or expired")]
+    BadCode,
+    #[error("account {0} may not enroll: {1}")]
+    NotEligible(String, &'static str),
+    #[error("the certificate request was refused: {0}")]
+    Issue(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for RedeemError {
+    fn from(e: sqlx::Error) -> Self {
+        RedeemError::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Redeems the code whose SHA-256 is `code_sha256`: in one transaction the code is used up,
+    /// `issue` signs the certificate for its user, the certificate is recorded and the
+    /// enrollment audited. Any failure leaves the code unused; a bad code is audited as a
+    /// denial.
+    pub async fn redeem_enrollment_code(
+        &self,
+        code_sha256: &str,
+        source: Option<&str>,
+        issue: impl FnOnce(&User) -> Result<IssuedCert, String>,
+    ) -> Result<(User, IssuedCert), RedeemError> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let used = sqlx::query(
+            "UPDATE enrollment_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(micros(at))
+        .bind(code_sha256)
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            drop(tx);
+            self.audit(NewAuditEvent {
+                actor: Actor::Anonymous {
+                    claimed: "enrollment code".into(),
+                },
+                outcome: Outcome::Denied,
+                vendor_id: None,
+                source_addr: source.map(str::to_owned),
+                reason: Some(RedeemError::BadCode.to_string()),
+                event: AuditEvent::AccessDenied {
+                    target: None,
+                    request: None,
+                    channel: "enroll".into(),
+                    code: "bad_enrollment_code".into(),
+                },
+            })
+            .await?;
+            return Err(RedeemError::BadCode);
+        }
+        let user_id: String =
+            sqlx::query("SELECT user_id FROM enrollment_codes WHERE code_hash = $1")
+                .bind(code_sha256)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("user_id")?;
+        let user = self
+            .user(parse("user id", &user_id)?)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("enrollment code of missing user {user_id}"))
+            })?;
+        if user.role != Role::Vendor {
+            return Err(RedeemError::NotEligible(
+                user.username,
+                "not a vendor engineer account",
+            ));
+        }
+        if user.status != UserStatus::Active || user.expires_at.is_some_and(|e| e <= at) {
+            return Err(RedeemError::NotEligible(
+                user.username,
+                "the account is disabled or expired",
+            ));
+        }
+        let cert = issue(&user).map_err(RedeemError::Issue)?;
+        sqlx::query("INSERT INTO client_certs (fingerprint, user_id, serial, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&cert.fingerprint)
+            .bind(user.id.to_string())
+            .bind(&cert.serial)
+            .bind(micros(at))
+            .bind(micros(cert.expires_at))
+            .execute(&mut *tx)
+            .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent::success(
+                Actor::user(&user),
+                user.vendor_id,
+                source,
+                AuditEvent::ClientEnrolled {
+                    user: user.id,
+                    username: user.username.clone(),
+                    fingerprint: cert.fingerprint.clone(),
+                    expires_at: cert.expires_at,
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((user, cert))
+    }
+
+    /// The user a client certificate (by fingerprint) was issued to, if it is not revoked.
+    pub async fn client_cert_user(&self, fingerprint: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id FROM client_certs WHERE fingerprint = $1 AND revoked_at IS NULL",
+        )
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                self.user(parse("user id", &r.try_get::<String, _>("user_id")?)?)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+}
