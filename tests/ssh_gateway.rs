@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use serde_json::json;
-use support::gateway::{Pin, World};
+use support::gateway::{Pin, World, exited};
 use support::{stderr, stdout};
 
 #[tokio::test]
@@ -314,19 +314,6 @@ async fn sleeping(w: &World, login: &str) -> (std::process::Child, serde_json::V
         .unwrap();
     let session = w.wait_live().await;
     (child, session)
-}
-
-/// Waits (bounded) for `child` to exit; returns its output and how long it took.
-fn exited(mut child: std::process::Child, limit: Duration) -> (std::process::Output, Duration) {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("ssh still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (child.wait_with_output().unwrap(), started.elapsed())
 }
 
 #[tokio::test]

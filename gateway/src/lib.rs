@@ -7,9 +7,12 @@
 pub mod bootstrap;
 pub mod enroll;
 pub mod keys;
+pub mod live;
+pub mod quic;
 pub mod retention;
 pub mod serve;
 pub mod ssh;
+pub mod tunnel;
 
 pub use serve::{StartOptions, Started, start, start_with};
 

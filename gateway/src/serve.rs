@@ -38,6 +38,8 @@ pub struct Started {
     pub ssh_host_fingerprint: String,
     /// Where the SSH gateway listens, when enabled.
     pub ssh_addr: Option<SocketAddr>,
+    /// Where the designated client's QUIC listener listens (UDP), when enabled.
+    pub quic_addr: Option<SocketAddr>,
     done: JoinHandle<Result<()>>,
 }
 
@@ -133,35 +135,70 @@ pub async fn start_with(
 
     let events = Events::new();
     let sessions = tokio_util::task::TaskTracker::new();
+    // Both listeners feed the same SSH gateway (decisions, recording, session ends).
+    let shared = Arc::new(crate::ssh::Shared {
+        store: store.clone(),
+        at_rest: keys.at_rest.clone(),
+        recorder: if options.unrecorded_for_benchmarks {
+            tracing::warn!("BENCHMARK MODE: sessions are not recorded");
+            sekisho_recorder::Recorder::unrecorded_for_benchmarks(
+                &config.recordings_dir(),
+                keys.recording.clone(),
+            )
+        } else {
+            sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
+        },
+        events: events.clone(),
+        policy: config.domain_policy(),
+        zone: config.display_zone(),
+        ssh: config.ssh.clone(),
+        warnings: config.policy.window_end_warnings_minutes.clone(),
+        node: node.clone(),
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    });
+    let ssh_server_config = crate::ssh::server_config(keys.ssh_host.clone());
     if let Some((listener, _)) = ssh {
-        let shared = Arc::new(crate::ssh::Shared {
-            store: store.clone(),
-            at_rest: keys.at_rest.clone(),
-            recorder: if options.unrecorded_for_benchmarks {
-                tracing::warn!("BENCHMARK MODE: sessions are not recorded");
-                sekisho_recorder::Recorder::unrecorded_for_benchmarks(
-                    &config.recordings_dir(),
-                    keys.recording.clone(),
-                )
-            } else {
-                sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
-            },
-            events: events.clone(),
-            policy: config.domain_policy(),
-            zone: config.display_zone(),
-            ssh: config.ssh.clone(),
-            warnings: config.policy.window_end_warnings_minutes.clone(),
-            node: node.clone(),
-            shutdown: shutdown.clone(),
-            sessions: sessions.clone(),
-        });
         tokio::spawn(crate::ssh::serve(
             listener,
-            crate::ssh::server_config(keys.ssh_host.clone()),
-            shared,
+            ssh_server_config.clone(),
+            shared.clone(),
             config.server.max_connections as usize,
         ));
     }
+    let quic_addr = if config.quic.enabled {
+        let quic_config = crate::quic::server_config(&keys)
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
+        let endpoint =
+            quinn::Endpoint::server(quic_config, config.quic.listen).map_err(|source| {
+                GatewayError::Bind {
+                    what: "quic",
+                    addr: config.quic.listen,
+                    source,
+                }
+            })?;
+        let addr = endpoint.local_addr().map_err(GatewayError::Serve)?;
+        let quic_shared = Arc::new(crate::quic::QuicShared {
+            ssh: shared.clone(),
+            ssh_config: ssh_server_config.clone(),
+            ca: crate::enroll::ClientCa::new(
+                &keys.ca_cert_pem,
+                keys.ca_key_pem.expose(),
+                config.quic.client_cert_days,
+            )
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+            ca_pem: keys.ca_cert_pem.clone(),
+            ssh_host_key: keys
+                .ssh_host
+                .public_key()
+                .to_openssh()
+                .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+        });
+        tokio::spawn(crate::quic::serve(endpoint, quic_shared, shutdown.clone()));
+        Some(addr)
+    } else {
+        None
+    };
     let api_state = ApiState {
         store: store.clone(),
         tokens: Arc::new(TokenKeys::ed25519(
@@ -237,6 +274,7 @@ pub async fn start_with(
         created_keys,
         ssh_host_fingerprint,
         ssh_addr,
+        quic_addr,
         done,
     })
 }

@@ -62,6 +62,8 @@ pub enum ServerMessage {
         username: String,
         /// RFC 3339.
         expires_at: String,
+        /// The gateway's SSH host key (OpenSSH public key line), for the client's known_hosts.
+        ssh_host_key: String,
     },
     /// The stream now carries the service's bytes.
     Accepted,

@@ -26,6 +26,10 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => println!("  SSH gateway:   disabled ([ssh] enabled = false)"),
     }
     println!("  SSH host key:  {}", started.ssh_host_fingerprint);
+    match started.quic_addr {
+        Some(addr) => println!("  Designated client (QUIC): udp {addr}"),
+        None => println!("  Designated client (QUIC): disabled ([quic] enabled = false)"),
+    }
     if let Some(admin) = &started.initial_admin {
         println!();
         println!(

@@ -326,6 +326,19 @@ impl World {
     }
 }
 
+/// Waits (bounded) for `child` to exit; returns its output and how long it took.
+pub fn exited(mut child: std::process::Child, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("child still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
 /// Options for a non-interactive OpenSSH client using only `key` and trusting any host key
 /// (the tests check the gateway's own host-key pinning, not the client's).
 pub fn ssh_options(key: &std::path::Path) -> Vec<String> {

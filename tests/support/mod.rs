@@ -12,7 +12,22 @@ pub mod gateway;
 
 use serde_json::{Value, json};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_sekisho");
+/// The `sekisho` binary `cargo test` built: known to this package's tests by
+/// `CARGO_BIN_EXE_sekisho`; other packages' tests (the client's) find it beside their own
+/// test executable's build directory, which `cargo test --workspace` fills first.
+pub fn bin() -> PathBuf {
+    if let Some(b) = option_env!("CARGO_BIN_EXE_sekisho") {
+        return PathBuf::from(b);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("sekisho");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --bin sekisho` first)",
+        path.display()
+    );
+    path
+}
 
 /// A data dir and configuration file for one test.
 pub struct Env {
@@ -57,7 +72,7 @@ impl Env {
 
     /// Runs `sekisho --config FILE ARGS...` to completion, feeding `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .arg("--config")
             .arg(&self.config)
             .args(args)
@@ -98,7 +113,7 @@ impl Server {
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .arg("--config")
             .arg(config)
             .arg("serve")

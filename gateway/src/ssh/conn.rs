@@ -12,34 +12,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use jiff::Timestamp;
 use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Pty, Sig};
 use sekisho_approval_api::store::audit::NewAuditEvent;
-use sekisho_approval_api::store::requests::RequestFilter;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
-use sekisho_domain::authorize::{
-    AccessQuery, ChannelKind, Decision, Grant, authorize, check_channel,
-};
-use sekisho_domain::ids::{SessionId, TargetId};
-use sekisho_domain::session::{Session as GatewaySession, Transport};
+use sekisho_domain::authorize::{ChannelKind, Grant, check_channel};
+use sekisho_domain::ids::TargetId;
+use sekisho_domain::session::Transport;
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
-use sekisho_recorder::SessionMeta;
 use sekisho_recorder::stream::StreamKind;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::live::{self, Live};
 use super::login::Login;
 use super::pump::{self, Pump, Track, VendorWrite};
 use super::sftp::{Framer, UploadGuard};
 use super::target::{self, TargetError};
 use super::uplink::{self, TargetWrite, Uplink};
 use super::{MAX_CHANNELS, REFUSED_LINGER, Shared};
+use crate::live::{self, Live};
 
 /// How long the gateway waits for the target to answer a channel request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -81,6 +76,10 @@ pub struct Conn {
     /// Refused connections' channels (no target behind them).
     refused_channels: usize,
     gone: CancellationToken,
+    /// Set for connections handed over by the QUIC listener: the client certificate already
+    /// proved who this is, so SSH authentication only checks the login names the same user.
+    preauth: Option<User>,
+    transport: Transport,
 }
 
 impl Drop for Conn {
@@ -124,7 +123,17 @@ impl Conn {
             channels: HashMap::new(),
             refused_channels: 0,
             gone: CancellationToken::new(),
+            preauth: None,
+            transport: Transport::Ssh,
         }
+    }
+
+    /// A connection from the designated client, whose certificate identified `user`.
+    pub fn for_client_certificate(shared: Arc<Shared>, peer: String, user: User) -> Self {
+        let mut conn = Self::new(shared, peer);
+        conn.preauth = Some(user);
+        conn.transport = Transport::Quic;
+        conn
     }
 
     /// Whether `key` is registered for the user named in `login_name`.
@@ -187,22 +196,16 @@ impl Conn {
         code: &str,
         message: &str,
     ) {
-        let ev = NewAuditEvent {
-            actor: Actor::user(user),
-            outcome: Outcome::Denied,
-            vendor_id: user.vendor_id,
-            source_addr: Some(self.peer.clone()),
-            reason: Some(message.to_owned()),
-            event: AuditEvent::AccessDenied {
-                target,
-                request: None,
-                channel: channel.to_owned(),
-                code: code.to_owned(),
-            },
-        };
-        if let Err(e) = self.shared.store.audit(ev).await {
-            tracing::error!(error = %e, code, "cannot audit a denial");
-        }
+        live::audit_denied(
+            &self.shared,
+            user,
+            target,
+            channel,
+            code,
+            message,
+            &self.peer,
+        )
+        .await;
     }
 
     /// Decides the session and, if allowed, connects to the target and starts recording.
@@ -225,7 +228,8 @@ impl Conn {
             }
             Err(e) => return self.fail_closed(&user, None, e).await,
         };
-        let decided = self.decide(&user, &target, &login).await;
+        let decided =
+            live::decide(&self.shared, &user, &target, ChannelKind::Ssh, login.level).await;
         let grant = match decided {
             Ok(Ok(grant)) => grant,
             Ok(Err((code, msg))) => {
@@ -256,47 +260,6 @@ impl Conn {
         self.audit_denied(user, target, "ssh", "database_unavailable", &msg)
             .await;
         State::Refused(msg)
-    }
-
-    #[allow(clippy::type_complexity)]
-    async fn decide(
-        &self,
-        user: &User,
-        target: &Target,
-        login: &Login,
-    ) -> Result<Result<Grant, (&'static str, String)>, sekisho_approval_api::store::StoreError>
-    {
-        let store = &self.shared.store;
-        let vendor = match user.vendor_id {
-            Some(v) => store.vendor(v).await?,
-            None => None,
-        };
-        let requests: Vec<_> = store
-            .requests(&RequestFilter {
-                requester: Some(user.id),
-                target_id: Some(target.id),
-                limit: 500,
-                ..RequestFilter::default()
-            })
-            .await?
-            .into_iter()
-            .map(|r| r.request)
-            .collect();
-        Ok(
-            match authorize(&AccessQuery {
-                now: Timestamp::now(),
-                user,
-                vendor: vendor.as_ref(),
-                target,
-                requests: &requests,
-                channel: ChannelKind::Ssh,
-                level: login.level,
-                policy: &self.shared.policy,
-            }) {
-                Decision::Allow(g) => Ok(g),
-                Decision::Deny(r) => Err((r.code(), r.message(&self.shared.zone))),
-            },
-        )
     }
 
     /// Target login, recording, session row, supervisor.
@@ -338,65 +301,21 @@ impl Conn {
                 "the gateway cannot pin the target's host key (database unavailable)".into(),
             ));
         }
-        let id = SessionId::new();
-        let vendor_id = user.vendor_id.unwrap_or_default();
-        let meta = SessionMeta {
-            session: id.to_string(),
-            request: grant.request.to_string(),
-            request_number: grant.request_number,
-            vendor: vendor_id.to_string(),
-            vendor_user: user.username.clone(),
-            target: target.name.clone(),
-            level: grant.level.as_str().into(),
-            source_addr: self.peer.clone(),
-        };
-        let recording = shared.recorder.open(meta).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot open a recording; refusing the session");
-            (
-                "recording_unavailable",
-                format!("the session cannot be recorded ({e}); access without a recording is not allowed"),
-            )
-        })?;
-        let session = GatewaySession {
-            id,
-            request_id: grant.request,
-            user_id: user.id,
-            vendor_id,
-            target_id: target.id,
-            level: grant.level,
-            transport: Transport::Ssh,
-            source_addr: self.peer.clone(),
-            started_at: Timestamp::now(),
-            ended_at: None,
-            end: None,
-            bytes_to_target: 0,
-            bytes_from_target: 0,
-        };
-        if let Err(e) = shared
-            .store
-            .start_session(&session, user, &shared.node)
-            .await
-        {
-            tracing::error!(error = %e, "cannot store the session start; refusing it");
-            let _ = recording.close("refused: database unavailable").await;
-            return Err((
-                "database_unavailable",
-                "the gateway cannot record the session start (database unavailable)".into(),
-            ));
-        }
-        tracing::info!(session = %id, user = %user.username, target = %target.name, level = %grant.level, request = grant.request_number, peer = %self.peer, "session started");
+        let (session, recording) =
+            live::begin(shared, user, target, &grant, self.transport, &self.peer).await?;
         let live = Arc::new(Live::new(
             session,
             grant,
             user.clone(),
             target.clone(),
-            connected.handle,
+            ChannelKind::Ssh,
+            Some(connected.handle),
             recording,
         ));
         self.shared.sessions.spawn(live::supervise(
             live.clone(),
             self.shared.clone(),
-            vendor,
+            live::Vendor::Ssh(vendor),
             self.gone.clone(),
         ));
         Ok(live)
@@ -502,7 +421,29 @@ fn is_upload_command(cmd: &str) -> bool {
 impl server::Handler for Conn {
     type Error = russh::Error;
 
-    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        if let Some(cert_user) = self.preauth.clone() {
+            return Ok(match Login::parse(user) {
+                Ok(login) if login.user == cert_user.username => {
+                    self.identity = Some((cert_user, login));
+                    Auth::Accept
+                }
+                Ok(_) | Err(_) => {
+                    self.failure = Some((
+                        user.to_owned(),
+                        "certificate_user_mismatch",
+                        format!(
+                            "the client certificate is {}'s, not {user}'s",
+                            cert_user.username
+                        ),
+                    ));
+                    Auth::Reject {
+                        proceed_with_methods: Some(russh::MethodSet::empty()),
+                        partial_success: false,
+                    }
+                }
+            });
+        }
         let mut methods = russh::MethodSet::empty();
         methods.push(russh::MethodKind::PublicKey);
         Ok(Auth::Reject {
@@ -516,6 +457,9 @@ impl server::Handler for Conn {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        if self.preauth.is_some() {
+            return Ok(Auth::reject()); // the certificate is the only credential here
+        }
         Ok(match self.key_matches(user, offer.public_key).await {
             Some(_) => Auth::Accept,
             None => Auth::reject(),
@@ -527,6 +471,9 @@ impl server::Handler for Conn {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        if self.preauth.is_some() {
+            return Ok(Auth::reject());
+        }
         match self.key_matches(user, key.public_key).await {
             Some(identity) => {
                 self.identity = Some(identity);
@@ -576,7 +523,7 @@ impl server::Handler for Conn {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
-        let target = match live.target_conn.channel_open_session().await {
+        let target = match live.target_ssh()?.channel_open_session().await {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(session = %live.session.id, error = %e, "target refused a session channel");
@@ -651,7 +598,7 @@ impl server::Handler for Conn {
             return Ok(());
         }
         let opened = live
-            .target_conn
+            .target_ssh()?
             .channel_open_direct_tcpip(
                 target.host.clone(),
                 port_to_connect,

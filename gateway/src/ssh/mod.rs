@@ -4,13 +4,12 @@
 //! granted level, and relays and records every channel.
 //!
 //! One connection is one [`conn::Conn`] (the russh handler: authentication, channel requests,
-//! vendor→target data) plus, once admitted, one [`live::Live`] session whose supervisor task
+//! vendor→target data) plus, once admitted, one [`crate::live::Live`] session whose supervisor task
 //! ends it (window end, revocation, terminate, shutdown) and one pump task per channel
 //! (target→vendor data). Flow control is russh's: a relay write waits for the other side's
 //! window, so a slow peer slows the other and memory stays bounded.
 
 pub mod conn;
-pub mod live;
 pub mod login;
 mod pump;
 pub mod sftp;

@@ -12,8 +12,8 @@ use russh::server;
 use sekisho_recorder::stream::Direction;
 use tokio::sync::mpsc;
 
-use super::live::Live;
 use super::sftp::Framer;
+use crate::live::Live;
 
 /// How a channel is recorded.
 #[derive(Clone, Copy, Debug)]

@@ -12,19 +12,26 @@ use std::time::Duration;
 use jiff::Timestamp;
 use russh::server;
 use sekisho_approval_api::events::GatewayEvent;
+use sekisho_approval_api::store::StoreError;
+use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_approval_api::store::requests::RequestFilter;
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::authorize::{AccessQuery, ChannelKind, Decision, Grant, authorize};
-use sekisho_domain::session::{Session, SessionEnd};
+use sekisho_domain::ids::{SessionId, TargetId};
+use sekisho_domain::request::WorkRequest;
+use sekisho_domain::session::{Session, SessionEnd, Transport};
+use sekisho_domain::target::AccessLevel;
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
+use sekisho_recorder::SessionMeta;
 use sekisho_recorder::SessionRecording;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::Shared;
-use super::target::TargetHandler;
+use crate::ssh::Shared;
+use crate::ssh::target::TargetHandler;
 
 /// How often a live session re-checks its permission against the database (covers other
 /// gateway nodes' changes and a lagging event channel).
@@ -32,12 +39,24 @@ const RECHECK: Duration = Duration::from_secs(10);
 /// How often live byte counts are written for `GET /sessions?active=true`.
 const PROGRESS: Duration = Duration::from_secs(5);
 
+/// The vendor's side of a session, told the reason when the session ends.
+pub enum Vendor {
+    /// A stock SSH connection, or one the designated client handed over.
+    Ssh(server::Handle),
+    /// A designated-client tunnel connection.
+    Quic(quinn::Connection),
+}
+
 pub struct Live {
     pub session: Session,
     pub grant: Grant,
     pub user: User,
     pub target: Target,
-    pub target_conn: russh::client::Handle<TargetHandler>,
+    /// What the session was admitted for, re-checked while it lasts.
+    pub channel: ChannelKind,
+    /// The gateway's SSH connection to the target (SSH sessions only; a tunnel's TCP
+    /// connections belong to its pump tasks).
+    pub target_conn: Option<russh::client::Handle<TargetHandler>>,
     pub recording: SessionRecording,
     pub to_target: AtomicU64,
     pub from_target: AtomicU64,
@@ -58,7 +77,8 @@ impl Live {
         grant: Grant,
         user: User,
         target: Target,
-        target_conn: russh::client::Handle<TargetHandler>,
+        channel: ChannelKind,
+        target_conn: Option<russh::client::Handle<TargetHandler>>,
         recording: SessionRecording,
     ) -> Self {
         Self {
@@ -66,6 +86,7 @@ impl Live {
             grant,
             user,
             target,
+            channel,
             target_conn,
             recording,
             to_target: AtomicU64::new(0),
@@ -76,6 +97,11 @@ impl Live {
             pumps: TaskTracker::new(),
             next_channel: AtomicU32::new(0),
         }
+    }
+
+    /// The SSH connection to the target; an SSH session always has one.
+    pub fn target_ssh(&self) -> Result<&russh::client::Handle<TargetHandler>, russh::Error> {
+        self.target_conn.as_ref().ok_or(russh::Error::Disconnect)
     }
 
     /// A fresh channel number for the recording.
@@ -118,12 +144,157 @@ impl Live {
     }
 }
 
+/// Why a session is refused: an audit code and the message the vendor sees.
+pub type Refusal = (&'static str, String);
+
+/// Decides whether `user` may use `channel` of `target` now (`level`: the one asked for in the
+/// login, if any), from the database's current state.
+pub async fn decide(
+    shared: &Shared,
+    user: &User,
+    target: &Target,
+    channel: ChannelKind,
+    level: Option<AccessLevel>,
+) -> Result<Result<Grant, Refusal>, StoreError> {
+    let store = &shared.store;
+    let vendor = match user.vendor_id {
+        Some(v) => store.vendor(v).await?,
+        None => None,
+    };
+    let requests = requests_for(shared, user, target).await?;
+    Ok(
+        match authorize(&AccessQuery {
+            now: Timestamp::now(),
+            user,
+            vendor: vendor.as_ref(),
+            target,
+            requests: &requests,
+            channel,
+            level,
+            policy: &shared.policy,
+        }) {
+            Decision::Allow(g) => Ok(g),
+            Decision::Deny(r) => Err((r.code(), r.message(&shared.zone))),
+        },
+    )
+}
+
+/// `user`'s requests for `target`, the input of `authorize`.
+async fn requests_for(
+    shared: &Shared,
+    user: &User,
+    target: &Target,
+) -> Result<Vec<WorkRequest>, StoreError> {
+    Ok(shared
+        .store
+        .requests(&RequestFilter {
+            requester: Some(user.id),
+            target_id: Some(target.id),
+            limit: 500,
+            ..RequestFilter::default()
+        })
+        .await?
+        .into_iter()
+        .map(|r| r.request)
+        .collect())
+}
+
+/// Audits a refusal of `user` (every denial is audited with its reason).
+pub async fn audit_denied(
+    shared: &Shared,
+    user: &User,
+    target: Option<TargetId>,
+    channel: &str,
+    code: &str,
+    message: &str,
+    peer: &str,
+) {
+    let ev = NewAuditEvent {
+        actor: Actor::user(user),
+        outcome: Outcome::Denied,
+        vendor_id: user.vendor_id,
+        source_addr: Some(peer.to_owned()),
+        reason: Some(message.to_owned()),
+        event: AuditEvent::AccessDenied {
+            target,
+            request: None,
+            channel: channel.to_owned(),
+            code: code.to_owned(),
+        },
+    };
+    if let Err(e) = shared.store.audit(ev).await {
+        tracing::error!(error = %e, code, "cannot audit a denial");
+    }
+}
+
+/// Opens the recording and stores the session start (which activates the request). No
+/// recording, no session: access without one is not allowed.
+pub async fn begin(
+    shared: &Shared,
+    user: &User,
+    target: &Target,
+    grant: &Grant,
+    transport: Transport,
+    peer: &str,
+) -> Result<(Session, SessionRecording), Refusal> {
+    let id = SessionId::new();
+    let vendor_id = user.vendor_id.unwrap_or_default();
+    let meta = SessionMeta {
+        session: id.to_string(),
+        request: grant.request.to_string(),
+        request_number: grant.request_number,
+        vendor: vendor_id.to_string(),
+        vendor_user: user.username.clone(),
+        target: target.name.clone(),
+        level: grant.level.as_str().into(),
+        source_addr: peer.to_owned(),
+    };
+    let recording = shared.recorder.open(meta).await.map_err(|e| {
+        tracing::error!(error = %e, "cannot open a recording; refusing the session");
+        (
+            "recording_unavailable",
+            format!(
+                "the session cannot be recorded ({e}); access without a recording is not allowed"
+            ),
+        )
+    })?;
+    let session = Session {
+        id,
+        request_id: grant.request,
+        user_id: user.id,
+        vendor_id,
+        target_id: target.id,
+        level: grant.level,
+        transport,
+        source_addr: peer.to_owned(),
+        started_at: Timestamp::now(),
+        ended_at: None,
+        end: None,
+        bytes_to_target: 0,
+        bytes_from_target: 0,
+    };
+    if let Err(e) = shared
+        .store
+        .start_session(&session, user, &shared.node)
+        .await
+    {
+        tracing::error!(error = %e, "cannot store the session start; refusing it");
+        let _ = recording.close("refused: database unavailable").await;
+        return Err((
+            "database_unavailable",
+            "the gateway cannot record the session start (database unavailable)".into(),
+        ));
+    }
+    tracing::info!(session = %id, user = %user.username, target = %target.name, level = %grant.level, request = grant.request_number, peer = %peer, transport = ?transport, "session started");
+    Ok((session, recording))
+}
+
 /// Watches one session until it must end, then ends it. `vendor_gone` is cancelled when the
 /// vendor's connection closes.
 pub async fn supervise(
     live: Arc<Live>,
     shared: Arc<Shared>,
-    vendor: server::Handle,
+    vendor: Vendor,
     vendor_gone: CancellationToken,
 ) {
     let mut events = shared.events.subscribe();
@@ -255,10 +426,7 @@ async fn recheck_now(live: &Live, shared: &Shared) {
     }
 }
 
-async fn still_allowed(
-    live: &Live,
-    shared: &Shared,
-) -> Result<Option<String>, sekisho_approval_api::store::StoreError> {
+async fn still_allowed(live: &Live, shared: &Shared) -> Result<Option<String>, StoreError> {
     let store = &shared.store;
     let Some(user) = store.user(live.user.id).await? else {
         return Ok(Some("your account no longer exists".into()));
@@ -271,25 +439,15 @@ async fn still_allowed(
         .target(live.target.id)
         .await?
         .unwrap_or_else(|| live.target.clone());
-    let requests: Vec<_> = store
-        .requests(&RequestFilter {
-            requester: Some(user.id),
-            target_id: Some(target.id),
-            limit: 500,
-            ..RequestFilter::default()
-        })
-        .await?
-        .into_iter()
-        .map(|r| r.request)
-        .filter(|r| r.id == live.grant.request)
-        .collect();
+    let mut requests = requests_for(shared, &user, &target).await?;
+    requests.retain(|r| r.id == live.grant.request);
     let decision = authorize(&AccessQuery {
         now: Timestamp::now(),
         user: &user,
         vendor: vendor.as_ref(),
         target: &target,
         requests: &requests,
-        channel: ChannelKind::Ssh,
+        channel: live.channel,
         level: Some(live.grant.level),
         policy: &shared.policy,
     });
@@ -300,12 +458,7 @@ async fn still_allowed(
 }
 
 /// Closes channels, disconnects both sides, seals the recording and stores the end.
-async fn finish(
-    live: &Live,
-    shared: &Shared,
-    vendor: &server::Handle,
-    vendor_gone: &CancellationToken,
-) {
+async fn finish(live: &Live, shared: &Shared, vendor: &Vendor, vendor_gone: &CancellationToken) {
     let (how, message) = live.reason();
     live.pumps.close();
     if tokio::time::timeout(Duration::from_secs(3), live.pumps.wait())
@@ -314,22 +467,40 @@ async fn finish(
     {
         tracing::warn!(session = %live.session.id, "channels did not close in time");
     }
-    // With its channels closed, a stock client leaves by itself (and shows what it was
-    // told first); a connection without channels is disconnected with the reason.
-    let left = tokio::time::timeout(Duration::from_secs(1), vendor_gone.cancelled()).await;
-    if how != SessionEnd::Closed && left.is_err() {
-        let _ = vendor
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                format!("Sekisho: {message}"),
-                "en".into(),
+    match vendor {
+        Vendor::Ssh(handle) => {
+            // With its channels closed, a stock client leaves by itself (and shows what it
+            // was told first); a connection without channels is disconnected with the reason.
+            let left = tokio::time::timeout(Duration::from_secs(1), vendor_gone.cancelled()).await;
+            if how != SessionEnd::Closed && left.is_err() {
+                let _ = handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        format!("Sekisho: {message}"),
+                        "en".into(),
+                    )
+                    .await;
+            }
+        }
+        // The designated client prints the reason it is closed with.
+        Vendor::Quic(conn) => conn.close(
+            crate::quic::CLOSE_SESSION_ENDED,
+            format!(
+                "Sekisho: {}",
+                if message.is_empty() {
+                    "session closed"
+                } else {
+                    &message
+                }
             )
+            .as_bytes(),
+        ),
+    }
+    if let Some(target) = &live.target_conn {
+        let _ = target
+            .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
             .await;
     }
-    let _ = live
-        .target_conn
-        .disconnect(russh::Disconnect::ByApplication, "session ended", "en")
-        .await;
     let (to, from) = live.bytes();
     match live.recording.clone().close(how.as_str()).await {
         Ok(_) if !live.recording.is_recorded() => {} // benchmarks only

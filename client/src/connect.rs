@@ -1,0 +1,209 @@
+//! A QUIC connection to the gateway: TLS 1.3, the gateway's certificate pinned by its
+//! SHA-256 fingerprint (shown with the enrollment code), and our client certificate once
+//! enrolled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_lc_rs::digest::{SHA256, digest};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use sekisho_protocol::{ClientMessage, ServerMessage, Service, VERSION};
+
+/// The gateway's certificate must have exactly this SHA-256.
+#[derive(Debug)]
+struct Pinned {
+    sha256_hex: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = hex::encode(digest(&SHA256, end_entity.as_ref()));
+        if got == self.sha256_hex {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the gateway's certificate is SHA256:{got}, not the pinned SHA256:{}: not the hospital's gateway, or its certificate changed",
+                self.sha256_hex
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Our certificate and key, once enrolled.
+pub struct Identity {
+    pub certs: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// A QUIC connection to the gateway, with the endpoint that carries it.
+pub struct Link {
+    pub conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+}
+
+impl Link {
+    /// Closes the connection and waits (briefly) until the gateway has been told, so that
+    /// the gateway ends the session at once rather than at the idle timeout.
+    pub async fn close(&self, reason: &str) {
+        self.conn.close(0u32.into(), reason.as_bytes());
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Connects to `gateway` (`host:port`) pinning `fingerprint` (`SHA256:` hex).
+pub async fn connect(
+    gateway: &str,
+    fingerprint: &str,
+    identity: Option<Identity>,
+) -> anyhow::Result<Link> {
+    let pin = fingerprint
+        .trim()
+        .strip_prefix("SHA256:")
+        .unwrap_or(fingerprint.trim())
+        .to_ascii_lowercase();
+    if pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("`{fingerprint}` is not a gateway fingerprint (SHA256: followed by 64 hex digits)");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned {
+            sha256_hex: pin,
+            provider,
+        }));
+    let mut tls = match identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.certs, id.key)
+            .context("the enrolled certificate or key is unusable; enroll again")?,
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![b"sekisho/1".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(60))?));
+    transport.keep_alive_interval(Some(Duration::from_secs(15)));
+    config.transport_config(Arc::new(transport));
+
+    let addr = tokio::net::lookup_host(gateway)
+        .await
+        .with_context(|| {
+            format!("cannot resolve the gateway address `{gateway}` (expected HOST:PORT)")
+        })?
+        .next()
+        .with_context(|| format!("`{gateway}` resolves to no address"))?;
+    let bind: std::net::SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse()?
+    } else {
+        "[::]:0".parse()?
+    };
+    let mut endpoint = quinn::Endpoint::client(bind).context("cannot open a UDP socket")?;
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint
+        .connect(addr, "sekisho-gateway")
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let conn = tokio::time::timeout(Duration::from_secs(15), connecting)
+        .await
+        .with_context(|| format!("the gateway at {addr} did not answer within 15 s"))?
+        .with_context(|| format!("cannot connect to the gateway at {addr}"))?;
+    Ok(Link { conn, endpoint })
+}
+
+/// Opens the control stream and says hello; returns the stream halves.
+pub async fn hello(
+    conn: &quinn::Connection,
+) -> anyhow::Result<(quinn::SendStream, quinn::RecvStream)> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| refused(conn, e))?;
+    sekisho_protocol::write(
+        &mut send,
+        &ClientMessage::Hello {
+            version: VERSION,
+            client: format!("sekisho-client {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .await?;
+    match sekisho_protocol::read::<ServerMessage, _>(&mut recv).await {
+        Ok(ServerMessage::Welcome { .. }) => Ok((send, recv)),
+        Ok(ServerMessage::Denied { message, .. }) => bail!("{message}"),
+        Ok(other) => bail!("unexpected answer from the gateway: {other:?}"),
+        Err(e) => Err(refused(conn, e)),
+    }
+}
+
+/// Asks for `service` of `target` on a stream (the control stream after hello, or a tunnel's
+/// new stream); an error carries the gateway's reason.
+pub async fn open(
+    conn: &quinn::Connection,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    target: &str,
+    service: Service,
+) -> anyhow::Result<()> {
+    sekisho_protocol::write(
+        send,
+        &ClientMessage::Open {
+            target: target.to_owned(),
+            service,
+        },
+    )
+    .await
+    .map_err(|e| refused(conn, e))?;
+    match sekisho_protocol::read::<ServerMessage, _>(recv)
+        .await
+        .map_err(|e| refused(conn, e))?
+    {
+        ServerMessage::Accepted => Ok(()),
+        ServerMessage::Denied { message, .. } => bail!("{message}"),
+        other => bail!("unexpected answer from the gateway: {other:?}"),
+    }
+}
+
+/// A readable reason when the gateway closed the connection (e.g. refused our certificate).
+pub fn refused(conn: &quinn::Connection, e: impl std::fmt::Display) -> anyhow::Error {
+    match conn.close_reason() {
+        Some(reason) => anyhow::anyhow!("the gateway closed the connection: {reason}"),
+        None => anyhow::anyhow!("connection to the gateway failed: {e}"),
+    }
+}

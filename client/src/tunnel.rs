@@ -1,0 +1,286 @@
+//! `sekisho-client tunnel pacs 443`: a local TCP port forwarded to a port of the target.
+//!
+//! One QUIC connection per tunnel: its control stream holds the session open, and each local
+//! TCP connection is one more QUIC stream (see `sekisho-protocol`). The gateway decides,
+//! connects, relays and records; the client only copies bytes and reports.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sekisho_protocol::Service;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::connect::{self, Identity, Link};
+
+/// Reconnection attempts after the network is lost, with doubling delays up to 30 s.
+const RECONNECTS: u32 = 8;
+
+/// What `tunnel` needs to (re)connect.
+pub struct Tunnel {
+    pub gateway: String,
+    pub fingerprint: String,
+    pub identity: Box<dyn Fn() -> anyhow::Result<Identity> + Send + Sync>,
+    pub target: String,
+    pub port: u16,
+}
+
+#[derive(Default)]
+struct Counts {
+    connections: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+}
+
+impl Counts {
+    fn line(&self) -> String {
+        format!(
+            "{} connection(s), {} sent, {} received",
+            self.connections.load(Ordering::Relaxed),
+            bytes(self.up.load(Ordering::Relaxed)),
+            bytes(self.down.load(Ordering::Relaxed)),
+        )
+    }
+}
+
+fn bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    match n {
+        0..1_024 => format!("{n} B"),
+        1_024..1_048_576 => format!("{:.1} KiB", f / 1024.0),
+        _ => format!("{:.1} MiB", f / 1_048_576.0),
+    }
+}
+
+/// How a connection to the gateway ended.
+enum Ended {
+    /// ctrl-c or SIGTERM.
+    ByUser,
+    /// The gateway ended the session and said why.
+    ByGateway(String),
+    /// The network failed; worth reconnecting.
+    Lost(String),
+}
+
+/// Binds `local` (default: 127.0.0.1 and the same port when it is unprivileged, else any
+/// free port) and forwards until ctrl-c or the gateway ends the session.
+pub async fn run(t: Tunnel, local: Option<SocketAddr>) -> anyhow::Result<()> {
+    // Ask first, so that a refusal is reported before anything listens.
+    let mut session = match establish(&t).await {
+        Ok(s) => s,
+        Err(Failure::Refused(e) | Failure::Unreachable(e)) => return Err(e),
+    };
+    let listener = match local {
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?,
+        None if t.port >= 1024 => match TcpListener::bind(("127.0.0.1", t.port)).await {
+            Ok(l) => l,
+            Err(_) => TcpListener::bind(("127.0.0.1", 0)).await?,
+        },
+        None => TcpListener::bind(("127.0.0.1", 0)).await?,
+    };
+    let addr = listener.local_addr()?;
+    println!(
+        "Forwarding {addr} -> {} port {} through {} (ctrl-c to stop)",
+        t.target, t.port, t.gateway
+    );
+    std::io::stdout().flush()?;
+    let counts = Arc::new(Counts::default());
+    let progress = tokio::spawn(report(counts.clone()));
+    let mut attempt = 0;
+    let outcome = loop {
+        match serve(&t, &session.link, &listener, &counts).await? {
+            Ended::ByUser => {
+                session.link.close("closed by the user").await;
+                break Ok(());
+            }
+            Ended::ByGateway(reason) => break Err(anyhow::anyhow!("{reason}")),
+            Ended::Lost(why) => loop {
+                attempt += 1;
+                if attempt > RECONNECTS {
+                    progress.abort();
+                    bail!(
+                        "the connection to the gateway was lost ({why}) and could not be re-established"
+                    );
+                }
+                let delay = Duration::from_secs((1u64 << attempt.min(5)).min(30));
+                eprintln!(
+                    "sekisho-client: connection to the gateway lost ({why}); reconnecting in {} s (attempt {attempt} of {RECONNECTS})",
+                    delay.as_secs()
+                );
+                tokio::time::sleep(delay).await;
+                match establish(&t).await {
+                    Ok(s) => {
+                        eprintln!(
+                            "sekisho-client: reconnected; open connections were lost, new ones are forwarded"
+                        );
+                        session = s;
+                        attempt = 0;
+                        break;
+                    }
+                    Err(Failure::Refused(e)) => {
+                        progress.abort();
+                        return Err(e);
+                    }
+                    Err(Failure::Unreachable(e)) => eprintln!("sekisho-client: {e:#}"),
+                }
+            },
+        }
+    };
+    progress.abort();
+    eprintln!("sekisho-client: tunnel closed: {}", counts.line());
+    outcome
+}
+
+/// An admitted tunnel session: the connection and its control stream, which stays open for
+/// the session's life.
+struct Session {
+    link: Link,
+    _control: (quinn::SendStream, quinn::RecvStream),
+}
+
+/// Why a session could not be established.
+enum Failure {
+    /// The gateway answered no: final.
+    Refused(anyhow::Error),
+    /// No answer: perhaps the network, worth retrying.
+    Unreachable(anyhow::Error),
+}
+
+/// Connects, says hello and asks for the tunnel on the control stream.
+async fn establish(t: &Tunnel) -> Result<Session, Failure> {
+    let identity = (t.identity)().map_err(Failure::Refused)?;
+    let link = connect::connect(&t.gateway, &t.fingerprint, Some(identity))
+        .await
+        .map_err(Failure::Unreachable)?;
+    let asked = async {
+        let (mut send, mut recv) = connect::hello(&link.conn).await?;
+        connect::open(
+            &link.conn,
+            &mut send,
+            &mut recv,
+            &t.target,
+            Service::Tcp { port: t.port },
+        )
+        .await?;
+        anyhow::Ok((send, recv))
+    };
+    match asked.await {
+        Ok(control) => Ok(Session {
+            link,
+            _control: control,
+        }),
+        Err(e) => {
+            link.close("refused").await;
+            Err(Failure::Refused(e))
+        }
+    }
+}
+
+/// Accepts local connections until the user stops, the gateway ends the session, or the
+/// network fails.
+async fn serve(
+    t: &Tunnel,
+    link: &Link,
+    listener: &TcpListener,
+    counts: &Arc<Counts>,
+) -> anyhow::Result<Ended> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        let (tcp, from) = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(Ended::ByUser),
+            _ = terminate.recv() => return Ok(Ended::ByUser),
+            e = link.conn.closed() => return Ok(match e {
+                quinn::ConnectionError::ApplicationClosed(c) => {
+                    Ended::ByGateway(String::from_utf8_lossy(&c.reason).into_owned())
+                }
+                quinn::ConnectionError::ConnectionClosed(c) => {
+                    Ended::ByGateway(format!("the gateway closed the connection: {c}"))
+                }
+                other => Ended::Lost(other.to_string()),
+            }),
+            a = listener.accept() => match a {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("sekisho-client: cannot accept a local connection: {e}");
+                    continue;
+                }
+            },
+        };
+        let conn = link.conn.clone();
+        let counts = counts.clone();
+        let target = t.target.clone();
+        let port = t.port;
+        tokio::spawn(async move {
+            if let Err(e) = forward(&conn, tcp, &target, port, &counts).await {
+                eprintln!("sekisho-client: connection from {from}: {e:#}");
+            }
+        });
+    }
+}
+
+/// One local TCP connection: a new stream, the gateway's answer, then bytes both ways.
+async fn forward(
+    conn: &quinn::Connection,
+    tcp: TcpStream,
+    target: &str,
+    port: u16,
+    counts: &Counts,
+) -> anyhow::Result<()> {
+    let _ = tcp.set_nodelay(true);
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| connect::refused(conn, e))?;
+    connect::open(conn, &mut send, &mut recv, target, Service::Tcp { port }).await?;
+    counts.connections.fetch_add(1, Ordering::Relaxed);
+    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    let (up, down) = tokio::join!(
+        copy(&mut tcp_read, &mut send, &counts.up),
+        copy(&mut recv, &mut tcp_write, &counts.down),
+    );
+    up.and(down).context("connection interrupted")
+}
+
+/// Copies until end of input, then ends the output (TCP half-close, QUIC stream finish).
+async fn copy<R, W>(from: &mut R, to: &mut W, count: &AtomicU64) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(buf.get(..n).unwrap_or_default()).await?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The running byte count: rewritten in place on a terminal, a line every 10 s otherwise.
+async fn report(counts: Arc<Counts>) {
+    let tty = std::io::stderr().is_terminal();
+    let every = Duration::from_secs(if tty { 1 } else { 10 });
+    let mut last = String::new();
+    loop {
+        tokio::time::sleep(every).await;
+        let line = counts.line();
+        if line != last {
+            if tty {
+                eprint!("\r{line}   ");
+            } else {
+                eprintln!("{line}");
+            }
+            last = line;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Issue #6 end to end: `sekisho-client` enrolls with a one-time code over QUIC and runs the
+//! stock `ssh` through the gateway to a real `sshd`, with the client certificate as the only
+//! credential.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::io::BufRead;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::gateway::{Pin, World, exited};
+use support::{stderr, stdout};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
+
+fn client(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(CLIENT)
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn quic_addr(w: &World) -> String {
+    w.server
+        .as_ref()
+        .unwrap()
+        .banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Designated client (QUIC): udp "))
+        .expect("QUIC address in banner")
+        .to_owned()
+}
+
+/// A refusal: non-zero exit, and `reason` printed.
+fn refused(out: &Output, reason: &str) {
+    assert!(!out.status.success(), "{}", stdout(out));
+    assert!(
+        stderr(out).contains(reason),
+        "wanted {reason:?} in: {}",
+        stderr(out)
+    );
+}
+
+/// A one-time enrollment code for alice and the gateway fingerprint shown with it.
+async fn enrollment_code(w: &World) -> (String, String) {
+    let (status, code) = w
+        .http
+        .post(
+            &format!("/api/v1/users/{}/enrollment-codes", w.alice_id),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{code}");
+    (
+        code["code"].as_str().unwrap().to_owned(),
+        code["gateway_fingerprint"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn enroll(dir: &std::path::Path, gateway: &str, code: &str, fingerprint: &str) -> Output {
+    client(
+        dir,
+        &[
+            "enroll",
+            "--gateway",
+            gateway,
+            "--code",
+            code,
+            "--fingerprint",
+            fingerprint,
+        ],
+    )
+}
+
+/// Enrolls alice's client in `dir`.
+async fn enrolled(w: &World, dir: &std::path::Path) {
+    let (code, fingerprint) = enrollment_code(w).await;
+    let out = enroll(dir, &quic_addr(w), &code, &fingerprint);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+#[tokio::test]
+async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let gateway = quic_addr(&w);
+    let (code, fingerprint) = enrollment_code(&w).await;
+    let dir = w.keys.path().join("client");
+
+    // A wrong pin: refused before anything is sent.
+    let wrong = format!("SHA256:{}", "ab".repeat(32));
+    refused(&enroll(&dir, &gateway, &code, &wrong), "not the pinned");
+    // Before enrolling, nothing to connect with.
+    refused(
+        &client(&dir, &["ssh", "pacs", "--", "true"]),
+        "enroll first",
+    );
+
+    let out = enroll(&dir, &gateway, &code, &fingerprint);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("Enrolled as alice"),
+        "{}",
+        stdout(&out)
+    );
+    for f in [
+        "client.key",
+        "client.crt",
+        "ca.crt",
+        "known_hosts",
+        "enrollment.json",
+    ] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // The code was for one use.
+    let again = enroll(&dir.join("second"), &gateway, &code, &fingerprint);
+    refused(
+        &again,
+        "the enrollment code is unknown, already used or expired",
+    );
+
+    // Refused until a request is approved, with the reason.
+    refused(
+        &client(&dir, &["ssh", "pacs", "--", "whoami"]),
+        "no approved request for pacs covers",
+    );
+    w.approved("reference").await;
+    let out = client(&dir, &["ssh", "pacs", "--", "whoami; echo ok"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "sekisho-ro\nok\n");
+    w.wait_all_ended().await;
+    let sessions = w.sessions(false).await;
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0]["transport"], "quic");
+    assert_eq!(sessions[0]["username"], "alice");
+    let status = client(&dir, &["status"]);
+    assert!(stdout(&status).contains("reachable"), "{}", stdout(&status));
+    let enrolled = w.audit("kind=client_enrolled").await;
+    assert_eq!(enrolled.len(), 1, "{enrolled:?}");
+}
+
+/// A small HTTP service standing in for a device's web UI: answers every request with the
+/// path it asked for.
+async fn web_ui() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&req);
+                let path = text.split_whitespace().nth(1).unwrap_or("?").to_owned();
+                let body = format!("device page {path}");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// Starts `sekisho-client tunnel`; returns it and the local address it forwards from.
+fn tunnel(dir: &std::path::Path, port: u16) -> (std::process::Child, String) {
+    let mut child = Command::new(CLIENT)
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "tunnel",
+            "pacs",
+            &port.to_string(),
+            "--local",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let local = line
+        .strip_prefix("Forwarding ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, local)
+}
+
+#[tokio::test]
+async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revocation() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let web = web_ui().await;
+    // The change level of pacs allows its web UI port (and its SSH port), nothing else.
+    let private = std::fs::read_to_string(w.keys.path().join("gateway-to-pacs")).unwrap();
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{}", w.target_id),
+            Some(&w.admin),
+            Some(json!({"levels": {"change": {"account": "sekisho-rw", "credential": {"private_key": private},
+                "port_forwarding": true, "allowed_ports": [w.sshd.port, web]}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+
+    // No approved request: refused with the reason, nothing listens.
+    let web_s = web.to_string();
+    refused(
+        &client(&dir, &["tunnel", "pacs", &web_s, "--local", "127.0.0.1:0"]),
+        "no approved request for pacs covers",
+    );
+    let request = w.approved("change").await;
+    // A port the level does not allow.
+    let other = (web - 1).max(1).to_string();
+    refused(
+        &client(&dir, &["tunnel", "pacs", &other, "--local", "127.0.0.1:0"]),
+        &format!("tunnel to pacs port {other} refused"),
+    );
+    let denials = w.audit("kind=access_denied").await;
+    assert!(
+        denials.iter().any(|d| d["details"]["channel"] == "tunnel"),
+        "{denials:?}"
+    );
+
+    // Inside the window: two HTTP requests, two TCP connections, one session.
+    let (child, local) = tunnel(&dir, web);
+    let http = reqwest::Client::new();
+    for path in ["/device/status", "/device/log"] {
+        let body = http
+            .get(format!("http://{local}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, format!("device page {path}"));
+    }
+    let session = w.wait_live().await;
+    assert_eq!(
+        (&session["transport"], &session["target"]),
+        (&json!("quic"), &json!("pacs")),
+        "{session}"
+    );
+
+    // Revocation closes the tunnel within a second, with the reason shown.
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/requests/{request}/revoke"),
+            &w.approver,
+            json!({"comment": "done"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "revocation took {took:?}");
+    refused(&out, "request R-1 was revoked");
+    let id = session["id"].as_str().unwrap();
+    let ended = w.wait_ended(id).await;
+    assert_eq!(ended["end"], "revoked");
+    assert!(ended["bytes_to_target"].as_u64().unwrap() > 0, "{ended}");
+
+    // Both connections are in the recording; the first exports to a pcap tshark dissects.
+    let pcap = w.keys.path().join("tunnel.pcap");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let out = loop {
+        let out = w.env.cli(
+            &[
+                "recording",
+                "export",
+                id,
+                "--format",
+                "pcap",
+                "--channel",
+                "0",
+                "--out",
+                pcap.to_str().unwrap(),
+            ],
+            "",
+        );
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            &format!("tcp.port=={web},http"),
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "http.request.uri",
+        ])
+        .output();
+    match o {
+        Ok(o) => assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "/device/status",
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark is required in CI: {e}"
+        ),
+    }
+    let out = w.env.cli(
+        &[
+            "recording",
+            "export",
+            id,
+            "--format",
+            "pcap",
+            "--out",
+            pcap.to_str().unwrap(),
+        ],
+        "",
+    );
+    refused(&out, "has 2 TCP streams");
+}

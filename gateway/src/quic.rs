@@ -1,0 +1,299 @@
+//! The designated client's QUIC listener (quinn, TLS 1.3 only, ALPN `sekisho/1`).
+//!
+//! A client certificate is optional at the TLS layer, and only certificates signed by the
+//! gateway's client CA pass it. Without one, the only thing a connection may do is enroll.
+//! With one, the certificate must also be listed in `client_certs` and not revoked; then the
+//! client may open a target's SSH service. The QUIC stream is then handed to the same russh
+//! server as stock SSH ([`crate::ssh::conn::Conn::for_client_certificate`]), so decisions,
+//! recording and session ends are exactly those of SSH. Each connection's first
+//! bidirectional stream carries the control protocol of `sekisho-protocol`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use jiff::Timestamp;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use sekisho_approval_api::store::certs::RedeemError;
+use sekisho_domain::user::User;
+use sekisho_protocol::{ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
+use tokio_util::sync::CancellationToken;
+
+use crate::enroll::ClientCa;
+use crate::keys::GatewayKeys;
+use crate::ssh;
+
+/// The ALPN protocol name.
+pub const ALPN: &[u8] = b"sekisho/1";
+/// The QUIC application close code when the gateway ends a session (the reason is sent).
+pub const CLOSE_SESSION_ENDED: quinn::VarInt = quinn::VarInt::from_u32(1);
+/// Concurrent streams per connection: the control stream plus tunnelled TCP connections.
+const MAX_STREAMS: u32 = 1024;
+/// How long a client has to say what it wants.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why the listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up the QUIC listener: {0}")]
+pub struct QuicError(String);
+
+fn err(e: impl std::fmt::Display) -> QuicError {
+    QuicError(e.to_string())
+}
+
+/// The quinn server configuration: the gateway's TLS certificate, client certificates from
+/// the client CA (optional at this layer, see the module documentation).
+pub fn server_config(keys: &GatewayKeys) -> Result<quinn::ServerConfig, QuicError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(keys.ca_cert_pem.as_bytes()).map_err(err)?)
+        .map_err(err)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(err)?;
+    let certs = vec![CertificateDer::from_pem_slice(keys.tls_cert_pem.as_bytes()).map_err(err)?];
+    let key = PrivateKeyDer::from_pem_slice(keys.tls_key_pem.expose().as_bytes()).map_err(err)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(err)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(err)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(Duration::from_secs(60)).map_err(err)?,
+    ));
+    transport.keep_alive_interval(Some(Duration::from_secs(15)));
+    // One stream per tunnelled TCP connection.
+    transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// What the listener needs besides the SSH gateway's state.
+pub struct QuicShared {
+    pub ssh: Arc<ssh::Shared>,
+    pub ssh_config: Arc<russh::server::Config>,
+    pub ca: ClientCa,
+    pub ca_pem: String,
+    /// The SSH host key line the client pins in its known_hosts.
+    pub ssh_host_key: String,
+}
+
+/// Accepts connections until `shutdown` is cancelled.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    shared: Arc<QuicShared>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let incoming = tokio::select! {
+            () = shutdown.cancelled() => break,
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let peer = incoming.remote_address().to_string();
+            if let Err(e) = connection(incoming, &shared).await {
+                tracing::debug!(peer = %peer, error = %e, "designated-client connection ended");
+            }
+        });
+    }
+    endpoint.close(0u32.into(), b"gateway shutting down");
+}
+
+/// SHA-256 (hex) of the client certificate's DER, if one was presented.
+fn client_fingerprint(conn: &quinn::Connection) -> Option<String> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    let leaf = certs.first()?;
+    Some(hex::encode(digest(&SHA256, leaf.as_ref())))
+}
+
+async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<(), String> {
+    let conn = incoming.await.map_err(|e| e.to_string())?;
+    let peer = conn.remote_address().to_string();
+    let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+    let deny = |code: &str, message: String| ServerMessage::Denied {
+        code: code.to_owned(),
+        message,
+    };
+    let hello = tokio::time::timeout(
+        CONTROL_TIMEOUT,
+        sekisho_protocol::read::<ClientMessage, _>(&mut recv),
+    )
+    .await;
+    let reply = match hello {
+        Ok(Ok(ClientMessage::Hello { version, .. })) if SUPPORTED.contains(&version) => None,
+        Ok(Ok(ClientMessage::Hello { version, .. })) => Some(deny(
+            "unsupported_version",
+            format!(
+                "this gateway speaks protocol version {VERSION}, the client {version}: update sekisho-client"
+            ),
+        )),
+        Ok(Ok(_)) => Some(deny(
+            "protocol_error",
+            "the first message must be hello".into(),
+        )),
+        Ok(Err(e)) => Some(deny("protocol_error", e.to_string())),
+        Err(_) => Some(deny("timeout", "no hello within 15 s".into())),
+    };
+    if let Some(denied) = reply {
+        let _ = sekisho_protocol::write(&mut send, &denied).await;
+        let _ = send.finish();
+        return Ok(());
+    }
+    sekisho_protocol::write(
+        &mut send,
+        &ServerMessage::Welcome {
+            version: VERSION,
+            gateway: format!("sekisho {}", env!("CARGO_PKG_VERSION")),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let request = tokio::time::timeout(
+        CONTROL_TIMEOUT,
+        sekisho_protocol::read::<ClientMessage, _>(&mut recv),
+    )
+    .await
+    .map_err(|_| "no request within 15 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let user = match client_fingerprint(&conn) {
+        None => None,
+        Some(fp) => match shared.ssh.store.client_cert_user(&fp).await {
+            Ok(Some(u)) => Some(u),
+            Ok(None) => {
+                let m = "this client certificate is not (or no longer) enrolled; enroll again with a new code";
+                let _ = sekisho_protocol::write(&mut send, &deny("certificate_unknown", m.into()))
+                    .await;
+                let _ = send.finish();
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a client certificate; refusing (fail closed)");
+                let m = "the gateway cannot check your certificate right now; try again later";
+                let _ = sekisho_protocol::write(&mut send, &deny("database_unavailable", m.into()))
+                    .await;
+                let _ = send.finish();
+                return Ok(());
+            }
+        },
+    };
+    match request {
+        ClientMessage::Enroll { code, csr_pem } => {
+            let answer = enroll(shared, &code, &csr_pem, &peer).await;
+            let _ = sekisho_protocol::write(&mut send, &answer).await;
+            let _ = send.finish();
+            // Let the answer reach the client before the connection goes.
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+            Ok(())
+        }
+        ClientMessage::Open { target, service } => {
+            let Some(user) = user else {
+                let m = "enroll first: `sekisho-client enroll --gateway HOST:PORT --code CODE --fingerprint SHA256:...`";
+                let _ = sekisho_protocol::write(&mut send, &deny("certificate_required", m.into()))
+                    .await;
+                let _ = send.finish();
+                return Ok(());
+            };
+            match service {
+                Service::Ssh => open_ssh(shared, user, &target, peer, send, recv).await,
+                Service::Tcp { port } => {
+                    tracing::info!(user = %user.username, target, port, peer = %peer, "designated client opens a tunnel");
+                    crate::tunnel::run(
+                        shared.ssh.clone(),
+                        conn.clone(),
+                        user,
+                        &target,
+                        port,
+                        peer,
+                        send,
+                    )
+                    .await;
+                    Ok(())
+                }
+            }
+        }
+        ClientMessage::Hello { .. } => {
+            let _ = sekisho_protocol::write(
+                &mut send,
+                &deny("protocol_error", "hello sent twice".into()),
+            )
+            .await;
+            let _ = send.finish();
+            Ok(())
+        }
+    }
+}
+
+async fn enroll(shared: &QuicShared, code: &str, csr_pem: &str, peer: &str) -> ServerMessage {
+    let code_hash = hex::encode(digest(&SHA256, code.trim().as_bytes()));
+    let redeemed = shared
+        .ssh
+        .store
+        .redeem_enrollment_code(&code_hash, Some(peer), |u| {
+            shared.ca.issue(csr_pem, u, Timestamp::now())
+        })
+        .await;
+    match redeemed {
+        Ok((user, cert)) => {
+            tracing::info!(user = %user.username, fingerprint = %cert.fingerprint, "designated client enrolled");
+            ServerMessage::Enrolled {
+                certificate_pem: cert.pem,
+                ca_pem: shared.ca_pem.clone(),
+                username: user.username,
+                expires_at: cert.expires_at.to_string(),
+                ssh_host_key: shared.ssh_host_key.clone(),
+            }
+        }
+        Err(e) => {
+            let code = match &e {
+                RedeemError::BadCode => "bad_enrollment_code",
+                RedeemError::NotEligible(..) => "not_eligible",
+                RedeemError::Issue(_) => "bad_request",
+                RedeemError::Store(_) => "database_unavailable",
+            };
+            if let RedeemError::Store(e) = &e {
+                tracing::error!(error = %e, "enrollment failed");
+            }
+            ServerMessage::Denied {
+                code: code.into(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Hands the stream to the SSH gateway as a pre-authenticated connection of `user`.
+async fn open_ssh(
+    shared: &QuicShared,
+    user: User,
+    target: &str,
+    peer: String,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) -> Result<(), String> {
+    tracing::info!(user = %user.username, target, peer = %peer, "designated client opens ssh");
+    sekisho_protocol::write(&mut send, &ServerMessage::Accepted)
+        .await
+        .map_err(|e| e.to_string())?;
+    let handler = ssh::conn::Conn::for_client_certificate(shared.ssh.clone(), peer, user);
+    let stream = tokio::io::join(recv, send);
+    let session = russh::server::run_stream(shared.ssh_config.clone(), stream, handler)
+        .await
+        .map_err(|e| e.to_string())?;
+    session.await.map_err(|e| e.to_string())
+}
