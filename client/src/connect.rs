@@ -11,7 +11,7 @@ use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use sekisho_protocol::{ClientMessage, ServerMessage, Service, VERSION};
+use sekisho_protocol::{CertRefusal, ClientMessage, ServerMessage, Service, VERSION};
 
 /// The gateway's certificate must have exactly this SHA-256.
 #[derive(Debug)]
@@ -203,7 +203,26 @@ pub async fn open(
 /// A readable reason when the gateway closed the connection (e.g. refused our certificate).
 pub fn refused(conn: &quinn::Connection, e: impl std::fmt::Display) -> anyhow::Error {
     match conn.close_reason() {
-        Some(reason) => anyhow::anyhow!("the gateway closed the connection: {reason}"),
+        Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+            anyhow::anyhow!("{}", String::from_utf8_lossy(&c.reason))
+        }
+        Some(reason) => match CertRefusal::find(&reason.to_string()) {
+            Some(r) => anyhow::anyhow!("{}", explain(&r)),
+            None => anyhow::anyhow!("the gateway closed the connection: {reason}"),
+        },
         None => anyhow::anyhow!("connection to the gateway failed: {e}"),
     }
+}
+
+/// What a vendor engineer should read when the gateway refuses our certificate.
+fn explain(r: &CertRefusal) -> String {
+    let what = match r.code.as_str() {
+        "certificate_expired" => "it has expired",
+        "certificate_unknown_issuer" => "it was not issued by this gateway's CA",
+        _ => "it is not valid",
+    };
+    format!(
+        "the gateway refused this client's certificate: {what} ({}). Ask the hospital for a new enrollment code and run `sekisho-client enroll` again",
+        r.message
+    )
 }

@@ -354,3 +354,127 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
     );
     refused(&out, "has 2 TCP streams");
 }
+
+/// Writes a client certificate for `username` signed by `issuer`, valid from `from` for
+/// `days`, with a fresh key, into a copy of the enrolled client `dir`.
+fn forged(
+    dir: &std::path::Path,
+    name: &str,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    from: time::OffsetDateTime,
+    days: i64,
+) -> std::path::PathBuf {
+    let copy = dir.with_file_name(name);
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["ca.crt", "known_hosts", "enrollment.json"] {
+        std::fs::copy(dir.join(f), copy.join(f)).unwrap();
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "alice");
+    params.not_before = from;
+    params.not_after = from + time::Duration::days(days);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, issuer).unwrap();
+    std::fs::write(copy.join("client.crt"), cert.pem()).unwrap();
+    std::fs::write(copy.join("client.key"), key.serialize_pem()).unwrap();
+    copy
+}
+
+#[tokio::test]
+async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    w.approved("reference").await;
+    let now = time::OffsetDateTime::now_utc();
+
+    // Signed by the hospital's CA, but expired.
+    let keys = w.env.data_dir().join("keys");
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(keys.join("client-ca.key")).unwrap())
+            .unwrap();
+    let ours = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(keys.join("client-ca.crt")).unwrap(),
+        ca_key,
+    )
+    .unwrap();
+    let expired = forged(&dir, "expired", &ours, now - time::Duration::days(100), 90);
+    refused(
+        &client(&expired, &["ssh", "pacs", "--", "true"]),
+        "the gateway refused this client's certificate: it has expired",
+    );
+
+    // Valid dates, but from another CA.
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Sekisho client CA");
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other_cert = ca.self_signed(&other_key).unwrap();
+    let theirs = rcgen::Issuer::from_ca_cert_der(other_cert.der(), other_key).unwrap();
+    let foreign = forged(&dir, "foreign", &theirs, now - time::Duration::days(1), 90);
+    refused(
+        &client(&foreign, &["ssh", "pacs", "--", "true"]),
+        "it was not issued by this gateway's CA",
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let codes = loop {
+        let codes: Vec<String> = w
+            .audit("kind=access_denied")
+            .await
+            .iter()
+            .filter(|e| e["details"]["channel"] == "quic")
+            .map(|e| e["details"]["code"].as_str().unwrap().to_owned())
+            .collect();
+        if codes.len() >= 2 || Instant::now() > deadline {
+            break codes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        codes.contains(&"certificate_expired".to_owned()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"certificate_unknown_issuer".to_owned()),
+        "{codes:?}"
+    );
+    assert!(w.sessions(false).await.is_empty());
+
+    // The enrolled certificate works, until the account is disabled: the live session is
+    // closed at once and the next connection refused.
+    let child = Command::new(CLIENT)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["ssh", "pacs", "--", "sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.wait_live().await;
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", w.alice_id),
+            Some(&w.admin),
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "disabling took {took:?}");
+    refused(&out, "account alice was disabled");
+    let out = client(&dir, &["ssh", "pacs", "--", "true"]);
+    refused(&out, "disabled");
+    let denied = w.audit("kind=access_denied").await;
+    assert_eq!(denied[0]["actor"], "alice", "{denied:?}");
+    assert_eq!(denied[0]["details"]["code"], "user_disabled", "{denied:?}");
+}

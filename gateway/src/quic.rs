@@ -13,12 +13,16 @@ use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use jiff::Timestamp;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_approval_api::store::certs::RedeemError;
+use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::user::User;
-use sekisho_protocol::{ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
+use sekisho_protocol::{CertRefusal, ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
 use tokio_util::sync::CancellationToken;
 
 use crate::enroll::ClientCa;
@@ -51,10 +55,11 @@ pub fn server_config(keys: &GatewayKeys) -> Result<quinn::ServerConfig, QuicErro
     roots
         .add(CertificateDer::from_pem_slice(keys.ca_cert_pem.as_bytes()).map_err(err)?)
         .map_err(err)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
         .map_err(err)?;
+    let verifier = Arc::new(NamedRefusals { inner });
     let certs = vec![CertificateDer::from_pem_slice(keys.tls_cert_pem.as_bytes()).map_err(err)?];
     let key = PrivateKeyDer::from_pem_slice(keys.tls_key_pem.expose().as_bytes()).map_err(err)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -75,6 +80,139 @@ pub fn server_config(keys: &GatewayKeys) -> Result<quinn::ServerConfig, QuicErro
     transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+/// The client CA's verifier, with refusals naming the certificate (`SHA256:` of its DER) and
+/// a stable code, so that the connection task can audit them (see [`CertRefusal`]).
+#[derive(Debug)]
+struct NamedRefusals {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+/// The refusal as a TLS error whose text (`Debug` included, which rustls shows) is exactly
+/// [`CertRefusal::text`].
+struct RefusalText(String);
+
+impl std::fmt::Debug for RefusalText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for RefusalText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RefusalText {}
+
+impl ClientCertVerifier for NamedRefusals {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|e| {
+                use rustls::CertificateError as C;
+                let code = match &e {
+                    rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+                        "certificate_expired"
+                    }
+                    rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+                        "certificate_unknown_issuer"
+                    }
+                    rustls::Error::InvalidCertificate(C::BadSignature) => {
+                        "certificate_bad_signature"
+                    }
+                    _ => "certificate_refused",
+                };
+                let refusal = CertRefusal {
+                    fingerprint: hex::encode(digest(&SHA256, end_entity.as_ref())),
+                    code: code.to_owned(),
+                    message: e.to_string(),
+                };
+                rustls::Error::InvalidCertificate(C::Other(rustls::OtherError(Arc::new(
+                    RefusalText(refusal.text()),
+                ))))
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Audits a client certificate refused in the handshake: as its owner when it is one of
+/// ours (say, expired), else as an anonymous caller named by the fingerprint.
+async fn audit_refused_certificate(shared: &QuicShared, refusal: CertRefusal, peer: &str) {
+    let store = &shared.ssh.store;
+    let owner = store.client_cert_owner(&refusal.fingerprint).await;
+    let actor = match &owner {
+        Ok(Some(user)) => Actor::user(user),
+        Ok(None) => Actor::Anonymous {
+            claimed: format!("client certificate SHA256:{}", refusal.fingerprint),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up a refused client certificate");
+            Actor::Anonymous {
+                claimed: format!("client certificate SHA256:{}", refusal.fingerprint),
+            }
+        }
+    };
+    tracing::warn!(peer, fingerprint = %refusal.fingerprint, code = %refusal.code, reason = %refusal.message, "client certificate refused");
+    let ev = NewAuditEvent {
+        vendor_id: owner.ok().flatten().and_then(|u| u.vendor_id),
+        actor,
+        outcome: Outcome::Denied,
+        source_addr: Some(peer.to_owned()),
+        reason: Some(format!(
+            "client certificate SHA256:{} refused: {}",
+            refusal.fingerprint, refusal.message
+        )),
+        event: AuditEvent::AccessDenied {
+            target: None,
+            request: None,
+            channel: "quic".into(),
+            code: refusal.code,
+        },
+    };
+    if let Err(e) = store.audit(ev).await {
+        tracing::error!(error = %e, "cannot audit a refused client certificate");
+    }
 }
 
 /// What the listener needs besides the SSH gateway's state.
@@ -105,7 +243,12 @@ pub async fn serve(
         tokio::spawn(async move {
             let peer = incoming.remote_address().to_string();
             if let Err(e) = connection(incoming, &shared).await {
-                tracing::debug!(peer = %peer, error = %e, "designated-client connection ended");
+                match CertRefusal::find(&e) {
+                    Some(refusal) => audit_refused_certificate(&shared, refusal, &peer).await,
+                    None => {
+                        tracing::debug!(peer = %peer, error = %e, "designated-client connection ended")
+                    }
+                }
             }
         });
     }

@@ -11,6 +11,14 @@
 //! is checked against [`MAX_FRAME`] before anything is read: this faces the internet. Unknown
 //! message types and unknown fields are errors, not ignored.
 //!
+//! Tunnels (`Service::Tcp`): after `Accepted` the first stream stays open for the session's
+//! life; each TCP connection is one more bidirectional stream that starts with the same
+//! `Open` and is answered `Accepted` (or `Denied`) before the raw bytes. The gateway ends a
+//! session by closing the connection with the reason as the QUIC close reason.
+//!
+//! A client certificate refused in the TLS handshake is named in the handshake error's text
+//! ([`CertRefusal`]), which both sides read: the gateway audits it, the client explains it.
+//!
 //! Versioning: [`VERSION`] changes whenever a message changes incompatibly; the gateway
 //! accepts the versions in [`SUPPORTED`].
 
@@ -72,6 +80,45 @@ pub enum ServerMessage {
         code: String,
         message: String,
     },
+}
+
+/// A client certificate refused in the handshake: its `SHA256:` (hex of the DER), a stable
+/// code (`certificate_expired`, `certificate_unknown_issuer`, ...) and rustls's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertRefusal {
+    pub fingerprint: String,
+    pub code: String,
+    pub message: String,
+}
+
+const REFUSAL_MARK: &str = "client certificate SHA256:";
+
+impl CertRefusal {
+    /// The text carried in the TLS error (ends with `|`, since it may be embedded in a
+    /// longer message).
+    pub fn text(&self) -> String {
+        format!(
+            "{REFUSAL_MARK}{} refused ({}): {}|",
+            self.fingerprint, self.code, self.message
+        )
+    }
+
+    /// Finds a refusal in an error's text.
+    pub fn find(text: &str) -> Option<Self> {
+        let rest = text.split_once(REFUSAL_MARK)?.1;
+        let fingerprint = rest.get(..64)?;
+        if !fingerprint.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let rest = rest.get(64..)?.strip_prefix(" refused (")?;
+        let (code, rest) = rest.split_once("): ")?;
+        let (message, _) = rest.rsplit_once('|')?;
+        Some(Self {
+            fingerprint: fingerprint.to_owned(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        })
+    }
 }
 
 /// Why a frame could not be read or written.
@@ -146,5 +193,24 @@ fn closed(e: std::io::Error) -> ProtocolError {
         ProtocolError::Closed
     } else {
         ProtocolError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_refusal_is_found_inside_a_longer_error() {
+        let r = CertRefusal {
+            fingerprint: "ab".repeat(32),
+            code: "certificate_expired".into(),
+            message: "certificate expired (864000 seconds ago)".into(),
+        };
+        let wrapped = format!("handshake failed: Other(OtherError({}))", r.text());
+        assert_eq!(CertRefusal::find(&wrapped), Some(r));
+        assert_eq!(CertRefusal::find("handshake failed: error 42"), None);
+        let short = format!("{REFUSAL_MARK}abc refused (x): y|");
+        assert_eq!(CertRefusal::find(&short), None);
     }
 }

@@ -132,14 +132,33 @@ impl Store {
         Ok((user, cert))
     }
 
+    /// Whose certificate this was (revoked or not), for auditing a refusal.
+    pub async fn client_cert_owner(&self, fingerprint: &str) -> Result<Option<User>, StoreError> {
+        self.cert_user(
+            "SELECT user_id FROM client_certs WHERE fingerprint = $1",
+            fingerprint,
+        )
+        .await
+    }
+
     /// The user a client certificate (by fingerprint) was issued to, if it is not revoked.
     pub async fn client_cert_user(&self, fingerprint: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
+        self.cert_user(
             "SELECT user_id FROM client_certs WHERE fingerprint = $1 AND revoked_at IS NULL",
+            fingerprint,
         )
-        .bind(fingerprint)
-        .fetch_optional(&self.pool)
-        .await?;
+        .await
+    }
+
+    async fn cert_user(
+        &self,
+        query: &'static str,
+        fingerprint: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(query)
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => {
                 self.user(parse("user id", &r.try_get::<String, _>("user_id")?)?)
