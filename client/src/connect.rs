@@ -203,7 +203,7 @@ pub async fn open(
 /// A readable reason when the gateway closed the connection (e.g. refused our certificate).
 pub fn refused(conn: &quinn::Connection, e: impl std::fmt::Display) -> anyhow::Error {
     match conn.close_reason() {
-        Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+        Some(quinn::ConnectionError::ApplicationClosed(c)) if !c.reason.is_empty() => {
             anyhow::anyhow!("{}", String::from_utf8_lossy(&c.reason))
         }
         Some(reason) => match CertRefusal::find(&reason.to_string()) {

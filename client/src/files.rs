@@ -49,7 +49,8 @@ impl ClientDir {
         self.0.join(name)
     }
 
-    /// Writes `name` with mode 0600, creating the directory (0700) if needed.
+    /// Writes `name` with mode 0600, creating the directory (0700) if needed. The file is
+    /// replaced whole (written aside, then renamed), so a crash never leaves half a key.
     pub fn write(&self, name: &str, content: &[u8]) -> anyhow::Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -57,15 +58,19 @@ impl ClientDir {
             .create(&self.0)
             .with_context(|| format!("cannot create {}", self.0.display()))?;
         let path = self.path(name);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        f.write_all(content)
-            .with_context(|| format!("cannot write {}", path.display()))
+        let aside = self.path(&format!(".{name}.new"));
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&aside)?;
+            f.write_all(content)?;
+            f.sync_all()?;
+            std::fs::rename(&aside, &path)
+        })();
+        written.with_context(|| format!("cannot write {}", path.display()))
     }
 
     pub fn read(&self, name: &str) -> anyhow::Result<String> {

@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sekisho_client::connect::{self, Identity};
 use sekisho_client::files::{ClientDir, Enrollment, HOST_ALIAS};
-use sekisho_protocol::{ClientMessage, ServerMessage, Service};
+use sekisho_protocol::{ClientMessage, NewRequest, ServerMessage, Service};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -42,6 +42,29 @@ enum Command {
     },
     /// Show the enrollment and whether the gateway answers.
     Status,
+    /// Replace the certificate (before it expires) with a new one for a new key.
+    Renew,
+    /// List your vendor's work requests and their state.
+    Requests,
+    /// File a work request; the hospital's IT approves or rejects it.
+    Request {
+        #[arg(long)]
+        target: String,
+        /// `reference` (look only) or `change`.
+        #[arg(long)]
+        level: String,
+        /// Window start, RFC 3339 (e.g. 2026-11-26T10:00:00+09:00).
+        #[arg(long)]
+        from: String,
+        /// Window end, RFC 3339.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
+        /// A file with the work plan.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
     /// Run OpenSSH to TARGET through the gateway (arguments after `--` go to ssh).
     Ssh {
         target: String,
@@ -81,6 +104,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fingerprint,
         } => enroll(&dir, &gateway, &code, &fingerprint).await,
         Command::Status => status(&dir).await,
+        Command::Renew => renew(&dir).await,
+        Command::Requests => requests(&dir).await,
+        Command::Request {
+            target,
+            level,
+            from,
+            until,
+            reason,
+            plan,
+        } => {
+            let plan = match plan {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+                    if text.len() > MAX_PLAN {
+                        bail!(
+                            "the plan {} is larger than {MAX_PLAN} bytes",
+                            path.display()
+                        );
+                    }
+                    Some(text)
+                }
+                None => None,
+            };
+            let request = NewRequest {
+                target,
+                level,
+                window_start: from,
+                window_end: until,
+                reason,
+                plan,
+            };
+            match ask(&dir, ClientMessage::FileRequest { request }).await? {
+                ServerMessage::Filed { request: r } => {
+                    println!(
+                        "Filed R-{} for {} ({}), {} to {}: {}; the hospital's IT approves or rejects it.",
+                        r.number, r.target, r.level, r.window_start, r.window_end, r.status
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                other => bail!("unexpected answer from the gateway: {other:?}"),
+            }
+        }
         Command::Ssh { target, args } => ssh(&dir, &target, &args),
         Command::Proxy { target } => proxy(&dir, &target).await,
         Command::Tunnel {
@@ -102,19 +168,90 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn enroll(
-    dir: &ClientDir,
-    gateway: &str,
-    code: &str,
-    fingerprint: &str,
-) -> anyhow::Result<ExitCode> {
-    // The key pair is made here; only the public half leaves this machine, in the CSR.
+/// The largest work plan sent (the control protocol's frames are at most 64 KiB).
+const MAX_PLAN: usize = 32 * 1024;
+
+/// A new key pair and a CSR for it. The key is made here; only the public half leaves this
+/// machine, in the CSR.
+fn key_and_csr() -> anyhow::Result<(rcgen::KeyPair, String)> {
     let key = rcgen::KeyPair::generate().context("cannot generate a key pair")?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "sekisho-client");
     let csr = params.serialize_request(&key)?.pem()?;
+    Ok((key, csr))
+}
+
+/// One request and its answer over a connection with our certificate; a refusal is an error
+/// carrying the gateway's reason.
+async fn ask(dir: &ClientDir, msg: ClientMessage) -> anyhow::Result<ServerMessage> {
+    let e = dir.enrollment()?;
+    let link = connect::connect(&e.gateway, &e.fingerprint, Some(identity(dir)?)).await?;
+    let (mut send, mut recv) = connect::hello(&link.conn).await?;
+    sekisho_protocol::write(&mut send, &msg)
+        .await
+        .map_err(|err| connect::refused(&link.conn, err))?;
+    let answer = sekisho_protocol::read::<ServerMessage, _>(&mut recv)
+        .await
+        .map_err(|err| connect::refused(&link.conn, err));
+    link.close("done").await;
+    match answer? {
+        ServerMessage::Denied { message, .. } => bail!("{message}"),
+        other => Ok(other),
+    }
+}
+
+async fn requests(dir: &ClientDir) -> anyhow::Result<ExitCode> {
+    let ServerMessage::Requests { requests } = ask(dir, ClientMessage::ListRequests).await? else {
+        bail!("unexpected answer from the gateway");
+    };
+    if requests.is_empty() {
+        println!(
+            "No requests yet: file one with `sekisho-client request --target ... --level ... --from ... --until ... --reason ...`."
+        );
+    }
+    for r in requests {
+        println!(
+            "R-{:<5} {:<12} {:<9} {:<10} {} to {}  {}",
+            r.number, r.target, r.level, r.status, r.window_start, r.window_end, r.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn renew(dir: &ClientDir) -> anyhow::Result<ExitCode> {
+    let (key, csr_pem) = key_and_csr()?;
+    let answer = ask(dir, ClientMessage::Renew { csr_pem }).await?;
+    let ServerMessage::Enrolled {
+        certificate_pem,
+        expires_at,
+        ..
+    } = answer
+    else {
+        bail!("unexpected answer from the gateway: {answer:?}");
+    };
+    let mut e = dir.enrollment()?;
+    dir.write("client.key", key.serialize_pem().as_bytes())?;
+    dir.write("client.crt", certificate_pem.as_bytes())?;
+    e.expires_at.clone_from(&expires_at);
+    dir.write(
+        "enrollment.json",
+        serde_json::to_string_pretty(&e)?.as_bytes(),
+    )?;
+    println!(
+        "Renewed: the new certificate is valid until {expires_at}; the old one no longer works."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn enroll(
+    dir: &ClientDir,
+    gateway: &str,
+    code: &str,
+    fingerprint: &str,
+) -> anyhow::Result<ExitCode> {
+    let (key, csr) = key_and_csr()?;
     let link = connect::connect(gateway, fingerprint, None).await?;
     let (mut send, mut recv) = connect::hello(&link.conn).await?;
     sekisho_protocol::write(

@@ -135,7 +135,65 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
         &client(&dir, &["ssh", "pacs", "--", "whoami"]),
         "no approved request for pacs covers",
     );
-    w.approved("reference").await;
+
+    // The engineer files the request with the client; IT approves it.
+    let now = jiff::Timestamp::now();
+    let (from, until) = (
+        now.to_string(),
+        (now + jiff::SignedDuration::from_hours(1)).to_string(),
+    );
+    let plan = dir.join("plan.txt");
+    std::fs::write(&plan, "1. collect the logs\n2. leave").unwrap();
+    let file = |level: &str, from: &str| {
+        client(
+            &dir,
+            &[
+                "request",
+                "--target",
+                "pacs",
+                "--level",
+                level,
+                "--from",
+                from,
+                "--until",
+                &until,
+                "--reason",
+                "log collection",
+                "--plan",
+                plan.to_str().unwrap(),
+            ],
+        )
+    };
+    refused(
+        &file("root", &from),
+        "level: must be `reference` or `change`",
+    );
+    refused(
+        &file("reference", "tomorrow"),
+        "`tomorrow` is not an RFC 3339 time",
+    );
+    let out = file("reference", &from);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Filed R-1 for pacs (reference)"),
+        "{}",
+        stdout(&out)
+    );
+    let listed = client(&dir, &["requests"]);
+    assert!(stdout(&listed).contains("submitted"), "{}", stdout(&listed));
+    let (status, pending) = w
+        .http
+        .get("/api/v1/requests?status=submitted", &w.approver)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        pending[0]["plan"], "1. collect the logs\n2. leave",
+        "{pending}"
+    );
+    w.approve(pending[0]["id"].as_str().unwrap()).await;
+    let listed = client(&dir, &["requests"]);
+    assert!(stdout(&listed).contains("approved"), "{}", stdout(&listed));
+
     let out = client(&dir, &["ssh", "pacs", "--", "whoami; echo ok"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "sekisho-ro\nok\n");
@@ -148,6 +206,33 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     assert!(stdout(&status).contains("reachable"), "{}", stdout(&status));
     let enrolled = w.audit("kind=client_enrolled").await;
     assert_eq!(enrolled.len(), 1, "{enrolled:?}");
+
+    // Renewal: a new key and certificate; the old certificate stops working.
+    let old = dir.with_file_name("old");
+    std::fs::create_dir_all(&old).unwrap();
+    for f in [
+        "client.key",
+        "client.crt",
+        "ca.crt",
+        "known_hosts",
+        "enrollment.json",
+    ] {
+        std::fs::copy(dir.join(f), old.join(f)).unwrap();
+    }
+    let out = client(&dir, &["renew"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(
+        std::fs::read(dir.join("client.key")).unwrap(),
+        std::fs::read(old.join("client.key")).unwrap()
+    );
+    let out = client(&dir, &["ssh", "pacs", "--", "echo renewed"]);
+    assert_eq!(stdout(&out), "renewed\n", "{}", stderr(&out));
+    refused(
+        &client(&old, &["ssh", "pacs", "--", "true"]),
+        "not (or no longer) enrolled",
+    );
+    let renewed = w.audit("kind=client_renewed").await;
+    assert_eq!(renewed.len(), 1, "{renewed:?}");
 }
 
 /// A small HTTP service standing in for a device's web UI: answers every request with the

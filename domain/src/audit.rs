@@ -210,6 +210,14 @@ pub enum AuditEvent {
         fingerprint: String,
         expires_at: Timestamp,
     },
+    /// A designated client renewed its certificate; the old one is revoked.
+    ClientRenewed {
+        user: UserId,
+        username: String,
+        fingerprint: String,
+        replaces: String,
+        expires_at: Timestamp,
+    },
     LegalHoldChanged {
         session: SessionId,
         request: RequestId,
@@ -256,6 +264,7 @@ impl AuditEvent {
             AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
             AuditEvent::EnrollmentCodeCreated { .. } => "enrollment_code_created",
             AuditEvent::ClientEnrolled { .. } => "client_enrolled",
+            AuditEvent::ClientRenewed { .. } => "client_renewed",
             AuditEvent::RecordingDeleted { .. } => "recording_deleted",
         }
     }

@@ -5,6 +5,7 @@
 //! it (the tests through the real binary). It takes its shutdown signal as an argument.
 
 pub mod bootstrap;
+pub mod client_api;
 pub mod enroll;
 pub mod keys;
 pub mod live;

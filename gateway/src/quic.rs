@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use sekisho_approval_api::store::audit::NewAuditEvent;
-use sekisho_approval_api::store::certs::RedeemError;
+use sekisho_approval_api::store::certs::{IssuedCert, RedeemError};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::user::User;
 use sekisho_protocol::{CertRefusal, ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
@@ -294,9 +294,7 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
         Err(_) => Some(deny("timeout", "no hello within 15 s".into())),
     };
     if let Some(denied) = reply {
-        let _ = sekisho_protocol::write(&mut send, &denied).await;
-        let _ = send.finish();
-        return Ok(());
+        return answer_and_close(&conn, send, &denied).await;
     }
     sekisho_protocol::write(
         &mut send,
@@ -314,45 +312,34 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     .await
     .map_err(|_| "no request within 15 s".to_owned())?
     .map_err(|e| e.to_string())?;
-    let user = match client_fingerprint(&conn) {
+    let fingerprint = client_fingerprint(&conn);
+    let user = match &fingerprint {
         None => None,
-        Some(fp) => match shared.ssh.store.client_cert_user(&fp).await {
+        Some(fp) => match shared.ssh.store.client_cert_user(fp).await {
             Ok(Some(u)) => Some(u),
             Ok(None) => {
                 let m = "this client certificate is not (or no longer) enrolled; enroll again with a new code";
-                let _ = sekisho_protocol::write(&mut send, &deny("certificate_unknown", m.into()))
-                    .await;
-                let _ = send.finish();
-                return Ok(());
+                return answer_and_close(&conn, send, &deny("certificate_unknown", m.into())).await;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot check a client certificate; refusing (fail closed)");
                 let m = "the gateway cannot check your certificate right now; try again later";
-                let _ = sekisho_protocol::write(&mut send, &deny("database_unavailable", m.into()))
+                return answer_and_close(&conn, send, &deny("database_unavailable", m.into()))
                     .await;
-                let _ = send.finish();
-                return Ok(());
             }
         },
     };
-    match request {
-        ClientMessage::Enroll { code, csr_pem } => {
-            let answer = enroll(shared, &code, &csr_pem, &peer).await;
-            let _ = sekisho_protocol::write(&mut send, &answer).await;
-            let _ = send.finish();
-            // Let the answer reach the client before the connection goes.
-            let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
-            Ok(())
-        }
+    if let ClientMessage::Enroll { code, csr_pem } = &request {
+        let answer = enroll(shared, code, csr_pem, &peer).await;
+        return answer_and_close(&conn, send, &answer).await;
+    }
+    let (Some(user), Some(fingerprint)) = (user, fingerprint) else {
+        let m = "enroll first: `sekisho-client enroll --gateway HOST:PORT --code CODE --fingerprint SHA256:...`";
+        return answer_and_close(&conn, send, &deny("certificate_required", m.into())).await;
+    };
+    let answer = match request {
         ClientMessage::Open { target, service } => {
-            let Some(user) = user else {
-                let m = "enroll first: `sekisho-client enroll --gateway HOST:PORT --code CODE --fingerprint SHA256:...`";
-                let _ = sekisho_protocol::write(&mut send, &deny("certificate_required", m.into()))
-                    .await;
-                let _ = send.finish();
-                return Ok(());
-            };
-            match service {
+            return match service {
                 Service::Ssh => open_ssh(shared, user, &target, peer, send, recv).await,
                 Service::Tcp { port } => {
                     tracing::info!(user = %user.username, target, port, peer = %peer, "designated client opens a tunnel");
@@ -368,18 +355,40 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
                     .await;
                     Ok(())
                 }
-            }
+            };
         }
-        ClientMessage::Hello { .. } => {
-            let _ = sekisho_protocol::write(
-                &mut send,
-                &deny("protocol_error", "hello sent twice".into()),
-            )
-            .await;
-            let _ = send.finish();
-            Ok(())
+        ClientMessage::ListRequests => crate::client_api::list(&shared.ssh, &user).await,
+        ClientMessage::FileRequest { request } => {
+            crate::client_api::file(&shared.ssh, &user, request, &peer).await
         }
-    }
+        ClientMessage::Renew { csr_pem } => {
+            let renewed = shared
+                .ssh
+                .store
+                .renew_client_cert(&fingerprint, Some(&peer), |u| {
+                    shared.ca.issue(&csr_pem, u, Timestamp::now())
+                })
+                .await;
+            certificate_answer(shared, renewed)
+        }
+        ClientMessage::Hello { .. } | ClientMessage::Enroll { .. } => {
+            deny("protocol_error", "hello sent twice".into())
+        }
+    };
+    answer_and_close(&conn, send, &answer).await
+}
+
+/// Sends the one answer of a request/answer exchange and lets it reach the client before
+/// the connection goes.
+async fn answer_and_close(
+    conn: &quinn::Connection,
+    mut send: quinn::SendStream,
+    answer: &ServerMessage,
+) -> Result<(), String> {
+    let _ = sekisho_protocol::write(&mut send, answer).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+    Ok(())
 }
 
 async fn enroll(shared: &QuicShared, code: &str, csr_pem: &str, peer: &str) -> ServerMessage {
@@ -391,9 +400,17 @@ async fn enroll(shared: &QuicShared, code: &str, csr_pem: &str, peer: &str) -> S
             shared.ca.issue(csr_pem, u, Timestamp::now())
         })
         .await;
-    match redeemed {
+    certificate_answer(shared, redeemed)
+}
+
+/// The answer to an enrollment or a renewal.
+fn certificate_answer(
+    shared: &QuicShared,
+    issued: Result<(User, IssuedCert), RedeemError>,
+) -> ServerMessage {
+    match issued {
         Ok((user, cert)) => {
-            tracing::info!(user = %user.username, fingerprint = %cert.fingerprint, "designated client enrolled");
+            tracing::info!(user = %user.username, fingerprint = %cert.fingerprint, "client certificate issued");
             ServerMessage::Enrolled {
                 certificate_pem: cert.pem,
                 ca_pem: shared.ca_pem.clone(),
@@ -410,7 +427,7 @@ async fn enroll(shared: &QuicShared, code: &str, csr_pem: &str, peer: &str) -> S
                 RedeemError::Store(_) => "database_unavailable",
             };
             if let RedeemError::Store(e) = &e {
-                tracing::error!(error = %e, "enrollment failed");
+                tracing::error!(error = %e, "certificate issue failed");
             }
             ServerMessage::Denied {
                 code: code.into(),

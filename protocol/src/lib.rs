@@ -43,6 +43,44 @@ pub enum ClientMessage {
     Enroll { code: String, csr_pem: String },
     /// Open `service` on `target` under the user's approved request.
     Open { target: String, service: Service },
+    /// The work requests of the user's vendor, newest first.
+    ListRequests,
+    /// File a work request as the certificate's user.
+    FileRequest { request: NewRequest },
+    /// A new certificate for the CSR's key, replacing the one this connection presented.
+    Renew { csr_pem: String },
+}
+
+/// A work request to file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    pub target: String,
+    /// `reference` or `change`.
+    pub level: String,
+    /// RFC 3339.
+    pub window_start: String,
+    /// RFC 3339.
+    pub window_end: String,
+    pub reason: String,
+    /// The work plan (the text of `--plan FILE`).
+    pub plan: Option<String>,
+}
+
+/// A work request as the vendor sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSummary {
+    pub number: i64,
+    pub target: String,
+    pub level: String,
+    /// `submitted`, `approved`, `active`, `rejected`, ...
+    pub status: String,
+    /// RFC 3339.
+    pub window_start: String,
+    /// RFC 3339.
+    pub window_end: String,
+    pub reason: String,
 }
 
 /// What to open on a target.
@@ -75,6 +113,14 @@ pub enum ServerMessage {
     },
     /// The stream now carries the service's bytes.
     Accepted,
+    /// Answer to `ListRequests`.
+    Requests {
+        requests: Vec<RequestSummary>,
+    },
+    /// Answer to `FileRequest`: the request, now awaiting approval.
+    Filed {
+        request: RequestSummary,
+    },
     /// Refused: a stable code and a message for the vendor.
     Denied {
         code: String,

@@ -4,7 +4,8 @@
 
 use proptest::prelude::*;
 use sekisho_protocol::{
-    ClientMessage, MAX_FRAME, ProtocolError, ServerMessage, Service, decode, encode, read, write,
+    ClientMessage, MAX_FRAME, NewRequest, ProtocolError, ServerMessage, Service, decode, encode,
+    read, write,
 };
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
@@ -18,6 +19,28 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
                 service: port.map_or(Service::Ssh, |port| Service::Tcp { port }),
             }
         }),
+        Just(ClientMessage::ListRequests),
+        (".{0,400}").prop_map(|csr_pem| ClientMessage::Renew { csr_pem }),
+        (
+            ".{0,20}",
+            "reference|change",
+            ".{0,30}",
+            ".{0,30}",
+            ".{0,200}",
+            proptest::option::of(".{0,200}")
+        )
+            .prop_map(|(target, level, window_start, window_end, reason, plan)| {
+                ClientMessage::FileRequest {
+                    request: NewRequest {
+                        target,
+                        level,
+                        window_start,
+                        window_end,
+                        reason,
+                        plan,
+                    },
+                }
+            }),
     ]
 }
 

@@ -66,9 +66,16 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
+impl ApiError {
+    /// The stable error code and the message, as sent in the JSON body (also used where
+    /// the same rules answer over another transport, e.g. the designated client).
+    pub fn code_and_message(self) -> (&'static str, String) {
+        let (_, code, message) = self.parts();
+        (code, message)
+    }
+
+    fn parts(self) -> (StatusCode, &'static str, String) {
+        match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
@@ -101,7 +108,13 @@ impl IntoResponse for ApiError {
                     "internal error; the gateway log has the details".to_owned(),
                 )
             }
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_owned(),

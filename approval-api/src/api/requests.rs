@@ -5,9 +5,12 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
+use sekisho_domain::audit::Actor;
 use sekisho_domain::ids::RequestId;
+use sekisho_domain::policy::Policy;
+use sekisho_domain::request::WorkRequest;
 use sekisho_domain::request::{RequestStatus, Window, validate_window};
-use sekisho_domain::user::Role;
+use sekisho_domain::user::{Role, User};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -16,6 +19,7 @@ use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
 use super::vendors::{parse_id, required};
 use super::{ApiState, Caller, check_vendor_scope};
 use crate::events::GatewayEvent;
+use crate::store::Store;
 use crate::store::requests::{NewRequest, RequestAction, RequestFilter};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,14 +73,29 @@ pub async fn file_request(
     Extension(caller): Extension<Caller>,
     Json(body): Json<NewRequestBody>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
-    let vendor = caller
-        .user
+    let policy = &state.settings.policy;
+    let request = file_for(&state.store, policy, &caller.user, body, caller.source()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RequestView::new(&request, None, policy)),
+    ))
+}
+
+/// Validates and files a request for `user` (a vendor engineer): the API and the designated
+/// client both file through here.
+pub async fn file_for(
+    store: &Store,
+    policy: &Policy,
+    user: &User,
+    body: NewRequestBody,
+    source: Option<&str>,
+) -> ApiResult<WorkRequest> {
+    let vendor = user
         .vendor_id
         .ok_or_else(|| ApiError::Forbidden("only vendor engineers file requests".into()))?;
-    let policy = &state.settings.policy;
     let target = match body.target.parse() {
-        Ok(id) => state.store.target(id).await?,
-        Err(_) => state.store.target_by_name(&body.target).await?,
+        Ok(id) => store.target(id).await?,
+        Err(_) => store.target_by_name(&body.target).await?,
     }
     .ok_or_else(|| ApiError::invalid("target", format!("no target named `{}`", body.target)))?;
     if target.level(body.level).is_none() {
@@ -97,11 +116,10 @@ pub async fn file_request(
             "emergency access is disabled by the hospital's policy",
         ));
     }
-    let request = state
-        .store
+    Ok(store
         .file_request(
             NewRequest {
-                requester: caller.user.id,
+                requester: user.id,
                 vendor_id: vendor,
                 target_id: target.id,
                 target_name: target.name.clone(),
@@ -111,14 +129,10 @@ pub async fn file_request(
                 plan: body.plan,
                 emergency: body.emergency,
             },
-            &caller.actor(),
-            caller.source(),
+            &Actor::user(user),
+            source,
         )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RequestView::new(&request, None, policy)),
-    ))
+        .await?)
 }
 
 /// One request (vendor engineers: their vendor's only).

@@ -39,7 +39,95 @@ impl From<sqlx::Error> for RedeemError {
     }
 }
 
+/// Only active vendor engineers hold client certificates.
+fn eligible(user: &User, at: Timestamp) -> Result<(), RedeemError> {
+    if user.role != Role::Vendor {
+        return Err(RedeemError::NotEligible(
+            user.username.clone(),
+            "not a vendor engineer account",
+        ));
+    }
+    if user.status != UserStatus::Active || user.expires_at.is_some_and(|e| e <= at) {
+        return Err(RedeemError::NotEligible(
+            user.username.clone(),
+            "the account is disabled or expired",
+        ));
+    }
+    Ok(())
+}
+
+async fn record(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user: &User,
+    cert: &IssuedCert,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO client_certs (fingerprint, user_id, serial, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&cert.fingerprint)
+        .bind(user.id.to_string())
+        .bind(&cert.serial)
+        .bind(micros(at))
+        .bind(micros(cert.expires_at))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
+    /// Renews the (valid, unrevoked) certificate `old_fingerprint`: in one transaction
+    /// `issue` signs a new one for the same user, it is recorded, the old one revoked and the
+    /// renewal audited.
+    pub async fn renew_client_cert(
+        &self,
+        old_fingerprint: &str,
+        source: Option<&str>,
+        issue: impl FnOnce(&User) -> Result<IssuedCert, String>,
+    ) -> Result<(User, IssuedCert), RedeemError> {
+        let at = now();
+        let mut tx = self.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE client_certs SET revoked_at = $1 WHERE fingerprint = $2 AND revoked_at IS NULL RETURNING user_id",
+        )
+        .bind(micros(at))
+        .bind(old_fingerprint)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = revoked else {
+            return Err(RedeemError::NotEligible(
+                "this certificate".into(),
+                "it is not (or no longer) enrolled",
+            ));
+        };
+        let user_id: String = row.try_get("user_id")?;
+        let user = self
+            .user(parse("user id", &user_id)?)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("client certificate of missing user {user_id}"))
+            })?;
+        eligible(&user, at)?;
+        let cert = issue(&user).map_err(RedeemError::Issue)?;
+        record(&mut tx, &user, &cert, at).await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent::success(
+                Actor::user(&user),
+                user.vendor_id,
+                source,
+                AuditEvent::ClientRenewed {
+                    user: user.id,
+                    username: user.username.clone(),
+                    fingerprint: cert.fingerprint.clone(),
+                    replaces: old_fingerprint.to_owned(),
+                    expires_at: cert.expires_at,
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((user, cert))
+    }
+
     /// Redeems the code whose SHA-256 is `code_sha256`: in one transaction the code is used up,
     /// `issue` signs the certificate for its user, the certificate is recorded and the
     /// enrollment audited. Any failure leaves the code unused; a bad code is audited as a
@@ -92,27 +180,9 @@ impl Store {
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("enrollment code of missing user {user_id}"))
             })?;
-        if user.role != Role::Vendor {
-            return Err(RedeemError::NotEligible(
-                user.username,
-                "not a vendor engineer account",
-            ));
-        }
-        if user.status != UserStatus::Active || user.expires_at.is_some_and(|e| e <= at) {
-            return Err(RedeemError::NotEligible(
-                user.username,
-                "the account is disabled or expired",
-            ));
-        }
+        eligible(&user, at)?;
         let cert = issue(&user).map_err(RedeemError::Issue)?;
-        sqlx::query("INSERT INTO client_certs (fingerprint, user_id, serial, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&cert.fingerprint)
-            .bind(user.id.to_string())
-            .bind(&cert.serial)
-            .bind(micros(at))
-            .bind(micros(cert.expires_at))
-            .execute(&mut *tx)
-            .await?;
+        record(&mut tx, &user, &cert, at).await?;
         audit::append(
             &mut tx,
             NewAuditEvent::success(

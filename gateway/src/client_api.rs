@@ -1,0 +1,106 @@
+//! What the designated client may ask besides opening a service: the vendor's work requests
+//! and filing a new one, as the engineer its certificate names. The same rules as the HTTP
+//! API apply (`sekisho_approval_api::api::requests::file_for`); refusals carry the API's code
+//! and message.
+
+use sekisho_approval_api::api::dto::NewRequestBody;
+use sekisho_approval_api::api::requests::file_for;
+use sekisho_approval_api::store::requests::RequestFilter;
+use sekisho_domain::request::WorkRequest;
+use sekisho_domain::user::User;
+use sekisho_protocol::{NewRequest, RequestSummary, ServerMessage};
+
+use crate::ssh::Shared;
+
+fn summary(r: &WorkRequest) -> RequestSummary {
+    RequestSummary {
+        number: r.number,
+        target: r.target_name.clone(),
+        level: r.level.as_str().to_owned(),
+        status: r.status.as_str().to_owned(),
+        window_start: r.window.start.to_string(),
+        window_end: r.window.end.to_string(),
+        reason: r.reason.clone(),
+    }
+}
+
+fn denied(code: &str, message: String) -> ServerMessage {
+    ServerMessage::Denied {
+        code: code.to_owned(),
+        message,
+    }
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> ServerMessage {
+    tracing::error!(error = %e, "database failure answering the designated client");
+    denied(
+        "database_unavailable",
+        "the gateway cannot read requests right now (database unavailable); try again later".into(),
+    )
+}
+
+/// The requests of `user`'s vendor, newest first.
+pub async fn list(shared: &Shared, user: &User) -> ServerMessage {
+    let Some(vendor) = user.vendor_id else {
+        return denied("forbidden", "only vendor engineers have requests".into());
+    };
+    let filter = RequestFilter {
+        vendor_id: Some(vendor),
+        limit: 200,
+        ..RequestFilter::default()
+    };
+    match shared.store.requests(&filter).await {
+        Ok(requests) => ServerMessage::Requests {
+            requests: requests.iter().map(|r| summary(&r.request)).collect(),
+        },
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// Files a request as `user`.
+pub async fn file(shared: &Shared, user: &User, new: NewRequest, peer: &str) -> ServerMessage {
+    let field = |name: &str, e: &dyn std::fmt::Display| denied("invalid", format!("{name}: {e}"));
+    let level = match new.level.parse() {
+        Ok(l) => l,
+        Err(_) => return field("level", &"must be `reference` or `change`"),
+    };
+    let window_start = match new.window_start.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            return field(
+                "from",
+                &format!("`{}` is not an RFC 3339 time ({e})", new.window_start),
+            );
+        }
+    };
+    let window_end = match new.window_end.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            return field(
+                "until",
+                &format!("`{}` is not an RFC 3339 time ({e})", new.window_end),
+            );
+        }
+    };
+    let body = NewRequestBody {
+        target: new.target,
+        level,
+        window_start,
+        window_end,
+        reason: new.reason,
+        plan: new.plan.unwrap_or_default(),
+        emergency: false,
+    };
+    match file_for(&shared.store, &shared.policy, user, body, Some(peer)).await {
+        Ok(r) => {
+            tracing::info!(user = %user.username, request = r.number, "request filed through the designated client");
+            ServerMessage::Filed {
+                request: summary(&r),
+            }
+        }
+        Err(e) => {
+            let (code, message) = e.code_and_message();
+            denied(code, message)
+        }
+    }
+}
