@@ -56,24 +56,34 @@ fn eligible(user: &User, at: Timestamp) -> Result<(), RedeemError> {
     Ok(())
 }
 
-async fn record(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    user: &User,
-    cert: &IssuedCert,
-    at: Timestamp,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO client_certs (fingerprint, user_id, serial, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&cert.fingerprint)
-        .bind(user.id.to_string())
-        .bind(&cert.serial)
-        .bind(micros(at))
-        .bind(micros(cert.expires_at))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 impl Store {
+    /// Checks that `user_id` may hold a certificate, has `issue` sign it and records it.
+    async fn issue_for(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user_id: &str,
+        at: Timestamp,
+        issue: impl FnOnce(&User) -> Result<IssuedCert, String>,
+    ) -> Result<(User, IssuedCert), RedeemError> {
+        let user = self
+            .user(parse("user id", user_id)?)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("client certificate for missing user {user_id}"))
+            })?;
+        eligible(&user, at)?;
+        let cert = issue(&user).map_err(RedeemError::Issue)?;
+        sqlx::query("INSERT INTO client_certs (fingerprint, user_id, serial, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&cert.fingerprint)
+            .bind(user.id.to_string())
+            .bind(&cert.serial)
+            .bind(micros(at))
+            .bind(micros(cert.expires_at))
+            .execute(&mut **tx)
+            .await?;
+        Ok((user, cert))
+    }
+
     /// Renews the (valid, unrevoked) certificate `old_fingerprint`: in one transaction
     /// `issue` signs a new one for the same user, it is recorded, the old one revoked and the
     /// renewal audited.
@@ -99,15 +109,7 @@ impl Store {
             ));
         };
         let user_id: String = row.try_get("user_id")?;
-        let user = self
-            .user(parse("user id", &user_id)?)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("client certificate of missing user {user_id}"))
-            })?;
-        eligible(&user, at)?;
-        let cert = issue(&user).map_err(RedeemError::Issue)?;
-        record(&mut tx, &user, &cert, at).await?;
+        let (user, cert) = self.issue_for(&mut tx, &user_id, at, issue).await?;
         audit::append(
             &mut tx,
             NewAuditEvent::success(
@@ -174,15 +176,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("user_id")?;
-        let user = self
-            .user(parse("user id", &user_id)?)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("enrollment code of missing user {user_id}"))
-            })?;
-        eligible(&user, at)?;
-        let cert = issue(&user).map_err(RedeemError::Issue)?;
-        record(&mut tx, &user, &cert, at).await?;
+        let (user, cert) = self.issue_for(&mut tx, &user_id, at, issue).await?;
         audit::append(
             &mut tx,
             NewAuditEvent::success(
