@@ -563,3 +563,28 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
     assert_eq!(denied[0]["actor"], "alice", "{denied:?}");
     assert_eq!(denied[0]["details"]["code"], "user_disabled", "{denied:?}");
 }
+
+#[tokio::test]
+async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
+    let env = support::Env::new(None);
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        config.replace("[ssh]\n", "[ssh]\nenabled = false\n"),
+    )
+    .unwrap();
+    let Some(w) = World::with_env(env, Pin::Real).await else {
+        return;
+    };
+    assert_eq!(
+        w.ssh_port,
+        0,
+        "no SSH listener: {:?}",
+        w.server.as_ref().unwrap().banner
+    );
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    w.approved("reference").await;
+    let out = client(&dir, &["ssh", "pacs", "--", "echo only way in"]);
+    assert_eq!(stdout(&out), "only way in\n", "{}", stderr(&out));
+}

@@ -361,13 +361,12 @@ pub fn ssh_options(key: &std::path::Path) -> Vec<String> {
 }
 
 /// The SSH port `sekisho serve` printed.
+/// The SSH port the banner shows; 0 when `[ssh] enabled = false`.
 fn banner_ssh_port(server: &Server) -> u16 {
     server
         .banner
         .iter()
         .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
         .and_then(|rest| rest.split_whitespace().next())
-        .expect("SSH address in banner")
-        .parse()
-        .unwrap()
+        .map_or(0, |p| p.parse().unwrap())
 }
