@@ -87,20 +87,6 @@ fn direct(w: &World, gateway_key: &std::path::Path, jump: bool) -> Command {
 }
 
 /// CPU seconds (user + system) process `pid` has used so far.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    let hz = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    ticks
-        / String::from_utf8_lossy(&hz.stdout)
-            .trim()
-            .parse::<f64>()
-            .unwrap()
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -169,9 +155,9 @@ async fn main() {
         rows[1]
             .1
             .push(timed(direct(&disk, &gateway_key, true), total).await);
-        let before = cpu_seconds(gateway_pid);
+        let before = support::cpu_seconds(gateway_pid);
         rows[2].1.push(timed(through(&shipped), total).await);
-        gateway_cpu.push((cpu_seconds(gateway_pid) - before) / (total as f64 / 1e9));
+        gateway_cpu.push((support::cpu_seconds(gateway_pid) - before) / (total as f64 / 1e9));
         rows[3].1.push(timed(through(&disk), total).await);
         rows[4].1.push(timed(through(&off), total).await);
         for (name, v) in &rows {

@@ -262,3 +262,30 @@ impl Http {
             .await
     }
 }
+
+/// CPU seconds (user + system) `pid` has used so far (benchmarks).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let hz = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    ticks
+        / String::from_utf8_lossy(&hz.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+}
+
+/// Resident memory of `pid` in MiB (benchmarks).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
