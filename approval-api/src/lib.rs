@@ -3,6 +3,7 @@
 //! auditors use.
 
 pub mod api;
+pub mod console;
 pub mod crypto;
 pub mod events;
 pub mod password;

@@ -361,3 +361,10 @@ pub async fn login(
         user: UserView::from(&user),
     }))
 }
+
+/// Who the token belongs to (the web console asks this on every page).
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+pub async fn me(axum::Extension(caller): axum::Extension<Caller>) -> Json<UserView> {
+    Json(UserView::from(&caller.user))
+}

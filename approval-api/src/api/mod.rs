@@ -99,6 +99,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
     ("POST", "/api/v1/auth/login", Access::Public),
+    ("GET", "/api/v1/auth/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/policy", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/vendors", Access::Roles(STAFF)),
@@ -328,6 +329,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(auth::login))
+        .routes(routes!(auth::me))
         .routes(routes!(users::me))
         .routes(routes!(vendors::policy))
         .routes(routes!(vendors::list_vendors, vendors::create_vendor))
@@ -365,8 +367,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// The router served on `[api] listen`.
+/// The router served on `[api] listen`: the API and the web console.
 pub fn router(state: ApiState) -> axum::Router {
+    let api = api_router(state.clone());
+    let console = crate::console::router(state, api.clone());
+    api.merge(console)
+}
+
+/// The API alone.
+fn api_router(state: ApiState) -> axum::Router {
     let (router, mut doc) = api_routes().split_for_parts();
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),

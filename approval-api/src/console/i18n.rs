@@ -1,0 +1,209 @@
+//! The console's words in English and Japanese. Every visible string is here, so a missing
+//! translation is a compile error rather than an English word on a Japanese page.
+
+/// The page language: from the `lang` cookie, else the browser's `Accept-Language`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Ja,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Ja => "ja",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "en" => Some(Lang::En),
+            "ja" => Some(Lang::Ja),
+            _ => None,
+        }
+    }
+
+    /// The first of `ja` or `en` in an `Accept-Language` header (Japanese for a Japanese
+    /// browser, English otherwise).
+    pub fn from_accept_language(header: &str) -> Self {
+        let mut best = (Lang::En, -1.0f32);
+        for part in header.split(',') {
+            let mut it = part.trim().split(';');
+            let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = if tag == "ja" || tag.starts_with("ja-") {
+                Some(Lang::Ja)
+            } else if tag == "en" || tag.starts_with("en-") {
+                Some(Lang::En)
+            } else {
+                None
+            };
+            if let Some(l) = lang
+                && q > best.1
+            {
+                best = (l, q);
+            }
+        }
+        best.0
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Lang::En => Lang::Ja,
+            Lang::Ja => Lang::En,
+        }
+    }
+}
+
+/// A visible string.
+#[derive(Clone, Copy, Debug)]
+pub enum T {
+    Title,
+    Approvals,
+    LiveSessions,
+    Logout,
+    LoginTitle,
+    Username,
+    Password,
+    LogIn,
+    SwitchLanguage,
+    Pending,
+    NothingPending,
+    Decided,
+    All,
+    Request,
+    Vendor,
+    Engineer,
+    Target,
+    Level,
+    Reference,
+    Change,
+    Window,
+    Reason,
+    Plan,
+    Status,
+    ApprovalCount,
+    Attestation,
+    AttestationOk,
+    Emergency,
+    EmergencyAwaiting,
+    Overdue,
+    Comment,
+    Approve,
+    Reject,
+    Since,
+    Bytes,
+    TimeLeft,
+    Terminate,
+    NoSessions,
+    ConfirmTerminate,
+    ConfirmTerminateText,
+    Cancel,
+    DoneApproved,
+    DoneRejected,
+    DoneTerminated,
+    VendorNoDecisions,
+    Minutes,
+    Ended,
+    Error,
+    Transport,
+}
+
+impl T {
+    pub fn get(self, lang: Lang) -> &'static str {
+        let (en, ja) = match self {
+            T::Title => ("Sekisho", "関所"),
+            T::Approvals => ("Approvals", "承認"),
+            T::LiveSessions => ("Live sessions", "接続中のセッション"),
+            T::Logout => ("Log out", "ログアウト"),
+            T::LoginTitle => ("Log in to Sekisho", "関所にログイン"),
+            T::Username => ("Username", "ユーザー名"),
+            T::Password => ("Password", "パスワード"),
+            T::LogIn => ("Log in", "ログイン"),
+            T::SwitchLanguage => ("日本語", "English"),
+            T::Pending => ("Waiting for a decision", "承認待ち"),
+            T::NothingPending => (
+                "No request is waiting for a decision.",
+                "承認待ちの作業申請はありません。",
+            ),
+            T::Decided => ("Decided requests", "処理済みの作業申請"),
+            T::All => ("All", "すべて"),
+            T::Request => ("Request", "申請"),
+            T::Vendor => ("Vendor", "保守業者"),
+            T::Engineer => ("Engineer", "作業者"),
+            T::Target => ("Target", "対象システム"),
+            T::Level => ("Access", "作業区分"),
+            T::Reference => ("Reference (look only)", "参照"),
+            T::Change => ("Change", "変更"),
+            T::Window => ("Window", "作業時間帯"),
+            T::Reason => ("Reason", "理由"),
+            T::Plan => ("Work plan", "作業計画"),
+            T::Status => ("State", "状態"),
+            T::ApprovalCount => ("Approvals", "承認数"),
+            T::Attestation => ("Security attestation", "セキュリティ誓約"),
+            T::AttestationOk => ("meets the checklist", "要件を満たしています"),
+            T::Emergency => ("Emergency", "緊急"),
+            T::EmergencyAwaiting => (
+                "Emergency access: already usable, awaiting after-the-fact approval",
+                "緊急対応：承認前に利用可能。事後承認が必要です",
+            ),
+            T::Overdue => (
+                "after-the-fact approval is overdue",
+                "事後承認の期限を過ぎています",
+            ),
+            T::Comment => ("Comment", "コメント"),
+            T::Approve => ("Approve", "承認する"),
+            T::Reject => ("Reject", "却下する"),
+            T::Since => ("Since", "開始"),
+            T::Bytes => ("Bytes (to / from target)", "転送量（送信／受信）"),
+            T::TimeLeft => ("Window left", "残り時間"),
+            T::Terminate => ("Terminate", "切断する"),
+            T::NoSessions => ("Nobody is connected.", "接続中のセッションはありません。"),
+            T::ConfirmTerminate => ("Terminate this session?", "このセッションを切断しますか？"),
+            T::ConfirmTerminateText => (
+                "The vendor is disconnected within a second and sees that an approver ended the session.",
+                "1秒以内に切断され、保守業者には承認者が切断したことが表示されます。",
+            ),
+            T::Cancel => ("Cancel", "キャンセル"),
+            T::DoneApproved => ("Approved.", "承認しました。"),
+            T::DoneRejected => ("Rejected.", "却下しました。"),
+            T::DoneTerminated => (
+                "The session is being terminated.",
+                "セッションを切断しています。",
+            ),
+            T::VendorNoDecisions => (
+                "Your vendor's requests. Hospital IT approves or rejects them.",
+                "自社の作業申請です。承認・却下は病院の情報システム担当が行います。",
+            ),
+            T::Minutes => ("min", "分"),
+            T::Ended => ("ended", "終了"),
+            T::Error => ("Error", "エラー"),
+            T::Transport => ("Via", "接続方法"),
+        };
+        match lang {
+            Lang::En => en,
+            Lang::Ja => ja,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_ja_and_en() {
+        assert_eq!(Lang::from_accept_language("ja,en-US;q=0.9"), Lang::Ja);
+        assert_eq!(
+            Lang::from_accept_language("en-US,en;q=0.9,ja;q=0.8"),
+            Lang::En
+        );
+        assert_eq!(Lang::from_accept_language("fr-FR,ja;q=0.5"), Lang::Ja);
+        assert_eq!(Lang::from_accept_language("de"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+}

@@ -1,0 +1,346 @@
+//! The console's pages (maud: every interpolated value is HTML-escaped).
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use jiff::Timestamp;
+use maud::{DOCTYPE, Markup, html};
+use sekisho_domain::zone::DisplayZone;
+use serde_json::Value;
+
+use super::i18n::{Lang, T};
+use super::{Frame, urlencode};
+
+fn status_label(status: &str, lang: Lang) -> &str {
+    let (en, ja) = match status {
+        "submitted" => ("submitted", "申請中"),
+        "approved" => ("approved", "承認済"),
+        "rejected" => ("rejected", "却下"),
+        "cancelled" => ("cancelled", "取下げ"),
+        "active" => ("in progress", "作業中"),
+        "completed" => ("completed", "完了"),
+        "expired" => ("expired", "期限切れ"),
+        "revoked" => ("revoked", "承認取消"),
+        other => (other, other),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Ja => ja,
+    }
+}
+
+fn when(zone: &DisplayZone, v: &Value) -> String {
+    v.as_str()
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .map_or_else(|| "?".into(), |t| zone.date_time(t))
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or("")
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        0..1_024 => format!("{n} B"),
+        1_024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup {
+    let t = |k: T| k.get(lang);
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — " (t(T::Title)) }
+                link rel="stylesheet" href="/console/static/app.css";
+            }
+            body {
+                header.top {
+                    span.brand { (t(T::Title)) }
+                    @if let Some(f) = frame {
+                        nav aria-label="main" {
+                            a href="/console/approvals" { (t(T::Approvals)) }
+                            a href="/console/sessions" { (t(T::LiveSessions)) }
+                        }
+                        span.who { (f.username) " (" (f.role) ")" }
+                        form.inline method="post" action="/console/logout" {
+                            input type="hidden" name="csrf" value=(f.csrf);
+                            button type="submit" { (t(T::Logout)) }
+                        }
+                    }
+                    a.lang href={ "/console/lang/" (lang.other().code()) } lang=(lang.other().code()) {
+                        (t(T::SwitchLanguage))
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    @if let Some(f) = frame {
+                        @if let Some(done) = &f.done {
+                            p.notice role="status" {
+                                (match done.as_str() {
+                                    "approved" => t(T::DoneApproved),
+                                    "rejected" => t(T::DoneRejected),
+                                    "terminated" => t(T::DoneTerminated),
+                                    _ => "",
+                                })
+                            }
+                        }
+                        @if let Some(e) = &f.error {
+                            p.alert role="alert" { (t(T::Error)) ": " (e) }
+                        }
+                    }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+fn respond(status: StatusCode, m: Markup) -> Response {
+    (status, Html(m.into_string())).into_response()
+}
+
+pub fn error(lang: Lang, message: &str, status: StatusCode) -> Response {
+    let body = html! {
+        p.alert role="alert" { (message) }
+        p { a href="/console/approvals" { (T::Approvals.get(lang)) } }
+    };
+    respond(status, page(lang, T::Error.get(lang), None, body))
+}
+
+pub fn login(lang: Lang, failure: Option<&str>) -> Response {
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        @if let Some(f) = failure {
+            p.alert role="alert" { (f) }
+        }
+        form.card method="post" action="/console/login" {
+            label for="username" { (t(T::Username)) }
+            input #username name="username" autocomplete="username" required autofocus;
+            label for="password" { (t(T::Password)) }
+            input #password type="password" name="password" autocomplete="current-password" required;
+            button.primary type="submit" { (t(T::LogIn)) }
+        }
+    };
+    let status = if failure.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    respond(status, page(lang, t(T::LoginTitle), None, body))
+}
+
+fn level_badge(level: &str, lang: Lang) -> Markup {
+    let (class, label) = if level == "change" {
+        ("badge change", T::Change.get(lang))
+    } else {
+        ("badge reference", T::Reference.get(lang))
+    };
+    html! { span class=(class) { (label) } }
+}
+
+/// Pending first (emergency ones at the very top), then decided ones, filterable by state.
+pub fn approvals(
+    f: &Frame,
+    zone: &DisplayZone,
+    requests: &[Value],
+    vendors: &[Value],
+    users: &[Value],
+    filter: Option<&str>,
+) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let decider = f.role == "admin" || f.role == "approver";
+    let vendor = |id: &Value| vendors.iter().find(|v| v["id"] == *id);
+    let user = |id: &Value| users.iter().find(|u| u["id"] == *id);
+    let is_pending = |r: &&Value| {
+        r["approval"]["state"] == "pending"
+            && matches!(text(r, "status"), "submitted" | "active" | "approved")
+    };
+    let mut pending: Vec<&Value> = requests.iter().filter(is_pending).collect();
+    pending.sort_by_key(|r| !r["emergency"].as_bool().unwrap_or(false));
+    let decided: Vec<&Value> = requests
+        .iter()
+        .filter(|r| !is_pending(r))
+        .filter(|r| filter.is_none_or(|s| text(r, "status") == s))
+        .collect();
+    let body = html! {
+        @if !decider {
+            p { (t(T::VendorNoDecisions)) }
+        }
+        section aria-labelledby="pending" {
+            h2 #pending { (t(T::Pending)) " (" (pending.len()) ")" }
+            @if pending.is_empty() {
+                p.empty { (t(T::NothingPending)) }
+            }
+            @for r in &pending {
+                @let id = text(r, "id");
+                @let v = vendor(&r["vendor_id"]);
+                @let u = user(&r["requester"]);
+                @let emergency = r["emergency"].as_bool().unwrap_or(false);
+                article class=(if emergency { "card request emergency" } else { "card request" })
+                    aria-label=(text(r, "reference")) {
+                    h3 {
+                        (text(r, "reference")) " · " (text(r, "target")) " "
+                        (level_badge(text(r, "level"), lang))
+                    }
+                    @if emergency {
+                        p.alert {
+                            (t(T::EmergencyAwaiting))
+                            @if r["overdue"].as_bool().unwrap_or(false) { " — " (t(T::Overdue)) }
+                        }
+                    }
+                    dl {
+                        dt { (t(T::Vendor)) }
+                        dd { (v.map_or("?", |v| text(v, "name"))) }
+                        dt { (t(T::Attestation)) }
+                        dd {
+                            @match v {
+                                Some(v) if v["qualified"].as_bool().unwrap_or(false) => {
+                                    span.ok { (t(T::AttestationOk)) }
+                                }
+                                Some(v) => span.bad { (text(v, "attestation_problem")) },
+                                None => "?",
+                            }
+                        }
+                        dt { (t(T::Engineer)) }
+                        dd { (u.map_or("?", |u| text(u, "display_name"))) " (" (u.map_or("?", |u| text(u, "username"))) ")" }
+                        dt { (t(T::Window)) }
+                        dd { (when(zone, &r["window_start"])) " – " (when(zone, &r["window_end"])) }
+                        dt { (t(T::Reason)) }
+                        dd { (text(r, "reason")) }
+                        dt { (t(T::Plan)) }
+                        dd { pre { (text(r, "plan")) } }
+                        dt { (t(T::ApprovalCount)) }
+                        dd { (r["approval"]["have"]) " / " (r["approval"]["need"]) }
+                    }
+                    @if decider {
+                        form.decision method="post" action={ "/console/requests/" (urlencode(id)) "/approve" } {
+                            input type="hidden" name="csrf" value=(f.csrf);
+                            label for={ "comment-" (id) } { (t(T::Comment)) }
+                            textarea id={ "comment-" (id) } name="comment" rows="2" {}
+                            div.buttons {
+                                button.primary type="submit" { (t(T::Approve)) }
+                                button.danger type="submit"
+                                    formaction={ "/console/requests/" (urlencode(id)) "/reject" } { (t(T::Reject)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="decided" {
+            h2 #decided { (t(T::Decided)) }
+            nav.filters aria-label=(t(T::Status)) {
+                a href="/console/approvals" aria-current=[filter.is_none().then_some("page")] { (t(T::All)) }
+                @for s in ["approved", "active", "completed", "rejected", "revoked", "expired", "cancelled"] {
+                    a href={ "/console/approvals?status=" (s) } aria-current=[(filter == Some(s)).then_some("page")] {
+                        (status_label(s, lang))
+                    }
+                }
+            }
+            table {
+                thead { tr {
+                    th { (t(T::Request)) } th { (t(T::Target)) } th { (t(T::Level)) }
+                    th { (t(T::Vendor)) } th { (t(T::Window)) } th { (t(T::Status)) }
+                } }
+                tbody {
+                    @for r in &decided {
+                        tr {
+                            td { (text(r, "reference")) }
+                            td { (text(r, "target")) }
+                            td { (level_badge(text(r, "level"), lang)) }
+                            td { (vendor(&r["vendor_id"]).map_or("?", |v| text(v, "name"))) }
+                            td { (when(zone, &r["window_start"])) " – " (when(zone, &r["window_end"])) }
+                            td { (status_label(text(r, "status"), lang)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::Approvals), Some(f), body))
+}
+
+/// Who is connected to what, with a terminate button (confirmed on the next page).
+pub fn sessions(f: &Frame, zone: &DisplayZone, live: &[Value], requests: &[Value]) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let decider = f.role == "admin" || f.role == "approver";
+    let now = Timestamp::now();
+    let left = |s: &Value| {
+        let r = requests.iter().find(|r| r["id"] == s["request_id"])?;
+        let end: Timestamp = r["window_end"].as_str()?.parse().ok()?;
+        Some(end.duration_since(now).as_mins().max(0))
+    };
+    let body = html! {
+        @if live.is_empty() {
+            p.empty { (t(T::NoSessions)) }
+        } @else {
+            table {
+                thead { tr {
+                    th { (t(T::Engineer)) } th { (t(T::Target)) } th { (t(T::Request)) }
+                    th { (t(T::Level)) } th { (t(T::Transport)) } th { (t(T::Since)) }
+                    th { (t(T::Bytes)) } th { (t(T::TimeLeft)) }
+                    @if decider { th { span.visually-hidden { (t(T::Terminate)) } } }
+                } }
+                tbody {
+                    @for s in live {
+                        tr.session {
+                            td { (text(s, "username")) }
+                            td { (text(s, "target")) }
+                            td { "R-" (s["request_number"]) }
+                            td { (level_badge(text(s, "level"), lang)) }
+                            td { (text(s, "transport")) }
+                            td { (when(zone, &s["started_at"])) }
+                            td {
+                                (bytes(s["bytes_to_target"].as_u64().unwrap_or(0))) " / "
+                                (bytes(s["bytes_from_target"].as_u64().unwrap_or(0)))
+                            }
+                            td { @if let Some(m) = left(s) { (m) " " (t(T::Minutes)) } }
+                            @if decider {
+                                td {
+                                    a.button.danger href={ "/console/sessions/" (urlencode(text(s, "id"))) "/terminate" } {
+                                        (t(T::Terminate))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        page(lang, t(T::LiveSessions), Some(f), body),
+    )
+}
+
+pub fn confirm_terminate(f: &Frame, s: &Value) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        div.card {
+            p {
+                strong { (text(s, "username")) } " → " strong { (text(s, "target")) }
+                " (R-" (s["request_number"]) ")"
+            }
+            p { (t(T::ConfirmTerminateText)) }
+            form method="post" action={ "/console/sessions/" (urlencode(text(s, "id"))) "/terminate" } {
+                input type="hidden" name="csrf" value=(f.csrf);
+                div.buttons {
+                    button.danger type="submit" { (t(T::Terminate)) }
+                    a.button href="/console/sessions" { (t(T::Cancel)) }
+                }
+            }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        page(lang, t(T::ConfirmTerminate), Some(f), body),
+    )
+}

@@ -1,0 +1,271 @@
+//! Issue #7 in a real browser: Debian's Chromium, headless, driven through ChromeDriver
+//! (WebDriver) against a running `sekisho serve`, with a real `sshd` target for the live
+//! session. Skipped loudly without `chromedriver`, except in CI where it is required.
+//!
+//! `SEKISHO_SCREENSHOTS=docs/screenshots cargo test --test console_browser` refreshes the
+//! screenshots shown in the README.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+use support::gateway::{Pin, World, exited};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+    shots: PathBuf,
+    _shots_tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    /// Chromium through ChromeDriver on a free loopback port, or `None` (outside CI) when
+    /// they are not installed.
+    async fn start() -> Option<Browser> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{CHROMEDRIVER} is required in CI (.ci/run installs chromium-driver)"
+            );
+            eprintln!(
+                "SKIPPED: {CHROMEDRIVER} not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let profile = tempfile::tempdir().unwrap();
+        // As the environment's notes say: without the background-networking flags Chromium
+        // keeps trying the closed network.
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+                    "--lang=en-US", format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"intl.accept_languages": "en-US,en"}
+            }
+        });
+        let caps: fantoccini::wd::Capabilities = caps.as_object().unwrap().clone();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot start Chromium: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        let (shots, tmp) = match std::env::var_os("SEKISHO_SCREENSHOTS") {
+            Some(dir) => (PathBuf::from(dir), None),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&shots).unwrap();
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+            shots,
+            _shots_tmp: tmp,
+        })
+    }
+
+    /// The element, waiting (bounded) for it to appear: a page may still be loading.
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        self.find(css).await.send_keys(value).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    /// Waits (bounded) until the browser is at `expected` (path and query).
+    async fn at(&self, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let path = self.path().await;
+            if path == expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "at {path}, expected {expected}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(self.shots.join(name), png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_browser() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let base = w.http.base.clone();
+    let request = w.file("change", jiff::SignedDuration::from_hours(2)).await;
+
+    // Not logged in: every page leads to the login form.
+    b.client
+        .goto(&format!("{base}/console/sessions"))
+        .await
+        .unwrap();
+    b.at("/console/login").await;
+    b.fill("#username", "hana").await;
+    b.fill("#password", "wrong password").await;
+    b.click("button[type=submit].primary").await;
+    let alert = b.text("p.alert").await;
+    assert!(alert.contains("wrong username or password"), "{alert}");
+    b.fill("#username", "hana").await;
+    b.fill("#password", "approver password 1").await;
+    b.click("button[type=submit].primary").await;
+    b.at("/console/approvals").await;
+
+    // The pending change request, visibly a change, with what the approver must see.
+    let card = b.text("article.request").await;
+    for expected in [
+        "R-1",
+        "pacs",
+        "Change",
+        "log collection",
+        "read the logs",
+        "meets the checklist",
+        "alice",
+    ] {
+        assert!(
+            card.contains(expected),
+            "{expected:?} missing from {card:?}"
+        );
+    }
+    b.screenshot("approvals.png").await;
+    b.fill("article.request textarea", "ok for tonight").await;
+    b.click("article.request button.primary").await;
+    b.at("/console/approvals?done=approved").await;
+    assert_eq!(b.text("p.notice").await, "Approved.");
+    let (status, r) = w
+        .http
+        .get(&format!("/api/v1/requests/{request}"), &w.approver)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(r["status"], "approved", "{r}");
+    assert_eq!(r["approvals"][0]["comment"], "ok for tonight", "{r}");
+
+    // A live session appears and is terminated from the browser, after confirmation.
+    let child = w
+        .ssh("alice+pacs", &["sleep 60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let live = w.wait_live().await;
+    b.client
+        .goto(&format!("{base}/console/sessions"))
+        .await
+        .unwrap();
+    let row = b.text("tr.session").await;
+    assert!(
+        row.contains("alice") && row.contains("pacs") && row.contains("R-1"),
+        "{row}"
+    );
+    b.screenshot("sessions.png").await;
+    b.click("tr.session a.danger").await;
+    b.at(&format!(
+        "/console/sessions/{}/terminate",
+        live["id"].as_str().unwrap()
+    ))
+    .await;
+    b.screenshot("terminate-confirm.png").await;
+    let clicked = Instant::now();
+    b.click("form button.danger").await;
+    let (out, _) = exited(child, Duration::from_secs(5));
+    let took = clicked.elapsed();
+    assert!(took < Duration::from_secs(1), "terminate took {took:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("an approver terminated this session"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.at("/console/sessions?done=terminated").await;
+    let ended = w.wait_ended(live["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "terminated");
+
+    // The Japanese console.
+    b.click("a.lang").await;
+    b.at("/console/sessions?done=terminated").await;
+    assert_eq!(b.text("h1").await, "接続中のセッション");
+    b.client
+        .goto(&format!("{base}/console/approvals"))
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "承認");
+    assert!(b.text("table").await.contains("変更"));
+    b.screenshot("approvals-ja.png").await;
+
+    // The audit log shows who decided, from where.
+    let approved = w.audit("kind=request_decided").await;
+    assert_eq!(approved[0]["actor"], "hana", "{approved:?}");
+    assert!(!approved[0]["source_addr"].is_null(), "{approved:?}");
+    b.client.clone().close().await.unwrap();
+}
