@@ -269,3 +269,134 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
     assert!(!approved[0]["source_addr"].is_null(), "{approved:?}");
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let base = w.http.base.clone();
+
+    // Another vendor's engineer files the first request.
+    let (_, policy) = w.http.get("/api/v1/policy", &w.admin).await;
+    let answers: serde_json::Map<String, serde_json::Value> = policy["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
+        .collect();
+    let (status, beta) = w
+        .http
+        .post(
+            "/api/v1/vendors",
+            &w.admin,
+            json!({"name": "Beta Systems", "contact": {"name": "Kato"},
+                "attestation": {"answers": answers, "attested_by": "Kato"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{beta}");
+    let (status, bob) = w
+        .http
+        .post(
+            &format!("/api/v1/vendors/{}/users", beta["id"].as_str().unwrap()),
+            &w.admin,
+            json!({"username": "bob", "password": "vendor password 2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bob}");
+    let bob = w.http.login("bob", "vendor password 2").await;
+    let now = jiff::Timestamp::now();
+    let (status, theirs) = w
+        .http
+        .post(
+            "/api/v1/requests",
+            &bob,
+            json!({"target": "pacs", "level": "reference", "window_start": now.to_string(),
+                "window_end": (now + jiff::SignedDuration::from_hours(1)).to_string(),
+                "reason": "beta secret maintenance"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{theirs}");
+
+    // alice sees none of it, files her own from the form, and is told why it is not usable.
+    b.client
+        .goto(&format!("{base}/console/login"))
+        .await
+        .unwrap();
+    b.fill("#username", "alice").await;
+    b.fill("#password", "vendor password 1").await;
+    b.click("button[type=submit].primary").await;
+    b.at("/console/approvals").await;
+    assert_eq!(b.text("h1").await, "Your requests");
+    b.click("a.button.primary").await;
+    b.at("/console/requests/new").await;
+    b.click("input[value=change]").await;
+    b.fill("#reason", "firmware check").await;
+    b.fill("#plan", "1. back up\n2. update").await;
+    b.click("form button.primary").await;
+    b.at("/console/approvals?done=filed").await;
+    let table = b.text("table").await;
+    assert!(
+        table.contains("R-2") && table.contains("firmware check"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Not yet: waiting for approval (0/1)"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("beta secret") && !table.contains("R-1"),
+        "{table}"
+    );
+    let page = b.client.source().await.unwrap();
+    assert!(!page.contains("beta secret") && !page.contains("Beta Systems"));
+    b.screenshot("vendor-requests.png").await;
+
+    // What the form filed: the change level, a two-hour window from the form's defaults.
+    let (_, mine) = w
+        .http
+        .get("/api/v1/requests?status=submitted", &w.approver)
+        .await;
+    let mine = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "firmware check")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&mine["level"], &mine["plan"]),
+        (&json!("change"), &json!("1. back up\n2. update"))
+    );
+    let span = mine["window_end"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        - mine["window_start"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap();
+    assert_eq!(span.as_hours(), 2, "{mine}");
+    w.approve(mine["id"].as_str().unwrap()).await;
+    b.client
+        .goto(&format!("{base}/console/approvals"))
+        .await
+        .unwrap();
+    assert!(b.text("table").await.contains("Yes, until"));
+
+    // And the API refuses her a look at the other vendor's request.
+    let alice_view = w
+        .http
+        .get(
+            &format!("/api/v1/requests/{}", theirs["id"].as_str().unwrap()),
+            &w.alice,
+        )
+        .await;
+    assert_eq!(alice_view.0, 404, "{}", alice_view.1);
+    b.client.clone().close().await.unwrap();
+}

@@ -39,6 +39,20 @@ impl DisplayZone {
             .strftime("%Y-%m-%d %H:%M %Z")
             .to_string()
     }
+
+    /// `2026-10-01T13:00`, the value of an HTML `datetime-local` input in this zone.
+    pub fn local_input(&self, at: Timestamp) -> String {
+        at.to_zoned_datetime(self.0.clone())
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string()
+    }
+
+    /// Reads a wall-clock time in this zone (`2026-10-01T13:00`, as a `datetime-local`
+    /// input sends it). A time that does not exist or is ambiguous (DST) is an error.
+    pub fn parse_local(&self, s: &str) -> Result<Timestamp, jiff::Error> {
+        let civil: jiff::civil::DateTime = s.trim().parse()?;
+        self.0.to_ambiguous_timestamp(civil).unambiguous()
+    }
 }
 
 impl Default for DisplayZone {
@@ -63,5 +77,19 @@ mod tests {
     #[test]
     fn unknown_zone_is_an_error() {
         assert!(DisplayZone::named("Mars/Olympus").is_err());
+    }
+}
+
+#[cfg(test)]
+mod local_input_tests {
+    use super::*;
+
+    #[test]
+    fn local_input_round_trips_in_the_zone() {
+        let tokyo = DisplayZone::named("Asia/Tokyo").unwrap();
+        let t: Timestamp = "2026-11-26T01:00:00Z".parse().unwrap();
+        assert_eq!(tokyo.local_input(t), "2026-11-26T10:00");
+        assert_eq!(tokyo.parse_local("2026-11-26T10:00").unwrap(), t);
+        assert!(tokyo.parse_local("tomorrow").is_err());
     }
 }

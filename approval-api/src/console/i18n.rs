@@ -111,6 +111,19 @@ pub enum T {
     Ended,
     Error,
     Transport,
+    MyRequests,
+    NewRequest,
+    FileRequest,
+    From,
+    Until,
+    CanConnect,
+    NoteWaiting,
+    NoteFrom,
+    NoteNow,
+    NoteOver,
+    NoteClosed,
+    NoteAttestation,
+    DoneFiled,
 }
 
 impl T {
@@ -183,6 +196,25 @@ impl T {
             T::Ended => ("ended", "終了"),
             T::Error => ("Error", "エラー"),
             T::Transport => ("Via", "接続方法"),
+            T::MyRequests => ("Your requests", "作業申請"),
+            T::NewRequest => ("New request", "新しい作業申請"),
+            T::FileRequest => ("File the request", "申請する"),
+            T::From => ("From", "開始"),
+            T::Until => ("Until", "終了"),
+            T::CanConnect => ("Can you connect?", "接続できるか"),
+            T::NoteWaiting => ("Not yet: waiting for approval", "まだです：承認待ち"),
+            T::NoteFrom => ("Not yet: usable from", "まだです：利用開始"),
+            T::NoteNow => ("Yes, until", "はい：終了"),
+            T::NoteOver => ("No: the window is over", "いいえ：作業時間帯が終わりました"),
+            T::NoteClosed => ("No: the request is", "いいえ：申請の状態は"),
+            T::NoteAttestation => (
+                "No: your company's security attestation does not meet the checklist",
+                "いいえ：自社のセキュリティ誓約が要件を満たしていません",
+            ),
+            T::DoneFiled => (
+                "Filed. Hospital IT will approve or reject it.",
+                "申請しました。病院の情報システム担当が承認または却下します。",
+            ),
         };
         match lang {
             Lang::En => en,

@@ -57,6 +57,10 @@ pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
         .route("/console/logout", post(logout))
         .route("/console/lang/{code}", get(switch_language))
         .route("/console/approvals", get(approvals))
+        .route(
+            "/console/requests/new",
+            get(new_request_page).post(file_request),
+        )
         .route("/console/requests/{id}/{action}", post(decide))
         .route("/console/sessions", get(sessions))
         .route(
@@ -373,16 +377,26 @@ async fn approvals(
     if !requests.ok() {
         return pages::error(ctx.lang, &requests.message(), requests.status);
     }
-    // Names for ids: staff see vendors and accounts; a vendor engineer sees only their own.
-    let vendors = console.get(&ctx, "/api/v1/vendors").await;
-    let users = console.get(&ctx, "/api/v1/users").await;
+    // Names for ids: staff see vendors and accounts; a vendor engineer only their vendor.
+    let (vendors, users) = match me["vendor_id"].as_str() {
+        Some(v) => {
+            let own = console
+                .get(&ctx, &format!("/api/v1/vendors/{}", urlencode(v)))
+                .await;
+            (Value::Array(vec![own.body]), Value::Array(vec![me.clone()]))
+        }
+        None => (
+            console.get(&ctx, "/api/v1/vendors").await.body,
+            console.get(&ctx, "/api/v1/users").await.body,
+        ),
+    };
     let frame = frame(&ctx, &me, &q);
     pages::approvals(
         &frame,
         &console.state.settings.zone,
         requests.body.as_array().map_or(&[][..], Vec::as_slice),
-        vendors.body.as_array().map_or(&[][..], Vec::as_slice),
-        users.body.as_array().map_or(&[][..], Vec::as_slice),
+        vendors.as_array().map_or(&[][..], Vec::as_slice),
+        users.as_array().map_or(&[][..], Vec::as_slice),
         q.status.as_deref(),
     )
 }
@@ -409,7 +423,7 @@ async fn decide(
         "reject" => ("reject", "rejected"),
         _ => return pages::error(ctx.lang, "no such action", StatusCode::NOT_FOUND),
     };
-    let comment = form.comment.trim();
+    let comment = unix_newlines(form.comment.trim());
     let body = if comment.is_empty() {
         json!({})
     } else {
@@ -426,6 +440,101 @@ async fn decide(
         ))
         .into_response()
     }
+}
+
+fn no_query() -> ListQuery {
+    ListQuery {
+        status: None,
+        done: None,
+        error: None,
+    }
+}
+
+async fn new_request_page(State(console): State<Console>, ctx: Ctx) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let zone = &console.state.settings.zone;
+    let now = jiff::Timestamp::now();
+    let draft = pages::Draft {
+        target: String::new(),
+        level: "reference".into(),
+        from: zone.local_input(now),
+        until: zone.local_input(now + jiff::SignedDuration::from_hours(2)),
+        reason: String::new(),
+        plan: String::new(),
+    };
+    let targets = console.get(&ctx, "/api/v1/targets").await;
+    pages::new_request(
+        &frame(&ctx, &me, &no_query()),
+        targets.body.as_array().map_or(&[][..], Vec::as_slice),
+        &draft,
+        StatusCode::OK,
+    )
+}
+
+#[derive(Deserialize)]
+struct RequestForm {
+    #[serde(default)]
+    csrf: String,
+    target: String,
+    level: String,
+    from: String,
+    until: String,
+    reason: String,
+    #[serde(default)]
+    plan: String,
+}
+
+async fn file_request(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, &form.csrf) {
+        return r;
+    }
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let zone = &console.state.settings.zone;
+    let times = (zone.parse_local(&form.from), zone.parse_local(&form.until));
+    let answer = match times {
+        (Ok(start), Ok(end)) => {
+            let body = json!({"target": form.target, "level": form.level,
+                "window_start": start.to_string(), "window_end": end.to_string(),
+                "reason": form.reason, "plan": unix_newlines(&form.plan)});
+            console
+                .call(&ctx, Method::POST, "/api/v1/requests", Some(body))
+                .await
+        }
+        _ => Answer {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({"error": {"message": "the window needs a start and an end (date and time)"}}),
+        },
+    };
+    if answer.ok() {
+        return Redirect::to("/console/approvals?done=filed").into_response();
+    }
+    let targets = console.get(&ctx, "/api/v1/targets").await;
+    let mut q = no_query();
+    q.error = Some(answer.message());
+    let draft = pages::Draft {
+        target: form.target,
+        level: form.level,
+        from: form.from,
+        until: form.until,
+        reason: form.reason,
+        plan: form.plan,
+    };
+    pages::new_request(
+        &frame(&ctx, &me, &q),
+        targets.body.as_array().map_or(&[][..], Vec::as_slice),
+        &draft,
+        answer.status,
+    )
 }
 
 async fn sessions(
@@ -471,12 +580,7 @@ async fn confirm_terminate(
     else {
         return Redirect::to("/console/sessions").into_response();
     };
-    let q = ListQuery {
-        status: None,
-        done: None,
-        error: None,
-    };
-    pages::confirm_terminate(&frame(&ctx, &me, &q), session)
+    pages::confirm_terminate(&frame(&ctx, &me, &no_query()), session)
 }
 
 async fn terminate(
@@ -499,6 +603,11 @@ async fn terminate(
         ))
         .into_response()
     }
+}
+
+/// Browsers send a textarea's line breaks as CRLF (as HTML says); stored text uses LF.
+fn unix_newlines(s: &str) -> String {
+    s.replace("\r\n", "\n")
 }
 
 /// Percent-encodes everything but unreserved characters (for paths and query values).

@@ -62,7 +62,9 @@ fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup 
                     span.brand { (t(T::Title)) }
                     @if let Some(f) = frame {
                         nav aria-label="main" {
-                            a href="/console/approvals" { (t(T::Approvals)) }
+                            a href="/console/approvals" {
+                                (if f.role == "vendor" { t(T::MyRequests) } else { t(T::Approvals) })
+                            }
                             a href="/console/sessions" { (t(T::LiveSessions)) }
                         }
                         span.who { (f.username) " (" (f.role) ")" }
@@ -84,6 +86,7 @@ fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup 
                                     "approved" => t(T::DoneApproved),
                                     "rejected" => t(T::DoneRejected),
                                     "terminated" => t(T::DoneTerminated),
+                                    "filed" => t(T::DoneFiled),
                                     _ => "",
                                 })
                             }
@@ -153,6 +156,9 @@ pub fn approvals(
 ) -> Response {
     let lang = f.lang;
     let t = |k: T| k.get(lang);
+    if f.role == "vendor" {
+        return vendor_requests(f, zone, requests, vendors.first());
+    }
     let decider = f.role == "admin" || f.role == "approver";
     let vendor = |id: &Value| vendors.iter().find(|v| v["id"] == *id);
     let user = |id: &Value| users.iter().find(|u| u["id"] == *id);
@@ -168,9 +174,6 @@ pub fn approvals(
         .filter(|r| filter.is_none_or(|s| text(r, "status") == s))
         .collect();
     let body = html! {
-        @if !decider {
-            p { (t(T::VendorNoDecisions)) }
-        }
         section aria-labelledby="pending" {
             h2 #pending { (t(T::Pending)) " (" (pending.len()) ")" }
             @if pending.is_empty() {
@@ -263,6 +266,118 @@ pub fn approvals(
         }
     };
     respond(StatusCode::OK, page(lang, t(T::Approvals), Some(f), body))
+}
+
+/// Whether the vendor engineer can connect under `r` now, and if not, why.
+fn usable_note(
+    r: &Value,
+    vendor: Option<&Value>,
+    zone: &DisplayZone,
+    lang: Lang,
+) -> (bool, String) {
+    let t = |k: T| k.get(lang);
+    let now = Timestamp::now();
+    let at = |k: &str| r[k].as_str().and_then(|s| s.parse::<Timestamp>().ok());
+    let status = text(r, "status");
+    if !matches!(status, "submitted" | "approved" | "active") {
+        return (
+            false,
+            format!("{} {}", t(T::NoteClosed), status_label(status, lang)),
+        );
+    }
+    if r["approval"]["state"] == "pending" && !r["emergency"].as_bool().unwrap_or(false) {
+        let counts = format!("({}/{})", r["approval"]["have"], r["approval"]["need"]);
+        return (false, format!("{} {counts}", t(T::NoteWaiting)));
+    }
+    if vendor.is_some_and(|v| !v["qualified"].as_bool().unwrap_or(true)) {
+        let problem = vendor.map_or("", |v| text(v, "attestation_problem"));
+        return (false, format!("{} ({problem})", t(T::NoteAttestation)));
+    }
+    match (at("window_start"), at("window_end")) {
+        (Some(s), _) if now < s => (false, format!("{} {}", t(T::NoteFrom), zone.date_time(s))),
+        (_, Some(e)) if now >= e => (false, t(T::NoteOver).to_owned()),
+        (_, Some(e)) => (true, format!("{} {}", t(T::NoteNow), zone.date_time(e))),
+        _ => (false, "?".into()),
+    }
+}
+
+/// A vendor engineer's view: their vendor's requests (the API scopes them), whether each can
+/// be used now and why not, and filing a new one.
+fn vendor_requests(
+    f: &Frame,
+    zone: &DisplayZone,
+    requests: &[Value],
+    vendor: Option<&Value>,
+) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        p { (t(T::VendorNoDecisions)) }
+        p { a.button.primary href="/console/requests/new" { (t(T::NewRequest)) } }
+        table {
+            thead { tr {
+                th { (t(T::Request)) } th { (t(T::Target)) } th { (t(T::Level)) }
+                th { (t(T::Window)) } th { (t(T::Reason)) } th { (t(T::Status)) } th { (t(T::CanConnect)) }
+            } }
+            tbody {
+                @for r in requests {
+                    @let (ok, note) = usable_note(r, vendor, zone, lang);
+                    tr.request {
+                        td { (text(r, "reference")) }
+                        td { (text(r, "target")) }
+                        td { (level_badge(text(r, "level"), lang)) }
+                        td { (when(zone, &r["window_start"])) " – " (when(zone, &r["window_end"])) }
+                        td { (text(r, "reason")) }
+                        td { (status_label(text(r, "status"), lang)) }
+                        td class=(if ok { "ok" } else { "bad" }) { (note) }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::MyRequests), Some(f), body))
+}
+
+/// What the new-request form shows again after a refusal.
+pub struct Draft {
+    pub target: String,
+    pub level: String,
+    pub from: String,
+    pub until: String,
+    pub reason: String,
+    pub plan: String,
+}
+
+pub fn new_request(f: &Frame, targets: &[Value], d: &Draft, status: StatusCode) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        form.card.wide method="post" action="/console/requests/new" {
+            input type="hidden" name="csrf" value=(f.csrf);
+            label for="target" { (t(T::Target)) }
+            select #target name="target" required {
+                @for tg in targets {
+                    @let name = text(tg, "name");
+                    option value=(name) selected[name == d.target] { (name) }
+                }
+            }
+            fieldset {
+                legend { (t(T::Level)) }
+                label { input type="radio" name="level" value="reference" checked[d.level != "change"]; " " (t(T::Reference)) }
+                label { input type="radio" name="level" value="change" checked[d.level == "change"]; " " (t(T::Change)) }
+            }
+            label for="from" { (t(T::From)) }
+            input #from type="datetime-local" name="from" value=(d.from) required;
+            label for="until" { (t(T::Until)) }
+            input #until type="datetime-local" name="until" value=(d.until) required;
+            label for="reason" { (t(T::Reason)) }
+            input #reason name="reason" value=(d.reason) required;
+            label for="plan" { (t(T::Plan)) }
+            textarea #plan name="plan" rows="5" { (d.plan) }
+            div.buttons { button.primary type="submit" { (t(T::FileRequest)) } }
+        }
+    };
+    respond(status, page(lang, t(T::NewRequest), Some(f), body))
 }
 
 /// Who is connected to what, with a terminate button (confirmed on the next page).
