@@ -400,3 +400,176 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
     assert_eq!(alice_view.0, 404, "{}", alice_view.1);
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approver_signs_it_off() {
+    use std::io::Write;
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let base = w.http.base.clone();
+    let out = w.env.cli(
+        &[
+            "user",
+            "add",
+            "--username",
+            "audrey",
+            "--role",
+            "auditor",
+            "--password-stdin",
+        ],
+        "auditor password 1\n",
+    );
+    assert!(out.status.success());
+
+    // A recorded interactive session: a command, its output, and some red text.
+    w.approved("reference").await;
+    let mut child = w
+        .ssh("alice+pacs", &["-tt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"echo sekisho-$((6*7))-done; printf '\\033[31mALERT\\033[0m\\n'\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sekisho-42-done"));
+    let id = w.sessions(false).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.wait_ended(&id).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, m) = w
+            .http
+            .get(&format!("/api/v1/recordings/{id}"), &w.approver)
+            .await;
+        if m["state"] == "closed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "recording not sealed: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The auditor lists recordings and finds the command's output by search.
+    b.client
+        .goto(&format!("{base}/console/login"))
+        .await
+        .unwrap();
+    b.fill("#username", "audrey").await;
+    b.fill("#password", "auditor password 1").await;
+    b.click("button[type=submit].primary").await;
+    b.at("/console/approvals").await;
+    b.client
+        .goto(&format!("{base}/console/recordings"))
+        .await
+        .unwrap();
+    let row = b.text("tr.recording").await;
+    assert!(
+        row.contains("alice") && row.contains("pacs") && row.contains("R-1"),
+        "{row}"
+    );
+    b.fill("#q", "sekisho-42-done").await;
+    b.click("form.search button").await;
+    b.at("/console/recordings/search?q=sekisho-42-done").await;
+    let hit = b.text("tr.hit").await;
+    assert!(hit.contains("sekisho-42-done"), "{hit}");
+    b.screenshot("search.png").await;
+    b.click("tr.hit a").await;
+
+    // The player shows the screen at that moment, verified against the signed manifest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b
+        .path()
+        .await
+        .starts_with(&format!("/console/recordings/{id}?t="))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not at the hit: {}",
+            b.path().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let screen = b.text("pre.terminal").await;
+    assert!(screen.contains("sekisho-42-done"), "{screen}");
+    assert!(b.text("dl").await.contains("Verified"));
+    // Seek to the end: the red text is drawn red (xterm colour 1).
+    b.client
+        .goto(&format!("{base}/console/recordings/{id}?t=9999"))
+        .await
+        .unwrap();
+    let red = b.text("pre.terminal span.f1").await;
+    assert_eq!(red, "ALERT");
+    b.screenshot("player.png").await;
+    // Play from the start: the page advances by itself (no JavaScript: a refresh).
+    b.client
+        .goto(&format!(
+            "{base}/console/recordings/{id}?t=0&play=true&speed=1"
+        ))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // (The session lasted well under a second: one step reaches its end.)
+    while b.path().await.contains("?t=0&") {
+        assert!(
+            Instant::now() < deadline,
+            "the player did not advance: {}",
+            b.path().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An auditor reviews but does not sign off: no form for them.
+    assert!(
+        b.client
+            .find(Locator::Css("#review-comment"))
+            .await
+            .is_err()
+    );
+
+    // The audit log screen: the chain is intact, and the session start is listed.
+    b.client
+        .goto(&format!("{base}/console/audit?kind=session_started"))
+        .await
+        .unwrap();
+    assert!(b.text("p.chain").await.contains("Hash chain intact"));
+    assert!(b.text("tr.event").await.contains("session_started"));
+    b.screenshot("audit.png").await;
+
+    // The approver signs the review off.
+    b.click("header form.inline button").await;
+    b.at("/console/login").await;
+    b.fill("#username", "hana").await;
+    b.fill("#password", "approver password 1").await;
+    b.click("button[type=submit].primary").await;
+    b.at("/console/approvals").await;
+    b.client
+        .goto(&format!("{base}/console/recordings/{id}"))
+        .await
+        .unwrap();
+    b.fill("#review-comment", "checked the log collection")
+        .await;
+    b.click("section form.decision button.primary").await;
+    b.at(&format!("/console/recordings/{id}?done=signed_off"))
+        .await;
+    let (_, sessions) = w.http.get("/api/v1/sessions", &w.approver).await;
+    let s = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(
+        (&s["review"], &s["reviewed_by"]),
+        (&json!("signed_off"), &json!("hana")),
+        "{s}"
+    );
+    b.client.clone().close().await.unwrap();
+}

@@ -322,3 +322,145 @@ mod tests {
         assert_eq!(text, expected);
     }
 }
+
+/// One run of same-styled text on a terminal row, as a player draws it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub text: String,
+    /// xterm-256 colour index, `None` for the default.
+    pub fg: Option<u8>,
+    pub bg: Option<u8>,
+    pub bold: bool,
+    /// Where the cursor is (a one-cell span).
+    pub cursor: bool,
+}
+
+/// The screen of a terminal recording at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Screen {
+    pub rows: Vec<Vec<Span>>,
+    pub width: u16,
+    pub height: u16,
+}
+
+/// The xterm-256 index nearest an RGB colour (the 6×6×6 cube).
+fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
+    let q = |v: u8| (u16::from(v) * 5 + 127) / 255;
+    u8::try_from(16 + 36 * q(r) + 6 * q(g) + q(b)).unwrap_or(15)
+}
+
+fn colour(c: vt100::Color) -> Option<u8> {
+    match c {
+        vt100::Color::Default => None,
+        vt100::Color::Idx(i) => Some(i),
+        vt100::Color::Rgb(r, g, b) => Some(nearest_256(r, g, b)),
+    }
+}
+
+/// Plays `cast_text` up to `t` seconds (resizes included) and returns the screen then, with
+/// colours, bold, inverse video (as swapped colours) and the cursor; and the recording's
+/// length in seconds.
+pub fn screen_at(cast_text: &str, t: f64) -> std::result::Result<(Screen, f64), String> {
+    let (header, events) = cast::parse(cast_text)?;
+    let mut parser = vt100::Parser::new(size(header.height), size(header.width), 0);
+    let length = events.last().map_or(0.0, |e| e.t);
+    for ev in events.iter().take_while(|e| e.t <= t) {
+        match ev.kind {
+            EventKind::Output => parser.process(ev.data.as_bytes()),
+            EventKind::Resize => {
+                if let Some((w, h)) = resize(&ev.data) {
+                    parser.set_size(size(h), size(w));
+                }
+            }
+            EventKind::Input => {}
+        }
+    }
+    let screen = parser.screen();
+    let (height, width) = screen.size();
+    let (height, width) = (height.get(), width.get());
+    let (crow, ccol) = screen.cursor_position();
+    let mut rows = Vec::with_capacity(usize::from(height));
+    for r in 0..height {
+        let mut spans: Vec<Span> = Vec::new();
+        for c in 0..width {
+            let Some(cell) = screen.cell(r, c) else {
+                continue;
+            };
+            if cell.is_wide_continuation() {
+                continue;
+            }
+            let text = if cell.has_contents() {
+                cell.contents().to_owned()
+            } else {
+                " ".to_owned()
+            };
+            let (mut fg, mut bg) = (colour(cell.fgcolor()), colour(cell.bgcolor()));
+            if cell.inverse() {
+                (fg, bg) = (bg.or(Some(0)), fg.or(Some(7)));
+            }
+            let cursor = !screen.hide_cursor() && r == crow && c == ccol;
+            let span = Span {
+                text,
+                fg,
+                bg,
+                bold: cell.bold(),
+                cursor,
+            };
+            match spans.last_mut() {
+                Some(last)
+                    if !cursor
+                        && !last.cursor
+                        && (last.fg, last.bg, last.bold) == (span.fg, span.bg, span.bold) =>
+                {
+                    last.text.push_str(&span.text);
+                }
+                _ => spans.push(span),
+            }
+        }
+        rows.push(spans);
+    }
+    Ok((
+        Screen {
+            rows,
+            width,
+            height,
+        },
+        length,
+    ))
+}
+
+#[cfg(test)]
+mod screen_tests {
+    use super::*;
+
+    #[test]
+    fn the_screen_at_a_moment_has_the_text_colours_and_cursor_then() {
+        let cast = concat!(
+            "{\"version\": 2, \"width\": 20, \"height\": 3, \"timestamp\": 0}\n",
+            "[0.5, \"o\", \"$ ls\\r\\n\"]\n",
+            "[1.0, \"o\", \"\\u001b[1;31mred\\u001b[0m ok\\r\\n\"]\n",
+            "[2.0, \"o\", \"\\u001b[2J\\u001b[Hcleared\"]\n",
+        );
+        let text = |s: &Screen, row: usize| {
+            s.rows[row]
+                .iter()
+                .map(|sp| sp.text.as_str())
+                .collect::<String>()
+        };
+        let (at_0_7, length) = screen_at(cast, 0.7).unwrap();
+        assert_eq!(length, 2.0);
+        assert_eq!(text(&at_0_7, 0).trim_end(), "$ ls");
+        assert!(text(&at_0_7, 1).trim().is_empty());
+        let (at_1_5, _) = screen_at(cast, 1.5).unwrap();
+        let red = at_1_5.rows[1].iter().find(|s| s.text == "red").unwrap();
+        assert_eq!((red.fg, red.bold), (Some(1), true));
+        assert!(
+            at_1_5.rows[2].first().is_some_and(|s| s.cursor),
+            "cursor at the start of row 3"
+        );
+        let (end, _) = screen_at(cast, 10.0).unwrap();
+        assert_eq!(text(&end, 0).trim_end(), "cleared");
+        assert!(text(&end, 1).trim().is_empty());
+        assert_eq!(nearest_256(255, 0, 0), 196);
+    }
+}

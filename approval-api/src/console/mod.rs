@@ -63,6 +63,14 @@ pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
         )
         .route("/console/requests/{id}/{action}", post(decide))
         .route("/console/sessions", get(sessions))
+        .route("/console/recordings", get(recordings))
+        .route("/console/recordings/search", get(search))
+        .route("/console/recordings/{id}", get(recording))
+        .route("/console/recordings/{id}/text", get(transcript))
+        .route("/console/recordings/{id}/files/{name}", get(download))
+        .route("/console/sessions/{id}/review", post(sign_off))
+        .route("/console/audit", get(audit))
+        .route("/console/audit/export", get(audit_export))
         .route(
             "/console/sessions/{id}/terminate",
             get(confirm_terminate).post(terminate),
@@ -93,11 +101,60 @@ async fn secure_headers(mut r: Response) -> Response {
 }
 
 async fn stylesheet() -> Response {
+    static CSS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let css = CSS.get_or_init(|| format!("{}{}", include_str!("app.css"), terminal_palette()));
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("app.css"),
+        css.as_str(),
     )
         .into_response()
+}
+
+/// The xterm-256 palette as `.f<n>` (text) and `.b<n>` (background) classes for the player.
+fn terminal_palette() -> String {
+    const BASIC: [(u8, u8, u8); 16] = [
+        (0, 0, 0),
+        (205, 0, 0),
+        (0, 205, 0),
+        (205, 205, 0),
+        (0, 0, 238),
+        (205, 0, 205),
+        (0, 205, 205),
+        (229, 229, 229),
+        (127, 127, 127),
+        (255, 0, 0),
+        (0, 255, 0),
+        (255, 255, 0),
+        (92, 92, 255),
+        (255, 0, 255),
+        (0, 255, 255),
+        (255, 255, 255),
+    ];
+    let level = |i: u16| -> u8 {
+        if i == 0 {
+            0
+        } else {
+            u8::try_from(55 + 40 * i).unwrap_or(255)
+        }
+    };
+    let mut css = String::from("\n/* xterm-256 palette (generated) */\n");
+    for n in 0u16..256 {
+        let (r, g, b) = match n {
+            0..16 => BASIC[usize::from(n)],
+            16..232 => {
+                let c = n - 16;
+                (level(c / 36), level((c / 6) % 6), level(c % 6))
+            }
+            _ => {
+                let v = u8::try_from(8 + 10 * (n - 232)).unwrap_or(255);
+                (v, v, v)
+            }
+        };
+        css.push_str(&format!(
+            ".terminal .f{n}{{color:#{r:02x}{g:02x}{b:02x}}}.terminal .b{n}{{background:#{r:02x}{g:02x}{b:02x}}}\n"
+        ));
+    }
+    css
 }
 
 /// What every console request carries: the session token (if logged in), the language, the
@@ -190,8 +247,8 @@ impl Answer {
 }
 
 impl Console {
-    /// One request to the API router, as the caller.
-    async fn call(&self, ctx: &Ctx, method: Method, path: &str, body: Option<Value>) -> Answer {
+    /// One request to the API router, as the caller; its response as the API gave it.
+    async fn raw(&self, ctx: &Ctx, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = &ctx.token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -204,15 +261,18 @@ impl Console {
             None => Body::empty(),
         };
         let Ok(mut req) = req.body(body) else {
-            return Answer {
-                status: StatusCode::BAD_REQUEST,
-                body: json!({"error": {"message": "bad request"}}),
-            };
+            return (StatusCode::BAD_REQUEST, "bad request").into_response();
         };
         if let Some(peer) = ctx.peer {
             req.extensions_mut().insert(ConnectInfo(peer));
         }
         let Ok(resp) = self.api.clone().oneshot(req).await;
+        resp
+    }
+
+    /// One request to the API router, as the caller, with a JSON answer.
+    async fn call(&self, ctx: &Ctx, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let resp = self.raw(ctx, method, path, body).await;
         let status = resp.status();
         let body = match axum::body::to_bytes(resp.into_body(), MAX_ANSWER).await {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
@@ -603,6 +663,377 @@ async fn terminate(
         ))
         .into_response()
     }
+}
+
+#[derive(Deserialize)]
+struct RecordingsQuery {
+    target: Option<String>,
+    user: Option<String>,
+    state: Option<String>,
+}
+
+/// A query string of the non-empty `pairs`.
+fn query(pairs: &[(&str, Option<&str>)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            v.filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", urlencode(v)))
+        })
+        .collect();
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    }
+}
+
+async fn recordings(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Query(q): Query<RecordingsQuery>,
+) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let path = format!(
+        "/api/v1/recordings{}",
+        query(&[
+            ("target", q.target.as_deref()),
+            ("user", q.user.as_deref()),
+            ("state", q.state.as_deref())
+        ])
+    );
+    let list = console.get(&ctx, &path).await;
+    if !list.ok() {
+        return pages::error(ctx.lang, &list.message(), list.status);
+    }
+    pages::recordings(
+        &frame(&ctx, &me, &no_query()),
+        &console.state.settings.zone,
+        list.body.as_array().map_or(&[][..], Vec::as_slice),
+        (q.target.as_deref(), q.user.as_deref(), q.state.as_deref()),
+    )
+}
+
+#[derive(Deserialize)]
+struct SearchForm {
+    #[serde(default)]
+    q: String,
+}
+
+async fn search(State(console): State<Console>, ctx: Ctx, Query(s): Query<SearchForm>) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let hits = if s.q.trim().is_empty() {
+        Value::Array(vec![])
+    } else {
+        let answer = console
+            .get(
+                &ctx,
+                &format!("/api/v1/recordings/search?q={}", urlencode(s.q.trim())),
+            )
+            .await;
+        if !answer.ok() {
+            return pages::error(ctx.lang, &answer.message(), answer.status);
+        }
+        answer.body
+    };
+    pages::search(
+        &frame(&ctx, &me, &no_query()),
+        &s.q,
+        hits.as_array().map_or(&[][..], Vec::as_slice),
+    )
+}
+
+#[derive(Deserialize)]
+struct PlayerQuery {
+    t: Option<f64>,
+    #[serde(default)]
+    play: bool,
+    speed: Option<f64>,
+    done: Option<String>,
+    error: Option<String>,
+}
+
+async fn recording(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(pq): Query<PlayerQuery>,
+) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let base = format!("/api/v1/recordings/{}", urlencode(&id));
+    let manifest = console.get(&ctx, &base).await;
+    if !manifest.ok() {
+        return pages::error(ctx.lang, &manifest.message(), manifest.status);
+    }
+    let verification = console.get(&ctx, &format!("{base}/verify")).await;
+    let session = console
+        .get(&ctx, "/api/v1/sessions?limit=1000")
+        .await
+        .body
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["id"] == id.as_str()).cloned())
+        .unwrap_or(Value::Null);
+    let report = match session["request_id"].as_str() {
+        Some(r) => console
+            .get(&ctx, &format!("/api/v1/requests/{}", urlencode(r)))
+            .await
+            .body["report"]
+            .clone(),
+        None => Value::Null,
+    };
+    // The first terminal channel, played up to `t`.
+    let cast = manifest.body["files"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["kind"] == "asciicast"))
+        .and_then(|f| f["name"].as_str())
+        .map(str::to_owned);
+    let t = pq.t.unwrap_or(0.0).max(0.0);
+    let screen = match &cast {
+        Some(name) => {
+            let resp = console
+                .raw(
+                    &ctx,
+                    Method::GET,
+                    &format!("{base}/files/{}", urlencode(name)),
+                    None,
+                )
+                .await;
+            match axum::body::to_bytes(resp.into_body(), MAX_ANSWER).await {
+                Ok(bytes) => {
+                    sekisho_recorder::index::screen_at(&String::from_utf8_lossy(&bytes), t).ok()
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let q = ListQuery {
+        status: None,
+        done: pq.done.clone(),
+        error: pq.error.clone(),
+    };
+    pages::recording(
+        &frame(&ctx, &me, &q),
+        &console.state.settings.zone,
+        &pages::RecordingView {
+            id: &id,
+            manifest: &manifest.body,
+            verification: &verification.body,
+            session: &session,
+            report: &report,
+            screen: screen.as_ref(),
+            t,
+            playing: pq.play,
+            speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
+        },
+    )
+}
+
+async fn transcript(State(console): State<Console>, ctx: Ctx, Path(id): Path<String>) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    console
+        .raw(
+            &ctx,
+            Method::GET,
+            &format!("/api/v1/recordings/{}/text", urlencode(&id)),
+            None,
+        )
+        .await
+}
+
+async fn download(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path((id, name)): Path<(String, String)>,
+) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    let path = format!(
+        "/api/v1/recordings/{}/files/{}",
+        urlencode(&id),
+        urlencode(&name)
+    );
+    let mut r = console.raw(&ctx, Method::GET, &path, None).await;
+    if r.status().is_success()
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("attachment; filename=\"{}\"", urlencode(&name)))
+    {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+async fn sign_off(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<DecisionForm>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, &form.csrf) {
+        return r;
+    }
+    let comment = unix_newlines(form.comment.trim());
+    let body = if comment.is_empty() {
+        json!({})
+    } else {
+        json!({"comment": comment})
+    };
+    let answer = console
+        .call(
+            &ctx,
+            Method::POST,
+            &format!("/api/v1/sessions/{}/review", urlencode(&id)),
+            Some(body),
+        )
+        .await;
+    let back = format!("/console/recordings/{}", urlencode(&id));
+    if answer.ok() {
+        Redirect::to(&format!("{back}?done=signed_off")).into_response()
+    } else {
+        Redirect::to(&format!("{back}?error={}", urlencode(&answer.message()))).into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct AuditForm {
+    kind: Option<String>,
+    outcome: Option<String>,
+    user: Option<String>,
+    target: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    cursor: Option<String>,
+    format: Option<String>,
+}
+
+impl AuditForm {
+    /// The API query for these filters (times read in the configured zone).
+    fn api_query(
+        &self,
+        zone: &sekisho_domain::zone::DisplayZone,
+        extra: &[(&str, Option<&str>)],
+    ) -> Result<String, String> {
+        let time = |v: &Option<String>, name: &str| -> Result<Option<String>, String> {
+            match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => Ok(None),
+                Some(s) => zone
+                    .parse_local(s)
+                    .map(|t| Some(t.to_string()))
+                    .map_err(|e| format!("{name}: `{s}` is not a date and time ({e})")),
+            }
+        };
+        let (from, to) = (time(&self.from, "from")?, time(&self.to, "to")?);
+        let mut pairs = vec![
+            ("kind", self.kind.as_deref()),
+            ("outcome", self.outcome.as_deref()),
+            ("user", self.user.as_deref()),
+            ("target", self.target.as_deref()),
+            ("from", from.as_deref()),
+            ("to", to.as_deref()),
+        ];
+        pairs.extend_from_slice(extra);
+        Ok(query(&pairs))
+    }
+}
+
+async fn audit(State(console): State<Console>, ctx: Ctx, Query(f): Query<AuditForm>) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let zone = &console.state.settings.zone;
+    let mut q = no_query();
+    let page = match f.api_query(
+        zone,
+        &[("cursor", f.cursor.as_deref()), ("limit", Some("100"))],
+    ) {
+        Ok(qs) => {
+            let a = console.get(&ctx, &format!("/api/v1/audit{qs}")).await;
+            if !a.ok() {
+                q.error = Some(a.message());
+            }
+            a.body
+        }
+        Err(e) => {
+            q.error = Some(e);
+            Value::Null
+        }
+    };
+    let chain = console.get(&ctx, "/api/v1/audit/verify").await;
+    let export = f.api_query(zone, &[]).unwrap_or_default();
+    let next = page["next_cursor"].as_i64().map(|c| {
+        let mut more: Vec<(&str, Option<&str>)> = vec![];
+        let c = c.to_string();
+        more.push(("cursor", Some(&c)));
+        let pairs = [
+            ("kind", f.kind.as_deref()),
+            ("outcome", f.outcome.as_deref()),
+            ("user", f.user.as_deref()),
+            ("target", f.target.as_deref()),
+            ("from", f.from.as_deref()),
+            ("to", f.to.as_deref()),
+        ];
+        more.extend_from_slice(&pairs);
+        format!("/console/audit{}", query(&more))
+    });
+    pages::audit(
+        &frame(&ctx, &me, &q),
+        zone,
+        &pages::AuditView {
+            events: page["events"].as_array().map_or(&[][..], Vec::as_slice),
+            chain: chain.ok().then_some(&chain.body),
+            filters: [
+                f.kind.as_deref().unwrap_or(""),
+                f.outcome.as_deref().unwrap_or(""),
+                f.user.as_deref().unwrap_or(""),
+                f.target.as_deref().unwrap_or(""),
+                f.from.as_deref().unwrap_or(""),
+                f.to.as_deref().unwrap_or(""),
+            ],
+            export: &export,
+            next: next.as_deref(),
+        },
+    )
+}
+
+async fn audit_export(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Query(f): Query<AuditForm>,
+) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    let format = match f.format.as_deref() {
+        Some("jsonl") => "jsonl",
+        _ => "csv",
+    };
+    let qs = match f.api_query(&console.state.settings.zone, &[("format", Some(format))]) {
+        Ok(qs) => qs,
+        Err(e) => return pages::error(ctx.lang, &e, StatusCode::UNPROCESSABLE_ENTITY),
+    };
+    let mut r = console
+        .raw(&ctx, Method::GET, &format!("/api/v1/audit{qs}"), None)
+        .await;
+    if r.status().is_success()
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("attachment; filename=\"sekisho-audit.{format}\""))
+    {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 /// Browsers send a textarea's line breaks as CRLF (as HTML says); stored text uses LF.

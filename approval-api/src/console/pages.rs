@@ -47,6 +47,17 @@ fn bytes(n: u64) -> String {
 }
 
 fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup {
+    page_with(lang, title, frame, body, None)
+}
+
+/// A page; `refresh` is `(seconds, url)` for a player that is playing (no JavaScript).
+fn page_with(
+    lang: Lang,
+    title: &str,
+    frame: Option<&Frame>,
+    body: Markup,
+    refresh: Option<(f64, String)>,
+) -> Markup {
     let t = |k: T| k.get(lang);
     html! {
         (DOCTYPE)
@@ -56,6 +67,9 @@ fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — " (t(T::Title)) }
                 link rel="stylesheet" href="/console/static/app.css";
+                @if let Some((secs, url)) = &refresh {
+                    meta http-equiv="refresh" content={ (format!("{secs:.1}")) "; url=" (url) };
+                }
             }
             body {
                 header.top {
@@ -66,6 +80,10 @@ fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup 
                                 (if f.role == "vendor" { t(T::MyRequests) } else { t(T::Approvals) })
                             }
                             a href="/console/sessions" { (t(T::LiveSessions)) }
+                            @if f.role != "vendor" {
+                                a href="/console/recordings" { (t(T::Recordings)) }
+                                a href="/console/audit" { (t(T::AuditLog)) }
+                            }
                         }
                         span.who { (f.username) " (" (f.role) ")" }
                         form.inline method="post" action="/console/logout" {
@@ -87,6 +105,7 @@ fn page(lang: Lang, title: &str, frame: Option<&Frame>, body: Markup) -> Markup 
                                     "rejected" => t(T::DoneRejected),
                                     "terminated" => t(T::DoneTerminated),
                                     "filed" => t(T::DoneFiled),
+                                    "signed_off" => t(T::DoneSignedOff),
                                     _ => "",
                                 })
                             }
@@ -458,4 +477,316 @@ pub fn confirm_terminate(f: &Frame, s: &Value) -> Response {
         StatusCode::OK,
         page(lang, t(T::ConfirmTerminate), Some(f), body),
     )
+}
+
+fn verified_badge(v: &Value, lang: Lang) -> Markup {
+    let t = |k: T| k.get(lang);
+    let problems = v["problems"].as_array().map_or(0, Vec::len);
+    html! {
+        @if v.is_null() {
+            span { "?" }
+        } @else if problems == 0 {
+            span.ok { (t(T::Verified)) }
+        } @else {
+            span.bad { (t(T::Tampered)) ": " (v["problems"].as_array().map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")).unwrap_or_default()) }
+        }
+    }
+}
+
+fn search_form(lang: Lang, q: &str) -> Markup {
+    let t = |k: T| k.get(lang);
+    html! {
+        form.search method="get" action="/console/recordings/search" role="search" {
+            label for="q" { (t(T::Search)) }
+            input #q type="search" name="q" value=(q) placeholder=(t(T::SearchHint)) required;
+            button.primary type="submit" { (t(T::Search)) }
+        }
+    }
+}
+
+/// The recordings, newest first, with filters and the text search.
+pub fn recordings(
+    f: &Frame,
+    zone: &DisplayZone,
+    list: &[Value],
+    filters: (Option<&str>, Option<&str>, Option<&str>),
+) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        (search_form(lang, ""))
+        form.filters method="get" action="/console/recordings" {
+            label { (t(T::Target)) " " input name="target" value=(filters.0.unwrap_or("")); }
+            label { (t(T::Engineer)) " " input name="user" value=(filters.1.unwrap_or("")); }
+            label { (t(T::Status)) " "
+                select name="state" {
+                    option value="" { (t(T::All)) }
+                    @for s in ["closed", "open", "aborted"] {
+                        option value=(s) selected[filters.2 == Some(s)] { (s) }
+                    }
+                }
+            }
+            button type="submit" { (t(T::Filter)) }
+        }
+        table {
+            thead { tr {
+                th { (t(T::Started)) } th { (t(T::Engineer)) } th { (t(T::Target)) } th { (t(T::Request)) }
+                th { (t(T::Level)) } th { (t(T::Status)) } th { (t(T::Files)) }
+            } }
+            tbody {
+                @for m in list {
+                    tr.recording {
+                        td { a href={ "/console/recordings/" (urlencode(text(m, "session"))) } { (when(zone, &m["started_at"])) } }
+                        td { (text(m, "vendor_user")) }
+                        td { (text(m, "target")) }
+                        td { "R-" (m["request_number"]) }
+                        td { (level_badge(text(m, "level"), lang)) }
+                        td { (text(m, "state")) }
+                        td { (m["files"].as_array().map_or(0, Vec::len)) }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::Recordings), Some(f), body))
+}
+
+/// Where a text was typed or shown, each a link to that moment in the player.
+pub fn search(f: &Frame, q: &str, hits: &[Value]) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        (search_form(lang, q))
+        @if !q.trim().is_empty() && hits.is_empty() {
+            p.empty { (t(T::NoHits)) }
+        }
+        @if !hits.is_empty() {
+            table {
+                thead { tr { th { (t(T::Engineer)) } th { (t(T::Target)) } th { (t(T::At)) } th { (t(T::Kind)) } th { "" } } }
+                tbody {
+                    @for h in hits {
+                        @let at = h["t"].as_f64().unwrap_or(0.0);
+                        tr.hit {
+                            td { (text(h, "vendor_user")) }
+                            td { (text(h, "target")) }
+                            td {
+                                a href={ "/console/recordings/" (urlencode(text(h, "session"))) "?t=" (format!("{at:.1}")) } {
+                                    (format!("{at:.1}")) " s"
+                                }
+                            }
+                            td { (h["source"].as_str().unwrap_or("")) }
+                            td { code { (text(h, "text")) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::Search), Some(f), body))
+}
+
+/// Everything about one recording the reviewer needs.
+pub struct RecordingView<'a> {
+    pub id: &'a str,
+    pub manifest: &'a Value,
+    pub verification: &'a Value,
+    pub session: &'a Value,
+    pub report: &'a Value,
+    pub screen: Option<&'a (sekisho_recorder::index::Screen, f64)>,
+    pub t: f64,
+    pub playing: bool,
+    pub speed: f64,
+}
+
+/// CSS classes of a terminal span: `f<n>`/`b<n>` (xterm-256 colours, styled in app.css),
+/// `bold`, `cursor`. Classes, not inline styles: the CSP allows no inline style.
+fn span_class(span: &sekisho_recorder::index::Span) -> String {
+    let mut class = Vec::new();
+    if let Some(fg) = span.fg {
+        class.push(format!("f{fg}"));
+    }
+    if let Some(bg) = span.bg {
+        class.push(format!("b{bg}"));
+    }
+    if span.bold {
+        class.push("bold".into());
+    }
+    if span.cursor {
+        class.push("cursor".into());
+    }
+    class.join(" ")
+}
+
+fn screen_html(s: &sekisho_recorder::index::Screen) -> Markup {
+    html! {
+        pre.terminal aria-label="terminal" {
+            @for row in &s.rows {
+                @for span in row {
+                    span class=(span_class(span)) { (span.text) }
+                }
+                "\n"
+            }
+        }
+    }
+}
+
+pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let m = v.manifest;
+    let id = urlencode(v.id);
+    let here = format!("/console/recordings/{id}");
+    let length = v.screen.map_or(0.0, |s| s.1);
+    let step = v.speed;
+    let next_t = (v.t + step).min(length);
+    let refresh = (v.playing && v.t < length).then(|| {
+        (
+            1.0,
+            format!("{here}?t={next_t:.2}&play=true&speed={}", v.speed),
+        )
+    });
+    let decider = f.role == "admin" || f.role == "approver";
+    let reviewed = v.session["review"] == "signed_off";
+    let body = html! {
+        dl {
+            dt { (t(T::Engineer)) } dd { (text(m, "vendor_user")) }
+            dt { (t(T::Target)) } dd { (text(m, "target")) " " (level_badge(text(m, "level"), lang)) }
+            dt { (t(T::Request)) } dd { "R-" (m["request_number"]) }
+            dt { (t(T::Window)) } dd { (when(zone, &m["started_at"])) " – " (when(zone, &m["ended_at"])) }
+            dt { (t(T::Status)) } dd {
+                (text(m, "state"))
+                @if !text(m, "end_reason").is_empty() && text(m, "end_reason") != text(m, "state") {
+                    " (" (text(m, "end_reason")) ")"
+                }
+            }
+            dt { (t(T::Source)) } dd { (text(m, "source_addr")) }
+            dt { "SHA-256" } dd { (verified_badge(v.verification, lang)) }
+        }
+        section aria-labelledby="player" {
+            h2 #player { (t(T::Play)) }
+            @match v.screen {
+                None => p.empty { (t(T::NoTerminal)) },
+                Some((screen, _)) => {
+                    (screen_html(screen))
+                    form.player method="get" action=(here) {
+                        label for="t" { (t(T::Seek)) }
+                        input #t type="range" name="t" min="0" max=(format!("{length:.1}")) step="0.5" value=(format!("{:.1}", v.t));
+                        output for="t" { (format!("{:.1} / {length:.1} s", v.t)) }
+                        label for="speed" { (t(T::Speed)) }
+                        select #speed name="speed" {
+                            @for s in [0.5, 1.0, 2.0, 4.0, 8.0] {
+                                option value=(s) selected[(s - v.speed).abs() < f64::EPSILON] { (s) "×" }
+                            }
+                        }
+                        @if v.playing {
+                            button type="submit" { (t(T::Pause)) }
+                        } @else {
+                            button type="submit" { (t(T::Seek)) }
+                            button.primary type="submit" name="play" value="true" { (t(T::Play)) }
+                        }
+                    }
+                }
+            }
+            p {
+                a href={ (here) "/text" } { (t(T::Transcript)) }
+                " · " (t(T::Files)) ": "
+                @for file in m["files"].as_array().map_or(&[][..], Vec::as_slice) {
+                    a href={ (here) "/files/" (urlencode(text(file, "name"))) } download { (text(file, "name")) } " "
+                }
+            }
+        }
+        section aria-labelledby="review" {
+            h2 #review { (t(T::Review)) }
+            dl {
+                dt { (t(T::WorkReport)) } dd { pre { (v.report.as_str().unwrap_or("—")) } }
+                @if reviewed {
+                    dt { (t(T::SignedOff)) } dd { (text(v.session, "reviewed_by")) " — " (text(v.session, "review_comment")) }
+                }
+            }
+            @if decider && !reviewed && !v.session.is_null() {
+                form.decision method="post" action={ "/console/sessions/" (id) "/review" } {
+                    input type="hidden" name="csrf" value=(f.csrf);
+                    label for="review-comment" { (t(T::Comment)) }
+                    textarea #review-comment name="comment" rows="2" {}
+                    div.buttons { button.primary type="submit" { (t(T::SignOff)) } }
+                }
+            }
+        }
+    };
+    let title = format!(
+        "{} · {} · R-{}",
+        t(T::Recordings),
+        text(m, "target"),
+        m["request_number"]
+    );
+    respond(
+        StatusCode::OK,
+        page_with(lang, &title, Some(f), body, refresh),
+    )
+}
+
+/// The audit log page's inputs.
+pub struct AuditView<'a> {
+    pub events: &'a [Value],
+    pub chain: Option<&'a Value>,
+    /// kind, outcome, user, target, from, to (as typed).
+    pub filters: [&'a str; 6],
+    /// The API query of the filters, for the export links.
+    pub export: &'a str,
+    pub next: Option<&'a str>,
+}
+
+pub fn audit(f: &Frame, zone: &DisplayZone, v: &AuditView<'_>) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let [kind, outcome, user, target, from, to] = v.filters;
+    let sep = if v.export.is_empty() { "?" } else { "&" };
+    let body = html! {
+        @if let Some(c) = v.chain {
+            @if c["intact"].as_bool().unwrap_or(false) {
+                p.notice.chain { (t(T::ChainIntact)) " (" (c["rows"]) ")" }
+            } @else {
+                p.alert.chain role="alert" { (t(T::ChainBroken)) ": " (text(c, "problem")) }
+            }
+        }
+        form.filters method="get" action="/console/audit" {
+            label { (t(T::Kind)) " " input name="kind" value=(kind) placeholder="request_decided"; }
+            label { (t(T::Outcome)) " "
+                select name="outcome" {
+                    option value="" { (t(T::All)) }
+                    @for o in ["success", "denied", "failure"] { option value=(o) selected[outcome == o] { (o) } }
+                }
+            }
+            label { (t(T::Engineer)) " " input name="user" value=(user); }
+            label { (t(T::Target)) " " input name="target" value=(target); }
+            label { (t(T::From)) " " input type="datetime-local" name="from" value=(from); }
+            label { (t(T::Until)) " " input type="datetime-local" name="to" value=(to); }
+            button type="submit" { (t(T::Filter)) }
+        }
+        p {
+            (t(T::Export)) ": "
+            a href={ "/console/audit/export" (v.export) (sep) "format=csv" } { "CSV" } " · "
+            a href={ "/console/audit/export" (v.export) (sep) "format=jsonl" } { "JSONL" }
+        }
+        table {
+            thead { tr { th { "#" } th { (t(T::At)) } th { (t(T::Actor)) } th { (t(T::Kind)) } th { (t(T::Outcome)) } th { (t(T::Reason)) } th { (t(T::Source)) } } }
+            tbody {
+                @for e in v.events {
+                    tr.event class=(if e["outcome"] == "success" { "" } else { "denied" }) {
+                        td { (e["seq"]) }
+                        td { (when(zone, &e["at"])) }
+                        td { (text(e, "actor")) }
+                        td { (text(e, "kind")) }
+                        td { (text(e, "outcome")) }
+                        td { (text(e, "reason")) }
+                        td { (text(e, "source_addr")) }
+                    }
+                }
+            }
+        }
+        @if let Some(next) = v.next {
+            p { a href=(next) { (t(T::Older)) } }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::AuditLog), Some(f), body))
 }
