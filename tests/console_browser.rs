@@ -212,13 +212,17 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
     assert_eq!(r["status"], "approved", "{r}");
     assert_eq!(r["approvals"][0]["comment"], "ok for tonight", "{r}");
 
-    // A live session appears and is terminated from the browser, after confirmation.
-    let child = w
-        .ssh("alice+pacs", &["sleep 60"])
+    // A live interactive session appears; its screen can be watched as it happens; it is
+    // terminated from the browser, after confirmation.
+    let mut child = w
+        .ssh("alice+pacs", &["-tt"])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut typing = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut typing, b"echo watched-$((40+2))\n").unwrap();
     let live = w.wait_live().await;
     b.client
         .goto(&format!("{base}/console/sessions"))
@@ -230,6 +234,31 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
         "{row}"
     );
     b.screenshot("sessions.png").await;
+    b.click("tr.session a.watch").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // The page refreshes itself every second while the session lasts.
+        let screen = b
+            .find("pre.terminal")
+            .await
+            .text()
+            .await
+            .unwrap_or_default();
+        if screen.contains("watched-42") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watched screen never showed the output: {screen}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(b.text("p.live").await.contains("refreshes every second"));
+    b.screenshot("watch.png").await;
+    b.client
+        .goto(&format!("{base}/console/sessions"))
+        .await
+        .unwrap();
     b.click("tr.session a.danger").await;
     b.at(&format!(
         "/console/sessions/{}/terminate",
@@ -241,6 +270,7 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
     b.click("form button.danger").await;
     let (out, _) = exited(child, Duration::from_secs(5));
     let took = clicked.elapsed();
+    drop(typing);
     assert!(took < Duration::from_secs(1), "terminate took {took:?}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("an approver terminated this session"),

@@ -324,7 +324,7 @@ mod tests {
 }
 
 /// One run of same-styled text on a terminal row, as a player draws it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
     pub text: String,
     /// xterm-256 colour index, `None` for the default.
@@ -336,7 +336,7 @@ pub struct Span {
 }
 
 /// The screen of a terminal recording at one moment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Screen {
     pub rows: Vec<Vec<Span>>,
     pub width: u16,

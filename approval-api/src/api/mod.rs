@@ -184,6 +184,11 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/recordings/{id}/text", Access::Roles(STAFF)),
     (
         "GET",
+        "/api/v1/recordings/{id}/screen",
+        Access::Roles(STAFF),
+    ),
+    (
+        "GET",
         "/api/v1/recordings/{id}/verify",
         Access::Roles(STAFF),
     ),
@@ -357,6 +362,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(recordings::get_recording))
         .routes(routes!(recordings::download))
         .routes(routes!(recordings::text))
+        .routes(routes!(recordings::screen))
         .routes(routes!(recordings::verify))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))

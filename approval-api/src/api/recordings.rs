@@ -191,3 +191,82 @@ pub async fn verify(
     let key = state.recording_public_key.clone();
     Ok(Json(blocking(move || Ok(lib.verify(&id, &key)?)).await?))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenQuery {
+    /// Seconds from the start; absent: the latest screen (for watching a live session).
+    pub t: Option<f64>,
+}
+
+/// A terminal screen of a recording.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ScreenView {
+    /// The terminal file drawn (the session's first terminal channel), if it has one.
+    pub file: Option<String>,
+    /// Whether the recording is still being written (a live session).
+    pub live: bool,
+    /// The moment drawn, and the recording's length so far, in seconds.
+    pub t: f64,
+    pub length: f64,
+    /// Rows of styled spans (`text`, `fg`/`bg` xterm-256 indexes, `bold`, `cursor`).
+    #[schema(value_type = Object)]
+    pub screen: Option<index::Screen>,
+}
+
+/// The terminal screen at a moment (or now, while the session lasts), drawn with a terminal
+/// emulator: what the web console's player and live view show.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/screen", tag = "recordings",
+    params(("id" = String, Path), ScreenQuery),
+    responses((status = 200, body = ScreenView), (status = 404, body = ErrorBody)))]
+pub async fn screen(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<ScreenQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ScreenView>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let view = blocking(move || {
+        let dir = lib.find(&id)?;
+        let m = Manifest::read(&dir)?;
+        let live = m.state == RecordingState::Open;
+        // A sealed recording lists its files; an open one is read from its folder (names
+        // from the listing, never from the request).
+        let file = if live {
+            sekisho_recorder::library::recording_files(&dir)?
+                .into_iter()
+                .find(|n| n.ends_with(".cast"))
+        } else {
+            m.files
+                .iter()
+                .find(|f| f.kind == sekisho_recorder::manifest::FileKind::Asciicast)
+                .map(|f| f.name.clone())
+        };
+        let Some(file) = file else {
+            return Ok(ScreenView {
+                file: None,
+                live,
+                t: 0.0,
+                length: 0.0,
+                screen: None,
+            });
+        };
+        let text = std::fs::read_to_string(dir.join(&file))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        // While it is written, the last line may be incomplete: draw what is complete.
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        let t = q.t.unwrap_or(f64::MAX).max(0.0);
+        let (screen, length) = index::screen_at(complete, t)
+            .map_err(|e| ApiError::Internal(format!("{file}: {e}")))?;
+        Ok(ScreenView {
+            file: Some(file),
+            live,
+            t: t.min(length),
+            length,
+            screen: Some(screen),
+        })
+    })
+    .await?;
+    Ok(Json(view))
+}

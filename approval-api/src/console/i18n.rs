@@ -155,6 +155,8 @@ pub enum T {
     Filter,
     DoneSignedOff,
     At,
+    Watch,
+    Watching,
 }
 
 impl T {
@@ -288,6 +290,11 @@ impl T {
             T::Filter => ("Filter", "絞り込み"),
             T::DoneSignedOff => ("Review signed off.", "確認済みにしました。"),
             T::At => ("At", "日時"),
+            T::Watch => ("Watch", "画面を見る"),
+            T::Watching => (
+                "Live: the screen refreshes every second (read-only).",
+                "ライブ表示：1秒ごとに更新されます（閲覧のみ）。",
+            ),
             T::DoneFiled => (
                 "Filed. Hospital IT will approve or reject it.",
                 "申請しました。病院の情報システム担当が承認または却下します。",

@@ -755,6 +755,8 @@ struct PlayerQuery {
     #[serde(default)]
     play: bool,
     speed: Option<f64>,
+    #[serde(default)]
+    live: bool,
     done: Option<String>,
     error: Option<String>,
 }
@@ -790,32 +792,19 @@ async fn recording(
             .clone(),
         None => Value::Null,
     };
-    // The first terminal channel, played up to `t`.
-    let cast = manifest.body["files"]
-        .as_array()
-        .and_then(|f| f.iter().find(|f| f["kind"] == "asciicast"))
-        .and_then(|f| f["name"].as_str())
-        .map(str::to_owned);
-    let t = pq.t.unwrap_or(0.0).max(0.0);
-    let screen = match &cast {
-        Some(name) => {
-            let resp = console
-                .raw(
-                    &ctx,
-                    Method::GET,
-                    &format!("{base}/files/{}", urlencode(name)),
-                    None,
-                )
-                .await;
-            match axum::body::to_bytes(resp.into_body(), MAX_ANSWER).await {
-                Ok(bytes) => {
-                    sekisho_recorder::index::screen_at(&String::from_utf8_lossy(&bytes), t).ok()
-                }
-                Err(_) => None,
-            }
-        }
-        None => None,
+    // The first terminal channel at `t` (or now, watching live), drawn by the API.
+    let at = if pq.live {
+        String::new()
+    } else {
+        format!("?t={}", pq.t.unwrap_or(0.0).max(0.0))
     };
+    let drawn = console.get(&ctx, &format!("{base}/screen{at}")).await;
+    let length = drawn.body["length"].as_f64().unwrap_or(0.0);
+    let t = drawn.body["t"].as_f64().unwrap_or(0.0);
+    let screen =
+        serde_json::from_value::<sekisho_recorder::index::Screen>(drawn.body["screen"].clone())
+            .ok()
+            .map(|s| (s, length));
     let q = ListQuery {
         status: None,
         done: pq.done.clone(),
@@ -834,6 +823,7 @@ async fn recording(
             t,
             playing: pq.play,
             speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
+            live: pq.live,
         },
     )
 }

@@ -419,7 +419,7 @@ pub fn sessions(f: &Frame, zone: &DisplayZone, live: &[Value], requests: &[Value
                     th { (t(T::Engineer)) } th { (t(T::Target)) } th { (t(T::Request)) }
                     th { (t(T::Level)) } th { (t(T::Transport)) } th { (t(T::Since)) }
                     th { (t(T::Bytes)) } th { (t(T::TimeLeft)) }
-                    @if decider { th { span.visually-hidden { (t(T::Terminate)) } } }
+                    th { span.visually-hidden { (t(T::Watch)) } }
                 } }
                 tbody {
                     @for s in live {
@@ -435,8 +435,14 @@ pub fn sessions(f: &Frame, zone: &DisplayZone, live: &[Value], requests: &[Value
                                 (bytes(s["bytes_from_target"].as_u64().unwrap_or(0)))
                             }
                             td { @if let Some(m) = left(s) { (m) " " (t(T::Minutes)) } }
-                            @if decider {
-                                td {
+                            td.actions {
+                                @if f.role != "vendor" {
+                                    a.button.watch href={ "/console/recordings/" (urlencode(text(s, "id"))) "?live=true" } {
+                                        (t(T::Watch))
+                                    }
+                                }
+                                @if decider {
+                                    " "
                                     a.button.danger href={ "/console/sessions/" (urlencode(text(s, "id"))) "/terminate" } {
                                         (t(T::Terminate))
                                     }
@@ -596,6 +602,8 @@ pub struct RecordingView<'a> {
     pub t: f64,
     pub playing: bool,
     pub speed: f64,
+    /// Watching a live session: the latest screen, refreshed every second.
+    pub live: bool,
 }
 
 /// CSS classes of a terminal span: `f<n>`/`b<n>` (xterm-256 colours, styled in app.css),
@@ -639,12 +647,17 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
     let length = v.screen.map_or(0.0, |s| s.1);
     let step = v.speed;
     let next_t = (v.t + step).min(length);
-    let refresh = (v.playing && v.t < length).then(|| {
-        (
-            1.0,
-            format!("{here}?t={next_t:.2}&play=true&speed={}", v.speed),
-        )
-    });
+    let open = text(m, "state") == "open";
+    let refresh = if v.live && open {
+        Some((1.0, format!("{here}?live=true")))
+    } else {
+        (v.playing && v.t < length).then(|| {
+            (
+                1.0,
+                format!("{here}?t={next_t:.2}&play=true&speed={}", v.speed),
+            )
+        })
+    };
     let decider = f.role == "admin" || f.role == "approver";
     let reviewed = v.session["review"] == "signed_off";
     let body = html! {
@@ -664,14 +677,17 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
         }
         section aria-labelledby="player" {
             h2 #player { (t(T::Play)) }
+            @if v.live && open {
+                p.notice.live role="status" { (t(T::Watching)) }
+            }
             @match v.screen {
                 None => p.empty { (t(T::NoTerminal)) },
                 Some((screen, _)) => {
                     (screen_html(screen))
                     form.player method="get" action=(here) {
                         label for="t" { (t(T::Seek)) }
-                        input #t type="range" name="t" min="0" max=(format!("{length:.1}")) step="0.5" value=(format!("{:.1}", v.t));
-                        output for="t" { (format!("{:.1} / {length:.1} s", v.t)) }
+                        input #t type="range" name="t" min="0" max=(format!("{length:.1}")) step="0.5" value=(format!("{:.1}", v.t.min(length)));
+                        output for="t" { (format!("{:.1} / {length:.1} s", v.t.min(length))) }
                         label for="speed" { (t(T::Speed)) }
                         select #speed name="speed" {
                             @for s in [0.5, 1.0, 2.0, 4.0, 8.0] {
