@@ -603,3 +603,178 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
     );
     b.client.clone().close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_registers_a_vendor_an_engineer_and_a_target_and_issues_an_enrollment_code() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let base = w.http.base.clone();
+    let admin_pw =
+        std::fs::read_to_string(w.env.data_dir().join("initial-admin-password")).unwrap();
+    b.client
+        .goto(&format!("{base}/console/login"))
+        .await
+        .unwrap();
+    b.fill("#username", "admin").await;
+    b.fill("#password", admin_pw.trim()).await;
+    b.click("button[type=submit].primary").await;
+    b.at("/console/approvals").await;
+    b.click("header nav a[href='/console/admin']").await;
+    b.at("/console/admin").await;
+
+    // A vendor with every checklist item ticked.
+    b.click("section[aria-labelledby=vendors] summary").await;
+    b.fill("#vendor-name", "Gamma Imaging").await;
+    b.fill("#vendor-contact", "Suzuki").await;
+    for cb in b
+        .client
+        .find_all(Locator::Css(
+            "section[aria-labelledby=vendors] input[type=checkbox]",
+        ))
+        .await
+        .unwrap()
+    {
+        cb.click().await.unwrap();
+    }
+    b.fill("#vendor-attested", "Suzuki (CISO)").await;
+    b.click("section[aria-labelledby=vendors] form button.primary")
+        .await;
+    b.at("/console/admin?done=ok").await;
+    let vendors = b.text("section[aria-labelledby=vendors] table").await;
+    assert!(
+        vendors.contains("Gamma Imaging") && vendors.contains("meets the checklist"),
+        "{vendors}"
+    );
+
+    // An engineer of that vendor, and an enrollment code for them.
+    // (Each form starts from the plain page, so that `?done=ok` means this form's result.)
+    b.client
+        .goto(&format!("{base}/console/admin"))
+        .await
+        .unwrap();
+    b.click("section[aria-labelledby=engineers] summary").await;
+    b.find("#eng-vendor")
+        .await
+        .select_by_label("Gamma Imaging")
+        .await
+        .unwrap();
+    b.fill("#eng-username", "carol").await;
+    b.fill("#eng-display", "Carol Tanaka").await;
+    b.fill("#eng-password", "vendor password 3").await;
+    b.click("section[aria-labelledby=engineers] form.card button.primary")
+        .await;
+    b.at("/console/admin?done=ok").await;
+    let rows = b
+        .client
+        .find_all(Locator::Css("tr.engineer"))
+        .await
+        .unwrap();
+    let mut carol = None;
+    for r in rows {
+        if r.text().await.unwrap().contains("carol") {
+            carol = Some(r);
+        }
+    }
+    let carol = carol.expect("carol listed");
+    carol
+        .find(Locator::Css("form[action$='/enrollment-code'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let code = b.text("code.enrollment-code").await;
+    assert!(code.len() >= 16, "{code}");
+    assert!(
+        b.text("pre.command")
+            .await
+            .contains(&format!("--code {code}"))
+    );
+    b.screenshot("enrollment-code.png").await;
+
+    // A target with a write-only credential: it is never shown back.
+    b.client
+        .goto(&format!("{base}/console/admin"))
+        .await
+        .unwrap();
+    b.click("section[aria-labelledby=targets] summary").await;
+    b.fill("#tg-name", "ris").await;
+    b.fill("#tg-host", "127.0.0.1").await;
+    b.fill("#tg-ref-account", "ris-ro").await;
+    let key = std::fs::read_to_string(w.keys.path().join("gateway-to-pacs")).unwrap();
+    b.fill("#tg-ref-key", &key).await;
+    b.fill("#tg-ports", "not-a-port").await;
+    b.click("section[aria-labelledby=targets] form button.primary")
+        .await;
+    assert!(
+        b.text("p.alert")
+            .await
+            .contains("not a list of port numbers")
+    );
+    b.click("section[aria-labelledby=targets] summary").await;
+    b.fill("#tg-name", "ris").await;
+    b.fill("#tg-host", "127.0.0.1").await;
+    b.fill("#tg-ref-account", "ris-ro").await;
+    b.fill("#tg-ref-key", &key).await;
+    b.click("section[aria-labelledby=targets] form button.primary")
+        .await;
+    b.at("/console/admin?done=ok").await;
+    assert!(
+        b.text("section[aria-labelledby=targets] table")
+            .await
+            .contains("ris-ro")
+    );
+    let page = b.client.source().await.unwrap();
+    assert!(!page.contains("PRIVATE KEY"), "a credential was shown");
+    b.screenshot("admin.png").await;
+
+    // Disabling carol from the page.
+    for r in b
+        .client
+        .find_all(Locator::Css("tr.engineer"))
+        .await
+        .unwrap()
+    {
+        if r.text().await.unwrap().contains("carol") {
+            r.find(Locator::Css("button.danger"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            break;
+        }
+    }
+    // (The page was already at ?done=ok: wait for the change itself.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, users) = w.http.get("/api/v1/users", &w.admin).await;
+        let carol = users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["username"] == "carol")
+            .unwrap()
+            .clone();
+        if carol["status"] == "disabled" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "carol was not disabled: {carol}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, targets) = w.http.get("/api/v1/targets", &w.admin).await;
+    assert!(
+        targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "ris")
+    );
+    let codes = w.audit("kind=enrollment_code_created").await;
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    b.client.clone().close().await.unwrap();
+}

@@ -69,6 +69,15 @@ pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
         .route("/console/recordings/{id}/text", get(transcript))
         .route("/console/recordings/{id}/files/{name}", get(download))
         .route("/console/sessions/{id}/review", post(sign_off))
+        .route("/console/admin", get(admin))
+        .route("/console/admin/vendors", post(create_vendor))
+        .route("/console/admin/engineers", post(create_engineer))
+        .route("/console/admin/targets", post(create_target))
+        .route("/console/admin/users/{id}/status", post(set_user_status))
+        .route(
+            "/console/admin/users/{id}/enrollment-code",
+            post(enrollment_code),
+        )
         .route("/console/audit", get(audit))
         .route("/console/audit/export", get(audit_export))
         .route(
@@ -1024,6 +1033,208 @@ async fn audit_export(
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    done: Option<String>,
+    error: Option<String>,
+}
+
+async fn admin(State(console): State<Console>, ctx: Ctx, Query(n): Query<Notice>) -> Response {
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let vendors = console.get(&ctx, "/api/v1/vendors").await;
+    if !vendors.ok() {
+        return pages::error(ctx.lang, &vendors.message(), vendors.status);
+    }
+    let users = console.get(&ctx, "/api/v1/users").await;
+    let targets = console.get(&ctx, "/api/v1/targets").await;
+    let policy = console.get(&ctx, "/api/v1/policy").await;
+    let q = ListQuery {
+        status: None,
+        done: n.done,
+        error: n.error,
+    };
+    let list = |a: &Answer| a.body.as_array().cloned().unwrap_or_default();
+    pages::admin(
+        &frame(&ctx, &me, &q),
+        &console.state.settings.zone,
+        &pages::AdminView {
+            vendors: &list(&vendors),
+            users: &list(&users),
+            targets: &list(&targets),
+            checklist: policy.body["checklist"]
+                .as_array()
+                .map_or(&[][..], Vec::as_slice),
+        },
+    )
+}
+
+/// Back to the administration page with the API's verdict.
+fn back_to_admin(answer: &Answer) -> Response {
+    if answer.ok() {
+        Redirect::to("/console/admin?done=ok").into_response()
+    } else {
+        Redirect::to(&format!(
+            "/console/admin?error={}",
+            urlencode(&answer.message())
+        ))
+        .into_response()
+    }
+}
+
+type Fields = std::collections::HashMap<String, String>;
+
+fn field<'a>(f: &'a Fields, name: &str) -> &'a str {
+    f.get(name).map_or("", |v| v.trim())
+}
+
+async fn create_vendor(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
+        return r;
+    }
+    // Every checklist item is answered: ticked is yes, unticked no.
+    let policy = console.get(&ctx, "/api/v1/policy").await;
+    let answers: serde_json::Map<String, Value> = policy.body["checklist"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .filter_map(|i| i["key"].as_str())
+        .map(|k| (k.to_owned(), json!(f.contains_key(&format!("check_{k}")))))
+        .collect();
+    let body = json!({"name": field(&f, "name"), "contact": {"name": field(&f, "contact")},
+        "attestation": {"answers": answers, "attested_by": field(&f, "attested_by")}});
+    back_to_admin(
+        &console
+            .call(&ctx, Method::POST, "/api/v1/vendors", Some(body))
+            .await,
+    )
+}
+
+async fn create_engineer(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
+        return r;
+    }
+    let display = field(&f, "display_name");
+    let body = json!({"username": field(&f, "username"), "password": f.get("password").map_or("", String::as_str),
+        "display_name": (!display.is_empty()).then_some(display)});
+    let path = format!("/api/v1/vendors/{}/users", urlencode(field(&f, "vendor")));
+    back_to_admin(&console.call(&ctx, Method::POST, &path, Some(body)).await)
+}
+
+async fn set_user_status(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
+        return r;
+    }
+    let body = json!({"status": field(&f, "status")});
+    let path = format!("/api/v1/users/{}", urlencode(&id));
+    back_to_admin(&console.call(&ctx, Method::PATCH, &path, Some(body)).await)
+}
+
+async fn enrollment_code(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
+        return r;
+    }
+    let me = match whoami(&console, &ctx).await {
+        Ok(me) => me,
+        Err(r) => return r,
+    };
+    let path = format!("/api/v1/users/{}/enrollment-codes", urlencode(&id));
+    let answer = console
+        .call(&ctx, Method::POST, &path, Some(json!({})))
+        .await;
+    if !answer.ok() {
+        return back_to_admin(&answer);
+    }
+    pages::enrollment_code(
+        &frame(&ctx, &me, &no_query()),
+        &console.state.settings.zone,
+        &answer.body,
+    )
+}
+
+async fn create_target(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Form(f): Form<Fields>,
+) -> Response {
+    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
+        return r;
+    }
+    let ports: Result<Vec<u16>, _> = field(&f, "allowed_ports")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::parse::<u16>)
+        .collect();
+    let Ok(ports) = ports else {
+        let message = format!(
+            "allowed ports: `{}` is not a list of port numbers",
+            field(&f, "allowed_ports")
+        );
+        return Redirect::to(&format!("/console/admin?error={}", urlencode(&message)))
+            .into_response();
+    };
+    let level = |prefix: &str| -> Option<Value> {
+        let account = field(&f, &format!("{prefix}_account"));
+        if account.is_empty() {
+            return None;
+        }
+        let key = unix_newlines(f.get(&format!("{prefix}_key")).map_or("", String::as_str));
+        let change = prefix == "change";
+        Some(
+            json!({"account": account, "credential": {"private_key": key},
+            "file_upload": change && f.contains_key("file_upload"),
+            "port_forwarding": change && f.contains_key("port_forwarding"),
+            "allowed_ports": if change { ports.clone() } else { vec![] }}),
+        )
+    };
+    let mut levels = serde_json::Map::new();
+    for prefix in ["reference", "change"] {
+        if let Some(l) = level(prefix) {
+            levels.insert(prefix.to_owned(), l);
+        }
+    }
+    let port = match field(&f, "port") {
+        "" => 22,
+        p => match p.parse::<u16>() {
+            Ok(p) => p,
+            Err(_) => {
+                let message = format!("SSH port: `{p}` is not a port number");
+                return Redirect::to(&format!("/console/admin?error={}", urlencode(&message)))
+                    .into_response();
+            }
+        },
+    };
+    let host_key = field(&f, "host_key");
+    let body = json!({"name": field(&f, "name"), "host": field(&f, "host"), "port": port,
+        "host_key": (!host_key.is_empty()).then_some(host_key), "levels": levels});
+    back_to_admin(
+        &console
+            .call(&ctx, Method::POST, "/api/v1/targets", Some(body))
+            .await,
+    )
 }
 
 /// Browsers send a textarea's line breaks as CRLF (as HTML says); stored text uses LF.

@@ -84,6 +84,9 @@ fn page_with(
                                 a href="/console/recordings" { (t(T::Recordings)) }
                                 a href="/console/audit" { (t(T::AuditLog)) }
                             }
+                            @if f.role == "admin" {
+                                a href="/console/admin" { (t(T::Admin)) }
+                            }
                         }
                         span.who { (f.username) " (" (f.role) ")" }
                         form.inline method="post" action="/console/logout" {
@@ -106,6 +109,7 @@ fn page_with(
                                     "terminated" => t(T::DoneTerminated),
                                     "filed" => t(T::DoneFiled),
                                     "signed_off" => t(T::DoneSignedOff),
+                                    "ok" => t(T::Done),
                                     _ => "",
                                 })
                             }
@@ -576,7 +580,7 @@ pub fn search(f: &Frame, q: &str, hits: &[Value]) -> Response {
                             td { (text(h, "vendor_user")) }
                             td { (text(h, "target")) }
                             td {
-                                a href={ "/console/recordings/" (urlencode(text(h, "session"))) "?t=" (format!("{at:.1}")) } {
+                                a href={ "/console/recordings/" (urlencode(text(h, "session"))) "?t=" (at) } {
                                     (format!("{at:.1}")) " s"
                                 }
                             }
@@ -805,4 +809,214 @@ pub fn audit(f: &Frame, zone: &DisplayZone, v: &AuditView<'_>) -> Response {
         }
     };
     respond(StatusCode::OK, page(lang, t(T::AuditLog), Some(f), body))
+}
+
+/// What the administration page lists.
+pub struct AdminView<'a> {
+    pub vendors: &'a [Value],
+    pub users: &'a [Value],
+    pub targets: &'a [Value],
+    pub checklist: &'a [Value],
+}
+
+fn csrf_field(f: &Frame) -> Markup {
+    html! { input type="hidden" name="csrf" value=(f.csrf); }
+}
+
+/// Vendors (with their attestation and its expiry), engineers (enrollment codes, disable),
+/// target systems (credentials write-only).
+pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let soon = Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30);
+    let vendor_name = |id: &Value| {
+        v.vendors
+            .iter()
+            .find(|x| x["id"] == *id)
+            .map_or("?", |x| text(x, "name"))
+    };
+    let body = html! {
+        section aria-labelledby="vendors" {
+            h2 #vendors { (t(T::Vendors)) }
+            table {
+                thead { tr { th { (t(T::Name)) } th { (t(T::Status)) } th { (t(T::Attestation)) } } }
+                tbody {
+                    @for x in v.vendors {
+                        @let expires = x["attestation"]["expires_at"].as_str().and_then(|s| s.parse::<Timestamp>().ok());
+                        tr.vendor {
+                            td { (text(x, "name")) }
+                            td { (text(x, "status")) }
+                            td {
+                                @if x["qualified"].as_bool().unwrap_or(false) {
+                                    span.ok { (t(T::AttestationOk)) }
+                                } @else {
+                                    span.bad { (text(x, "attestation_problem")) }
+                                }
+                                @if let Some(e) = expires {
+                                    " · " (zone.date(e))
+                                    @if e < soon { " " span.bad.expiring { (t(T::ExpiresSoon)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            details {
+                summary { (t(T::NewVendor)) }
+                form.card.wide method="post" action="/console/admin/vendors" {
+                    (csrf_field(f))
+                    label for="vendor-name" { (t(T::Name)) }
+                    input #vendor-name name="name" required;
+                    label for="vendor-contact" { (t(T::Contact)) }
+                    input #vendor-contact name="contact" required;
+                    fieldset {
+                        legend { (t(T::Attestation)) }
+                        @for item in v.checklist {
+                            @let key = text(item, "key");
+                            label { input type="checkbox" name={ "check_" (key) } value="yes"; " " (text(item, "label")) }
+                        }
+                    }
+                    label for="vendor-attested" { (t(T::AttestedBy)) }
+                    input #vendor-attested name="attested_by" required;
+                    div.buttons { button.primary type="submit" { (t(T::Create)) } }
+                }
+            }
+        }
+        section aria-labelledby="engineers" {
+            h2 #engineers { (t(T::Engineers)) }
+            table {
+                thead { tr { th { (t(T::Username)) } th { (t(T::Vendor)) } th { (t(T::Status)) } th { "" } } }
+                tbody {
+                    @for u in v.users.iter().filter(|u| u["role"] == "vendor") {
+                        @let id = urlencode(text(u, "id"));
+                        @let active = u["status"] == "active";
+                        tr.engineer {
+                            td { (text(u, "username")) " (" (text(u, "display_name")) ")" }
+                            td { (vendor_name(&u["vendor_id"])) }
+                            td { (text(u, "status")) }
+                            td.actions {
+                                form.inline method="post" action={ "/console/admin/users/" (id) "/enrollment-code" } {
+                                    (csrf_field(f))
+                                    button type="submit" { (t(T::EnrollmentCode)) }
+                                }
+                                " "
+                                form.inline method="post" action={ "/console/admin/users/" (id) "/status" } {
+                                    (csrf_field(f))
+                                    input type="hidden" name="status" value=(if active { "disabled" } else { "active" });
+                                    button class=(if active { "danger" } else { "" }) type="submit" {
+                                        (if active { t(T::Disable) } else { t(T::Enable) })
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            details {
+                summary { (t(T::NewEngineer)) }
+                form.card.wide method="post" action="/console/admin/engineers" {
+                    (csrf_field(f))
+                    label for="eng-vendor" { (t(T::Vendor)) }
+                    select #eng-vendor name="vendor" required {
+                        @for x in v.vendors { option value=(text(x, "id")) { (text(x, "name")) } }
+                    }
+                    label for="eng-username" { (t(T::Username)) }
+                    input #eng-username name="username" required;
+                    label for="eng-display" { (t(T::DisplayName)) }
+                    input #eng-display name="display_name";
+                    label for="eng-password" { (t(T::Password)) }
+                    input #eng-password type="password" name="password" autocomplete="new-password" required;
+                    div.buttons { button.primary type="submit" { (t(T::Create)) } }
+                }
+            }
+        }
+        section aria-labelledby="targets" {
+            h2 #targets { (t(T::Targets)) }
+            table {
+                thead { tr { th { (t(T::Name)) } th { (t(T::Host)) } th { (t(T::Level)) } th { (t(T::HostKey)) } } }
+                tbody {
+                    @for x in v.targets {
+                        tr.target {
+                            td { (text(x, "name")) }
+                            td { (text(x, "host")) ":" (x["port"]) }
+                            td {
+                                @for (level, label) in [("reference", T::Reference), ("change", T::Change)] {
+                                    @if let Some(l) = x[level].as_object() {
+                                        span class={ "badge " (level) } { (t(label)) } " "
+                                        (l.get("account").and_then(Value::as_str).unwrap_or("")) " "
+                                    }
+                                }
+                            }
+                            td { code.hostkey { (x["host_key"].as_str().map_or_else(|| "—".to_owned(), |k| k.chars().take(40).collect::<String>() + "…")) } }
+                        }
+                    }
+                }
+            }
+            details {
+                summary { (t(T::NewTarget)) }
+                form.card.wide method="post" action="/console/admin/targets" {
+                    (csrf_field(f))
+                    p { (t(T::WriteOnly)) }
+                    label for="tg-name" { (t(T::Name)) }
+                    input #tg-name name="name" required;
+                    label for="tg-host" { (t(T::Host)) }
+                    input #tg-host name="host" required;
+                    label for="tg-port" { (t(T::Port)) }
+                    input #tg-port name="port" inputmode="numeric" value="22";
+                    label for="tg-hostkey" { (t(T::HostKey)) }
+                    input #tg-hostkey name="host_key";
+                    fieldset {
+                        legend { (t(T::Reference)) }
+                        label for="tg-ref-account" { (t(T::Account)) }
+                        input #tg-ref-account name="reference_account";
+                        label for="tg-ref-key" { (t(T::PrivateKey)) }
+                        textarea #tg-ref-key name="reference_key" rows="3" autocomplete="off" {}
+                    }
+                    fieldset {
+                        legend { (t(T::Change)) }
+                        label for="tg-chg-account" { (t(T::Account)) }
+                        input #tg-chg-account name="change_account";
+                        label for="tg-chg-key" { (t(T::PrivateKey)) }
+                        textarea #tg-chg-key name="change_key" rows="3" autocomplete="off" {}
+                        label { input type="checkbox" name="file_upload" value="yes"; " " (t(T::FileUpload)) }
+                        label { input type="checkbox" name="port_forwarding" value="yes"; " " (t(T::PortForwarding)) }
+                        label for="tg-ports" { (t(T::AllowedPorts)) }
+                        input #tg-ports name="allowed_ports";
+                    }
+                    div.buttons { button.primary type="submit" { (t(T::Create)) } }
+                }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(lang, t(T::Admin), Some(f), body))
+}
+
+/// A fresh enrollment code, shown once, with what the engineer runs.
+pub fn enrollment_code(f: &Frame, zone: &DisplayZone, code: &Value) -> Response {
+    let lang = f.lang;
+    let t = |k: T| k.get(lang);
+    let command = format!(
+        "sekisho-client enroll --gateway {} --code {} --fingerprint {}",
+        text(code, "gateway"),
+        text(code, "code"),
+        text(code, "gateway_fingerprint")
+    );
+    let body = html! {
+        div.card.wide {
+            p.alert { (t(T::EnrollmentCodeOnce)) }
+            dl {
+                dt { (t(T::Username)) } dd { (text(code, "username")) }
+                dt { (t(T::EnrollmentCode)) } dd { code.enrollment-code { (text(code, "code")) } }
+                dt { "Gateway" } dd { (text(code, "gateway")) }
+                dt { "SHA-256" } dd { code { (text(code, "gateway_fingerprint")) } }
+                dt { (t(T::Until)) } dd { (when(zone, &code["expires_at"])) }
+            }
+            pre.command { (command) }
+            p { a href="/console/admin" { (t(T::Admin)) } }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        page(lang, t(T::EnrollmentCode), Some(f), body),
+    )
 }
