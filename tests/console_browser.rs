@@ -556,6 +556,15 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The auditor's export for offline verification is offered.
+    let bundle = b
+        .find("a.bundle")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bundle, format!("/console/recordings/{id}/bundle"));
     // An auditor reviews but does not sign off: no form for them.
     assert!(
         b.client

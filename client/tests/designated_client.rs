@@ -438,6 +438,60 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
         "",
     );
     refused(&out, "has 2 TCP streams");
+
+    // The same exports through the API (what the web console offers): the second connection
+    // as pcap, and the bundle an auditor verifies offline.
+    let api = |path: String| {
+        let w = &w;
+        async move {
+            let r = w
+                .http
+                .client
+                .get(format!("{}{path}", w.http.base))
+                .bearer_auth(&w.approver)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, body) = api(format!("/api/v1/recordings/{id}/pcap")).await;
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("choose one with --channel"));
+    let (status, pcap_bytes) = api(format!("/api/v1/recordings/{id}/pcap?channel=1")).await;
+    assert_eq!(status, 200);
+    std::fs::write(&pcap, &pcap_bytes).unwrap();
+    if let Ok(o) = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args([
+            "-d",
+            &format!("tcp.port=={web},http"),
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "http.request.uri",
+        ])
+        .output()
+    {
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "/device/log");
+    }
+    let (status, bundle) = api(format!("/api/v1/recordings/{id}/bundle")).await;
+    assert_eq!(status, 200);
+    let bundle_path = w.keys.path().join("tunnel-bundle.tar.gz");
+    std::fs::write(&bundle_path, &bundle).unwrap();
+    let out = w.env.cli(
+        &[
+            "recording",
+            "verify",
+            "--bundle",
+            bundle_path.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
 /// Writes a client certificate for `username` signed by `issuer`, valid from `from` for

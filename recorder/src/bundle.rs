@@ -52,6 +52,14 @@ fn spki_pem(raw: &[u8]) -> String {
 
 /// Writes the bundle of the recording in `dir` to `out`.
 pub fn export(dir: &Path, public_key_b64: &str, out: &Path) -> Result<()> {
+    let mut file = std::fs::File::create(out).map_err(io_err("create", out))?;
+    export_to(dir, public_key_b64, &mut file)?;
+    file.sync_all().map_err(io_err("sync", out))
+}
+
+/// [`export`] into any writer (the API streams it from a temporary file).
+pub fn export_to(dir: &Path, public_key_b64: &str, file: impl Write) -> Result<()> {
+    let out = Path::new("the bundle");
     let manifest = Manifest::read(dir)?;
     let raw = STANDARD
         .decode(public_key_b64.trim())
@@ -63,7 +71,6 @@ pub fn export(dir: &Path, public_key_b64: &str, out: &Path) -> Result<()> {
         .ok_or_else(|| {
             RecordingError::Failed("the recording is not signed (still open?)".into())
         })?;
-    let file = std::fs::File::create(out).map_err(io_err("create", out))?;
     let mut tar = tar::Builder::new(GzEncoder::new(file, Compression::default()));
     let prefix = format!("sekisho-recording-{}", manifest.meta.session);
     let mut add = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -93,8 +100,7 @@ pub fn export(dir: &Path, public_key_b64: &str, out: &Path) -> Result<()> {
     add("README.txt", README.as_bytes())?;
     let gz = tar.into_inner().map_err(io_err("write", out))?;
     let mut file = gz.finish().map_err(io_err("write", out))?;
-    file.flush().map_err(io_err("write", out))?;
-    file.sync_all().map_err(io_err("sync", out))
+    file.flush().map_err(io_err("write", out))
 }
 
 /// What checking a bundle found: the recording's verification and the key it was checked with.

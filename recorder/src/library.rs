@@ -129,6 +129,39 @@ pub fn verify_dir(dir: &Path, public_key_b64: &str) -> Result<Verification> {
     })
 }
 
+/// The TCP stream recording of `dir` to export as pcap: the one on `channel`, or the only
+/// one. The error is for a person ("has 2 TCP streams: choose one with --channel").
+pub fn tcp_stream(
+    dir: &Path,
+    channel: Option<u32>,
+) -> std::result::Result<crate::stream::StreamFile, String> {
+    let m = Manifest::read(dir).map_err(|e| e.to_string())?;
+    let streams: Vec<_> = m
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Stream && channel.is_none_or(|c| f.channel == Some(c)))
+        .filter_map(|f| {
+            let s = crate::stream::parse(&std::fs::read(dir.join(&f.name)).ok()?).ok()?;
+            (s.header.kind == crate::stream::StreamKind::Tcp).then_some(s)
+        })
+        .collect();
+    let count = streams.len();
+    match <[_; 1]>::try_from(streams) {
+        Ok([one]) => Ok(one),
+        Err(_) if count == 0 => Err(format!(
+            "recording {} has no TCP stream{}",
+            m.meta.session,
+            channel
+                .map(|c| format!(" on channel {c}"))
+                .unwrap_or_default()
+        )),
+        Err(_) => Err(format!(
+            "recording {} has {count} TCP streams: choose one with --channel",
+            m.meta.session
+        )),
+    }
+}
+
 /// One place a search text was found.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Hit {

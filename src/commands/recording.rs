@@ -11,7 +11,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use sekisho_config::Config;
 use sekisho_recorder::cast::{self, EventKind};
 use sekisho_recorder::manifest::{FileKind, Manifest, RecordingState};
-use sekisho_recorder::{Library, bundle, index, pcap, stream};
+use sekisho_recorder::{Library, bundle, index, library, pcap};
 
 #[derive(Subcommand, Debug)]
 pub enum RecordingCommand {
@@ -272,31 +272,8 @@ fn export(lib: &Library, config: &Config, args: ExportArgs) -> anyhow::Result<Ex
     let (Some(FormatArg::Pcap), Some(out)) = (args.format, args.out) else {
         bail!("say what to export: --format pcap --out FILE, or --bundle FILE");
     };
-    let m = Manifest::read(&dir)?;
-    let streams: Vec<_> = m
-        .files
-        .iter()
-        .filter(|f| f.kind == FileKind::Stream && args.channel.is_none_or(|c| f.channel == Some(c)))
-        .filter_map(|f| {
-            let s = stream::parse(&std::fs::read(dir.join(&f.name)).ok()?).ok()?;
-            (s.header.kind == stream::StreamKind::Tcp).then_some(s)
-        })
-        .collect();
-    let s = match streams.as_slice() {
-        [one] => one,
-        [] => bail!(
-            "recording {} has no TCP stream{}",
-            m.meta.session,
-            args.channel
-                .map(|c| format!(" on channel {c}"))
-                .unwrap_or_default()
-        ),
-        _ => bail!(
-            "recording {} has {} TCP streams: choose one with --channel",
-            m.meta.session,
-            streams.len()
-        ),
-    };
+    let stream = library::tcp_stream(&dir, args.channel).map_err(anyhow::Error::msg)?;
+    let s = &stream;
     let file =
         std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
     pcap::export(s, std::io::BufWriter::new(file)).map_err(anyhow::Error::msg)?;

@@ -187,6 +187,12 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "/api/v1/recordings/{id}/screen",
         Access::Roles(STAFF),
     ),
+    ("GET", "/api/v1/recordings/{id}/pcap", Access::Roles(STAFF)),
+    (
+        "GET",
+        "/api/v1/recordings/{id}/bundle",
+        Access::Roles(STAFF),
+    ),
     (
         "GET",
         "/api/v1/recordings/{id}/verify",
@@ -363,6 +369,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(recordings::download))
         .routes(routes!(recordings::text))
         .routes(routes!(recordings::screen))
+        .routes(routes!(recordings::pcap))
+        .routes(routes!(recordings::bundle))
         .routes(routes!(recordings::verify))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))

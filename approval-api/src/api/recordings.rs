@@ -270,3 +270,100 @@ pub async fn screen(
     .await?;
     Ok(Json(view))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PcapQuery {
+    /// The stream channel (needed when the recording has several TCP streams).
+    pub channel: Option<u32>,
+}
+
+/// A TCP stream recording (tunnel or port forward) as pcap, with synthetic TCP/IP headers,
+/// for Wireshark or `tshark`.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/pcap", tag = "recordings",
+    params(("id" = String, Path), PcapQuery),
+    responses((status = 200, description = "application/vnd.tcpdump.pcap"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn pcap(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    query: Result<Query<PcapQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let name = format!("sekisho-{id}.pcap");
+    let bytes = blocking(move || {
+        let dir = lib.find(&id)?;
+        let stream = sekisho_recorder::library::tcp_stream(&dir, q.channel).map_err(|message| {
+            ApiError::Conflict {
+                code: "no_single_tcp_stream",
+                message,
+            }
+        })?;
+        let mut out = Vec::new();
+        sekisho_recorder::pcap::export(&stream, &mut out).map_err(ApiError::Internal)?;
+        Ok(out)
+    })
+    .await?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.tcpdump.pcap".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+/// The whole recording as one archive for auditors without an account: files, manifest,
+/// signature, public key and a README telling how to verify it offline.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}/bundle", tag = "recordings", params(("id" = String, Path)),
+    responses((status = 200, description = "application/gzip (tar)"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn bundle(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+    id_ok(&id)?;
+    let lib = state.recordings.clone();
+    let key = state.recording_public_key.clone();
+    let name = format!("sekisho-recording-{id}.tar.gz");
+    // Built in a temporary file (a recording can be large), unlinked at once, then streamed.
+    let file = blocking(move || {
+        let dir = lib.find(&id)?;
+        let path =
+            std::env::temp_dir().join(format!("sekisho-bundle-{}.tar.gz", uuid::Uuid::new_v4()));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let _ = std::fs::remove_file(&path);
+        sekisho_recorder::bundle::export_to(&dir, &key, &mut file).map_err(|e| match e {
+            RecordingError::Failed(m) => ApiError::Conflict {
+                code: "not_sealed",
+                message: m,
+            },
+            other => ApiError::Internal(other.to_string()),
+        })?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(file)
+    })
+    .await?;
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/gzip".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

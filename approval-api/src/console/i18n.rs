@@ -184,6 +184,7 @@ pub enum T {
     AllowedPorts,
     ExpiresSoon,
     Done,
+    Bundle,
 }
 
 impl T {
@@ -356,6 +357,10 @@ impl T {
             ),
             T::ExpiresSoon => ("expires within 30 days", "30日以内に期限切れ"),
             T::Done => ("Done.", "完了しました。"),
+            T::Bundle => (
+                "Bundle for auditors (offline verification)",
+                "監査用アーカイブ（オフライン検証用）",
+            ),
             T::Watch => ("Watch", "画面を見る"),
             T::Watching => (
                 "Live: the screen refreshes every second (read-only).",

@@ -68,6 +68,8 @@ pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
         .route("/console/recordings/{id}", get(recording))
         .route("/console/recordings/{id}/text", get(transcript))
         .route("/console/recordings/{id}/files/{name}", get(download))
+        .route("/console/recordings/{id}/pcap", get(export_pcap))
+        .route("/console/recordings/{id}/bundle", get(export_bundle))
         .route("/console/sessions/{id}/review", post(sign_off))
         .route("/console/admin", get(admin))
         .route("/console/admin/vendors", post(create_vendor))
@@ -872,6 +874,63 @@ async fn download(
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
+}
+
+#[derive(Deserialize)]
+struct ChannelQuery {
+    channel: Option<u32>,
+}
+
+/// An export from the API, or back to the recording with the API's reason.
+async fn export(console: &Console, ctx: &Ctx, id: &str, what: &str) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    let r = console
+        .raw(
+            ctx,
+            Method::GET,
+            &format!("/api/v1/recordings/{}/{what}", urlencode(id)),
+            None,
+        )
+        .await;
+    if r.status().is_success() {
+        return r;
+    }
+    let message = match axum::body::to_bytes(r.into_body(), MAX_ANSWER).await {
+        Ok(b) => serde_json::from_slice::<Value>(&b)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "the export failed".into()),
+        Err(_) => "the export failed".into(),
+    };
+    Redirect::to(&format!(
+        "/console/recordings/{}?error={}",
+        urlencode(id),
+        urlencode(&message)
+    ))
+    .into_response()
+}
+
+async fn export_pcap(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<ChannelQuery>,
+) -> Response {
+    let what = match q.channel {
+        Some(c) => format!("pcap?channel={c}"),
+        None => "pcap".into(),
+    };
+    export(&console, &ctx, &id, &what).await
+}
+
+async fn export_bundle(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Response {
+    export(&console, &ctx, &id, "bundle").await
 }
 
 async fn sign_off(

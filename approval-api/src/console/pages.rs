@@ -712,7 +712,14 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
                 " · " (t(T::Files)) ": "
                 @for file in m["files"].as_array().map_or(&[][..], Vec::as_slice) {
                     a href={ (here) "/files/" (urlencode(text(file, "name"))) } download { (text(file, "name")) } " "
+                    @if file["kind"] == "stream" {
+                        @if let Some(c) = file["channel"].as_u64() {
+                            "(" a.pcap href={ (here) "/pcap?channel=" (c) } { "pcap" } ") "
+                        }
+                    }
                 }
+                " · "
+                a.bundle href={ (here) "/bundle" } { (t(T::Bundle)) }
             }
         }
         section aria-labelledby="review" {
