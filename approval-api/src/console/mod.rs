@@ -300,6 +300,24 @@ impl Console {
     }
 }
 
+/// A logged-in caller: the request's context and who its token belongs to. Pages that need
+/// a login take this; without one (or with an expired token) the browser goes to the login
+/// page.
+pub struct LoggedIn {
+    ctx: Ctx,
+    me: Value,
+}
+
+impl FromRequestParts<Console> for LoggedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Response> {
+        let Ok(ctx) = Ctx::from_request_parts(parts, console).await;
+        let me = whoami(console, &ctx).await?;
+        Ok(LoggedIn { ctx, me })
+    }
+}
+
 /// Logged in, or sent to the login page.
 async fn whoami(console: &Console, ctx: &Ctx) -> Result<Value, Response> {
     if ctx.token.is_none() {
@@ -437,13 +455,9 @@ fn frame(ctx: &Ctx, me: &Value, q: &ListQuery) -> Frame {
 
 async fn approvals(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let requests = console.get(&ctx, "/api/v1/requests?limit=1000").await;
     if !requests.ok() {
         return pages::error(ctx.lang, &requests.message(), requests.status);
@@ -521,11 +535,10 @@ fn no_query() -> ListQuery {
     }
 }
 
-async fn new_request_page(State(console): State<Console>, ctx: Ctx) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
+async fn new_request_page(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+) -> Response {
     let zone = &console.state.settings.zone;
     let now = jiff::Timestamp::now();
     let draft = pages::Draft {
@@ -560,16 +573,12 @@ struct RequestForm {
 
 async fn file_request(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Form(form): Form<RequestForm>,
 ) -> Response {
     if let Some(r) = refused_form(&ctx, &form.csrf) {
         return r;
     }
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let zone = &console.state.settings.zone;
     let times = (zone.parse_local(&form.from), zone.parse_local(&form.until));
     let answer = match times {
@@ -610,13 +619,9 @@ async fn file_request(
 
 async fn sessions(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let live = console.get(&ctx, "/api/v1/sessions?active=true").await;
     if !live.ok() {
         return pages::error(ctx.lang, &live.message(), live.status);
@@ -633,13 +638,9 @@ async fn sessions(
 
 async fn confirm_terminate(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let live = console.get(&ctx, "/api/v1/sessions?active=true").await;
     if !live.ok() {
         return pages::error(ctx.lang, &live.message(), live.status);
@@ -701,13 +702,9 @@ fn query(pairs: &[(&str, Option<&str>)]) -> String {
 
 async fn recordings(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<RecordingsQuery>,
 ) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let path = format!(
         "/api/v1/recordings{}",
         query(&[
@@ -734,11 +731,11 @@ struct SearchForm {
     q: String,
 }
 
-async fn search(State(console): State<Console>, ctx: Ctx, Query(s): Query<SearchForm>) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
+async fn search(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+    Query(s): Query<SearchForm>,
+) -> Response {
     let hits = if s.q.trim().is_empty() {
         Value::Array(vec![])
     } else {
@@ -774,14 +771,10 @@ struct PlayerQuery {
 
 async fn recording(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
     Query(pq): Query<PlayerQuery>,
 ) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let base = format!("/api/v1/recordings/{}", urlencode(&id));
     let manifest = console.get(&ctx, &base).await;
     if !manifest.ok() {
@@ -1006,11 +999,11 @@ impl AuditForm {
     }
 }
 
-async fn audit(State(console): State<Console>, ctx: Ctx, Query(f): Query<AuditForm>) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
+async fn audit(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+    Query(f): Query<AuditForm>,
+) -> Response {
     let zone = &console.state.settings.zone;
     let mut q = no_query();
     let page = match f.api_query(
@@ -1100,11 +1093,11 @@ struct Notice {
     error: Option<String>,
 }
 
-async fn admin(State(console): State<Console>, ctx: Ctx, Query(n): Query<Notice>) -> Response {
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
+async fn admin(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+    Query(n): Query<Notice>,
+) -> Response {
     let vendors = console.get(&ctx, "/api/v1/vendors").await;
     if !vendors.ok() {
         return pages::error(ctx.lang, &vendors.message(), vendors.status);
@@ -1208,17 +1201,13 @@ async fn set_user_status(
 
 async fn enrollment_code(
     State(console): State<Console>,
-    ctx: Ctx,
+    LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Response {
     if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
         return r;
     }
-    let me = match whoami(&console, &ctx).await {
-        Ok(me) => me,
-        Err(r) => return r,
-    };
     let path = format!("/api/v1/users/{}/enrollment-codes", urlencode(&id));
     let answer = console
         .call(&ctx, Method::POST, &path, Some(json!({})))
