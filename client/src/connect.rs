@@ -163,7 +163,8 @@ pub async fn hello(
             client: format!("sekisho-client {}", env!("CARGO_PKG_VERSION")),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| refused(conn, e))?;
     match sekisho_protocol::read::<ServerMessage, _>(&mut recv).await {
         Ok(ServerMessage::Welcome { .. }) => Ok((send, recv)),
         Ok(ServerMessage::Denied { message, .. }) => bail!("{message}"),
@@ -202,14 +203,21 @@ pub async fn open(
 
 /// A readable reason when the gateway closed the connection (e.g. refused our certificate).
 pub fn refused(conn: &quinn::Connection, e: impl std::fmt::Display) -> anyhow::Error {
+    // A refused certificate shows in the close reason or, when the failure surfaced first
+    // in a read or write, in that error.
+    let seen = conn
+        .close_reason()
+        .map(|r| r.to_string())
+        .into_iter()
+        .chain(std::iter::once(e.to_string()));
+    if let Some(r) = seen.into_iter().find_map(|text| CertRefusal::find(&text)) {
+        return anyhow::anyhow!("{}", explain(&r));
+    }
     match conn.close_reason() {
         Some(quinn::ConnectionError::ApplicationClosed(c)) if !c.reason.is_empty() => {
             anyhow::anyhow!("{}", String::from_utf8_lossy(&c.reason))
         }
-        Some(reason) => match CertRefusal::find(&reason.to_string()) {
-            Some(r) => anyhow::anyhow!("{}", explain(&r)),
-            None => anyhow::anyhow!("the gateway closed the connection: {reason}"),
-        },
+        Some(reason) => anyhow::anyhow!("the gateway closed the connection: {reason}"),
         None => anyhow::anyhow!("connection to the gateway failed: {e}"),
     }
 }

@@ -261,7 +261,8 @@ async fn enroll(
             csr_pem: csr,
         },
     )
-    .await?;
+    .await
+    .map_err(|e| connect::refused(&link.conn, e))?;
     let answer = sekisho_protocol::read::<ServerMessage, _>(&mut recv)
         .await
         .map_err(|e| connect::refused(&link.conn, e))?;
