@@ -31,15 +31,7 @@ fn push(mut cmd: Command, total: u64) -> f64 {
         with.arg("-c").arg(cipher).args(args);
         cmd = with;
     }
-    let mut block = vec![0u8; CHUNK];
-    // xorshift: cheap, incompressible enough, reproducible.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for b in block.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-    }
+    let block = support::incompressible(CHUNK);
     let started = Instant::now();
     let mut child = cmd
         .stdin(Stdio::piped())

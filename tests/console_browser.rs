@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::gateway::{Pin, World, exited};
+use support::gateway::{Pin, World, add_vendor, exited};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -136,6 +136,23 @@ impl Browser {
         }
     }
 
+    /// Fills and sends the login form on the page the browser is at.
+    async fn submit_login(&self, username: &str, password: &str) {
+        self.fill("#username", username).await;
+        self.fill("#password", password).await;
+        self.click("button[type=submit].primary").await;
+    }
+
+    /// Logs in from the login page and waits for the first page.
+    async fn login(&self, base: &str, username: &str, password: &str) {
+        self.client
+            .goto(&format!("{base}/console/login"))
+            .await
+            .unwrap();
+        self.submit_login(username, password).await;
+        self.at("/console/approvals").await;
+    }
+
     /// Waits (bounded) until the browser is at `expected` (path and query).
     async fn at(&self, expected: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -173,14 +190,10 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
         .await
         .unwrap();
     b.at("/console/login").await;
-    b.fill("#username", "hana").await;
-    b.fill("#password", "wrong password").await;
-    b.click("button[type=submit].primary").await;
+    b.submit_login("hana", "wrong password").await;
     let alert = b.text("p.alert").await;
     assert!(alert.contains("wrong username or password"), "{alert}");
-    b.fill("#username", "hana").await;
-    b.fill("#password", "approver password 1").await;
-    b.click("button[type=submit].primary").await;
+    b.submit_login("hana", "approver password 1").await;
     b.at("/console/approvals").await;
 
     // The pending change request, visibly a change, with what the approver must see.
@@ -214,15 +227,7 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
 
     // A live interactive session appears; its screen can be watched as it happens; it is
     // terminated from the browser, after confirmation.
-    let mut child = w
-        .ssh("alice+pacs", &["-tt"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut typing = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut typing, b"echo watched-$((40+2))\n").unwrap();
+    let (child, typing) = w.interactive("alice+pacs", b"echo watched-$((40+2))\n");
     let live = w.wait_live().await;
     b.client
         .goto(&format!("{base}/console/sessions"))
@@ -311,32 +316,14 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
     let base = w.http.base.clone();
 
     // Another vendor's engineer files the first request.
-    let (_, policy) = w.http.get("/api/v1/policy", &w.admin).await;
-    let answers: serde_json::Map<String, serde_json::Value> = policy["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
-        .collect();
-    let (status, beta) = w
-        .http
-        .post(
-            "/api/v1/vendors",
-            &w.admin,
-            json!({"name": "Beta Systems", "contact": {"name": "Kato"},
-                "attestation": {"answers": answers, "attested_by": "Kato"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{beta}");
-    let (status, bob) = w
-        .http
-        .post(
-            &format!("/api/v1/vendors/{}/users", beta["id"].as_str().unwrap()),
-            &w.admin,
-            json!({"username": "bob", "password": "vendor password 2"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{bob}");
+    add_vendor(
+        &w.http,
+        &w.admin,
+        "Beta Systems",
+        "bob",
+        "vendor password 2",
+    )
+    .await;
     let bob = w.http.login("bob", "vendor password 2").await;
     let now = jiff::Timestamp::now();
     let (status, theirs) = w
@@ -352,14 +339,7 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
     assert_eq!(status, 201, "{theirs}");
 
     // alice sees none of it, files her own from the form, and is told why it is not usable.
-    b.client
-        .goto(&format!("{base}/console/login"))
-        .await
-        .unwrap();
-    b.fill("#username", "alice").await;
-    b.fill("#password", "vendor password 1").await;
-    b.click("button[type=submit].primary").await;
-    b.at("/console/approvals").await;
+    b.login(&base, "alice", "vendor password 1").await;
     assert_eq!(b.text("h1").await, "Your requests");
     b.click("a.button.primary").await;
     b.at("/console/requests/new").await;
@@ -433,7 +413,6 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
 
 #[tokio::test]
 async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approver_signs_it_off() {
-    use std::io::Write;
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
@@ -457,17 +436,10 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
 
     // A recorded interactive session: a command, its output, and some red text.
     w.approved("reference").await;
-    let mut child = w
-        .ssh("alice+pacs", &["-tt"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"echo sekisho-$((6*7))-done; printf '\\033[31mALERT\\033[0m\\n'\nexit\n")
-        .unwrap();
+    let (child, _stdin) = w.interactive(
+        "alice+pacs",
+        b"echo sekisho-$((6*7))-done; printf '\\033[31mALERT\\033[0m\\n'\nexit\n",
+    );
     let out = child.wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("sekisho-42-done"));
     let id = w.sessions(false).await[0]["id"]
@@ -489,14 +461,7 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
     }
 
     // The auditor lists recordings and finds the command's output by search.
-    b.client
-        .goto(&format!("{base}/console/login"))
-        .await
-        .unwrap();
-    b.fill("#username", "audrey").await;
-    b.fill("#password", "auditor password 1").await;
-    b.click("button[type=submit].primary").await;
-    b.at("/console/approvals").await;
+    b.login(&base, "audrey", "auditor password 1").await;
     b.client
         .goto(&format!("{base}/console/recordings"))
         .await
@@ -585,9 +550,7 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
     // The approver signs the review off.
     b.click("header form.inline button").await;
     b.at("/console/login").await;
-    b.fill("#username", "hana").await;
-    b.fill("#password", "approver password 1").await;
-    b.click("button[type=submit].primary").await;
+    b.submit_login("hana", "approver password 1").await;
     b.at("/console/approvals").await;
     b.client
         .goto(&format!("{base}/console/recordings/{id}"))
@@ -624,14 +587,7 @@ async fn an_admin_registers_a_vendor_an_engineer_and_a_target_and_issues_an_enro
     let base = w.http.base.clone();
     let admin_pw =
         std::fs::read_to_string(w.env.data_dir().join("initial-admin-password")).unwrap();
-    b.client
-        .goto(&format!("{base}/console/login"))
-        .await
-        .unwrap();
-    b.fill("#username", "admin").await;
-    b.fill("#password", admin_pw.trim()).await;
-    b.click("button[type=submit].primary").await;
-    b.at("/console/approvals").await;
+    b.login(&base, "admin", admin_pw.trim()).await;
     b.click("header nav a[href='/console/admin']").await;
     b.at("/console/admin").await;
 

@@ -232,17 +232,7 @@ async fn an_interactive_session_is_recorded_and_replays_the_typed_command() {
         return;
     };
     w.approved("reference").await;
-    let mut child = w
-        .ssh("alice+pacs", &["-tt"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"echo sekisho-$((6*7))-done\nexit\n")
-        .unwrap();
+    let (child, _stdin) = w.interactive("alice+pacs", b"echo sekisho-$((6*7))-done\nexit\n");
     let out = child.wait_with_output().unwrap();
     assert!(
         stdout(&out).contains("sekisho-42-done"),
@@ -393,16 +383,7 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
     // Disabling the account ends its live session too.
     w.approved("reference").await;
     let (child, session) = sleeping(&w, "alice+pacs").await;
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/users/{}", w.alice_id),
-            Some(&w.admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.disable_alice().await;
     let (out, took) = exited(child, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "disabling took {took:?}");
     assert!(

@@ -19,7 +19,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use support::gateway::{Pin, World};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
@@ -54,14 +53,7 @@ fn service() -> u16 {
 
 /// Pushes `total` bytes through `port`; returns MB/s (until the service confirmed them all).
 fn push(port: u16, total: u64) -> f64 {
-    let mut block = vec![0u8; CHUNK];
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for b in block.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-    }
+    let block = support::incompressible(CHUNK);
     let started = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut greeting = [0u8; 1];
@@ -152,45 +144,22 @@ async fn main() {
     let port = service();
 
     // Let the change level reach the service's port.
+    w.allow_change_ports(&[port]).await;
     let key = w.keys.path().join("gateway-to-pacs");
-    let private = std::fs::read_to_string(&key).unwrap();
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/targets/{}", w.target_id),
-            Some(&w.admin),
-            Some(json!({"levels": {"change": {"account": "sekisho-rw", "credential": {"private_key": private},
-                "port_forwarding": true, "allowed_ports": [w.sshd.port, port]}}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, code) = w
-        .http
-        .post(
-            &format!("/api/v1/users/{}/enrollment-codes", w.alice_id),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{code}");
+    let (code, fingerprint) = w.enrollment_code().await;
     let dir = w.keys.path().join("client");
-    let gateway = w
-        .server
-        .as_ref()
-        .unwrap()
-        .banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("Designated client (QUIC): udp "))
-        .unwrap()
-        .to_owned();
     let enrolled = Command::new(CLIENT)
         .arg("--dir")
         .arg(&dir)
-        .args(["enroll", "--gateway", &gateway, "--code"])
-        .arg(code["code"].as_str().unwrap())
-        .arg("--fingerprint")
-        .arg(code["gateway_fingerprint"].as_str().unwrap())
+        .args([
+            "enroll",
+            "--gateway",
+            &w.quic_addr(),
+            "--code",
+            &code,
+            "--fingerprint",
+            &fingerprint,
+        ])
         .output()
         .unwrap();
     assert!(enrolled.status.success(), "{enrolled:?}");

@@ -28,17 +28,6 @@ fn client(dir: &std::path::Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn quic_addr(w: &World) -> String {
-    w.server
-        .as_ref()
-        .unwrap()
-        .banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("Designated client (QUIC): udp "))
-        .expect("QUIC address in banner")
-        .to_owned()
-}
-
 /// A refusal: non-zero exit, and `reason` printed.
 fn refused(out: &Output, reason: &str) {
     assert!(!out.status.success(), "{}", stdout(out));
@@ -47,23 +36,6 @@ fn refused(out: &Output, reason: &str) {
         "wanted {reason:?} in: {}",
         stderr(out)
     );
-}
-
-/// A one-time enrollment code for alice and the gateway fingerprint shown with it.
-async fn enrollment_code(w: &World) -> (String, String) {
-    let (status, code) = w
-        .http
-        .post(
-            &format!("/api/v1/users/{}/enrollment-codes", w.alice_id),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 201, "{code}");
-    (
-        code["code"].as_str().unwrap().to_owned(),
-        code["gateway_fingerprint"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn enroll(dir: &std::path::Path, gateway: &str, code: &str, fingerprint: &str) -> Output {
@@ -83,8 +55,8 @@ fn enroll(dir: &std::path::Path, gateway: &str, code: &str, fingerprint: &str) -
 
 /// Enrolls alice's client in `dir`.
 async fn enrolled(w: &World, dir: &std::path::Path) {
-    let (code, fingerprint) = enrollment_code(w).await;
-    let out = enroll(dir, &quic_addr(w), &code, &fingerprint);
+    let (code, fingerprint) = w.enrollment_code().await;
+    let out = enroll(dir, &w.quic_addr(), &code, &fingerprint);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
@@ -93,8 +65,8 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let gateway = quic_addr(&w);
-    let (code, fingerprint) = enrollment_code(&w).await;
+    let gateway = w.quic_addr();
+    let (code, fingerprint) = w.enrollment_code().await;
     let dir = w.keys.path().join("client");
 
     // A wrong pin: refused before anything is sent.
@@ -266,6 +238,34 @@ async fn web_ui() -> u16 {
     port
 }
 
+/// `tshark` dissects `pcap` as HTTP on `port` and finds exactly the request for `uri`
+/// (skipped outside CI when tshark is not installed).
+fn assert_http_requests(pcap: &std::path::Path, port: u16, uri: &str) {
+    let o = Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args([
+            "-d",
+            &format!("tcp.port=={port},http"),
+            "-Y",
+            "http.request",
+        ])
+        .args(["-T", "fields", "-e", "http.request.uri"])
+        .output();
+    match o {
+        Ok(o) => assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            uri,
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark is required in CI: {e}"
+        ),
+    }
+}
+
 /// Starts `sekisho-client tunnel`; returns it and the local address it forwards from.
 fn tunnel(dir: &std::path::Path, port: u16) -> (std::process::Child, String) {
     let mut child = Command::new(CLIENT)
@@ -302,18 +302,7 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
     };
     let web = web_ui().await;
     // The change level of pacs allows its web UI port (and its SSH port), nothing else.
-    let private = std::fs::read_to_string(w.keys.path().join("gateway-to-pacs")).unwrap();
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/targets/{}", w.target_id),
-            Some(&w.admin),
-            Some(json!({"levels": {"change": {"account": "sekisho-rw", "credential": {"private_key": private},
-                "port_forwarding": true, "allowed_ports": [w.sshd.port, web]}}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.allow_change_ports(&[web]).await;
     let dir = w.keys.path().join("client");
     enrolled(&w, &dir).await;
 
@@ -399,32 +388,7 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(out.status.success(), "{}", stderr(&out));
-    let o = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args([
-            "-d",
-            &format!("tcp.port=={web},http"),
-            "-Y",
-            "http.request",
-            "-T",
-            "fields",
-            "-e",
-            "http.request.uri",
-        ])
-        .output();
-    match o {
-        Ok(o) => assert_eq!(
-            String::from_utf8_lossy(&o.stdout).trim(),
-            "/device/status",
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark is required in CI: {e}"
-        ),
-    }
+    assert_http_requests(&pcap, web, "/device/status");
     let out = w.env.cli(
         &[
             "recording",
@@ -461,23 +425,7 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
     let (status, pcap_bytes) = api(format!("/api/v1/recordings/{id}/pcap?channel=1")).await;
     assert_eq!(status, 200);
     std::fs::write(&pcap, &pcap_bytes).unwrap();
-    if let Ok(o) = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args([
-            "-d",
-            &format!("tcp.port=={web},http"),
-            "-Y",
-            "http.request",
-            "-T",
-            "fields",
-            "-e",
-            "http.request.uri",
-        ])
-        .output()
-    {
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "/device/log");
-    }
+    assert_http_requests(&pcap, web, "/device/log");
     let (status, bundle) = api(format!("/api/v1/recordings/{id}/bundle")).await;
     assert_eq!(status, 200);
     let bundle_path = w.keys.path().join("tunnel-bundle.tar.gz");
@@ -598,16 +546,7 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
         .spawn()
         .unwrap();
     w.wait_live().await;
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/users/{}", w.alice_id),
-            Some(&w.admin),
-            Some(json!({"status": "disabled"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.disable_alice().await;
     let (out, took) = exited(child, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "disabling took {took:?}");
     refused(&out, "account alice was disabled");

@@ -20,7 +20,9 @@ use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
 use sekisho_protocol::{ClientMessage, ServerMessage, Service};
 use sekisho_recorder::stream::{Direction, StreamKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -163,27 +165,79 @@ async fn connection(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let open = tokio::time::timeout(
+    let (tcp, ch) = match open(live, host, port, timeout, &mut recv).await {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let _ = sekisho_protocol::write(&mut send, &refusal).await;
+            let _ = send.finish();
+            return;
+        }
+    };
+    if sekisho_protocol::write(&mut send, &ServerMessage::Accepted)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::info!(session = %live.session.id, channel = ch, host, port, "tunnel connection opened");
+    let (tcp_read, mut tcp_write) = tcp.into_split();
+    let up = relay(
+        live,
+        ch,
+        Direction::ToTarget,
+        recv,
+        &mut tcp_write,
+        &live.to_target,
+    );
+    let down = async {
+        if relay(
+            live,
+            ch,
+            Direction::FromTarget,
+            tcp_read,
+            &mut send,
+            &live.from_target,
+        )
+        .await
+        .is_err()
+        {
+            // The target's side failed: the vendor's side is reset, not ended cleanly.
+            let _ = send.reset(0u32.into());
+        }
+    };
+    // Both directions run until each ends (half-close is kept); the session's end stops both.
+    tokio::select! {
+        _ = async { tokio::join!(up, down) } => {}
+        () = live.ended.cancelled() => {}
+    }
+    tracing::info!(session = %live.session.id, channel = ch, "tunnel connection closed");
+}
+
+/// Checks the stream asks for this tunnel, connects to the target's port and starts the
+/// connection's recording channel; or says why not.
+async fn open(
+    live: &Live,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    recv: &mut quinn::RecvStream,
+) -> Result<(TcpStream, u32), ServerMessage> {
+    let asked = tokio::time::timeout(
         OPEN_TIMEOUT,
-        sekisho_protocol::read::<ClientMessage, _>(&mut recv),
+        sekisho_protocol::read::<ClientMessage, _>(recv),
     )
     .await;
-    let refusal = match open {
+    match asked {
         Ok(Ok(ClientMessage::Open {
             target,
             service: Service::Tcp { port: p },
-        })) if target == live.target.name && p == port => None,
-        Ok(Ok(_)) => Some(denied(
-            "protocol_error",
-            format!("this tunnel is for {} port {port} only", live.target.name),
-        )),
-        Ok(Err(e)) => Some(denied("protocol_error", e.to_string())),
-        Err(_) => Some(denied("timeout", "no open request within 15 s")),
-    };
-    if let Some(refusal) = refusal {
-        let _ = sekisho_protocol::write(&mut send, &refusal).await;
-        let _ = send.finish();
-        return;
+        })) if target == live.target.name && p == port => {}
+        Ok(Ok(_)) => {
+            let m = format!("this tunnel is for {} port {port} only", live.target.name);
+            return Err(denied("protocol_error", m));
+        }
+        Ok(Err(e)) => return Err(denied("protocol_error", e.to_string())),
+        Err(_) => return Err(denied("timeout", "no open request within 15 s")),
     }
     let addr = format!("{host}:{port}");
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
@@ -194,9 +248,7 @@ async fn connection(
                 "{} port {port} refused the connection: {e}",
                 live.target.name
             );
-            let _ = sekisho_protocol::write(&mut send, &denied("connect_failed", m)).await;
-            let _ = send.finish();
-            return;
+            return Err(denied("connect_failed", m));
         }
         Err(_) => {
             let m = format!(
@@ -204,89 +256,49 @@ async fn connection(
                 live.target.name,
                 timeout.as_secs()
             );
-            let _ = sekisho_protocol::write(&mut send, &denied("connect_failed", m)).await;
-            let _ = send.finish();
-            return;
+            return Err(denied("connect_failed", m));
         }
     };
     let _ = tcp.set_nodelay(true);
     let ch = live.next_channel();
-    if let Err(e) = live
-        .recording
-        .stream(ch, StreamKind::Tcp, addr.clone())
-        .await
-    {
+    if let Err(e) = live.recording.stream(ch, StreamKind::Tcp, addr).await {
         live.recording_failed(&e);
         let m = format!(
             "the connection cannot be recorded ({e}); access without a recording is not allowed"
         );
-        let _ = sekisho_protocol::write(&mut send, &denied("recording_unavailable", m)).await;
-        let _ = send.finish();
-        return;
+        return Err(denied("recording_unavailable", m));
     }
-    if sekisho_protocol::write(&mut send, &ServerMessage::Accepted)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    tracing::info!(session = %live.session.id, channel = ch, addr = %addr, "tunnel connection opened");
-    let (mut tcp_read, mut tcp_write) = tcp.into_split();
-    let up = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match recv.read(&mut buf).await {
-                Ok(Some(n)) => {
-                    let data = buf.get(..n).unwrap_or_default();
-                    if let Err(e) = live.recording.frame(ch, Direction::ToTarget, data).await {
-                        live.recording_failed(&e);
-                        return;
-                    }
-                    if tcp_write.write_all(data).await.is_err() {
-                        return;
-                    }
-                    live.to_target
-                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-                Ok(None) => {
-                    let _ = tcp_write.shutdown().await;
-                    return;
-                }
-                Err(_) => return,
-            }
+    Ok((tcp, ch))
+}
+
+/// Copies `from` to `to`, each chunk recorded (as `direction` on channel `ch`) before it is
+/// passed on, and counted. At the end of `from`, ends `to` (TCP half-close, QUIC stream
+/// finish). `Err` when either side failed; a recording failure also ends the session.
+async fn relay<R, W>(
+    live: &Live,
+    ch: u32,
+    direction: Direction,
+    mut from: R,
+    to: &mut W,
+    count: &AtomicU64,
+) -> Result<(), ()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = from.read(&mut buf).await.map_err(|_| ())?;
+        if n == 0 {
+            let _ = to.shutdown().await;
+            return Ok(());
         }
-    };
-    let down = async {
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match tcp_read.read(&mut buf).await {
-                Ok(0) => {
-                    let _ = send.finish();
-                    return;
-                }
-                Ok(n) => {
-                    let data = buf.get(..n).unwrap_or_default();
-                    if let Err(e) = live.recording.frame(ch, Direction::FromTarget, data).await {
-                        live.recording_failed(&e);
-                        return;
-                    }
-                    if send.write_all(data).await.is_err() {
-                        return;
-                    }
-                    live.from_target
-                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(_) => {
-                    let _ = send.reset(0u32.into());
-                    return;
-                }
-            }
+        let data = buf.get(..n).unwrap_or_default();
+        if let Err(e) = live.recording.frame(ch, direction, data).await {
+            live.recording_failed(&e);
+            return Err(());
         }
-    };
-    // Both directions run until each ends (half-close is kept); the session's end stops both.
-    tokio::select! {
-        () = async { tokio::join!(up, down); } => {}
-        () = live.ended.cancelled() => {}
+        to.write_all(data).await.map_err(|_| ())?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
-    tracing::info!(session = %live.session.id, channel = ch, "tunnel connection closed");
 }

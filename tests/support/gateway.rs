@@ -104,31 +104,8 @@ impl World {
         assert!(out.status.success(), "{}", stderr(&out));
         let approver = http.login("hana", "approver password 1").await;
 
-        let (_, policy) = http.get("/api/v1/policy", &admin).await;
-        let answers: serde_json::Map<String, Value> = policy["checklist"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
-            .collect();
-        let (status, vendor) = http
-            .post(
-                "/api/v1/vendors",
-                &admin,
-                json!({"name": "Acme Medical", "contact": {"name": "Sato"},
-                    "attestation": {"answers": answers, "attested_by": "Sato (CISO)"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{vendor}");
-        let vid = vendor["id"].as_str().unwrap();
-        let (status, user) = http
-            .post(
-                &format!("/api/v1/vendors/{vid}/users"),
-                &admin,
-                json!({"username": "alice", "password": "vendor password 1"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{user}");
+        let (_, user) =
+            add_vendor(&http, &admin, "Acme Medical", "alice", "vendor password 1").await;
         let uid = user["id"].as_str().unwrap();
         let alice_id = uid.to_owned();
         let keys = tempfile::tempdir().unwrap();
@@ -236,6 +213,25 @@ impl World {
         c
     }
 
+    /// An interactive `ssh -tt` session as `login` that is sent `typed`; returns the client
+    /// and its stdin (the session lasts until `typed` says `exit` or stdin is dropped).
+    pub fn interactive(
+        &self,
+        login: &str,
+        typed: &[u8],
+    ) -> (std::process::Child, std::process::ChildStdin) {
+        let mut child = self
+            .ssh(login, &["-tt"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, typed).unwrap();
+        (child, stdin)
+    }
+
     /// `scp -P PORT EXTRA... FROM TO` where a remote side is written `REMOTE:path`.
     pub fn scp(&self, login: &str, extra: &[&str], from: &str, to: &str) -> Output {
         let remote = |s: &str| s.replace("REMOTE:", &format!("{login}@127.0.0.1:"));
@@ -292,6 +288,67 @@ impl World {
         self.approver = self.http.login("hana", "approver password 1").await;
     }
 
+    /// The designated client's QUIC address from the banner.
+    pub fn quic_addr(&self) -> String {
+        self.server
+            .as_ref()
+            .unwrap()
+            .banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Designated client (QUIC): udp "))
+            .expect("QUIC address in banner")
+            .to_owned()
+    }
+
+    /// A one-time enrollment code for alice and the gateway fingerprint shown with it.
+    pub async fn enrollment_code(&self) -> (String, String) {
+        let (status, code) = self
+            .http
+            .post(
+                &format!("/api/v1/users/{}/enrollment-codes", self.alice_id),
+                &self.approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 201, "{code}");
+        (
+            code["code"].as_str().unwrap().to_owned(),
+            code["gateway_fingerprint"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Lets pacs's change level forward to `ports` (its SSH port is always among them).
+    pub async fn allow_change_ports(&self, ports: &[u16]) {
+        let private = std::fs::read_to_string(self.keys.path().join("gateway-to-pacs")).unwrap();
+        let mut allowed = vec![self.sshd.port];
+        allowed.extend_from_slice(ports);
+        let (status, body) = self
+            .http
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/targets/{}", self.target_id),
+                Some(&self.admin),
+                Some(json!({"levels": {"change": {"account": CHANGE_ACCOUNT, "credential": {"private_key": private},
+                    "port_forwarding": true, "allowed_ports": allowed}}})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Disables alice's account through the API.
+    pub async fn disable_alice(&self) {
+        let (status, body) = self
+            .http
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/users/{}", self.alice_id),
+                Some(&self.admin),
+                Some(json!({"status": "disabled"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// What the gateway logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.env.config.with_file_name("serve.log")).unwrap_or_default()
@@ -324,6 +381,42 @@ impl World {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Registers a vendor whose attestation answers yes to the whole checklist, with one
+/// engineer; returns the vendor and the engineer as the API answered.
+pub async fn add_vendor(
+    http: &Http,
+    admin: &str,
+    name: &str,
+    username: &str,
+    password: &str,
+) -> (Value, Value) {
+    let (_, policy) = http.get("/api/v1/policy", admin).await;
+    let answers: serde_json::Map<String, Value> = policy["checklist"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
+        .collect();
+    let (status, vendor) = http
+        .post(
+            "/api/v1/vendors",
+            admin,
+            json!({"name": name, "contact": {"name": "Sato"},
+                "attestation": {"answers": answers, "attested_by": "Sato (CISO)"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{vendor}");
+    let (status, user) = http
+        .post(
+            &format!("/api/v1/vendors/{}/users", vendor["id"].as_str().unwrap()),
+            admin,
+            json!({"username": username, "password": password}),
+        )
+        .await;
+    assert_eq!(status, 201, "{user}");
+    (vendor, user)
 }
 
 /// Waits (bounded) for `child` to exit; returns its output and how long it took.

@@ -289,3 +289,16 @@ pub fn rss_mib(pid: u32) -> f64 {
         .unwrap();
     kib / 1024.0
 }
+
+/// `len` bytes that do not compress (xorshift: cheap and reproducible), for benchmarks.
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut block = vec![0u8; len];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in block.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    block
+}

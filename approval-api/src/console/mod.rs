@@ -298,6 +298,16 @@ impl Console {
     async fn get(&self, ctx: &Ctx, path: &str) -> Answer {
         self.call(ctx, Method::GET, path, None).await
     }
+
+    /// The API's JSON answer to a GET, or the error page saying why not.
+    async fn fetch(&self, ctx: &Ctx, path: &str) -> Result<Value, Response> {
+        let answer = self.get(ctx, path).await;
+        if answer.ok() {
+            Ok(answer.body)
+        } else {
+            Err(pages::error(ctx.lang, &answer.message(), answer.status))
+        }
+    }
 }
 
 /// A logged-in caller: the request's context and who its token belongs to. Pages that need
@@ -457,11 +467,8 @@ async fn approvals(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<ListQuery>,
-) -> Response {
-    let requests = console.get(&ctx, "/api/v1/requests?limit=1000").await;
-    if !requests.ok() {
-        return pages::error(ctx.lang, &requests.message(), requests.status);
-    }
+) -> Result<Response, Response> {
+    let requests = console.fetch(&ctx, "/api/v1/requests?limit=1000").await?;
     // Names for ids: staff see vendors and accounts; a vendor engineer only their vendor.
     let (vendors, users) = match me["vendor_id"].as_str() {
         Some(v) => {
@@ -476,14 +483,14 @@ async fn approvals(
         ),
     };
     let frame = frame(&ctx, &me, &q);
-    pages::approvals(
+    Ok(pages::approvals(
         &frame,
         &console.state.settings.zone,
-        requests.body.as_array().map_or(&[][..], Vec::as_slice),
+        requests.as_array().map_or(&[][..], Vec::as_slice),
         vendors.as_array().map_or(&[][..], Vec::as_slice),
         users.as_array().map_or(&[][..], Vec::as_slice),
         q.status.as_deref(),
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -621,38 +628,34 @@ async fn sessions(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<ListQuery>,
-) -> Response {
-    let live = console.get(&ctx, "/api/v1/sessions?active=true").await;
-    if !live.ok() {
-        return pages::error(ctx.lang, &live.message(), live.status);
-    }
+) -> Result<Response, Response> {
+    let live = console.fetch(&ctx, "/api/v1/sessions?active=true").await?;
     let requests = console.get(&ctx, "/api/v1/requests?limit=1000").await;
     let frame = frame(&ctx, &me, &q);
-    pages::sessions(
+    Ok(pages::sessions(
         &frame,
         &console.state.settings.zone,
-        live.body.as_array().map_or(&[][..], Vec::as_slice),
+        live.as_array().map_or(&[][..], Vec::as_slice),
         requests.body.as_array().map_or(&[][..], Vec::as_slice),
-    )
+    ))
 }
 
 async fn confirm_terminate(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
-) -> Response {
-    let live = console.get(&ctx, "/api/v1/sessions?active=true").await;
-    if !live.ok() {
-        return pages::error(ctx.lang, &live.message(), live.status);
-    }
+) -> Result<Response, Response> {
+    let live = console.fetch(&ctx, "/api/v1/sessions?active=true").await?;
     let Some(session) = live
-        .body
         .as_array()
         .and_then(|all| all.iter().find(|s| s["id"] == id.as_str()))
     else {
-        return Redirect::to("/console/sessions").into_response();
+        return Ok(Redirect::to("/console/sessions").into_response());
     };
-    pages::confirm_terminate(&frame(&ctx, &me, &no_query()), session)
+    Ok(pages::confirm_terminate(
+        &frame(&ctx, &me, &no_query()),
+        session,
+    ))
 }
 
 async fn terminate(
@@ -704,7 +707,7 @@ async fn recordings(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Query(q): Query<RecordingsQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let path = format!(
         "/api/v1/recordings{}",
         query(&[
@@ -713,16 +716,13 @@ async fn recordings(
             ("state", q.state.as_deref())
         ])
     );
-    let list = console.get(&ctx, &path).await;
-    if !list.ok() {
-        return pages::error(ctx.lang, &list.message(), list.status);
-    }
-    pages::recordings(
+    let list = console.fetch(&ctx, &path).await?;
+    Ok(pages::recordings(
         &frame(&ctx, &me, &no_query()),
         &console.state.settings.zone,
-        list.body.as_array().map_or(&[][..], Vec::as_slice),
+        list.as_array().map_or(&[][..], Vec::as_slice),
         (q.target.as_deref(), q.user.as_deref(), q.state.as_deref()),
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -735,26 +735,18 @@ async fn search(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Query(s): Query<SearchForm>,
-) -> Response {
+) -> Result<Response, Response> {
     let hits = if s.q.trim().is_empty() {
         Value::Array(vec![])
     } else {
-        let answer = console
-            .get(
-                &ctx,
-                &format!("/api/v1/recordings/search?q={}", urlencode(s.q.trim())),
-            )
-            .await;
-        if !answer.ok() {
-            return pages::error(ctx.lang, &answer.message(), answer.status);
-        }
-        answer.body
+        let path = format!("/api/v1/recordings/search?q={}", urlencode(s.q.trim()));
+        console.fetch(&ctx, &path).await?
     };
-    pages::search(
+    Ok(pages::search(
         &frame(&ctx, &me, &no_query()),
         &s.q,
         hits.as_array().map_or(&[][..], Vec::as_slice),
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -774,12 +766,9 @@ async fn recording(
     LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
     Query(pq): Query<PlayerQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let base = format!("/api/v1/recordings/{}", urlencode(&id));
-    let manifest = console.get(&ctx, &base).await;
-    if !manifest.ok() {
-        return pages::error(ctx.lang, &manifest.message(), manifest.status);
-    }
+    let manifest = console.fetch(&ctx, &base).await?;
     let verification = console.get(&ctx, &format!("{base}/verify")).await;
     let session = console
         .get(&ctx, "/api/v1/sessions?limit=1000")
@@ -814,12 +803,12 @@ async fn recording(
         done: pq.done.clone(),
         error: pq.error.clone(),
     };
-    pages::recording(
+    Ok(pages::recording(
         &frame(&ctx, &me, &q),
         &console.state.settings.zone,
         &pages::RecordingView {
             id: &id,
-            manifest: &manifest.body,
+            manifest: &manifest,
             verification: &verification.body,
             session: &session,
             report: &report,
@@ -829,7 +818,7 @@ async fn recording(
             speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
             live: pq.live,
         },
-    )
+    ))
 }
 
 async fn transcript(State(console): State<Console>, ctx: Ctx, Path(id): Path<String>) -> Response {
@@ -1097,11 +1086,8 @@ async fn admin(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Query(n): Query<Notice>,
-) -> Response {
-    let vendors = console.get(&ctx, "/api/v1/vendors").await;
-    if !vendors.ok() {
-        return pages::error(ctx.lang, &vendors.message(), vendors.status);
-    }
+) -> Result<Response, Response> {
+    let vendors = console.fetch(&ctx, "/api/v1/vendors").await?;
     let users = console.get(&ctx, "/api/v1/users").await;
     let targets = console.get(&ctx, "/api/v1/targets").await;
     let policy = console.get(&ctx, "/api/v1/policy").await;
@@ -1110,19 +1096,19 @@ async fn admin(
         done: n.done,
         error: n.error,
     };
-    let list = |a: &Answer| a.body.as_array().cloned().unwrap_or_default();
-    pages::admin(
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    Ok(pages::admin(
         &frame(&ctx, &me, &q),
         &console.state.settings.zone,
         &pages::AdminView {
             vendors: &list(&vendors),
-            users: &list(&users),
-            targets: &list(&targets),
+            users: &list(&users.body),
+            targets: &list(&targets.body),
             checklist: policy.body["checklist"]
                 .as_array()
                 .map_or(&[][..], Vec::as_slice),
         },
-    )
+    ))
 }
 
 /// Back to the administration page with the API's verdict.
