@@ -11,6 +11,9 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     init_logging(&config);
     let shutdown = CancellationToken::new();
+    // Listen for signals before anything says we are running: a SIGTERM right after the
+    // banner (a supervisor, or a test) must stop the gateway gracefully, not kill it.
+    tokio::spawn(wait_for_signal(Signals::install(), shutdown.clone()));
     let started = sekisho_gateway::start(&config, shutdown.clone()).await?;
 
     println!("Sekisho {} is running.", env!("CARGO_PKG_VERSION"));
@@ -44,26 +47,48 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     println!("Stop with Ctrl-C.");
 
-    tokio::spawn(wait_for_signal(shutdown));
     started.wait().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop the gateway");
-            let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
-            return;
+/// SIGINT and SIGTERM handlers, installed when this is made (not when first awaited).
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, signal = name, "cannot listen for this signal");
+                None
+            }
+        };
+        Signals {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
+    }
+}
+
+/// Waits for a signal that `Signals::install` could listen for (forever if none).
+async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn wait_for_signal(mut signals: Signals, shutdown: CancellationToken) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
-        _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+        () = next(&mut signals.interrupt) => tracing::info!(signal = "SIGINT", "shutting down"),
+        () = next(&mut signals.terminate) => tracing::info!(signal = "SIGTERM", "shutting down"),
     }
     shutdown.cancel();
 }
