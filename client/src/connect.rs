@@ -79,7 +79,9 @@ pub struct Identity {
 /// A QUIC connection to the gateway, with the endpoint that carries it.
 pub struct Link {
     pub conn: quinn::Connection,
-    endpoint: quinn::Endpoint,
+    /// Its UDP endpoint: rebinding it moves the connection to a new local address (QUIC
+    /// connection migration; the gateway follows).
+    pub endpoint: quinn::Endpoint,
 }
 
 impl Link {
@@ -122,10 +124,7 @@ pub async fn connect(
     tls.alpn_protocols = vec![b"sekisho/1".to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(60))?));
-    transport.keep_alive_interval(Some(Duration::from_secs(15)));
-    config.transport_config(Arc::new(transport));
+    config.transport_config(Arc::new(sekisho_protocol::transport::transport_config()));
 
     let addr = tokio::net::lookup_host(gateway)
         .await
@@ -139,7 +138,9 @@ pub async fn connect(
     } else {
         "[::]:0".parse()?
     };
-    let mut endpoint = quinn::Endpoint::client(bind).context("cannot open a UDP socket")?;
+    let udp = sekisho_protocol::transport::udp_socket(bind).context("cannot open a UDP socket")?;
+    let mut endpoint = sekisho_protocol::transport::endpoint(udp.socket, None)
+        .context("cannot open a UDP socket")?;
     endpoint.set_default_client_config(config);
     let connecting = endpoint
         .connect(addr, "sekisho-gateway")

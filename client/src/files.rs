@@ -7,7 +7,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
+
+use crate::connect::Identity;
 
 /// The name ssh uses for the gateway in `known_hosts` (`HostKeyAlias`).
 pub const HOST_ALIAS: &str = "sekisho-gateway";
@@ -87,6 +91,16 @@ impl ClientDir {
                 self.path("enrollment.json").display()
             )
         })
+    }
+
+    /// The enrolled certificate and key.
+    pub fn identity(&self) -> anyhow::Result<Identity> {
+        let certs = CertificateDer::pem_slice_iter(self.read("client.crt")?.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .context("client.crt is damaged; enroll again")?;
+        let key = PrivateKeyDer::from_pem_slice(self.read("client.key")?.as_bytes())
+            .context("client.key is damaged; enroll again")?;
+        Ok(Identity { certs, key })
     }
 
     pub fn exists(path: &Path) -> bool {

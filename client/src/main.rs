@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use sekisho_client::connect::{self, Identity};
+use sekisho_client::connect;
 use sekisho_client::files::{ClientDir, Enrollment, HOST_ALIAS};
 use sekisho_protocol::{ClientMessage, NewRequest, ServerMessage, Service};
 use tokio::signal::unix::{SignalKind, signal};
@@ -83,7 +81,7 @@ enum Command {
     },
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
@@ -158,7 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let t = sekisho_client::tunnel::Tunnel {
                 gateway: e.gateway,
                 fingerprint: e.fingerprint,
-                identity: Box::new(move || identity(&dir)),
+                identity: Box::new(move || dir.identity()),
                 target,
                 port,
             };
@@ -187,7 +185,7 @@ fn key_and_csr() -> anyhow::Result<(rcgen::KeyPair, String)> {
 /// carrying the gateway's reason.
 async fn ask(dir: &ClientDir, msg: ClientMessage) -> anyhow::Result<ServerMessage> {
     let e = dir.enrollment()?;
-    let link = connect::connect(&e.gateway, &e.fingerprint, Some(identity(dir)?)).await?;
+    let link = connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await?;
     let (mut send, mut recv) = connect::hello(&link.conn).await?;
     sekisho_protocol::write(&mut send, &msg)
         .await
@@ -302,21 +300,12 @@ async fn enroll(
     Ok(ExitCode::SUCCESS)
 }
 
-fn identity(dir: &ClientDir) -> anyhow::Result<Identity> {
-    let certs = CertificateDer::pem_slice_iter(dir.read("client.crt")?.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .context("client.crt is damaged; enroll again")?;
-    let key = PrivateKeyDer::from_pem_slice(dir.read("client.key")?.as_bytes())
-        .context("client.key is damaged; enroll again")?;
-    Ok(Identity { certs, key })
-}
-
 async fn status(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     let e = dir.enrollment()?;
     println!("enrolled as:   {}", e.username);
     println!("gateway:       {} ({})", e.gateway, e.fingerprint);
     println!("certificate:   valid until {}", e.expires_at);
-    match connect::connect(&e.gateway, &e.fingerprint, Some(identity(dir)?)).await {
+    match connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await {
         Ok(link) => {
             match connect::hello(&link.conn).await {
                 Ok(_) => println!("gateway:       reachable"),
@@ -375,7 +364,7 @@ fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCod
 
 async fn proxy(dir: &ClientDir, target: &str) -> anyhow::Result<ExitCode> {
     let e = dir.enrollment()?;
-    let link = connect::connect(&e.gateway, &e.fingerprint, Some(identity(dir)?)).await?;
+    let link = connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await?;
     let (mut send, mut recv) = connect::hello(&link.conn).await?;
     connect::open(&link.conn, &mut send, &mut recv, target, Service::Ssh).await?;
     let upload = async {

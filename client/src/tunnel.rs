@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bytes::BytesMut;
 use sekisho_protocol::Service;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use sekisho_protocol::transport::{CLOSE_GATEWAY_STOPPING, ChunkSink, next_chunk};
+use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -64,7 +66,7 @@ enum Ended {
     ByUser,
     /// The gateway ended the session and said why.
     ByGateway(String),
-    /// The network failed; worth reconnecting.
+    /// The network failed, or the gateway is restarting; worth reconnecting.
     Lost(String),
 }
 
@@ -198,6 +200,11 @@ async fn serve(
             _ = tokio::signal::ctrl_c() => return Ok(Ended::ByUser),
             _ = terminate.recv() => return Ok(Ended::ByUser),
             e = link.conn.closed() => return Ok(match e {
+                quinn::ConnectionError::ApplicationClosed(c)
+                    if c.error_code == CLOSE_GATEWAY_STOPPING.into() =>
+                {
+                    Ended::Lost(String::from_utf8_lossy(&c.reason).into_owned())
+                }
                 quinn::ConnectionError::ApplicationClosed(c) => {
                     Ended::ByGateway(String::from_utf8_lossy(&c.reason).into_owned())
                 }
@@ -241,35 +248,35 @@ async fn forward(
         .map_err(|e| connect::refused(conn, e))?;
     connect::open(conn, &mut send, &mut recv, target, Service::Tcp { port }).await?;
     counts.connections.fetch_add(1, Ordering::Relaxed);
-    let (mut tcp_read, mut tcp_write) = tcp.into_split();
+    let (tcp_read, mut tcp_write) = tcp.into_split();
     let (up, down) = tokio::join!(
-        copy(&mut tcp_read, &mut send, &counts.up),
-        copy(&mut recv, &mut tcp_write, &counts.down),
+        copy(tcp_read, &mut send, &counts.up),
+        copy(recv, &mut tcp_write, &counts.down),
     );
     up.and(down).context("connection interrupted")
 }
 
 /// Copies until end of input, then ends the output (TCP half-close, QUIC stream finish).
-async fn copy<R, W>(from: &mut R, to: &mut W, count: &AtomicU64) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return to.shutdown().await;
-        }
-        to.write_all(buf.get(..n).unwrap_or_default()).await?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
+async fn copy(
+    mut from: impl AsyncRead + Unpin,
+    to: &mut impl ChunkSink,
+    count: &AtomicU64,
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = next_chunk(&mut from, &mut buf).await? {
+        let n = chunk.len() as u64;
+        to.put(chunk).await?;
+        count.fetch_add(n, Ordering::Relaxed);
     }
+    to.end().await;
+    Ok(())
 }
 
-/// The running byte count: rewritten in place on a terminal, a line every 10 s otherwise.
+/// The running byte count: rewritten in place on a terminal, a line every 5 s otherwise
+/// (when it changed).
 async fn report(counts: Arc<Counts>) {
     let tty = std::io::stderr().is_terminal();
-    let every = Duration::from_secs(if tty { 1 } else { 10 });
+    let every = Duration::from_secs(if tty { 1 } else { 5 });
     let mut last = String::new();
     loop {
         tokio::time::sleep(every).await;

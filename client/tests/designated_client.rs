@@ -224,13 +224,8 @@ async fn web_ui() -> u16 {
                     }
                 }
                 let text = String::from_utf8_lossy(&req);
-                let path = text.split_whitespace().nth(1).unwrap_or("?").to_owned();
-                let body = format!("device page {path}");
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
+                let path = text.split_whitespace().nth(1).unwrap_or("?");
+                let _ = s.write_all(web_reply(path).as_bytes()).await;
                 let _ = s.shutdown().await;
             });
         }
@@ -580,4 +575,221 @@ async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
     w.approved("reference").await;
     let out = client(&dir, &["ssh", "pacs", "--", "echo only way in"]);
     assert_eq!(stdout(&out), "only way in\n", "{}", stderr(&out));
+}
+
+/// What a child prints on stderr, collected as it comes.
+struct Collected(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Collected {
+    fn stderr_of(child: &mut std::process::Child) -> Self {
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        let mut pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self(text)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until `needle` has been printed.
+    async fn wait_for(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{needle:?} not printed within {limit:?}; printed:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The exact reply `web_ui` gives for `path`.
+fn web_reply(path: &str) -> String {
+    let body = format!("device page {path}");
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One raw HTTP request through `local`: returns the bytes sent and the reply.
+async fn http_get(local: &str, path: &str) -> (usize, String) {
+    let mut s = tokio::net::TcpStream::connect(local).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: device\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    (request.len(), reply)
+}
+
+#[tokio::test]
+async fn tunnel_counts_bytes_reconnects_after_a_gateway_restart_and_stops_on_ctrl_c() {
+    // The QUIC port must stay the same across the restart, as a real gateway's does.
+    let env = support::Env::new(None);
+    let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        config.replace(
+            "[quic]\nlisten = \"127.0.0.1:0\"",
+            &format!("[quic]\nlisten = \"127.0.0.1:{quic_port}\""),
+        ),
+    )
+    .unwrap();
+    let Some(mut w) = World::with_env(env, Pin::Real).await else {
+        return;
+    };
+    let web = web_ui().await;
+    w.allow_change_ports(&[web]).await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    w.approved("change").await;
+
+    let (mut child, local) = tunnel(&dir, web);
+    let printed = Collected::stderr_of(&mut child);
+    let (sent, reply) = http_get(&local, "/before").await;
+    assert_eq!(reply, web_reply("/before"));
+    // The running count (a line every 5 s when stderr is not a terminal), exact to the byte.
+    printed
+        .wait_for(
+            &format!("1 connection(s), {sent} B sent, {} B received", reply.len()),
+            Duration::from_secs(8),
+        )
+        .await;
+    let first = w.wait_live().await;
+
+    // The gateway restarts: the client reports it, retries with backoff, and comes back on
+    // the same local port; the gateway decides the new session afresh.
+    let status = w.server.take().unwrap().terminate();
+    assert!(status.success(), "{status:?}");
+    printed
+        .wait_for(
+            "connection to the gateway lost (Sekisho: the gateway is shutting down); reconnecting in 2 s (attempt 1 of 8)",
+            Duration::from_secs(5),
+        )
+        .await;
+    w.restart().await;
+    printed
+        .wait_for("sekisho-client: reconnected", Duration::from_secs(30))
+        .await;
+    let (_, reply) = http_get(&local, "/after").await;
+    assert_eq!(reply, web_reply("/after"));
+    let second = w.wait_live().await;
+    assert_ne!(second["id"], first["id"], "a new session after the restart");
+    let first = w.wait_ended(first["id"].as_str().unwrap()).await;
+    assert_eq!(first["end"], "aborted", "{first}");
+
+    // ctrl-c: a clean exit with the totals, and the gateway ends the session at once.
+    support::signal(&child, "INT");
+    let (out, _) = exited(child, Duration::from_secs(5));
+    assert!(out.status.success(), "{out:?}\n{}", printed.text());
+    printed
+        .wait_for(
+            "sekisho-client: tunnel closed: 2 connection(s)",
+            Duration::from_secs(1),
+        )
+        .await;
+    let started = Instant::now();
+    let second = w.wait_ended(second["id"].as_str().unwrap()).await;
+    assert_eq!(second["end"], "closed", "{second}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_tunnelled_connection_survives_the_client_moving_to_a_new_address() {
+    use sekisho_client::connect;
+    use sekisho_client::files::ClientDir;
+    use sekisho_protocol::Service;
+
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let web = web_ui().await;
+    w.allow_change_ports(&[web]).await;
+    let dir = ClientDir(w.keys.path().join("client"));
+    enrolled(&w, &dir.0).await;
+    w.approved("change").await;
+
+    // What `sekisho-client tunnel` does, through the client's library, so that the test can
+    // move the connection: the control stream, then one stream per TCP connection.
+    let e = dir.enrollment().unwrap();
+    let link = connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity().unwrap()))
+        .await
+        .unwrap();
+    let (mut control_send, mut control_recv) = connect::hello(&link.conn).await.unwrap();
+    let tcp = Service::Tcp { port: web };
+    connect::open(
+        &link.conn,
+        &mut control_send,
+        &mut control_recv,
+        "pacs",
+        tcp,
+    )
+    .await
+    .unwrap();
+    let (mut send, mut recv) = link.conn.open_bi().await.unwrap();
+    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp)
+        .await
+        .unwrap();
+    let session = w.wait_live().await;
+
+    // The client's address changes (a new UDP port, as after a NAT rebinding or a network
+    // switch); the old socket is gone.
+    let before = link.endpoint.local_addr().unwrap();
+    link.endpoint
+        .rebind(std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let after = link.endpoint.local_addr().unwrap();
+    assert_ne!(before, after);
+
+    // The TCP connection opened before the move carries its request and reply after it...
+    send.write_all(b"GET /moved HTTP/1.1\r\nHost: device\r\n\r\n")
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(64 * 1024))
+        .await
+        .expect("no reply after the move")
+        .unwrap();
+    assert_eq!(String::from_utf8(reply).unwrap(), web_reply("/moved"));
+    // ...new ones work, and it is all still the one session.
+    let (mut send, mut recv) = link.conn.open_bi().await.unwrap();
+    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp)
+        .await
+        .unwrap();
+    send.write_all(b"GET /again HTTP/1.1\r\nHost: device\r\n\r\n")
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    let reply = recv.read_to_end(64 * 1024).await.unwrap();
+    assert_eq!(String::from_utf8(reply).unwrap(), web_reply("/again"));
+    let live = w.sessions(true).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0]["id"], session["id"]);
+
+    link.close("done").await;
+    let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "closed", "{ended}");
 }

@@ -23,6 +23,7 @@ use sekisho_domain::session::{Session, SessionEnd, Transport};
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
+use sekisho_protocol::transport;
 use sekisho_recorder::SessionMeta;
 use sekisho_recorder::SessionRecording;
 use tokio::sync::broadcast::error::RecvError;
@@ -482,9 +483,15 @@ async fn finish(live: &Live, shared: &Shared, vendor: &Vendor, vendor_gone: &Can
                     .await;
             }
         }
-        // The designated client prints the reason it is closed with.
+        // The designated client prints the reason it is closed with; a tunnel reconnects when
+        // the gateway is only stopping.
         Vendor::Quic(conn) => conn.close(
-            crate::quic::CLOSE_SESSION_ENDED,
+            if how == SessionEnd::Aborted {
+                transport::CLOSE_GATEWAY_STOPPING
+            } else {
+                transport::CLOSE_SESSION_ENDED
+            }
+            .into(),
             format!(
                 "Sekisho: {}",
                 if message.is_empty() {

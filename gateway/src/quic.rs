@@ -25,14 +25,14 @@ use sekisho_domain::user::User;
 use sekisho_protocol::{CertRefusal, ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
 use tokio_util::sync::CancellationToken;
 
+use sekisho_protocol::transport::CLOSE_GATEWAY_STOPPING;
+
 use crate::enroll::ClientCa;
 use crate::keys::GatewayKeys;
 use crate::ssh;
 
 /// The ALPN protocol name.
 pub const ALPN: &[u8] = b"sekisho/1";
-/// The QUIC application close code when the gateway ends a session (the reason is sent).
-pub const CLOSE_SESSION_ENDED: quinn::VarInt = quinn::VarInt::from_u32(1);
 /// Concurrent streams per connection: the control stream plus tunnelled TCP connections.
 const MAX_STREAMS: u32 = 1024;
 /// How long a client has to say what it wants.
@@ -71,14 +71,14 @@ pub fn server_config(keys: &GatewayKeys) -> Result<quinn::ServerConfig, QuicErro
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(err)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(Duration::from_secs(60)).map_err(err)?,
-    ));
-    transport.keep_alive_interval(Some(Duration::from_secs(15)));
+    let mut transport = sekisho_protocol::transport::transport_config();
     // One stream per tunnelled TCP connection.
     transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
     config.transport_config(Arc::new(transport));
+    // A vendor's address may change mid-session (NAT rebinding, another network): the
+    // connection follows it (quinn validates the new path first). quinn's default, stated
+    // because a test depends on it.
+    config.migration(true);
     Ok(config)
 }
 
@@ -252,7 +252,10 @@ pub async fn serve(
             }
         });
     }
-    endpoint.close(0u32.into(), b"gateway shutting down");
+    endpoint.close(
+        CLOSE_GATEWAY_STOPPING.into(),
+        b"Sekisho: the gateway is shutting down",
+    );
 }
 
 /// SHA-256 (hex) of the client certificate's DER, if one was presented.

@@ -169,14 +169,22 @@ pub async fn start_with(
     let quic_addr = if config.quic.enabled {
         let quic_config = crate::quic::server_config(&keys)
             .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
-        let endpoint =
-            quinn::Endpoint::server(quic_config, config.quic.listen).map_err(|source| {
-                GatewayError::Bind {
-                    what: "quic",
-                    addr: config.quic.listen,
-                    source,
-                }
-            })?;
+        let bind_err = |source| GatewayError::Bind {
+            what: "quic",
+            addr: config.quic.listen,
+            source,
+        };
+        let udp = sekisho_protocol::transport::udp_socket(config.quic.listen).map_err(bind_err)?;
+        if udp.short() {
+            tracing::warn!(
+                granted = udp.recv_buffer,
+                wanted = sekisho_protocol::transport::UDP_BUFFER,
+                "the kernel capped the QUIC socket's receive buffer: bulk tunnels may lose packets \
+                 and slow down (raise net.core.rmem_max)"
+            );
+        }
+        let endpoint = sekisho_protocol::transport::endpoint(udp.socket, Some(quic_config))
+            .map_err(bind_err)?;
         let addr = endpoint.local_addr().map_err(GatewayError::Serve)?;
         let quic_shared = Arc::new(crate::quic::QuicShared {
             ssh: shared.clone(),

@@ -22,15 +22,15 @@ use sekisho_protocol::{ClientMessage, ServerMessage, Service};
 use sekisho_recorder::stream::{Direction, StreamKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use sekisho_protocol::transport::{ChunkSink, next_chunk};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{self, Live, Vendor};
 use crate::ssh::Shared;
 
-/// Bytes read at a time from either side (the QUIC and TCP flow control bound the rest).
-const CHUNK: usize = 32 * 1024;
 /// How long a new stream has to say what it is.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -274,31 +274,31 @@ async fn open(
 /// Copies `from` to `to`, each chunk recorded (as `direction` on channel `ch`) before it is
 /// passed on, and counted. At the end of `from`, ends `to` (TCP half-close, QUIC stream
 /// finish). `Err` when either side failed; a recording failure also ends the session.
-async fn relay<R, W>(
+async fn relay(
     live: &Live,
     ch: u32,
     direction: Direction,
-    mut from: R,
-    to: &mut W,
+    mut from: impl AsyncRead + Unpin,
+    to: &mut impl ChunkSink,
     count: &AtomicU64,
-) -> Result<(), ()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; CHUNK];
+) -> Result<(), ()> {
+    let mut buf = BytesMut::new();
     loop {
-        let n = from.read(&mut buf).await.map_err(|_| ())?;
-        if n == 0 {
-            let _ = to.shutdown().await;
+        let Some(chunk) = next_chunk(&mut from, &mut buf).await.map_err(|_| ())? else {
+            to.end().await;
             return Ok(());
-        }
-        let data = buf.get(..n).unwrap_or_default();
-        if let Err(e) = live.recording.frame(ch, direction, data).await {
+        };
+        let n = chunk.len();
+        // The recording shares the chunk: no copy.
+        if let Err(e) = live
+            .recording
+            .frame_shared(ch, direction, chunk.clone())
+            .await
+        {
             live.recording_failed(&e);
             return Err(());
         }
-        to.write_all(data).await.map_err(|_| ())?;
+        to.put(chunk).await.map_err(|_| ())?;
         count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -22,6 +22,8 @@
 //! Versioning: [`VERSION`] changes whenever a message changes incompatibly; the gateway
 //! accepts the versions in [`SUPPORTED`].
 
+pub mod transport;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::Write;
@@ -174,7 +175,7 @@ enum Cmd {
         channel: u32,
         t_us: u64,
         direction: Direction,
-        data: Vec<u8>,
+        data: Bytes,
     },
     Close {
         reason: String,
@@ -315,12 +316,27 @@ impl SessionRecording {
         if !self.is_recorded() {
             return Ok(());
         }
+        self.frame_shared(channel, direction, Bytes::copy_from_slice(data))
+            .await
+    }
+
+    /// [`frame`](Self::frame) for data the caller holds as [`Bytes`]: the writer shares the
+    /// buffer instead of copying it (the tunnel relay passes the same chunk on).
+    pub async fn frame_shared(
+        &self,
+        channel: u32,
+        direction: Direction,
+        data: Bytes,
+    ) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
         let t_us = u64::try_from(self.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.send(Cmd::Frame {
             channel,
             t_us,
             direction,
-            data: data.to_vec(),
+            data,
         })
         .await
     }
