@@ -305,17 +305,27 @@ async fn status(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     println!("enrolled as:   {}", e.username);
     println!("gateway:       {} ({})", e.gateway, e.fingerprint);
     println!("certificate:   valid until {}", e.expires_at);
+    // Non-zero unless the gateway answered and accepted this certificate, for scripts.
     match connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await {
         Ok(link) => {
-            match connect::hello(&link.conn).await {
-                Ok(_) => println!("gateway:       reachable"),
-                Err(err) => println!("gateway:       answers, but: {err:#}"),
-            }
+            let answer = connect::hello(&link.conn).await;
             link.close("done").await;
+            match answer {
+                Ok(_) => {
+                    println!("gateway:       reachable, certificate accepted");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(err) => {
+                    println!("gateway:       answers, but: {err:#}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
-        Err(err) => println!("gateway:       not reachable: {err:#}"),
+        Err(err) => {
+            println!("gateway:       not reachable: {err:#}");
+            Ok(ExitCode::FAILURE)
+        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCode> {

@@ -175,7 +175,12 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     assert_eq!(sessions[0]["transport"], "quic");
     assert_eq!(sessions[0]["username"], "alice");
     let status = client(&dir, &["status"]);
-    assert!(stdout(&status).contains("reachable"), "{}", stdout(&status));
+    assert!(status.status.success(), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("gateway:       reachable, certificate accepted\n"),
+        "{}",
+        stdout(&status)
+    );
     let enrolled = w.audit("kind=client_enrolled").await;
     assert_eq!(enrolled.len(), 1, "{enrolled:?}");
 
@@ -529,6 +534,41 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
     );
     assert!(w.sessions(false).await.is_empty());
 
+    // Suspending the vendor refuses its engineers' certificates on the next connection,
+    // whatever they ask (here: the request list), audited; reactivating lets them in again.
+    let (_, me) = w
+        .http
+        .get(&format!("/api/v1/users/{}", w.alice_id), &w.admin)
+        .await;
+    let vendor = me["vendor_id"].as_str().unwrap().to_owned();
+    for (status, allowed) in [("suspended", false), ("active", true)] {
+        let (code, body) = w
+            .http
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/vendors/{vendor}"),
+                Some(&w.admin),
+                Some(json!({"status": status})),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let out = client(&dir, &["requests"]);
+        if allowed {
+            assert!(out.status.success(), "{}", stderr(&out));
+        } else {
+            refused(&out, "Acme Medical is suspended");
+        }
+    }
+    let denied = w.audit("kind=access_denied").await;
+    assert_eq!(
+        (
+            &denied[0]["details"]["channel"],
+            &denied[0]["details"]["code"]
+        ),
+        (&json!("quic"), &json!("vendor_inactive")),
+        "{denied:?}"
+    );
+
     // The enrolled certificate works, until the account is disabled: the live session is
     // closed at once and the next connection refused.
     let child = Command::new(CLIENT)
@@ -547,6 +587,14 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
     refused(&out, "account alice was disabled");
     let out = client(&dir, &["ssh", "pacs", "--", "true"]);
     refused(&out, "disabled");
+    // `status` says so too, and fails.
+    let status = client(&dir, &["status"]);
+    assert!(!status.status.success(), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("gateway:       answers, but: account alice is disabled"),
+        "{}",
+        stdout(&status)
+    );
     let denied = w.audit("kind=access_denied").await;
     assert_eq!(denied[0]["actor"], "alice", "{denied:?}");
     assert_eq!(denied[0]["details"]["code"], "user_disabled", "{denied:?}");

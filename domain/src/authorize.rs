@@ -273,8 +273,7 @@ fn decide(q: &AccessQuery<'_>) -> Result<Grant, DenyReason> {
         ChannelKind::X11Forward => return Err(DenyReason::X11ForwardRefused),
         _ => {}
     }
-    check_user(q.user, q.now)?;
-    check_vendor(q)?;
+    check_account(q.user, q.vendor, q.policy, q.now)?;
     let request = select_request(q)?;
     let target = &q.target.name;
     let level = request.level;
@@ -317,9 +316,31 @@ fn check_user(user: &User, now: Timestamp) -> Result<(), DenyReason> {
     Ok(())
 }
 
-fn check_vendor<'a>(q: &AccessQuery<'a>) -> Result<&'a Vendor, DenyReason> {
-    let vendor = match q.vendor {
-        Some(v) if Some(v.id) == q.user.vendor_id => v,
+/// Whether `user` may connect at all, before any target or request is looked at: an active,
+/// unexpired vendor engineer of an active vendor whose attestation is in order. The first
+/// step of [`authorize`]; the designated client's listener also asks it when a certificate
+/// connects, so that a disabled engineer's certificate is refused on every connection.
+///
+/// # Errors
+/// Why not.
+pub fn check_account(
+    user: &User,
+    vendor: Option<&Vendor>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(), DenyReason> {
+    check_user(user, now)?;
+    check_vendor(user, vendor, policy, now)
+}
+
+fn check_vendor(
+    user: &User,
+    vendor: Option<&Vendor>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Result<(), DenyReason> {
+    let vendor = match vendor {
+        Some(v) if Some(v.id) == user.vendor_id => v,
         _ => return Err(DenyReason::VendorUnknown),
     };
     if vendor.status != VendorStatus::Active {
@@ -328,13 +349,13 @@ fn check_vendor<'a>(q: &AccessQuery<'a>) -> Result<&'a Vendor, DenyReason> {
             status: vendor.status,
         });
     }
-    if let Some(problem) = vendor.attestation_problem(&q.policy.checklist, q.now) {
+    if let Some(problem) = vendor.attestation_problem(&policy.checklist, now) {
         return Err(DenyReason::Attestation {
             vendor: vendor.name.clone(),
             problem,
         });
     }
-    Ok(vendor)
+    Ok(())
 }
 
 /// Whether `r` may carry a session right now.

@@ -16,7 +16,7 @@ use sekisho_approval_api::store::StoreError;
 use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_approval_api::store::requests::RequestFilter;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
-use sekisho_domain::authorize::{AccessQuery, ChannelKind, Decision, Grant, authorize};
+use sekisho_domain::authorize::{self, AccessQuery, ChannelKind, Decision, Grant, authorize};
 use sekisho_domain::ids::{SessionId, TargetId};
 use sekisho_domain::request::WorkRequest;
 use sekisho_domain::session::{Session, SessionEnd, Transport};
@@ -177,6 +177,22 @@ pub async fn decide(
             Decision::Allow(g) => Ok(g),
             Decision::Deny(r) => Err((r.code(), r.message(&shared.zone))),
         },
+    )
+}
+
+/// Whether `user` may connect at all (see [`check_account`](sekisho_domain::authorize::check_account)),
+/// with the vendor as it is now in the store.
+pub async fn check_account(
+    shared: &Shared,
+    user: &User,
+) -> Result<Result<(), Refusal>, StoreError> {
+    let vendor = match user.vendor_id {
+        Some(v) => shared.store.vendor(v).await?,
+        None => None,
+    };
+    Ok(
+        authorize::check_account(user, vendor.as_ref(), &shared.policy, Timestamp::now())
+            .map_err(|r| (r.code(), r.message(&shared.zone))),
     )
 }
 

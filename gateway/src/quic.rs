@@ -29,6 +29,7 @@ use sekisho_protocol::transport::CLOSE_GATEWAY_STOPPING;
 
 use crate::enroll::ClientCa;
 use crate::keys::GatewayKeys;
+use crate::live;
 use crate::ssh;
 
 /// The ALPN protocol name.
@@ -258,6 +259,41 @@ pub async fn serve(
     );
 }
 
+/// The owner of the certificate `fingerprint`, if it is enrolled and unrevoked and its owner
+/// may connect at all (active engineer, active vendor, attestation in order); else the
+/// refusal, audited when the owner is known. Fails closed when the store cannot answer.
+async fn certificate_owner(
+    shared: &QuicShared,
+    fingerprint: &str,
+    peer: &str,
+) -> Result<User, ServerMessage> {
+    let deny = |code: &str, message: String| ServerMessage::Denied {
+        code: code.to_owned(),
+        message,
+    };
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "cannot check a client certificate; refusing (fail closed)");
+        let m = "the gateway cannot check your certificate right now; try again later";
+        deny("database_unavailable", m.into())
+    };
+    let user = match shared.ssh.store.client_cert_user(fingerprint).await {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            let m = "this client certificate is not (or no longer) enrolled; enroll again with a new code";
+            return Err(deny("certificate_unknown", m.into()));
+        }
+        Err(e) => return Err(unavailable(&e)),
+    };
+    match live::check_account(&shared.ssh, &user).await {
+        Ok(Ok(())) => Ok(user),
+        Ok(Err((code, m))) => {
+            live::audit_denied(&shared.ssh, &user, None, "quic", code, &m, peer).await;
+            Err(deny(code, m))
+        }
+        Err(e) => Err(unavailable(&e)),
+    }
+}
+
 /// SHA-256 (hex) of the client certificate's DER, if one was presented.
 fn client_fingerprint(conn: &quinn::Connection) -> Option<String> {
     let certs = conn
@@ -299,6 +335,16 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     if let Some(denied) = reply {
         return answer_and_close(&conn, send, &denied).await;
     }
+    // A certificate is checked on every connection, before anything is answered: it must
+    // be enrolled and unrevoked, and its owner must still be allowed to connect at all.
+    let fingerprint = client_fingerprint(&conn);
+    let user = match &fingerprint {
+        None => None,
+        Some(fp) => match certificate_owner(shared, fp, &peer).await {
+            Ok(u) => Some(u),
+            Err(denied) => return answer_and_close(&conn, send, &denied).await,
+        },
+    };
     sekisho_protocol::write(
         &mut send,
         &ServerMessage::Welcome {
@@ -315,22 +361,13 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     .await
     .map_err(|_| "no request within 15 s".to_owned())?
     .map_err(|e| e.to_string())?;
-    let fingerprint = client_fingerprint(&conn);
-    let user = match &fingerprint {
-        None => None,
-        Some(fp) => match shared.ssh.store.client_cert_user(fp).await {
-            Ok(Some(u)) => Some(u),
-            Ok(None) => {
-                let m = "this client certificate is not (or no longer) enrolled; enroll again with a new code";
-                return answer_and_close(&conn, send, &deny("certificate_unknown", m.into())).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot check a client certificate; refusing (fail closed)");
-                let m = "the gateway cannot check your certificate right now; try again later";
-                return answer_and_close(&conn, send, &deny("database_unavailable", m.into()))
-                    .await;
-            }
+    // Again for the request itself: the owner may have been disabled since the hello.
+    let user = match (&fingerprint, user) {
+        (Some(fp), Some(_)) => match certificate_owner(shared, fp, &peer).await {
+            Ok(u) => Some(u),
+            Err(denied) => return answer_and_close(&conn, send, &denied).await,
         },
+        (_, user) => user,
     };
     if let ClientMessage::Enroll { code, csr_pem } = &request {
         let answer = enroll(shared, code, csr_pem, &peer).await;

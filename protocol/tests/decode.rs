@@ -144,3 +144,21 @@ fn frames_over_a_stream() {
         ));
     });
 }
+
+/// The fuzzer's seed corpus (`fuzz/seeds`) is made of valid frames, each a message of one
+/// side or the other, so that fuzzing starts from inputs that reach deep into the decoder.
+#[test]
+fn the_fuzz_seeds_are_valid_frames() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let whole = |used: usize| used == bytes.len();
+        let ok = matches!(decode::<ClientMessage>(&bytes), Ok(Some((_, n))) if whole(n))
+            || matches!(decode::<ServerMessage>(&bytes), Ok(Some((_, n))) if whole(n));
+        assert!(ok, "{} is not a valid frame", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 9, "only {seen} seeds");
+}
