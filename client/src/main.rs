@@ -138,7 +138,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ServerMessage::Filed { request: r } => {
                     println!(
                         "Filed R-{} for {} ({}), {} to {}: {}; the hospital's IT approves or rejects it.",
-                        r.number, r.target, r.level, r.window_start, r.window_end, r.status
+                        r.number,
+                        r.target,
+                        r.level,
+                        local(&r.window_start),
+                        local(&r.window_end),
+                        r.status
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -153,6 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             local,
         } => {
             let e = dir.enrollment()?;
+            if let Some(w) = Expiry::warning(&e) {
+                eprintln!("{w}");
+            }
             let t = sekisho_client::tunnel::Tunnel {
                 gateway: e.gateway,
                 fingerprint: e.fingerprint,
@@ -212,7 +220,13 @@ async fn requests(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     for r in requests {
         println!(
             "R-{:<5} {:<12} {:<9} {:<10} {} to {}  {}",
-            r.number, r.target, r.level, r.status, r.window_start, r.window_end, r.reason
+            r.number,
+            r.target,
+            r.level,
+            r.status,
+            local(&r.window_start),
+            local(&r.window_end),
+            r.reason
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -238,7 +252,8 @@ async fn renew(dir: &ClientDir) -> anyhow::Result<ExitCode> {
         serde_json::to_string_pretty(&e)?.as_bytes(),
     )?;
     println!(
-        "Renewed: the new certificate is valid until {expires_at}; the old one no longer works."
+        "Renewed: the new certificate is valid until {}; the old one no longer works.",
+        local(&expires_at)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -295,16 +310,94 @@ async fn enroll(
         "enrollment.json",
         serde_json::to_string_pretty(&enrollment)?.as_bytes(),
     )?;
-    println!("Enrolled as {username}; the certificate is valid until {expires_at}.");
+    println!(
+        "Enrolled as {username}; the certificate is valid until {}.",
+        local(&expires_at)
+    );
     println!("Files are in {} (private key never sent).", dir.0.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A time from the gateway (RFC 3339) in this machine's time zone, to the minute.
+fn local(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(t) => t
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
+/// Renewal is suggested this many days before the certificate expires.
+const RENEW_DAYS: i64 = 14;
+
+/// Where the enrolled certificate stands.
+enum Expiry {
+    Valid {
+        days_left: i64,
+    },
+    Expired,
+    /// `enrollment.json` has no readable expiry; the gateway still decides.
+    Unknown,
+}
+
+impl Expiry {
+    fn of(e: &Enrollment) -> Self {
+        let Ok(until) = e.expires_at.parse::<jiff::Timestamp>() else {
+            return Self::Unknown;
+        };
+        let left = until.duration_since(jiff::Timestamp::now());
+        if left.is_negative() || left.is_zero() {
+            Self::Expired
+        } else {
+            // Whole days, rounded down: 9 days and 23 hours is "9 days left".
+            Self::Valid {
+                days_left: left.as_secs() / 86_400,
+            }
+        }
+    }
+
+    fn describe(&self, e: &Enrollment) -> String {
+        let until = local(&e.expires_at);
+        match self {
+            Self::Valid { days_left } if *days_left < RENEW_DAYS => format!(
+                "valid until {until} ({days_left} days left: renew now with `sekisho-client renew`)"
+            ),
+            Self::Valid { days_left } => format!("valid until {until} ({days_left} days left)"),
+            Self::Expired => {
+                format!("EXPIRED on {until}: ask the hospital's IT for a new enrollment code")
+            }
+            Self::Unknown => format!("valid until {}", e.expires_at),
+        }
+    }
+
+    /// A line for stderr when the certificate needs attention.
+    fn warning(e: &Enrollment) -> Option<String> {
+        let expiry = Self::of(e);
+        match expiry {
+            Self::Valid { days_left } if days_left < RENEW_DAYS => Some(format!(
+                "sekisho-client: the certificate is {}",
+                expiry.describe(e)
+            )),
+            Self::Expired => Some(format!(
+                "sekisho-client: the certificate {}",
+                expiry.describe(e)
+            )),
+            _ => None,
+        }
+    }
 }
 
 async fn status(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     let e = dir.enrollment()?;
     println!("enrolled as:   {}", e.username);
     println!("gateway:       {} ({})", e.gateway, e.fingerprint);
-    println!("certificate:   valid until {}", e.expires_at);
+    let expiry = Expiry::of(&e);
+    println!("certificate:   {}", expiry.describe(&e));
+    if let Expiry::Expired = expiry {
+        return Ok(ExitCode::FAILURE);
+    }
     // Non-zero unless the gateway answered and accepted this certificate, for scripts.
     match connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await {
         Ok(link) => {
@@ -331,6 +424,9 @@ async fn status(dir: &ClientDir) -> anyhow::Result<ExitCode> {
 fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let e = dir.enrollment()?;
+    if let Some(w) = Expiry::warning(&e) {
+        eprintln!("{w}");
+    }
     let me = std::env::current_exe().context("cannot find this program's path")?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
     let proxy = format!(

@@ -163,8 +163,31 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
         "{pending}"
     );
     w.approve(pending[0]["id"].as_str().unwrap()).await;
-    let listed = client(&dir, &["requests"]);
+    // Listed with the window in the engineer's own time zone, to the minute.
+    let listed = Command::new(CLIENT)
+        .arg("--dir")
+        .arg(&dir)
+        .arg("requests")
+        .env("TZ", "Asia/Tokyo")
+        .output()
+        .unwrap();
+    let in_tokyo = |t: jiff::Timestamp| {
+        t.in_tz("Asia/Tokyo")
+            .unwrap()
+            .strftime("%Y-%m-%d %H:%M JST")
+            .to_string()
+    };
+    let window = format!(
+        "{} to {}",
+        in_tokyo(now),
+        in_tokyo(now + jiff::SignedDuration::from_hours(1))
+    );
     assert!(stdout(&listed).contains("approved"), "{}", stdout(&listed));
+    assert!(
+        stdout(&listed).contains(&window),
+        "{window} in {}",
+        stdout(&listed)
+    );
 
     let out = client(&dir, &["ssh", "pacs", "--", "whoami; echo ok"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -178,6 +201,12 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     assert!(status.status.success(), "{}", stdout(&status));
     assert!(
         stdout(&status).contains("gateway:       reachable, certificate accepted\n"),
+        "{}",
+        stdout(&status)
+    );
+    // 90 days by default: no renewal reminder yet.
+    assert!(
+        stdout(&status).contains(" (89 days left)\n"),
         "{}",
         stdout(&status)
     );
@@ -210,6 +239,28 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     );
     let renewed = w.audit("kind=client_renewed").await;
     assert_eq!(renewed.len(), 1, "{renewed:?}");
+
+    // Had the engineer let it expire, `status` says so and fails (without asking the gateway).
+    let json = old.join("enrollment.json");
+    let mut e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    e["expires_at"] = json!("2026-01-31T15:30:00Z");
+    std::fs::write(&json, e.to_string()).unwrap();
+    let out = Command::new(CLIENT)
+        .arg("--dir")
+        .arg(&old)
+        .arg("status")
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "certificate:   EXPIRED on 2026-01-31 15:30 UTC: ask the hospital's IT for a new enrollment code"
+        ),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A small HTTP service standing in for a device's web UI: answers every request with the
@@ -604,9 +655,12 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
 async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
     let env = support::Env::new(None);
     let config = std::fs::read_to_string(&env.config).unwrap();
+    // Also: certificates valid for 10 days only, so the client reminds the engineer to renew.
     std::fs::write(
         &env.config,
-        config.replace("[ssh]\n", "[ssh]\nenabled = false\n"),
+        config
+            .replace("[ssh]\n", "[ssh]\nenabled = false\n")
+            .replace("[quic]\n", "[quic]\nclient_cert_days = 10\n"),
     )
     .unwrap();
     let Some(w) = World::with_env(env, Pin::Real).await else {
@@ -623,6 +677,11 @@ async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
     w.approved("reference").await;
     let out = client(&dir, &["ssh", "pacs", "--", "echo only way in"]);
     assert_eq!(stdout(&out), "only way in\n", "{}", stderr(&out));
+    let reminder = "9 days left: renew now with `sekisho-client renew`";
+    assert!(stderr(&out).contains(reminder), "{}", stderr(&out));
+    let status = client(&dir, &["status"]);
+    assert!(status.status.success(), "{}", stdout(&status));
+    assert!(stdout(&status).contains(reminder), "{}", stdout(&status));
 }
 
 /// What a child prints on stderr, collected as it comes.
