@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sekisho_client::connect;
 use sekisho_client::files::{ClientDir, Enrollment, HOST_ALIAS};
-use sekisho_protocol::{ClientMessage, NewRequest, ServerMessage, Service};
+use sekisho_protocol::{ClientMessage, NewRequest, RequestSummary, ServerMessage, Service};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
@@ -137,12 +137,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match ask(&dir, ClientMessage::FileRequest { request }).await? {
                 ServerMessage::Filed { request: r } => {
                     println!(
-                        "Filed R-{} for {} ({}), {} to {}: {}; the hospital's IT approves or rejects it.",
+                        "Filed R-{} for {} ({}), {}: {}; the hospital's IT approves or rejects it.",
                         r.number,
                         r.target,
                         r.level,
-                        local(&r.window_start),
-                        local(&r.window_end),
+                        window(&r),
                         r.status
                     );
                     Ok(ExitCode::SUCCESS)
@@ -219,13 +218,12 @@ async fn requests(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     }
     for r in requests {
         println!(
-            "R-{:<5} {:<12} {:<9} {:<10} {} to {}  {}",
+            "R-{:<5} {:<12} {:<9} {:<10} {}  {}",
             r.number,
             r.target,
             r.level,
             r.status,
-            local(&r.window_start),
-            local(&r.window_end),
+            window(&r),
             r.reason
         );
     }
@@ -327,6 +325,11 @@ fn local(rfc3339: &str) -> String {
             .to_string(),
         Err(_) => rfc3339.to_owned(),
     }
+}
+
+/// A request's window, in this machine's time zone.
+fn window(r: &RequestSummary) -> String {
+    format!("{} to {}", local(&r.window_start), local(&r.window_end))
 }
 
 /// Renewal is suggested this many days before the certificate expires.
