@@ -145,10 +145,22 @@ pub async fn connect(
     let connecting = endpoint
         .connect(addr, "sekisho-gateway")
         .with_context(|| format!("cannot connect to {addr}"))?;
-    let conn = tokio::time::timeout(Duration::from_secs(15), connecting)
+    let conn = match tokio::time::timeout(Duration::from_secs(15), connecting)
         .await
         .with_context(|| format!("the gateway at {addr} did not answer within 15 s"))?
-        .with_context(|| format!("cannot connect to the gateway at {addr}"))?;
+    {
+        Ok(conn) => conn,
+        Err(quinn::ConnectionError::ConnectionClosed(c))
+            if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            bail!(
+                "the gateway at {addr} refused the connection: it is at its connection limit; try again later"
+            )
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot connect to the gateway at {addr}"));
+        }
+    };
     Ok(Link { conn, endpoint })
 }
 

@@ -660,7 +660,8 @@ async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
         &env.config,
         config
             .replace("[ssh]\n", "[ssh]\nenabled = false\n")
-            .replace("[quic]\n", "[quic]\nclient_cert_days = 10\n"),
+            .replace("[quic]\n", "[quic]\nclient_cert_days = 10\n")
+            .replace("[server]\n", "[server]\nmax_connections = 1\n"),
     )
     .unwrap();
     let Some(w) = World::with_env(env, Pin::Real).await else {
@@ -682,6 +683,39 @@ async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
     let status = client(&dir, &["status"]);
     assert!(status.status.success(), "{}", stdout(&status));
     assert!(stdout(&status).contains(reminder), "{}", stdout(&status));
+
+    // `[server] max_connections = 1`: while a session holds the one connection, another is
+    // refused at once with the reason; once it ends, the next one is let in.
+    let mut holder = Command::new(CLIENT)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["ssh", "pacs", "--", "sleep 30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    w.wait_live().await;
+    let started = Instant::now();
+    refused(
+        &client(&dir, &["requests"]),
+        "refused the connection: it is at its connection limit; try again later",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        w.log().contains("the gateway is at its connection limit"),
+        "{}",
+        w.log()
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    w.wait_all_ended().await;
+    let out = client(&dir, &["requests"]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// What a child prints on stderr, collected as it comes.

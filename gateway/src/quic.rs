@@ -23,6 +23,7 @@ use sekisho_approval_api::store::certs::{IssuedCert, RedeemError};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::user::User;
 use sekisho_protocol::{CertRefusal, ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use sekisho_protocol::transport::CLOSE_GATEWAY_STOPPING;
@@ -226,12 +227,16 @@ pub struct QuicShared {
     pub ssh_host_key: String,
 }
 
-/// Accepts connections until `shutdown` is cancelled.
+/// Accepts connections until `shutdown` is cancelled, at most `max_connections` at once:
+/// further ones are refused at once (QUIC `CONNECTION_REFUSED`; a tunnel retries with
+/// backoff), so that a flood of handshakes cannot exhaust the gateway.
 pub async fn serve(
     endpoint: quinn::Endpoint,
     shared: Arc<QuicShared>,
     shutdown: CancellationToken,
+    max_connections: usize,
 ) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         let incoming = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -240,8 +245,18 @@ pub async fn serve(
                 None => break,
             },
         };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                peer = %incoming.remote_address(),
+                limit = max_connections,
+                "designated-client connection refused: the gateway is at its connection limit ([server] max_connections)"
+            );
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let peer = incoming.remote_address().to_string();
             if let Err(e) = connection(incoming, &shared).await {
                 match CertRefusal::find(&e) {

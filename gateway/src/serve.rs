@@ -202,7 +202,12 @@ pub async fn start_with(
                 .to_openssh()
                 .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
         });
-        tokio::spawn(crate::quic::serve(endpoint, quic_shared, shutdown.clone()));
+        tokio::spawn(crate::quic::serve(
+            endpoint,
+            quic_shared,
+            shutdown.clone(),
+            config.server.max_connections as usize,
+        ));
         Some(addr)
     } else {
         None
