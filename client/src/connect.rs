@@ -139,8 +139,9 @@ pub async fn connect(
         "[::]:0".parse()?
     };
     let udp = sekisho_protocol::transport::udp_socket(bind).context("cannot open a UDP socket")?;
-    let mut endpoint = sekisho_protocol::transport::endpoint(udp.socket, None)
-        .context("cannot open a UDP socket")?;
+    let mut endpoint =
+        sekisho_protocol::transport::endpoint(quinn::EndpointConfig::default(), udp.socket, None)
+            .context("cannot open a UDP socket")?;
     endpoint.set_default_client_config(config);
     let connecting = endpoint
         .connect(addr, "sekisho-gateway")

@@ -744,10 +744,20 @@ impl Collected {
         self.0.lock().unwrap().clone()
     }
 
+    /// How much has been printed so far (for [`Collected::wait_for_since`]).
+    fn mark(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
     /// Waits (bounded) until `needle` has been printed.
     async fn wait_for(&self, needle: &str, limit: Duration) {
+        self.wait_for_since(needle, 0, limit).await;
+    }
+
+    /// Waits (bounded) until `needle` has been printed after `mark`.
+    async fn wait_for_since(&self, needle: &str, mark: usize, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while !self.text().contains(needle) {
+        while !self.text().get(mark..).unwrap_or_default().contains(needle) {
             assert!(
                 Instant::now() < deadline,
                 "{needle:?} not printed within {limit:?}; printed:\n{}",
@@ -838,13 +848,48 @@ async fn tunnel_counts_bytes_reconnects_after_a_gateway_restart_and_stops_on_ctr
     let first = w.wait_ended(first["id"].as_str().unwrap()).await;
     assert_eq!(first["end"], "aborted", "{first}");
 
+    // A crash: no goodbye. The restarted gateway answers the old connection's next packet
+    // (a new local connection's stream) with a stateless reset, its reset key being the same
+    // after a restart, so the client notices at once instead of at the 60 s idle timeout.
+    drop(w.server.take()); // SIGKILL
+    w.restart().await;
+    let mark = printed.mark();
+    let crashed = Instant::now();
+    // This connection meets the dead connection and fails; the tunnel then reconnects.
+    if let Ok(mut s) = tokio::net::TcpStream::connect(&local).await {
+        let _ = s.write_all(b"GET /lost HTTP/1.1\r\n\r\n").await;
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+    }
+    printed
+        .wait_for_since(
+            "connection to the gateway lost (reset by peer)",
+            mark,
+            Duration::from_secs(10),
+        )
+        .await;
+    printed
+        .wait_for_since("sekisho-client: reconnected", mark, Duration::from_secs(20))
+        .await;
+    assert!(
+        crashed.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        crashed.elapsed()
+    );
+    let (_, reply) = http_get(&local, "/after-crash").await;
+    assert_eq!(reply, web_reply("/after-crash"));
+    let third = w.wait_live().await;
+    let second = w.wait_ended(second["id"].as_str().unwrap()).await;
+    assert_eq!(second["end"], "aborted", "{second}");
+    let second = third;
+
     // ctrl-c: a clean exit with the totals, and the gateway ends the session at once.
     support::signal(&child, "INT");
     let (out, _) = exited(child, Duration::from_secs(5));
     assert!(out.status.success(), "{out:?}\n{}", printed.text());
     printed
         .wait_for(
-            "sekisho-client: tunnel closed: 2 connection(s)",
+            "sekisho-client: tunnel closed: 3 connection(s)",
             Duration::from_secs(1),
         )
         .await;

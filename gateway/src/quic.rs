@@ -84,6 +84,37 @@ pub fn server_config(keys: &GatewayKeys) -> Result<quinn::ServerConfig, QuicErro
     Ok(config)
 }
 
+/// The endpoint settings: quinn's defaults, except that the key stateless resets are signed
+/// with, and the key connection IDs are checked with, are derived from the gateway's TLS key
+/// instead of drawn at random, so that they are the same after a restart. A gateway that
+/// crashed then recognises its old connections' IDs and answers their next packet with a
+/// reset the clients accept: they learn at once that their connection is gone (a tunnel
+/// reconnects) instead of at the 60 s idle timeout.
+pub fn endpoint_config(keys: &GatewayKeys) -> quinn::EndpointConfig {
+    let derive = |label: &str| {
+        digest(
+            &SHA256,
+            &[
+                label.as_bytes(),
+                b"\0",
+                keys.tls_key_pem.expose().as_bytes(),
+            ]
+            .concat(),
+        )
+    };
+    let reset = derive("sekisho quic stateless reset");
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, reset.as_ref());
+    let mut config = quinn::EndpointConfig::new(Arc::new(key));
+    let cid = derive("sekisho quic connection ids");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(cid.as_ref().get(..8).unwrap_or(&[0; 8]));
+    let cid_key = u64::from_be_bytes(cid_key);
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
+}
+
 /// The client CA's verifier, with refusals naming the certificate (`SHA256:` of its DER) and
 /// a stable code, so that the connection task can audit them (see [`CertRefusal`]).
 #[derive(Debug)]

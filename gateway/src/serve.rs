@@ -183,8 +183,12 @@ pub async fn start_with(
                  and slow down (raise net.core.rmem_max)"
             );
         }
-        let endpoint = sekisho_protocol::transport::endpoint(udp.socket, Some(quic_config))
-            .map_err(bind_err)?;
+        let endpoint = sekisho_protocol::transport::endpoint(
+            crate::quic::endpoint_config(&keys),
+            udp.socket,
+            Some(quic_config),
+        )
+        .map_err(bind_err)?;
         let addr = endpoint.local_addr().map_err(GatewayError::Serve)?;
         let quic_shared = Arc::new(crate::quic::QuicShared {
             ssh: shared.clone(),

@@ -71,21 +71,18 @@ pub fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpBound> {
     })
 }
 
-/// A tokio endpoint on `socket` (from [`udp_socket`]), with the gateway's server
-/// configuration on the gateway.
+/// A tokio endpoint on `socket` (from [`udp_socket`]) with `config` (the client: quinn's
+/// default; the gateway: its own stateless-reset key) and, on the gateway, its server
+/// configuration.
 ///
 /// # Errors
 /// quinn cannot take the socket over.
 pub fn endpoint(
+    config: quinn::EndpointConfig,
     socket: UdpSocket,
     server: Option<quinn::ServerConfig>,
 ) -> std::io::Result<quinn::Endpoint> {
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        server,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
+    quinn::Endpoint::new(config, server, socket, Arc::new(quinn::TokioRuntime))
 }
 
 /// The connection parameters both ends use.
