@@ -14,12 +14,12 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::gateway::{Pin, World};
+use support::gateway::{Pin, World, client_command, client_tunnel};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
 const CHUNK: usize = 1024 * 1024;
@@ -148,10 +148,10 @@ async fn main() {
     let key = w.keys.path().join("gateway-to-pacs");
     let (code, fingerprint) = w.enrollment_code().await;
     let dir = w.keys.path().join("client");
-    let enrolled = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&dir)
-        .args([
+    let enrolled = client_command(
+        CLIENT,
+        &dir,
+        &[
             "enroll",
             "--gateway",
             &w.quic_addr(),
@@ -159,37 +159,20 @@ async fn main() {
             &code,
             "--fingerprint",
             &fingerprint,
-        ])
-        .output()
-        .unwrap();
+        ],
+    )
+    .output()
+    .unwrap();
     assert!(enrolled.status.success(), "{enrolled:?}");
     w.approved("change").await;
 
     // sekisho-client tunnel.
-    let mut tunnel = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&dir)
-        .args([
-            "tunnel",
-            "pacs",
-            &port.to_string(),
-            "--local",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(tunnel.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let tunnel_port: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.rsplit(':').next())
+    let (tunnel, local) = client_tunnel(CLIENT, &dir, port, Stdio::null());
+    let tunnel_port: u16 = local
+        .rsplit(':')
+        .next()
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected tunnel output {line:?}"));
+        .unwrap_or_else(|| panic!("unexpected tunnel address {local:?}"));
     let tunnel_pid = tunnel.id();
     let _tunnel = Killed(tunnel);
 

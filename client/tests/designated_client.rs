@@ -6,26 +6,19 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::gateway::{Pin, World, exited};
+use support::gateway::{Pin, World, client_command, client_tunnel, exited};
 use support::{stderr, stdout};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
 
 fn client(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(CLIENT)
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
+    client_command(CLIENT, dir, args).output().unwrap()
 }
 
 /// A refusal: non-zero exit, and `reason` printed.
@@ -164,10 +157,7 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     );
     w.approve(pending[0]["id"].as_str().unwrap()).await;
     // Listed with the window in the engineer's own time zone, to the minute.
-    let listed = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&dir)
-        .arg("requests")
+    let listed = client_command(CLIENT, &dir, &["requests"])
         .env("TZ", "Asia/Tokyo")
         .output()
         .unwrap();
@@ -246,10 +236,7 @@ async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     e["expires_at"] = json!("2026-01-31T15:30:00Z");
     std::fs::write(&json, e.to_string()).unwrap();
-    let out = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&old)
-        .arg("status")
+    let out = client_command(CLIENT, &old, &["status"])
         .env("TZ", "UTC")
         .output()
         .unwrap();
@@ -317,33 +304,9 @@ fn assert_http_requests(pcap: &std::path::Path, port: u16, uri: &str) {
     }
 }
 
-/// Starts `sekisho-client tunnel`; returns it and the local address it forwards from.
+/// Starts `sekisho-client tunnel pacs PORT`; returns it and the local address it forwards from.
 fn tunnel(dir: &std::path::Path, port: u16) -> (std::process::Child, String) {
-    let mut child = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(dir)
-        .args([
-            "tunnel",
-            "pacs",
-            &port.to_string(),
-            "--local",
-            "127.0.0.1:0",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let local = line
-        .strip_prefix("Forwarding ")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, local)
+    client_tunnel(CLIENT, dir, port, Stdio::piped())
 }
 
 #[tokio::test]
@@ -622,13 +585,7 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
 
     // The enrolled certificate works, until the account is disabled: the live session is
     // closed at once and the next connection refused.
-    let child = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&dir)
-        .args(["ssh", "pacs", "--", "sleep 60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let child = client_command(CLIENT, &dir, &["ssh", "pacs", "--", "sleep 60"])
         .spawn()
         .unwrap();
     w.wait_live().await;
@@ -686,11 +643,7 @@ async fn with_stock_ssh_disabled_the_designated_client_is_the_only_way_in() {
 
     // `[server] max_connections = 1`: while a session holds the one connection, another is
     // refused at once with the reason; once it ends, the next one is let in.
-    let mut holder = Command::new(CLIENT)
-        .arg("--dir")
-        .arg(&dir)
-        .args(["ssh", "pacs", "--", "sleep 30"])
-        .stdin(Stdio::null())
+    let mut holder = client_command(CLIENT, &dir, &["ssh", "pacs", "--", "sleep 30"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

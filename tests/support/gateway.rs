@@ -463,3 +463,52 @@ fn banner_ssh_port(server: &Server) -> u16 {
         .and_then(|rest| rest.split_whitespace().next())
         .map_or(0, |p| p.parse().unwrap())
 }
+
+/// `sekisho-client --dir DIR ARGS...` (`client` is the binary's path, which only the client
+/// crate's tests know), stdin closed, stdout and stderr piped: ready to run or spawn.
+pub fn client_command(client: &str, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(client);
+    c.arg("--dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Starts `sekisho-client tunnel pacs PORT --local 127.0.0.1:0` with its stderr to
+/// `stderr`; returns it and the local address it forwards from (read from its first line).
+pub fn client_tunnel(
+    client: &str,
+    dir: &std::path::Path,
+    port: u16,
+    stderr: Stdio,
+) -> (std::process::Child, String) {
+    let mut child = client_command(
+        client,
+        dir,
+        &[
+            "tunnel",
+            "pacs",
+            &port.to_string(),
+            "--local",
+            "127.0.0.1:0",
+        ],
+    )
+    .stderr(stderr)
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let local = line
+        .strip_prefix("Forwarding ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, local)
+}
