@@ -932,3 +932,50 @@ async fn a_tunnelled_connection_survives_the_client_moving_to_a_new_address() {
     let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
     assert_eq!(ended["end"], "closed", "{ended}");
 }
+
+#[tokio::test]
+async fn tunnel_reconnects_after_the_network_goes_silent() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let web = web_ui().await;
+    w.allow_change_ports(&[web]).await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    w.approved("change").await;
+    let (mut child, local) = tunnel(&dir, web);
+    let printed = Collected::stderr_of(&mut child);
+    let (_, reply) = http_get(&local, "/before").await;
+    assert_eq!(reply, web_reply("/before"));
+    let first = w.wait_live().await;
+
+    // Silence, as when the network drops: no close, no reset. The client gives the
+    // connection up at the idle timeout (60 s) and retries with backoff.
+    let gateway = &w.server.as_ref().unwrap().child;
+    support::signal(gateway, "STOP");
+    printed
+        .wait_for(
+            "connection to the gateway lost (timed out); reconnecting in 2 s (attempt 1 of 8)",
+            Duration::from_secs(75),
+        )
+        .await;
+    // The network comes back: the retry gets through and the tunnel works again, in a new
+    // session.
+    support::signal(gateway, "CONT");
+    printed
+        .wait_for("sekisho-client: reconnected", Duration::from_secs(30))
+        .await;
+    let (_, reply) = http_get(&local, "/after").await;
+    assert_eq!(reply, web_reply("/after"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = w.sessions(true).await;
+        if live.len() == 1 && live[0]["id"] != first["id"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{live:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
