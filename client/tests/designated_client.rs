@@ -740,6 +740,19 @@ async fn http_get(local: &str, path: &str) -> (usize, String) {
     (request.len(), reply)
 }
 
+/// alice enrolled, with an approved change request whose level reaches a new `web_ui`, and
+/// `sekisho-client tunnel` to it running: the tunnel, its local address and its stderr.
+async fn tunnel_approved(w: &World) -> (std::process::Child, String, Collected) {
+    let web = web_ui().await;
+    w.allow_change_ports(&[web]).await;
+    let dir = w.keys.path().join("client");
+    enrolled(w, &dir).await;
+    w.approved("change").await;
+    let (mut child, local) = tunnel(&dir, web);
+    let printed = Collected::stderr_of(&mut child);
+    (child, local, printed)
+}
+
 #[tokio::test]
 async fn tunnel_counts_bytes_reconnects_after_a_gateway_restart_and_stops_on_ctrl_c() {
     // The QUIC port must stay the same across the restart, as a real gateway's does.
@@ -761,14 +774,7 @@ async fn tunnel_counts_bytes_reconnects_after_a_gateway_restart_and_stops_on_ctr
     let Some(mut w) = World::with_env(env, Pin::Real).await else {
         return;
     };
-    let web = web_ui().await;
-    w.allow_change_ports(&[web]).await;
-    let dir = w.keys.path().join("client");
-    enrolled(&w, &dir).await;
-    w.approved("change").await;
-
-    let (mut child, local) = tunnel(&dir, web);
-    let printed = Collected::stderr_of(&mut child);
+    let (child, local, printed) = tunnel_approved(&w).await;
     let (sent, reply) = http_get(&local, "/before").await;
     assert_eq!(reply, web_reply("/before"));
     // The running count (a line every 5 s when stderr is not a terminal), exact to the byte.
@@ -938,13 +944,7 @@ async fn tunnel_reconnects_after_the_network_goes_silent() {
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let web = web_ui().await;
-    w.allow_change_ports(&[web]).await;
-    let dir = w.keys.path().join("client");
-    enrolled(&w, &dir).await;
-    w.approved("change").await;
-    let (mut child, local) = tunnel(&dir, web);
-    let printed = Collected::stderr_of(&mut child);
+    let (mut child, local, printed) = tunnel_approved(&w).await;
     let (_, reply) = http_get(&local, "/before").await;
     assert_eq!(reply, web_reply("/before"));
     let first = w.wait_live().await;
