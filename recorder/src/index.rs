@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cast::{self, EventKind};
+use crate::cast::{self, CastEvent, EventKind};
 use crate::stream::{self, Direction, StreamKind};
 use crate::{RecordingError, Result, io_err};
 
@@ -41,6 +41,21 @@ pub struct Entry {
 
 fn size(n: u16) -> NonZeroU16 {
     NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+/// Plays `events` into the terminal emulator: output and resizes (input is not drawn).
+fn replay(parser: &mut vt100::Parser, events: &[CastEvent]) {
+    for ev in events {
+        match ev.kind {
+            EventKind::Output => parser.process(ev.data.as_bytes()),
+            EventKind::Resize => {
+                if let Some((w, h)) = resize(&ev.data) {
+                    parser.set_size(size(h), size(w));
+                }
+            }
+            EventKind::Input => {}
+        }
+    }
 }
 
 /// `"120x40"` → (120, 40).
@@ -226,17 +241,7 @@ pub fn transcript(cast_text: &str) -> std::result::Result<String, String> {
     let (header, events) = cast::parse(cast_text)?;
     let mut parser = vt100::Parser::new(size(header.height), size(header.width), 1_000_000);
     let width = header.width.max(1);
-    for ev in &events {
-        match ev.kind {
-            EventKind::Output => parser.process(ev.data.as_bytes()),
-            EventKind::Resize => {
-                if let Some((w, h)) = resize(&ev.data) {
-                    parser.set_size(size(h), size(w));
-                }
-            }
-            EventKind::Input => {}
-        }
-    }
+    replay(&mut parser, &events);
     let screen = parser.screen_mut();
     let scrolled = screen.scrollback_len();
     let mut lines = Vec::with_capacity(scrolled + usize::from(header.height));
@@ -364,17 +369,8 @@ pub fn screen_at(cast_text: &str, t: f64) -> std::result::Result<(Screen, f64), 
     let (header, events) = cast::parse(cast_text)?;
     let mut parser = vt100::Parser::new(size(header.height), size(header.width), 0);
     let length = events.last().map_or(0.0, |e| e.t);
-    for ev in events.iter().take_while(|e| e.t <= t) {
-        match ev.kind {
-            EventKind::Output => parser.process(ev.data.as_bytes()),
-            EventKind::Resize => {
-                if let Some((w, h)) = resize(&ev.data) {
-                    parser.set_size(size(h), size(w));
-                }
-            }
-            EventKind::Input => {}
-        }
-    }
+    let upto = events.iter().take_while(|e| e.t <= t).count();
+    replay(&mut parser, events.get(..upto).unwrap_or_default());
     let screen = parser.screen();
     let (height, width) = screen.size();
     let (height, width) = (height.get(), width.get());

@@ -17,12 +17,13 @@ use std::net::SocketAddr;
 use aws_lc_rs::digest::{SHA256, digest};
 use axum::Form;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -387,7 +388,43 @@ struct CsrfForm {
     csrf: String,
 }
 
+impl CsrfField for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// The refusal of a state-changing form whose CSRF token or origin is wrong.
+/// A form posted from one of this console's own pages: its Origin is this host and it
+/// carries this session's CSRF token; anything else is refused (a 403 page, logged) before
+/// the handler runs. Every console route that changes something takes its form this way,
+/// so none can forget the check.
+struct Posted<T> {
+    ctx: Ctx,
+    form: T,
+}
+
+/// A posted form's CSRF field.
+trait CsrfField {
+    fn csrf(&self) -> &str;
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + CsrfField> FromRequest<S> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(ctx) = Ctx::from_request_parts(&mut parts, state).await;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        match refused_form(&ctx, form.csrf()) {
+            Some(refused) => Err(refused),
+            None => Ok(Posted { ctx, form }),
+        }
+    }
+}
+
 fn refused_form(ctx: &Ctx, csrf: &str) -> Option<Response> {
     let ok = ctx.same_origin && ctx.token.as_deref().is_some_and(|t| csrf_for(t) == csrf);
     if ok {
@@ -402,10 +439,7 @@ fn refused_form(ctx: &Ctx, csrf: &str) -> Option<Response> {
     }
 }
 
-async fn logout(ctx: Ctx, Form(form): Form<CsrfForm>) -> Response {
-    if let Some(r) = refused_form(&ctx, &form.csrf) {
-        return r;
-    }
+async fn logout(_: Posted<CsrfForm>) -> Response {
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -501,37 +535,39 @@ struct DecisionForm {
     comment: String,
 }
 
+impl DecisionForm {
+    /// The API body: the comment, if one was written (newlines as the API stores them).
+    fn body(&self) -> Value {
+        let comment = unix_newlines(self.comment.trim());
+        if comment.is_empty() {
+            json!({})
+        } else {
+            json!({"comment": comment})
+        }
+    }
+}
+
+impl CsrfField for DecisionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 async fn decide(
     State(console): State<Console>,
-    ctx: Ctx,
     Path((id, action)): Path<(String, String)>,
-    Form(form): Form<DecisionForm>,
+    Posted { ctx, form }: Posted<DecisionForm>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, &form.csrf) {
-        return r;
-    }
     let (verb, done) = match action.as_str() {
         "approve" => ("approve", "approved"),
         "reject" => ("reject", "rejected"),
         _ => return pages::error(ctx.lang, "no such action", StatusCode::NOT_FOUND),
     };
-    let comment = unix_newlines(form.comment.trim());
-    let body = if comment.is_empty() {
-        json!({})
-    } else {
-        json!({"comment": comment})
-    };
     let path = format!("/api/v1/requests/{}/{verb}", urlencode(&id));
-    let answer = console.call(&ctx, Method::POST, &path, Some(body)).await;
-    if answer.ok() {
-        Redirect::to(&format!("/console/approvals?done={done}")).into_response()
-    } else {
-        Redirect::to(&format!(
-            "/console/approvals?error={}",
-            urlencode(&answer.message())
-        ))
-        .into_response()
-    }
+    let answer = console
+        .call(&ctx, Method::POST, &path, Some(form.body()))
+        .await;
+    back_to("/console/approvals", done, &answer)
 }
 
 fn no_query() -> ListQuery {
@@ -578,14 +614,17 @@ struct RequestForm {
     plan: String,
 }
 
+impl CsrfField for RequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 async fn file_request(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
-    Form(form): Form<RequestForm>,
+    Posted { form, .. }: Posted<RequestForm>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, &form.csrf) {
-        return r;
-    }
     let zone = &console.state.settings.zone;
     let times = (zone.parse_local(&form.from), zone.parse_local(&form.until));
     let answer = match times {
@@ -660,24 +699,12 @@ async fn confirm_terminate(
 
 async fn terminate(
     State(console): State<Console>,
-    ctx: Ctx,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted { ctx, .. }: Posted<CsrfForm>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, &form.csrf) {
-        return r;
-    }
     let path = format!("/api/v1/sessions/{}/terminate", urlencode(&id));
     let answer = console.call(&ctx, Method::POST, &path, None).await;
-    if answer.ok() {
-        Redirect::to("/console/sessions?done=terminated").into_response()
-    } else {
-        Redirect::to(&format!(
-            "/console/sessions?error={}",
-            urlencode(&answer.message())
-        ))
-        .into_response()
-    }
+    back_to("/console/sessions", "terminated", &answer)
 }
 
 #[derive(Deserialize)]
@@ -917,33 +944,18 @@ async fn export_bundle(
 
 async fn sign_off(
     State(console): State<Console>,
-    ctx: Ctx,
     Path(id): Path<String>,
-    Form(form): Form<DecisionForm>,
+    Posted { ctx, form }: Posted<DecisionForm>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, &form.csrf) {
-        return r;
-    }
-    let comment = unix_newlines(form.comment.trim());
-    let body = if comment.is_empty() {
-        json!({})
-    } else {
-        json!({"comment": comment})
-    };
+    let path = format!("/api/v1/sessions/{}/review", urlencode(&id));
     let answer = console
-        .call(
-            &ctx,
-            Method::POST,
-            &format!("/api/v1/sessions/{}/review", urlencode(&id)),
-            Some(body),
-        )
+        .call(&ctx, Method::POST, &path, Some(form.body()))
         .await;
-    let back = format!("/console/recordings/{}", urlencode(&id));
-    if answer.ok() {
-        Redirect::to(&format!("{back}?done=signed_off")).into_response()
-    } else {
-        Redirect::to(&format!("{back}?error={}", urlencode(&answer.message()))).into_response()
-    }
+    back_to(
+        &format!("/console/recordings/{}", urlencode(&id)),
+        "signed_off",
+        &answer,
+    )
 }
 
 #[derive(Deserialize)]
@@ -1113,18 +1125,25 @@ async fn admin(
 
 /// Back to the administration page with the API's verdict.
 fn back_to_admin(answer: &Answer) -> Response {
+    back_to("/console/admin", "ok", answer)
+}
+
+/// Back to `page` after an action: `?done=DONE`, or `?error=` with the API's message.
+fn back_to(page: &str, done: &str, answer: &Answer) -> Response {
     if answer.ok() {
-        Redirect::to("/console/admin?done=ok").into_response()
+        Redirect::to(&format!("{page}?done={done}")).into_response()
     } else {
-        Redirect::to(&format!(
-            "/console/admin?error={}",
-            urlencode(&answer.message())
-        ))
-        .into_response()
+        Redirect::to(&format!("{page}?error={}", urlencode(&answer.message()))).into_response()
     }
 }
 
 type Fields = std::collections::HashMap<String, String>;
+
+impl CsrfField for Fields {
+    fn csrf(&self) -> &str {
+        field(self, "csrf")
+    }
+}
 
 fn field<'a>(f: &'a Fields, name: &str) -> &'a str {
     f.get(name).map_or("", |v| v.trim())
@@ -1132,12 +1151,8 @@ fn field<'a>(f: &'a Fields, name: &str) -> &'a str {
 
 async fn create_vendor(
     State(console): State<Console>,
-    ctx: Ctx,
-    Form(f): Form<Fields>,
+    Posted { ctx, form: f }: Posted<Fields>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
-        return r;
-    }
     // Every checklist item is answered: ticked is yes, unticked no.
     let policy = console.get(&ctx, "/api/v1/policy").await;
     let answers: serde_json::Map<String, Value> = policy.body["checklist"]
@@ -1158,12 +1173,8 @@ async fn create_vendor(
 
 async fn create_engineer(
     State(console): State<Console>,
-    ctx: Ctx,
-    Form(f): Form<Fields>,
+    Posted { ctx, form: f }: Posted<Fields>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
-        return r;
-    }
     let display = field(&f, "display_name");
     let body = json!({"username": field(&f, "username"), "password": f.get("password").map_or("", String::as_str),
         "display_name": (!display.is_empty()).then_some(display)});
@@ -1173,13 +1184,9 @@ async fn create_engineer(
 
 async fn set_user_status(
     State(console): State<Console>,
-    ctx: Ctx,
     Path(id): Path<String>,
-    Form(f): Form<Fields>,
+    Posted { ctx, form: f }: Posted<Fields>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
-        return r;
-    }
     let body = json!({"status": field(&f, "status")});
     let path = format!("/api/v1/users/{}", urlencode(&id));
     back_to_admin(&console.call(&ctx, Method::PATCH, &path, Some(body)).await)
@@ -1189,11 +1196,8 @@ async fn enrollment_code(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
     Path(id): Path<String>,
-    Form(f): Form<Fields>,
+    _: Posted<Fields>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
-        return r;
-    }
     let path = format!("/api/v1/users/{}/enrollment-codes", urlencode(&id));
     let answer = console
         .call(&ctx, Method::POST, &path, Some(json!({})))
@@ -1210,12 +1214,8 @@ async fn enrollment_code(
 
 async fn create_target(
     State(console): State<Console>,
-    ctx: Ctx,
-    Form(f): Form<Fields>,
+    Posted { ctx, form: f }: Posted<Fields>,
 ) -> Response {
-    if let Some(r) = refused_form(&ctx, field(&f, "csrf")) {
-        return r;
-    }
     let ports: Result<Vec<u16>, _> = field(&f, "allowed_ports")
         .split(',')
         .map(str::trim)
