@@ -5,7 +5,7 @@
 mod support;
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{Env, Http, stderr, stdout};
 
 async fn approval_flow(env: &Env) {
@@ -33,32 +33,10 @@ async fn approval_flow(env: &Env) {
     assert!(out.status.success(), "{}", stderr(&out));
     let approver = http.login("hana", "approver password 1").await;
 
-    let (_, policy) = http.get("/api/v1/policy", &admin).await;
-    let answers: serde_json::Map<String, Value> = policy["checklist"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| (i["key"].as_str().unwrap().to_owned(), json!(true)))
-        .collect();
-    let (status, vendor) = http
-        .post(
-            "/api/v1/vendors",
-            &admin,
-            json!({"name": "Acme Medical", "contact": {"name": "Sato"},
-            "attestation": {"answers": answers, "attested_by": "Sato (CISO)"}}),
-        )
-        .await;
-    assert_eq!(status, 201, "{vendor}");
+    let (vendor, _) =
+        support::gateway::add_vendor(&http, &admin, "Acme Medical", "alice", "vendor password 1")
+            .await;
     assert_eq!(vendor["qualified"], true, "{vendor}");
-    let vid = vendor["id"].as_str().unwrap();
-    let (status, _) = http
-        .post(
-            &format!("/api/v1/vendors/{vid}/users"),
-            &admin,
-            json!({"username": "alice", "password": "vendor password 1"}),
-        )
-        .await;
-    assert_eq!(status, 201);
     let (status, target) = http
         .post("/api/v1/targets", &admin, json!({"name": "pacs", "host": "127.0.0.1", "port": 22,
             "levels": {"change": {"account": "maint-rw", "credential": {"password": "never-shown"}}}}))

@@ -8,11 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
 use sekisho_approval_api::api::{ApiState, router};
 use sekisho_approval_api::events::GatewayEvent;
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::users::NewUser;
-use sekisho_domain::audit::Actor;
 use sekisho_domain::policy::Policy;
-use sekisho_domain::secret::Secret;
 use sekisho_domain::user::Role;
 use sekisho_testkit::{TestDb, for_each_db};
 use serde_json::{Value, json};
@@ -108,24 +104,7 @@ impl Api {
     }
 
     async fn staff(&self, username: &str, role: Role) -> String {
-        let hash = password::hash(&Secret::new(PW.into())).unwrap();
-        self.state
-            .store
-            .create_user(
-                NewUser {
-                    username: username.into(),
-                    display_name: username.into(),
-                    email: None,
-                    role,
-                    vendor_id: None,
-                    expires_at: None,
-                    password_hash: Some(hash),
-                },
-                &Actor::System,
-                None,
-            )
-            .await
-            .unwrap();
+        sekisho_testkit::api::create_staff(&self.state.store, username, role, PW).await;
         self.token(username).await
     }
 

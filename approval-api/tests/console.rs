@@ -7,11 +7,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use sekisho_approval_api::api::{ApiState, router};
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::users::NewUser;
-use sekisho_domain::audit::Actor;
 use sekisho_domain::policy::Policy;
-use sekisho_domain::secret::Secret;
 use sekisho_domain::user::Role;
 use tower::ServiceExt;
 
@@ -76,24 +72,7 @@ async fn send(
 }
 
 async fn staff(state: &ApiState, username: &str, role: Role) {
-    let hash = password::hash(&Secret::new(PW.into())).unwrap();
-    state
-        .store
-        .create_user(
-            NewUser {
-                username: username.into(),
-                display_name: username.into(),
-                email: None,
-                role,
-                vendor_id: None,
-                expires_at: None,
-                password_hash: Some(hash),
-            },
-            &Actor::System,
-            None,
-        )
-        .await
-        .unwrap();
+    sekisho_testkit::api::create_staff(&state.store, username, role, PW).await;
 }
 
 /// Logs in through the console form; returns the cookie and the page's CSRF token.

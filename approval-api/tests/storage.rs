@@ -11,15 +11,7 @@ use sekisho_domain::user::Role;
 use sekisho_testkit::{TestDb, for_each_db};
 
 fn staff(username: &str, role: Role) -> NewUser {
-    NewUser {
-        username: username.into(),
-        display_name: username.into(),
-        email: None,
-        role,
-        vendor_id: None,
-        expires_at: None,
-        password_hash: None,
-    }
+    sekisho_testkit::api::staff_user(username, role, None)
 }
 
 async fn login_events(db: &TestDb, n: usize) {

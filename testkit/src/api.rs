@@ -89,3 +89,38 @@ pub fn state_with_recordings(
         recording_public_key: Arc::new(public_key_b64.to_owned()),
     }
 }
+
+/// A new account named `username` with `role`, no vendor, and `password_hash` if given.
+pub fn staff_user(
+    username: &str,
+    role: sekisho_domain::user::Role,
+    password_hash: Option<String>,
+) -> sekisho_approval_api::store::users::NewUser {
+    sekisho_approval_api::store::users::NewUser {
+        username: username.into(),
+        display_name: username.into(),
+        email: None,
+        role,
+        vendor_id: None,
+        expires_at: None,
+        password_hash,
+    }
+}
+
+/// Creates [`staff_user`] `username` with `password` in `store`, as the system.
+pub async fn create_staff(
+    store: &Store,
+    username: &str,
+    role: sekisho_domain::user::Role,
+    password: &str,
+) {
+    let hash = sekisho_approval_api::password::hash(&Secret::new(password.into())).unwrap();
+    store
+        .create_user(
+            staff_user(username, role, Some(hash)),
+            &sekisho_domain::audit::Actor::System,
+            None,
+        )
+        .await
+        .unwrap();
+}
