@@ -6,7 +6,9 @@ pub mod api;
 pub mod console;
 pub mod crypto;
 pub mod events;
+pub mod failures;
 pub mod password;
 pub mod store;
+pub mod throttle;
 
 pub use store::{DbKind, Store};

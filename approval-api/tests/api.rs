@@ -43,7 +43,24 @@ impl Api {
         token: Option<&str>,
         body: Option<(&str, Vec<u8>)>,
     ) -> (StatusCode, Value) {
+        let (status, _, value) = self.raw_from(None, method, path, token, body).await;
+        (status, value)
+    }
+
+    /// [`Api::raw`] as if from `source` (the server's connection info), with the headers.
+    async fn raw_from(
+        &self,
+        source: Option<&str>,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(ip) = source {
+            let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+            req = req.extension(axum::extract::ConnectInfo(addr));
+        }
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -56,6 +73,7 @@ impl Api {
         };
         let resp = router(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -65,7 +83,24 @@ impl Api {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        (status, value)
+        (status, headers, value)
+    }
+
+    async fn login_from(
+        &self,
+        source: &str,
+        username: &str,
+        password: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let body = json!({"username": username, "password": password});
+        self.raw_from(
+            Some(source),
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(("application/json", serde_json::to_vec(&body).unwrap())),
+        )
+        .await
     }
 
     async fn call(
@@ -304,8 +339,22 @@ async fn the_requester_cannot_approve_even_as_an_approver_and_change_needs_n_app
             body["approval"],
             json!({"state": "pending", "have": 1, "need": 2})
         );
-        let (_, body) = api
+        // The admin created alice's account with its password: separation of duties keeps
+        // them from approving her work (for [policy] credential_separation_days).
+        let (status, body) = api
             .post(&format!("/api/v1/requests/{id}/approve"), &admin, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("you set the initial password of this engineer on "),
+            "{body}"
+        );
+        let a2 = api.staff("a2", Role::Approver).await;
+        let (_, body) = api
+            .post(&format!("/api/v1/requests/{id}/approve"), &a2, json!({}))
             .await;
         assert_eq!(body["status"], "approved", "{body}");
     })
@@ -528,27 +577,46 @@ async fn disabling_a_user_cuts_their_access_at_once_and_is_announced() {
 }
 
 #[tokio::test]
-async fn repeated_failed_logins_lock_the_account_and_every_attempt_is_audited() {
+async fn failed_logins_slow_the_address_down_never_lock_the_account_and_are_all_audited() {
     for_each_db(|db| async move {
         let api = Api::new(&db, Policy::default());
         let admin = api.staff("admin", Role::Admin).await;
         api.staff("hana", Role::Approver).await;
+        // The test state allows 3 failures in a row per address.
+        let attacker = "192.0.2.1";
         for _ in 0..3 {
-            let (status, body) = api.login("hana", "wrong password!").await;
+            let (status, _, body) = api.login_from(attacker, "hana", "wrong password!").await;
             assert_eq!(status, StatusCode::UNAUTHORIZED);
             assert_eq!(body["error"]["message"], "wrong username or password");
         }
-        // Locked now, even with the right password.
-        let (status, body) = api.login("hana", PW).await;
+        // That address must wait now, even with the right password; told how long.
+        let (status, headers, body) = api.login_from(attacker, "hana", PW).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        let retry: u64 = headers[header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=2).contains(&retry), "{retry}");
         assert!(
             body["error"]["message"]
                 .as_str()
                 .unwrap()
-                .starts_with("too many failed logins; try again after")
+                .starts_with("too many failed logins from your address; try again after"),
+            "{body}"
         );
-        let (status, _) = api.login("nobody", PW).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // hana herself, from her own address, is not locked out.
+        let (status, _, body) = api.login_from("192.0.2.7", "hana", PW).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // Names that do not exist are treated exactly alike: no lock reveals an account.
+        let other = "192.0.2.2";
+        for _ in 0..3 {
+            let (status, _, body) = api.login_from(other, "nobody", "wrong password!").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(body["error"]["message"], "wrong username or password");
+        }
+        let (status, _, _) = api.login_from(other, "nobody", PW).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         let (_, page) = api.get("/api/v1/audit?kind=login_failed", &admin).await;
         let reasons: Vec<&str> = page["events"]
             .as_array()
@@ -559,9 +627,12 @@ async fn repeated_failed_logins_lock_the_account_and_every_attempt_is_audited() 
         assert_eq!(
             reasons,
             [
+                "too many failed logins from this address",
                 "unknown username",
-                "account locked after repeated failures",
-                "wrong password; account locked",
+                "unknown username",
+                "unknown username",
+                "too many failed logins from this address",
+                "wrong password",
                 "wrong password",
                 "wrong password"
             ]

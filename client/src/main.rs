@@ -37,6 +37,10 @@ enum Command {
         /// The gateway certificate fingerprint given with the code (SHA256:...).
         #[arg(long)]
         fingerprint: String,
+        /// Read your Sekisho password from the first line of standard input instead of
+        /// asking for it (the code alone does not enroll: your own password must come too).
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Show the enrollment and whether the gateway answers.
     Status,
@@ -100,7 +104,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gateway,
             code,
             fingerprint,
-        } => enroll(&dir, &gateway, &code, &fingerprint).await,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            enroll(&dir, &gateway, &code, &fingerprint, password).await
+        }
         Command::Status => status(&dir).await,
         Command::Renew => renew(&dir).await,
         Command::Requests => requests(&dir).await,
@@ -256,11 +264,32 @@ async fn renew(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The engineer's Sekisho password: the first line of stdin, or asked for on the terminal.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        rpassword::prompt_password(
+            "Your Sekisho password (the one you log in to the console with): ",
+        )
+        .context("cannot ask for your password here; pass it with --password-stdin")?
+    };
+    if password.is_empty() {
+        bail!("no password given: enrollment needs your Sekisho password as well as the code");
+    }
+    Ok(password)
+}
+
 async fn enroll(
     dir: &ClientDir,
     gateway: &str,
     code: &str,
     fingerprint: &str,
+    password: String,
 ) -> anyhow::Result<ExitCode> {
     let (key, csr) = key_and_csr()?;
     let link = connect::connect(gateway, fingerprint, None).await?;
@@ -270,6 +299,7 @@ async fn enroll(
         &ClientMessage::Enroll {
             code: code.trim().to_owned(),
             csr_pem: csr,
+            password: Some(sekisho_protocol::Password(password)),
         },
     )
     .await

@@ -154,6 +154,9 @@ pub struct PolicyConfig {
     /// Default validity of a vendor's security attestation.
     pub attestation_validity_days: u32,
     pub checklist: Vec<ChecklistItem>,
+    /// Days during which whoever issued or reset a vendor engineer's credentials may not
+    /// approve that engineer's requests; 0 turns the rule off.
+    pub credential_separation_days: u32,
 }
 
 /// `[time]`
@@ -246,6 +249,7 @@ impl Default for Config {
                 window_end_warnings_minutes: vec![5, 1],
                 attestation_validity_days: 365,
                 checklist: default_checklist(),
+                credential_separation_days: 30,
             },
             time: TimeConfig {
                 zone: "Asia/Tokyo".into(),
@@ -413,6 +417,7 @@ impl Config {
                 "window_end_warnings_minutes",
                 "attestation_validity_days",
                 "checklist",
+                "credential_separation_days",
             ],
         );
         let policy = PolicyConfig {
@@ -453,6 +458,12 @@ impl Config {
                 d.policy.attestation_validity_days,
             ),
             checklist: r.checklist(s).unwrap_or(d.policy.checklist),
+            credential_separation_days: r.get(
+                s,
+                "credential_separation_days",
+                |v| Reader::int(v, 0, 365 * 5),
+                d.policy.credential_separation_days,
+            ),
         };
         if let Some(max) = policy.window_end_warnings_minutes.iter().max()
             && u64::from(*max) >= u64::from(policy.max_window_hours) * 60
@@ -547,6 +558,9 @@ impl Config {
             )),
             max_window: SignedDuration::from_hours(i64::from(p.max_window_hours)),
             checklist: p.checklist.clone(),
+            credential_separation: SignedDuration::from_hours(
+                24 * i64::from(p.credential_separation_days),
+            ),
         }
     }
 }

@@ -86,6 +86,30 @@ impl Actor {
     }
 }
 
+/// The longest name someone may claim that the log keeps as it was sent; longer ones are cut.
+pub const MAX_CLAIMED: usize = 64;
+
+/// What an unauthenticated caller claimed (a username, a login name), as the log keeps it: at
+/// most [`MAX_CLAIMED`] characters, with control, bidi and zero-width characters shown as
+/// `\u{..}` escapes, and a cut one marked with its full length. A 900,000-character name
+/// must cost the log no more than a short one.
+pub fn claimed(raw: &str) -> String {
+    let mut out = String::new();
+    let total = raw.chars().count();
+    for (shown, c) in raw.chars().enumerate() {
+        if shown == MAX_CLAIMED {
+            out.push_str(&format!("…(truncated, {total} characters)"));
+            break;
+        }
+        if crate::text::is_invisible(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Everything the audit log can record. New kinds are added here, never as strings elsewhere.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -233,6 +257,29 @@ pub enum AuditEvent {
         user: UserId,
         username: String,
         fingerprint: String,
+        /// Registered by the engineer themself: it works only once IT approves it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pending: bool,
+    },
+    /// IT approved an SSH key an engineer registered for themself.
+    SshKeyApproved {
+        user: UserId,
+        username: String,
+        fingerprint: String,
+    },
+    /// A login token was revoked by logging out.
+    LoggedOut {
+        username: String,
+    },
+    /// Repeated failures from one address within a minute, counted in one row instead of
+    /// one each (a flood of failed logins must not flood the log).
+    FailuresSummarized {
+        channel: String,
+        count: u64,
+        first_at: Timestamp,
+        last_at: Timestamp,
+        /// Up to five of the names claimed, as [`claimed`] keeps them.
+        claimed: Vec<String>,
     },
 }
 
@@ -261,11 +308,14 @@ impl AuditEvent {
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
+            AuditEvent::SshKeyApproved { .. } => "ssh_key_approved",
+            AuditEvent::LoggedOut { .. } => "logged_out",
             AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
             AuditEvent::EnrollmentCodeCreated { .. } => "enrollment_code_created",
             AuditEvent::ClientEnrolled { .. } => "client_enrolled",
             AuditEvent::ClientRenewed { .. } => "client_renewed",
             AuditEvent::RecordingDeleted { .. } => "recording_deleted",
+            AuditEvent::FailuresSummarized { .. } => "failures_summarized",
         }
     }
 
@@ -422,6 +472,21 @@ mod tests {
         for v in variants {
             assert_ne!(v.canonical(), base, "{v:?}");
         }
+    }
+
+    #[test]
+    fn claimed_names_are_cut_and_invisible_characters_shown() {
+        assert_eq!(claimed("alice"), "alice");
+        let long = "x".repeat(900_000);
+        let kept = claimed(&long);
+        assert_eq!(
+            kept,
+            format!("{}…(truncated, 900000 characters)", "x".repeat(MAX_CLAIMED))
+        );
+        assert_eq!(
+            claimed("a\u{0}b\u{202e}c\u{200b}"),
+            "a\\u{0}b\\u{202e}c\\u{200b}"
+        );
     }
 
     #[test]

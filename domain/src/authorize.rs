@@ -379,10 +379,28 @@ fn select_request<'a>(q: &AccessQuery<'a>) -> Result<&'a WorkRequest, DenyReason
                 && q.level.is_none_or(|l| l == r.level)
         })
     };
-    // Prefer a normally approved request over an emergency one, then the newest.
-    if let Some(r) = mine()
-        .filter(|r| usable(r, q))
-        .max_by_key(|r| (!r.emergency, r.number))
+    // Least privilege: without a level asked for, the lowest level whose policy permits the
+    // channel (reference before change); then a normally approved request before an emergency
+    // one, then the newest. If no level permits the channel, the lowest level is chosen and
+    // its refusal explains why.
+    let mut candidates: Vec<&WorkRequest> = mine().filter(|r| usable(r, q)).collect();
+    candidates.sort_by_key(|r| {
+        (
+            r.level == AccessLevel::Change,
+            r.emergency,
+            std::cmp::Reverse(r.number),
+        )
+    });
+    let permits = |r: &WorkRequest| -> bool {
+        q.target
+            .level(r.level)
+            .is_some_and(|p| check_channel(q.channel, p, target, r.level).is_ok())
+    };
+    if let Some(r) = candidates
+        .iter()
+        .copied()
+        .find(|r| permits(r))
+        .or_else(|| candidates.first().copied())
     {
         return Ok(r);
     }

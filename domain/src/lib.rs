@@ -13,6 +13,8 @@ pub mod request;
 pub mod secret;
 pub mod session;
 pub mod target;
+pub mod text;
+pub mod upload;
 pub mod user;
 pub mod vendor;
 pub mod zone;

@@ -25,6 +25,11 @@ pub struct Policy {
     pub max_window: SignedDuration,
     /// The checklist every vendor attestation must answer "yes" to.
     pub checklist: Vec<ChecklistItem>,
+    /// Whoever issued or reset a vendor engineer's credentials (initial password, password
+    /// reset, enrollment code, SSH key) may not approve that engineer's requests for this
+    /// long afterwards: separation of duties, so that no one person can give themselves
+    /// vendor access. Zero turns the rule off (a hospital with a single IT person).
+    pub credential_separation: SignedDuration,
 }
 
 impl Default for Policy {
@@ -35,6 +40,7 @@ impl Default for Policy {
             emergency_approval_deadline: SignedDuration::from_hours(24),
             max_window: SignedDuration::from_hours(12),
             checklist: default_checklist(),
+            credential_separation: SignedDuration::from_hours(24 * 30),
         }
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{RequestId, TargetId, UserId, VendorId};
 use crate::policy::Policy;
 use crate::target::AccessLevel;
-use crate::user::User;
+use crate::user::{CredentialIssue, CredentialKind, User};
 use crate::vendor::{AttestationProblem, Vendor, VendorStatus};
 
 /// Where a request is in its life.
@@ -224,6 +224,8 @@ pub struct RuleContext<'a> {
     pub now: Timestamp,
     /// For times and dates in messages.
     pub zone: &'a crate::zone::DisplayZone,
+    /// Credentials issued to the requester, and by whom (separation of duties).
+    pub credentials: &'a [CredentialIssue],
 }
 
 /// The outcome of an allowed event: the new status and an approval to record, if any.
@@ -265,6 +267,16 @@ pub enum TransitionError {
     EmergencyDisabled { number: i64 },
     #[error("request R-{number} is not approved")]
     NotApproved { number: i64 },
+    #[error(
+        "you {} this engineer on {on}: someone else must approve request R-{number} (separation of duties)",
+        .kind.describe()
+    )]
+    IssuedCredentials {
+        number: i64,
+        kind: CredentialKind,
+        /// When, as people read it.
+        on: String,
+    },
 }
 
 /// A short phrase for an attestation problem, used in messages ("... expired on 2026-10-01").
@@ -347,6 +359,7 @@ impl WorkRequest {
         match event {
             RequestEvent::Approve { approver, comment } => {
                 self.check_decider(approver)?;
+                self.check_separation(approver, ctx)?;
                 if self
                     .approvals
                     .iter()
@@ -485,6 +498,33 @@ impl WorkRequest {
             return Err(TransitionError::NotAnApprover);
         }
         Ok(())
+    }
+
+    /// Whoever gave the requester a credential within the policy's separation window may not
+    /// approve: with it they could act as the engineer and approve their own work.
+    fn check_separation(
+        &self,
+        approver: &User,
+        ctx: &RuleContext<'_>,
+    ) -> Result<(), TransitionError> {
+        let window = ctx.policy.credential_separation;
+        if window.is_zero() {
+            return Ok(());
+        }
+        let recent = ctx
+            .credentials
+            .iter()
+            .filter(|c| c.user == self.requester && c.actor == approver.id)
+            .filter(|c| ctx.now.duration_since(c.at) < window)
+            .max_by_key(|c| c.at);
+        match recent {
+            Some(c) => Err(TransitionError::IssuedCredentials {
+                number: self.number,
+                kind: c.kind,
+                on: ctx.zone.date(c.at),
+            }),
+            None => Ok(()),
+        }
     }
 
     fn check_vendor(&self, ctx: &RuleContext<'_>) -> Result<(), TransitionError> {

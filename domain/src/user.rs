@@ -122,6 +122,68 @@ pub fn validate_username(name: &str) -> Result<(), UsernameError> {
     Ok(())
 }
 
+/// A way a vendor engineer's credential came to exist, for separation of duties.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// The account was created with a password someone else chose.
+    InitialPassword,
+    /// Someone else set a new password.
+    PasswordReset,
+    /// Someone created an enrollment code for the designated client.
+    EnrollmentCode,
+    /// Someone registered or approved an SSH key.
+    SshKey,
+}
+
+impl CredentialKind {
+    pub const ALL: [CredentialKind; 4] = [
+        CredentialKind::InitialPassword,
+        CredentialKind::PasswordReset,
+        CredentialKind::EnrollmentCode,
+        CredentialKind::SshKey,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::InitialPassword => "initial_password",
+            CredentialKind::PasswordReset => "password_reset",
+            CredentialKind::EnrollmentCode => "enrollment_code",
+            CredentialKind::SshKey => "ssh_key",
+        }
+    }
+
+    /// What was done, for messages ("you issued ... on 2026-11-30").
+    pub fn describe(self) -> &'static str {
+        match self {
+            CredentialKind::InitialPassword => "set the initial password of",
+            CredentialKind::PasswordReset => "reset the password of",
+            CredentialKind::EnrollmentCode => "created an enrollment code for",
+            CredentialKind::SshKey => "registered or approved an SSH key of",
+        }
+    }
+}
+
+impl FromStr for CredentialKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CredentialKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown credential kind `{s}`"))
+    }
+}
+
+/// Someone (`actor`) gave a vendor engineer (`user`) a credential at `at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredentialIssue {
+    pub user: UserId,
+    pub actor: UserId,
+    pub kind: CredentialKind,
+    pub at: Timestamp,
+}
+
 impl User {
     /// Active and not past its expiry.
     pub fn is_usable(&self, now: Timestamp) -> bool {

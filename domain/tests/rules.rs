@@ -195,6 +195,7 @@ fn fire(
         vendor: &w.vendor,
         now: at,
         zone: &w.zone,
+        credentials: &[],
     };
     let event = match ev {
         Ev::Approve => RequestEvent::Approve {
@@ -276,6 +277,87 @@ fn the_requester_can_never_decide_their_own_request() {
 }
 
 #[test]
+fn whoever_issued_the_requesters_credentials_recently_cannot_approve() {
+    use sekisho_domain::user::{CredentialIssue, CredentialKind};
+    let w = world();
+    let r = request(
+        &w.engineer,
+        &w.target,
+        AccessLevel::Reference,
+        RequestStatus::Submitted,
+    );
+    let other = user(Role::Approver, None);
+    let approve = |credentials: &[CredentialIssue], who: &User, at: Timestamp| {
+        let ctx = RuleContext {
+            policy: &w.policy,
+            vendor: &w.vendor,
+            now: at,
+            zone: &w.zone,
+            credentials,
+        };
+        r.apply(
+            &RequestEvent::Approve {
+                approver: who,
+                comment: None,
+            },
+            &ctx,
+        )
+    };
+    for kind in CredentialKind::ALL {
+        let issued = [CredentialIssue {
+            user: w.engineer.id,
+            actor: w.approver.id,
+            kind,
+            at: t("2026-11-20T00:00:00Z"),
+        }];
+        let err = approve(&issued, &w.approver, now()).unwrap_err();
+        assert!(
+            matches!(err, TransitionError::IssuedCredentials { number: 12, kind: k, .. } if k == kind),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().ends_with(
+                "this engineer on 2026-11-20: someone else must approve request R-12 (separation of duties)"
+            ),
+            "{err}"
+        );
+        // Someone else may; and the issuer may again once the window has passed.
+        assert!(approve(&issued, &other, now()).is_ok());
+        let later = t("2026-11-20T00:00:00Z") + w.policy.credential_separation;
+        let later_request = WorkRequest {
+            window: sekisho_domain::request::Window {
+                start: later,
+                end: later + SignedDuration::from_hours(1),
+            },
+            ..r.clone()
+        };
+        let ctx = RuleContext {
+            policy: &w.policy,
+            vendor: &w.vendor,
+            now: later,
+            zone: &w.zone,
+            credentials: &issued,
+        };
+        let ok = later_request.apply(
+            &RequestEvent::Approve {
+                approver: &w.approver,
+                comment: None,
+            },
+            &ctx,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+    // Credentials of another engineer do not matter; a zero window turns the rule off.
+    let elsewhere = [CredentialIssue {
+        user: w.approver.id,
+        actor: w.approver.id,
+        kind: CredentialKind::SshKey,
+        at: now(),
+    }];
+    assert!(approve(&elsewhere, &w.approver, now()).is_ok());
+}
+
+#[test]
 fn vendors_and_auditors_cannot_approve() {
     let w = world();
     let r = request(
@@ -289,6 +371,7 @@ fn vendors_and_auditors_cannot_approve() {
         vendor: &w.vendor,
         now: now(),
         zone: &w.zone,
+        credentials: &[],
     };
     for role in [Role::Vendor, Role::Auditor] {
         let other = user(role, Some(w.vendor.id));
@@ -314,6 +397,7 @@ fn change_requests_need_n_distinct_approvers() {
         vendor: &w.vendor,
         now: now(),
         zone: &w.zone,
+        credentials: &[],
     };
     let mut r = request(
         &w.engineer,
@@ -849,7 +933,7 @@ proptest! {
         let mut was_active_unapproved = false;
         for (ev, who, minutes) in events {
             let at = now() + SignedDuration::from_mins(minutes);
-            let ctx = RuleContext { policy: &w.policy, vendor: &w.vendor, now: at, zone: &w.zone };
+            let ctx = RuleContext { policy: &w.policy, vendor: &w.vendor, now: at, zone: &w.zone, credentials: &[] };
             let decider = &deciders[who];
             let event = match EVENTS[ev] {
                 Ev::Approve => RequestEvent::Approve { approver: decider, comment: None },
@@ -884,4 +968,57 @@ proptest! {
         // Emergency work that ran unapproved stays flagged.
         if was_active_unapproved { prop_assert!(r.emergency); }
     }
+}
+
+#[test]
+fn without_a_level_asked_for_the_least_privileged_request_that_permits_the_channel_wins() {
+    let w = world();
+    let mut reference = request(
+        &w.engineer,
+        &w.target,
+        AccessLevel::Reference,
+        RequestStatus::Approved,
+    );
+    reference.number = 1;
+    let mut change = request(
+        &w.engineer,
+        &w.target,
+        AccessLevel::Change,
+        RequestStatus::Approved,
+    );
+    change.number = 2; // newer: it used to win
+    let both = [reference.clone(), change.clone()];
+    let level = |d: Decision| match d {
+        Decision::Allow(g) => g.level,
+        Decision::Deny(r) => panic!("denied: {r:?}"),
+    };
+    assert_eq!(
+        level(authorize(&query(&w, &both, ChannelKind::Ssh))),
+        AccessLevel::Reference
+    );
+    // Asked for explicitly, change it is.
+    let mut q = query(&w, &both, ChannelKind::Ssh);
+    q.level = Some(AccessLevel::Change);
+    assert_eq!(level(authorize(&q)), AccessLevel::Change);
+    // A port only the change level may forward to: the change request carries it.
+    assert_eq!(
+        level(authorize(&query(
+            &w,
+            &both,
+            ChannelKind::PortForward { port: 104 }
+        ))),
+        AccessLevel::Change
+    );
+    // No level permits it: the least privileged explains the refusal.
+    let denied = authorize(&query(&w, &both, ChannelKind::PortForward { port: 5432 }));
+    assert!(
+        matches!(
+            denied,
+            Decision::Deny(DenyReason::PortForwardingNotAllowed {
+                level: AccessLevel::Reference,
+                ..
+            })
+        ),
+        "{denied:?}"
+    );
 }

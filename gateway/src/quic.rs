@@ -415,8 +415,13 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
         },
         (_, user) => user,
     };
-    if let ClientMessage::Enroll { code, csr_pem } = &request {
-        let answer = enroll(shared, code, csr_pem, &peer).await;
+    if let ClientMessage::Enroll {
+        code,
+        csr_pem,
+        password,
+    } = &request
+    {
+        let answer = enroll(shared, code, csr_pem, password.as_ref(), &peer).await;
         return answer_and_close(&conn, send, &answer).await;
     }
     let (Some(user), Some(fingerprint)) = (user, fingerprint) else {
@@ -477,16 +482,78 @@ async fn answer_and_close(
     Ok(())
 }
 
-async fn enroll(shared: &QuicShared, code: &str, csr_pem: &str, peer: &str) -> ServerMessage {
+async fn enroll(
+    shared: &QuicShared,
+    code: &str,
+    csr_pem: &str,
+    password: Option<&sekisho_protocol::Password>,
+    peer: &str,
+) -> ServerMessage {
     let code_hash = hex::encode(digest(&SHA256, code.trim().as_bytes()));
-    let redeemed = shared
-        .ssh
-        .store
+    let store = &shared.ssh.store;
+    // The code alone is not enough: whoever issued it could enroll as the engineer. The
+    // engineer's own password must come with it.
+    match store.enrollment_code_owner(&code_hash).await {
+        Ok(Some(owner)) => {
+            let Some(password) = password else {
+                return denied(
+                    "password_required",
+                    "enrollment needs your Sekisho password as well as the code; update sekisho-client".into(),
+                );
+            };
+            let hash = match store.password_hash(owner.id).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read a password hash for enrollment");
+                    return denied(
+                        "database_unavailable",
+                        "the gateway cannot check your enrollment right now; try again later"
+                            .into(),
+                    );
+                }
+            };
+            let secret = sekisho_domain::secret::Secret::new(password.0.clone());
+            match shared.ssh.hasher.verify(secret, hash).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let message = format!(
+                        "wrong password for {}: this enrollment code is now void; ask the hospital's IT for a new one",
+                        owner.username
+                    );
+                    if let Err(e) = store
+                        .void_enrollment_code(&code_hash, &owner, Some(peer), &message)
+                        .await
+                    {
+                        tracing::error!(error = %e, "cannot void an enrollment code");
+                    }
+                    return denied("wrong_password", message);
+                }
+                Err(e) => return denied("busy", e.to_string()),
+            }
+        }
+        Ok(None) => {} // redeeming audits and explains a bad code
+        Err(e) => {
+            tracing::error!(error = %e, "cannot look up an enrollment code");
+            return denied(
+                "database_unavailable",
+                "the gateway cannot check your enrollment right now; try again later".into(),
+            );
+        }
+    }
+    let redeemed = store
         .redeem_enrollment_code(&code_hash, Some(peer), |u| {
             shared.ca.issue(csr_pem, u, Timestamp::now())
         })
         .await;
     certificate_answer(shared, redeemed)
+}
+
+/// A refusal with a code and a message for the engineer.
+fn denied(code: &str, message: String) -> ServerMessage {
+    ServerMessage::Denied {
+        code: code.to_owned(),
+        message,
+    }
 }
 
 /// The answer to an enrollment or a renewal.

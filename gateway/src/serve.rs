@@ -135,6 +135,10 @@ pub async fn start_with(
 
     let events = Events::new();
     let sessions = tokio_util::task::TaskTracker::new();
+    let failures = Arc::new(sekisho_approval_api::failures::FailureLog::new(
+        store.clone(),
+    ));
+    let hasher = sekisho_approval_api::password::Hasher::for_this_machine();
     // Both listeners feed the same SSH gateway (decisions, recording, session ends).
     let shared = Arc::new(crate::ssh::Shared {
         store: store.clone(),
@@ -149,6 +153,8 @@ pub async fn start_with(
             sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
         },
         events: events.clone(),
+        failures: failures.clone(),
+        hasher: hasher.clone(),
         policy: config.domain_policy(),
         zone: config.display_zone(),
         ssh: config.ssh.clone(),
@@ -228,6 +234,12 @@ pub async fn start_with(
         events: events.clone(),
         recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
         recording_public_key: Arc::new(keys.recording.public_key_b64()),
+        hasher,
+        throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
+            config.api.login_max_failures,
+            Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
+        )),
+        failures: failures.clone(),
     };
     let app = router(api_state)
         .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
@@ -255,6 +267,7 @@ pub async fn start_with(
         config.display_zone(),
         shutdown.clone(),
     ));
+    tokio::spawn(flush_failures(failures.clone(), shutdown.clone()));
     let ssh_host_fingerprint = keys.ssh_host_fingerprint();
     let done = tokio::spawn(async move {
         let result = tokio::select! {
@@ -267,6 +280,9 @@ pub async fn start_with(
         };
         // Live sessions end as aborted on shutdown; let them record that.
         sessions.close();
+        if let Err(e) = failures.flush(true).await {
+            tracing::error!(error = %e, "cannot write the last failure summaries");
+        }
         if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
             tracing::warn!("sessions did not finish ending within the grace period");
         }
@@ -296,6 +312,23 @@ pub async fn start_with(
     })
 }
 
+/// Writes the summaries of repeated failures once their minute is over, until shutdown.
+async fn flush_failures(
+    failures: Arc<sekisho_approval_api::failures::FailureLog>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = failures.flush(false).await {
+            tracing::warn!(error = %e, "cannot write failure summaries; retrying at the next tick");
+        }
+    }
+}
+
 /// How often windows that have ended are swept to `expired`.
 const EXPIRY_SWEEP: Duration = Duration::from_secs(15);
 
@@ -319,6 +352,9 @@ async fn expire_requests(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying at the next tick"),
+        }
+        if let Err(e) = store.purge_revoked_tokens(jiff::Timestamp::now()).await {
+            tracing::warn!(error = %e, "cannot forget expired token revocations; retrying later");
         }
     }
 }

@@ -42,7 +42,14 @@ pub enum ClientMessage {
     /// First message of every connection.
     Hello { version: u16, client: String },
     /// Redeem a one-time enrollment code: the CSR's public key gets a client certificate.
-    Enroll { code: String, csr_pem: String },
+    /// The engineer's own Sekisho password proves that the code reached its engineer (whoever
+    /// issued the code does not know it); a wrong password voids the code.
+    Enroll {
+        code: String,
+        csr_pem: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<Password>,
+    },
     /// Open `service` on `target` under the user's approved request.
     Open { target: String, service: Service },
     /// The work requests of the user's vendor, newest first.
@@ -51,6 +58,17 @@ pub enum ClientMessage {
     FileRequest { request: NewRequest },
     /// A new certificate for the CSR's key, replacing the one this connection presented.
     Renew { csr_pem: String },
+}
+
+/// A password on the wire: never shown by `Debug`, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<password>")
+    }
 }
 
 /// A work request to file.

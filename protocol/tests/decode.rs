@@ -12,7 +12,15 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         (any::<u16>(), ".{0,40}")
             .prop_map(|(version, client)| ClientMessage::Hello { version, client }),
-        (".{0,40}", ".{0,400}").prop_map(|(code, csr_pem)| ClientMessage::Enroll { code, csr_pem }),
+        (".{0,40}", ".{0,400}", proptest::option::of(".{0,40}")).prop_map(
+            |(code, csr_pem, password)| {
+                ClientMessage::Enroll {
+                    code,
+                    csr_pem,
+                    password: password.map(sekisho_protocol::Password),
+                }
+            }
+        ),
         (".{0,40}", proptest::option::of(any::<u16>())).prop_map(|(target, port)| {
             ClientMessage::Open {
                 target,

@@ -80,13 +80,21 @@ pub fn state_with_recordings(
 ) -> ApiState {
     let key = AtRestKey::generate().unwrap();
     ApiState {
-        store,
         tokens: Arc::new(token_keys("test-key")),
         at_rest: Arc::new(AtRestKey::from_bytes(key.expose()).unwrap()),
         settings: Arc::new(settings(policy)),
         events: Events::new(),
         recordings: sekisho_recorder::Library::new(dir),
         recording_public_key: Arc::new(public_key_b64.to_owned()),
+        hasher: sekisho_approval_api::password::Hasher::for_this_machine(),
+        throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
+            3,
+            std::time::Duration::from_secs(15 * 60),
+        )),
+        failures: Arc::new(sekisho_approval_api::failures::FailureLog::new(
+            store.clone(),
+        )),
+        store,
     }
 }
 

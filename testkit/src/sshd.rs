@@ -14,6 +14,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The read-only maintenance account of the test target.
@@ -47,20 +48,51 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Creates the test accounts if missing (root only). Returns why not, on failure.
-fn ensure_accounts() -> Result<(), String> {
+fn account_exists(account: &str) -> bool {
+    Command::new("id")
+        .arg(account)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Creates the test accounts if missing (root only), once per test process. Returns why not,
+/// on failure.
+///
+/// Tests of one binary run in parallel threads and `cargo test` runs binaries one after
+/// another, but two test processes (or a developer's second `cargo test`) may still meet:
+/// the work is done once per process ([`OnceLock`]) under an exclusive lock on a file that
+/// every process shares, and an account another process created in between is accepted.
+pub fn ensure_accounts() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(create_accounts).clone()
+}
+
+fn create_accounts() -> Result<(), String> {
+    let lock_path = std::env::temp_dir().join("sekisho-test-accounts.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     for account in [REFERENCE_ACCOUNT, CHANGE_ACCOUNT] {
-        if Command::new("id")
-            .arg(account)
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            continue;
+        if !account_exists(account) {
+            let created =
+                run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", account]));
+            // Another process that does not take our lock (an older test binary) may have won.
+            if let Err(e) = created
+                && !account_exists(account)
+            {
+                return Err(format!(
+                    "cannot create account {account} (root needed): {e}"
+                ));
+            }
         }
-        run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", account]))
-            .map_err(|e| format!("cannot create account {account} (root needed): {e}"))?;
         // A new account's password field is `!` (locked), which sshd refuses without PAM;
-        // `*` means "no password" but not locked: key login only.
+        // `*` means "no password" but not locked: key login only. Set every time: an account
+        // another process has just created may not have it yet.
         run(Command::new("usermod").args(["-p", "*", account]))
             .map_err(|e| format!("cannot unlock account {account}: {e}"))?;
     }

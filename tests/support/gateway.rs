@@ -300,13 +300,15 @@ impl World {
             .to_owned()
     }
 
-    /// A one-time enrollment code for alice and the gateway fingerprint shown with it.
+    /// A one-time enrollment code for alice and the gateway fingerprint shown with it,
+    /// created by the admin (who, having given alice credentials, may not approve her
+    /// requests: hana does).
     pub async fn enrollment_code(&self) -> (String, String) {
         let (status, code) = self
             .http
             .post(
                 &format!("/api/v1/users/{}/enrollment-codes", self.alice_id),
-                &self.approver,
+                &self.admin,
                 json!({}),
             )
             .await;

@@ -59,6 +59,19 @@ impl Env {
         Self { dir, config }
     }
 
+    /// Like [`Env::new`] with the data dir at `data` (e.g. on a small filesystem).
+    pub fn with_data_dir(data: &Path) -> Self {
+        let env = Self::new(None);
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        let text = text.replacen(
+            &format!("data_dir = \"{}\"", env.data_dir().display()),
+            &format!("data_dir = \"{}\"", data.display()),
+            1,
+        );
+        std::fs::write(&env.config, text).unwrap();
+        env
+    }
+
     /// Appends TOML to the configuration (sections not already in it).
     pub fn configure(&self, toml: &str) {
         let mut text = std::fs::read_to_string(&self.config).unwrap();
@@ -67,7 +80,19 @@ impl Env {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("data_dir = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .map_or_else(|| self.dir.path().join("data"), PathBuf::from)
+    }
+
+    /// The initial admin's password (written at first start).
+    pub fn admin_password(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("initial-admin-password"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Runs `sekisho --config FILE ARGS...` to completion, feeding `stdin`.

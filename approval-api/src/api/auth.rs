@@ -96,7 +96,7 @@ impl TokenKeys {
             .ok_or("token signed by an unknown key")?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iat", "jti"]);
         jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
@@ -118,6 +118,18 @@ pub struct Claims {
     pub vendor: Option<String>,
     pub iat: i64,
     pub exp: i64,
+    /// This token's id: a logout revokes exactly it.
+    pub jti: String,
+    /// The account's token generation when it was issued: a password change or disabling
+    /// the account bumps the generation and so revokes every earlier token.
+    pub tgen: i64,
+}
+
+impl Claims {
+    /// When the token stops working anyway.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_second(self.exp).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
 }
 
 /// The authenticated account making a request, re-read from the database on every request.
@@ -127,6 +139,8 @@ pub struct Caller {
     /// The caller's vendor, for vendor engineers.
     pub vendor: Option<Vendor>,
     pub source: Option<String>,
+    /// The token this request came with.
+    pub claims: Claims,
 }
 
 impl Caller {
@@ -183,6 +197,16 @@ pub(crate) async fn authenticate(
             "account role changed; log in again".into(),
         ));
     }
+    if state.store.token_generation(user.id).await? != claims.tgen {
+        return Err(ApiError::Unauthorized(
+            "this token was revoked (password changed or account disabled); log in again".into(),
+        ));
+    }
+    if state.store.token_revoked(&claims.jti).await? {
+        return Err(ApiError::Unauthorized(
+            "this token was revoked by logging out; log in again".into(),
+        ));
+    }
     let vendor = match user.vendor_id {
         Some(v) => {
             let vendor = state
@@ -205,6 +229,7 @@ pub(crate) async fn authenticate(
         user,
         vendor,
         source,
+        claims,
     })
 }
 
@@ -225,30 +250,61 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-/// A hash to verify against for unknown usernames, so timing does not reveal which exist.
-static DUMMY_HASH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-
-async fn verify_password(password: Secret<String>, hash: Option<String>) -> bool {
-    let hash = match hash {
-        Some(h) => Some(h),
-        None => DUMMY_HASH
-            .get_or_init(|| password::hash(&Secret::new("sekisho-dummy-password".into())).ok())
-            .clone(),
-    };
-    tokio::task::spawn_blocking(move || hash.is_some_and(|h| password::verify(&password, &h)))
+/// Checks a password through the bounded hashers; a full queue is a 503 with `Retry-After`.
+pub(crate) async fn verify_password(
+    state: &ApiState,
+    password: Secret<String>,
+    hash: Option<String>,
+) -> ApiResult<bool> {
+    state
+        .hasher
+        .verify(password, hash)
         .await
-        .unwrap_or(false)
+        .map_err(hasher_error)
+}
+
+/// How a hasher failure is answered.
+pub(crate) fn hasher_error(e: password::HasherError) -> ApiError {
+    match e {
+        password::HasherError::Busy => ApiError::Unavailable {
+            code: "busy",
+            message: e.to_string(),
+            retry_after: 1,
+        },
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// The slowest answer to a failed login that an attacker can cause (see `throttle`).
+fn wait_message(wait: Duration, zone: &sekisho_domain::zone::DisplayZone) -> ApiError {
+    let seconds = wait.as_secs().max(1);
+    let until = Timestamp::now() + SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(1));
+    ApiError::TooManyRequests {
+        message: format!(
+            "too many failed logins from your address; try again after {} ({seconds} s)",
+            zone.date_time(until)
+        ),
+        retry_after: seconds,
+    }
 }
 
 /// Log in with a username and password.
+///
+/// Failures slow down the address they come from (after `[api] login_max_failures` in a row
+/// it must wait, longer each time, up to `[api] lockout_minutes`) and the name tried (each
+/// failure answers a little later), but never lock the account itself: the rightful user at
+/// another address logs in. Names that exist and names that do not are treated alike.
 #[utoipa::path(
     post, path = "/api/v1/auth/login", tag = "auth",
     request_body = LoginBody,
     responses(
         (status = 200, body = LoginResponse),
+        (status = 400, description = "malformed body", body = ErrorBody),
         (status = 401, description = "wrong username or password", body = ErrorBody),
         (status = 403, description = "the vendor is not active", body = ErrorBody),
-        (status = 429, description = "locked after repeated failures", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 429, description = "too many failures from this address; see Retry-After", body = ErrorBody),
+        (status = 503, description = "busy or the database is unavailable; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -258,12 +314,12 @@ pub async fn login(
 ) -> ApiResult<Json<LoginResponse>> {
     let source = source.0;
     let settings = &state.settings;
-    let user = state.store.user_by_username(&body.username).await?;
+    let claimed = sekisho_domain::audit::claimed(&body.username);
     let fail = |reason: &str, user: Option<&User>| NewAuditEvent {
         actor: match user {
             Some(u) => Actor::user(u),
             None => Actor::Anonymous {
-                claimed: body.username.clone(),
+                claimed: claimed.clone(),
             },
         },
         outcome: Outcome::Denied,
@@ -271,46 +327,47 @@ pub async fn login(
         source_addr: source.clone(),
         reason: Some(reason.to_owned()),
         event: AuditEvent::LoginFailed {
-            username: body.username.clone(),
+            username: claimed.clone(),
         },
+    };
+    if let Err(wait) = state.throttle.check(source.as_deref()) {
+        state
+            .failures
+            .record(
+                "api_login",
+                fail("too many failed logins from this address", None),
+            )
+            .await?;
+        return Err(wait_message(wait, &settings.zone));
+    }
+    // A name no account can have is not looked up (and costs the log a short row).
+    let user = match sekisho_domain::user::validate_username(&body.username) {
+        Ok(()) => state.store.user_by_username(&body.username).await?,
+        Err(_) => None,
     };
     let generic = || ApiError::Unauthorized("wrong username or password".into());
     let now = Timestamp::now();
-    let Some(user) = user else {
-        verify_password(Secret::new(body.password), None).await;
-        state.store.audit(fail("unknown username", None)).await?;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        return Err(generic());
+    let hash = match &user {
+        Some(u) => state.store.password_hash(u.id).await?,
+        None => None,
     };
-    let lock = state.store.login_lock(user.id).await?;
-    if let Some(until) = lock.locked_until.filter(|u| *u > now) {
-        state
-            .store
-            .audit(fail("account locked after repeated failures", Some(&user)))
-            .await?;
-        return Err(ApiError::TooManyRequests(format!(
-            "too many failed logins; try again after {}",
-            settings.zone.date_time(until)
-        )));
-    }
-    let hash = state.store.password_hash(user.id).await?;
-    if !verify_password(Secret::new(body.password), hash).await {
-        let lock = state
-            .store
-            .record_login_failure(user.id, settings.login_max_failures, settings.lockout)
-            .await?;
-        let reason = if lock.locked_until.is_some() {
-            "wrong password; account locked"
-        } else {
+    if !verify_password(&state, Secret::new(body.password), hash).await? {
+        let slowdown = state.throttle.failed(source.as_deref(), &body.username);
+        let reason = if user.is_some() {
             "wrong password"
+        } else {
+            "unknown username"
         };
-        state.store.audit(fail(reason, Some(&user))).await?;
-        // Each failure in a row waits longer before answering: 200 ms, 400 ms, ... up to 3 s.
-        let exp = u32::try_from(lock.failures.clamp(1, 5) - 1).unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(exp)).min(Duration::from_secs(3)))
-            .await;
+        state
+            .failures
+            .record("api_login", fail(reason, user.as_ref()))
+            .await?;
+        tokio::time::sleep(slowdown).await;
         return Err(generic());
     }
+    let Some(user) = user else {
+        return Err(generic()); // unreachable: an unknown name never matches
+    };
     if !user.is_usable(now) {
         state
             .store
@@ -333,7 +390,7 @@ pub async fn login(
             return Err(ApiError::Forbidden(reason));
         }
     }
-    state.store.reset_login_failures(user.id).await?;
+    state.throttle.succeeded(source.as_deref(), &body.username);
     let expires_at = now + SignedDuration::from_mins(i64::from(settings.token_ttl_minutes));
     let token = state.tokens.issue(&Claims {
         sub: user.id.to_string(),
@@ -341,6 +398,8 @@ pub async fn login(
         vendor: user.vendor_id.map(|v| v.to_string()),
         iat: now.as_second(),
         exp: expires_at.as_second(),
+        jti: token_id()?,
+        tgen: state.store.token_generation(user.id).await?,
     })?;
     state
         .store
@@ -360,6 +419,35 @@ pub async fn login(
         expires_at,
         user: UserView::from(&user),
     }))
+}
+
+/// A random token id (128 bits, hex).
+fn token_id() -> ApiResult<String> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut id = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| ApiError::Internal("random number generator failed".into()))?;
+    Ok(hex::encode(id))
+}
+
+/// Log out: the token this request carries stops working at once (audited).
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "the token is revoked"), (status = 401, body = ErrorBody)))]
+pub async fn logout(
+    State(state): State<ApiState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+) -> ApiResult<axum::http::StatusCode> {
+    state
+        .store
+        .revoke_token(
+            &caller.claims.jti,
+            caller.claims.expires_at(),
+            &caller.user,
+            caller.source(),
+        )
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Who the token belongs to (the web console asks this on every page).

@@ -112,6 +112,8 @@ pub struct SshKeyView {
     pub comment: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// `pending` keys (registered by the engineer themself) log in only once IT approves.
+    pub status: crate::store::users::SshKeyStatus,
 }
 
 impl From<SshKey> for SshKeyView {
@@ -122,6 +124,7 @@ impl From<SshKey> for SshKeyView {
             public_key: k.public_key,
             comment: k.comment,
             created_at: k.created_at,
+            status: k.status,
         }
     }
 }

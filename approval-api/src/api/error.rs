@@ -47,7 +47,18 @@ pub enum ApiError {
     },
     PayloadTooLarge,
     UnsupportedMediaType,
-    TooManyRequests(String),
+    /// Slow down: try again after `retry_after` seconds (sent as `Retry-After`).
+    TooManyRequests {
+        message: String,
+        retry_after: u64,
+    },
+    /// Something the gateway depends on (the database, the password hashers) cannot serve
+    /// now; nothing was changed. Answered 503 with `Retry-After`.
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after: u64,
+    },
     Internal(String),
 }
 
@@ -99,7 +110,12 @@ impl ApiError {
                 "unsupported_media_type",
                 "send JSON with Content-Type: application/json".to_owned(),
             ),
-            ApiError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", m),
+            ApiError::TooManyRequests { message, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+            }
+            ApiError::Unavailable { code, message, .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, message)
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error answering an API request");
                 (
@@ -112,8 +128,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Seconds after which the same request may succeed, for `Retry-After`.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests { retry_after, .. }
+            | ApiError::Unavailable { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after();
         let (status, code, message) = self.parts();
         let body = ErrorBody {
             error: ErrorDetail {
@@ -121,7 +149,14 @@ impl IntoResponse for ApiError {
                 message,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds.max(1)),
+            );
+        }
+        response
     }
 }
 
@@ -133,6 +168,18 @@ impl From<StoreError> for ApiError {
                 message: m,
             },
             StoreError::NotFound(m) => ApiError::NotFound(format!("{m} not found")),
+            // The database failed (down, disk full, locked): nothing was changed, and the
+            // caller may try again; fail closed with 503 rather than a bare 500.
+            StoreError::Database(e) => {
+                tracing::error!(error = %e, "database failure answering an API request");
+                ApiError::Unavailable {
+                    code: "database_unavailable",
+                    message: "the database cannot serve this request right now; nothing was \
+                              changed, try again shortly"
+                        .into(),
+                    retry_after: 5,
+                }
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -143,6 +190,7 @@ impl From<TransitionError> for ApiError {
         let message = e.to_string();
         match e {
             TransitionError::SelfApproval { .. }
+            | TransitionError::IssuedCredentials { .. }
             | TransitionError::NotAnApprover
             | TransitionError::NotRequester { .. } => ApiError::Forbidden(message),
             TransitionError::InvalidState { .. } => ApiError::Conflict {

@@ -75,6 +75,12 @@ pub struct ApiState {
     pub recordings: sekisho_recorder::Library,
     /// The recording-signing public key (base64), to verify against.
     pub recording_public_key: Arc<String>,
+    /// The bounded pool every password check and hash goes through.
+    pub hasher: crate::password::Hasher,
+    /// Slows down password guessing (per address and per name).
+    pub throttle: Arc<crate::throttle::LoginThrottle>,
+    /// Audits failures of unauthenticated callers without letting them flood the log.
+    pub failures: Arc<crate::failures::FailureLog>,
 }
 
 /// Who may call a route.
@@ -99,6 +105,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/api/v1/openapi.json", Access::Public),
     ("POST", "/api/v1/auth/login", Access::Public),
+    ("POST", "/api/v1/auth/logout", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/auth/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/policy", Access::Roles(EVERYONE)),
@@ -119,6 +126,11 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "POST",
         "/api/v1/users/{id}/ssh-keys",
         Access::Roles(&[Admin, Vendor]),
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/ssh-keys/{key}/approve",
+        Access::Roles(DECIDERS),
     ),
     (
         "POST",
@@ -340,6 +352,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(users::me))
         .routes(routes!(vendors::policy))
@@ -349,6 +362,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::list_users))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::list_ssh_keys, users::add_ssh_key))
+        .routes(routes!(users::approve_ssh_key))
         .routes(routes!(users::create_enrollment_code))
         .routes(routes!(targets::list_targets, targets::create_target))
         .routes(routes!(targets::get_target, targets::update_target))

@@ -25,17 +25,18 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<UserView> {
     Json(UserView::from(&caller.user))
 }
 
-async fn hash_password(pw: String, field: &'static str) -> ApiResult<String> {
+async fn hash_password(state: &ApiState, pw: String, field: &'static str) -> ApiResult<String> {
     if pw.chars().count() < password::MIN_LENGTH {
         return Err(ApiError::invalid(
             field,
             format!("must be at least {} characters", password::MIN_LENGTH),
         ));
     }
-    tokio::task::spawn_blocking(move || password::hash(&Secret::new(pw)))
+    state
+        .hasher
+        .hash(Secret::new(pw))
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(super::auth::hasher_error)
 }
 
 /// Create a vendor engineer's account under a vendor.
@@ -54,7 +55,7 @@ pub async fn create_vendor_user(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("vendor {vendor}")))?;
     validate_username(&body.username).map_err(|e| ApiError::invalid("username", e.to_string()))?;
-    let hash = hash_password(body.password, "password").await?;
+    let hash = hash_password(&state, body.password, "password").await?;
     let user = state
         .store
         .create_user(
@@ -132,7 +133,7 @@ pub async fn update_user(
         });
     }
     let password_hash = match body.password {
-        Some(pw) => Some(hash_password(pw, "password").await?),
+        Some(pw) => Some(hash_password(&state, pw, "password").await?),
         None => None,
     };
     let changes = UserChanges {
@@ -215,7 +216,10 @@ pub async fn list_ssh_keys(
     ))
 }
 
-/// Register an SSH public key for stock-OpenSSH access (admins, or the engineer themself).
+/// Register an SSH public key for stock-OpenSSH access. Registered by an admin it works at
+/// once; registered by the engineer themself it is `pending` until an approver or admin
+/// approves it (`POST .../ssh-keys/{key}/approve`), so a stolen password alone never yields
+/// SSH access.
 #[utoipa::path(post, path = "/api/v1/users/{id}/ssh-keys", tag = "users", params(("id" = String, Path)), request_body = SshKeyBody,
     responses((status = 201, body = SshKeyView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_ssh_key(
@@ -254,6 +258,29 @@ pub async fn add_ssh_key(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(SshKeyView::from(k))))
+}
+
+/// Approve a key an engineer registered for themself (approvers and admins). Whoever approves
+/// it counts as having given the engineer a credential (separation of duties).
+#[utoipa::path(post, path = "/api/v1/users/{id}/ssh-keys/{key}/approve", tag = "users",
+    params(("id" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = SshKeyView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve_ssh_key(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, key)): Path<(String, String)>,
+) -> ApiResult<Json<SshKeyView>> {
+    let id: UserId = parse_id(&id, "user")?;
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    let key = state
+        .store
+        .approve_ssh_key(&user, &key, &caller.user, caller.source())
+        .await?;
+    Ok(Json(SshKeyView::from(key)))
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]

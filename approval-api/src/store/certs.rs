@@ -196,6 +196,67 @@ impl Store {
         Ok((user, cert))
     }
 
+    /// The account an unused, unexpired enrollment code is for (the code is not used up).
+    pub async fn enrollment_code_owner(
+        &self,
+        code_sha256: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT user_id FROM enrollment_codes WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(code_sha256)
+        .bind(micros(now()))
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => {
+                self.user(parse("user id", &r.try_get::<String, _>("user_id")?)?)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Uses a code up without enrolling anything (the engineer's password was wrong), audited
+    /// as a denial: a code and a guessed password give one try, not many.
+    pub async fn void_enrollment_code(
+        &self,
+        code_sha256: &str,
+        user: &User,
+        source: Option<&str>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE enrollment_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(micros(now()))
+        .bind(code_sha256)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::Anonymous {
+                    claimed: user.username.clone(),
+                },
+                outcome: Outcome::Denied,
+                vendor_id: user.vendor_id,
+                source_addr: source.map(str::to_owned),
+                reason: Some(reason.to_owned()),
+                event: AuditEvent::AccessDenied {
+                    target: None,
+                    request: None,
+                    channel: "enroll".into(),
+                    code: "enrollment_password".into(),
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Whose certificate this was (revoked or not), for auditing a refusal.
     pub async fn client_cert_owner(&self, fingerprint: &str) -> Result<Option<User>, StoreError> {
         self.cert_user(

@@ -107,9 +107,17 @@ impl Store {
                     })?;
             conn.close().await?;
         }
+        // A connection must never go back to the pool inside a transaction. When a COMMIT
+        // fails (a full disk: SQLite answers SQLITE_FULL and may roll back by itself), the
+        // transaction's rollback-on-drop can fail too and leave the connection believing it is
+        // still in one; every later `begin` on it would fail ("attempted to call begin_with at
+        // non-zero transaction depth") long after the disk has space again. Such a connection
+        // is closed instead, and a fresh one opened when needed.
         let pool = AnyPoolOptions::new()
             .max_connections(if in_memory { 1 } else { max_connections.max(1) })
             .acquire_timeout(Duration::from_secs(10))
+            .after_release(|conn, _| Box::pin(clean(conn)))
+            .before_acquire(|conn, _| Box::pin(clean(conn)))
             .connect(&url)
             .await?;
         if kind == DbKind::Sqlite && !in_memory {
@@ -149,6 +157,21 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a pooled connection may be used again: not left inside a transaction. A dropped
+/// transaction's rollback is queued on the connection; a ping runs after it, so the depth
+/// read afterwards is the rollback's outcome.
+async fn clean(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if conn.is_in_transaction() {
+        conn.ping().await?;
+    }
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
 
 /// The current instant at the precision the database keeps (microseconds), so a value

@@ -327,11 +327,13 @@ impl Store {
     ) -> std::result::Result<WorkRequest, ActionError> {
         let mut tx = self.begin().await?;
         let (StoredRequest { mut request, .. }, vendor) = load_with_vendor(&mut tx, id).await?;
+        let credentials = super::users::credential_issues(&mut tx, request.requester).await?;
         let ctx = RuleContext {
             policy,
             vendor: &vendor,
             now: now(),
             zone,
+            credentials: &credentials,
         };
         let event = match action {
             RequestAction::Approve => RequestEvent::Approve {
@@ -430,6 +432,7 @@ impl Store {
                     vendor: &vendor,
                     now: now(),
                     zone,
+                    credentials: &[],
                 };
                 request
                     .apply(&RequestEvent::Complete { by: by.id }, &ctx)?
@@ -512,6 +515,7 @@ impl Store {
                 vendor: &vendor,
                 now: t,
                 zone,
+                credentials: &[],
             };
             // Another node may have expired it already: then the rule refuses and we move on.
             let Ok(transition) = request.apply(&RequestEvent::Expire, &ctx) else {

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::{UserId, VendorId};
-use sekisho_domain::user::{Role, User, UserStatus};
+use sekisho_domain::user::{CredentialIssue, CredentialKind, Role, User, UserStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -66,6 +66,7 @@ impl Store {
             expires_at: new.expires_at,
             created_at: now,
         };
+        let has_password = new.password_hash.is_some();
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO users (id, username, display_name, email, role, vendor_id, status, expires_at, password_hash, created_at, updated_at) \
@@ -85,6 +86,12 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, || format!("username `{}` is already taken", user.username)))?;
+        if has_password
+            && user.role == Role::Vendor
+            && let Some(by) = actor.user_id()
+        {
+            credential_event(&mut tx, user.id, by, CredentialKind::InitialPassword).await?;
+        }
         audit::append(
             &mut tx,
             NewAuditEvent::success(
@@ -158,13 +165,6 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
 }
 
-/// Where an account stands with failed logins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoginLock {
-    pub failures: i64,
-    pub locked_until: Option<Timestamp>,
-}
-
 /// A registered SSH public key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshKey {
@@ -174,7 +174,86 @@ pub struct SshKey {
     pub fingerprint: String,
     pub comment: Option<String>,
     pub created_at: Timestamp,
+    /// Only an active key logs in.
+    pub status: SshKeyStatus,
 }
+
+/// Whether a key logs in yet.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SshKeyStatus {
+    /// Registered by the engineer themself; waits for IT's approval.
+    Pending,
+    Active,
+}
+
+impl SshKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshKeyStatus::Pending => "pending",
+            SshKeyStatus::Active => "active",
+        }
+    }
+}
+
+/// Records that `actor` gave `user` a credential (separation of duties).
+async fn credential_event(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    actor: UserId,
+    kind: CredentialKind,
+) -> Result<()> {
+    sqlx::query("INSERT INTO credential_events (id, user_id, actor_id, kind, at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(user.to_string())
+        .bind(actor.to_string())
+        .bind(kind.as_str())
+        .bind(micros(super::now()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Who gave `user` credentials, and when (inside a transaction of the caller's).
+pub(crate) async fn credential_issues(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+) -> Result<Vec<CredentialIssue>> {
+    sqlx::query("SELECT actor_id, kind, at FROM credential_events WHERE user_id = $1 ORDER BY at")
+        .bind(user.to_string())
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(CredentialIssue {
+                user,
+                actor: parse("user id", &row.try_get::<String, _>("actor_id")?)?,
+                kind: parse("credential kind", &row.try_get::<String, _>("kind")?)?,
+                at: from_micros(row.try_get("at")?)?,
+            })
+        })
+        .collect()
+}
+
+fn row_to_key(row: &AnyRow) -> Result<SshKey> {
+    Ok(SshKey {
+        id: row.try_get("id")?,
+        user_id: parse("user id", &row.try_get::<String, _>("user_id")?)?,
+        public_key: row.try_get("public_key")?,
+        fingerprint: row.try_get("fingerprint")?,
+        comment: row.try_get("comment")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        status: match row.try_get::<String, _>("status")?.as_str() {
+            "pending" => SshKeyStatus::Pending,
+            "active" => SshKeyStatus::Active,
+            other => return Err(StoreError::Corrupt(format!("ssh key status `{other}`"))),
+        },
+    })
+}
+
+const KEY_COLUMNS: &str = "id, user_id, public_key, fingerprint, comment, created_at, status";
 
 impl Store {
     /// Accounts, optionally of one vendor, by username.
@@ -245,10 +324,24 @@ impl Store {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        let mut revoke_tokens = user.status == UserStatus::Disabled;
         if let Some(hash) = changes.password_hash {
             changed.push("password".to_owned());
+            revoke_tokens = true;
             sqlx::query("UPDATE users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE id = $2")
                 .bind(hash)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            if user.role == Role::Vendor
+                && let Some(by) = actor.user_id().filter(|by| *by != id)
+            {
+                credential_event(&mut tx, id, by, CredentialKind::PasswordReset).await?;
+            }
+        }
+        // A new password or a disabled account ends every token issued before.
+        if revoke_tokens {
+            sqlx::query("UPDATE users SET token_generation = token_generation + 1 WHERE id = $1")
                 .bind(id.to_string())
                 .execute(&mut *tx)
                 .await?;
@@ -271,56 +364,9 @@ impl Store {
         Ok(user)
     }
 
-    pub async fn login_lock(&self, id: UserId) -> Result<LoginLock> {
-        let row = sqlx::query("SELECT failed_logins, locked_until FROM users WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        let locked: Option<i64> = row.try_get("locked_until")?;
-        Ok(LoginLock {
-            failures: row.try_get("failed_logins")?,
-            locked_until: locked.map(from_micros).transpose()?,
-        })
-    }
-
-    /// Counts a failed login; the `max_failures`-th in a row locks the account for `lockout`.
-    pub async fn record_login_failure(
-        &self,
-        id: UserId,
-        max_failures: u32,
-        lockout: jiff::SignedDuration,
-    ) -> Result<LoginLock> {
-        let mut tx = self.begin().await?;
-        let failures: i64 = sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("failed_logins")?;
-        let mut locked_until = None;
-        if failures >= i64::from(max_failures) {
-            let until = super::now() + lockout;
-            sqlx::query("UPDATE users SET locked_until = $1, failed_logins = 0 WHERE id = $2")
-                .bind(micros(until))
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-            locked_until = Some(until);
-        }
-        tx.commit().await?;
-        Ok(LoginLock {
-            failures,
-            locked_until,
-        })
-    }
-
-    pub async fn reset_login_failures(&self, id: UserId) -> Result<()> {
-        sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
+    /// Registers a key for `user`. Added by staff it is active at once (and counts as giving
+    /// the engineer a credential); added by the engineer themself it is pending until IT
+    /// approves it, so a password alone never yields SSH access.
     pub async fn add_ssh_key(
         &self,
         user: &User,
@@ -330,6 +376,7 @@ impl Store {
         actor: &Actor,
         source: Option<&str>,
     ) -> Result<SshKey> {
+        let by_self = actor.user_id() == Some(user.id);
         let key = SshKey {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: user.id,
@@ -337,18 +384,28 @@ impl Store {
             fingerprint,
             comment,
             created_at: super::now(),
+            status: if by_self {
+                SshKeyStatus::Pending
+            } else {
+                SshKeyStatus::Active
+            },
         };
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO ssh_keys (id, user_id, public_key, fingerprint, comment, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO ssh_keys (id, user_id, public_key, fingerprint, comment, created_at, status, added_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&key.id)
             .bind(user.id.to_string())
             .bind(&key.public_key)
             .bind(&key.fingerprint)
             .bind(&key.comment)
             .bind(micros(key.created_at))
+            .bind(key.status.as_str())
+            .bind(actor.user_id().map(|u| u.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, || format!("the key {} is already registered", key.fingerprint)))?;
+        if !by_self && let Some(by) = actor.user_id() {
+            credential_event(&mut tx, user.id, by, CredentialKind::SshKey).await?;
+        }
         audit::append(
             &mut tx,
             NewAuditEvent::success(
@@ -359,6 +416,7 @@ impl Store {
                     user: user.id,
                     username: user.username.clone(),
                     fingerprint: key.fingerprint.clone(),
+                    pending: by_self,
                 },
             ),
         )
@@ -367,23 +425,138 @@ impl Store {
         Ok(key)
     }
 
+    /// IT approves a pending key: from now on it logs in.
+    pub async fn approve_ssh_key(
+        &self,
+        user: &User,
+        key_id: &str,
+        by: &User,
+        source: Option<&str>,
+    ) -> Result<SshKey> {
+        let mut tx = self.begin().await?;
+        let sql = format!("SELECT {KEY_COLUMNS} FROM ssh_keys WHERE id = $1 AND user_id = $2");
+        let mut key = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key_id)
+            .bind(user.id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(row_to_key)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("ssh key {key_id}")))?;
+        if key.status == SshKeyStatus::Active {
+            return Err(StoreError::Conflict(format!(
+                "the key {} is already approved",
+                key.fingerprint
+            )));
+        }
+        sqlx::query("UPDATE ssh_keys SET status = 'active', approved_by = $1, approved_at = $2 WHERE id = $3")
+            .bind(by.id.to_string())
+            .bind(micros(super::now()))
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        credential_event(&mut tx, user.id, by.id, CredentialKind::SshKey).await?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent::success(
+                Actor::user(by),
+                user.vendor_id,
+                source,
+                AuditEvent::SshKeyApproved {
+                    user: user.id,
+                    username: user.username.clone(),
+                    fingerprint: key.fingerprint.clone(),
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        key.status = SshKeyStatus::Active;
+        Ok(key)
+    }
+
+    /// Every key of `user`, pending ones included.
     pub async fn ssh_keys(&self, user: UserId) -> Result<Vec<SshKey>> {
-        sqlx::query("SELECT id, user_id, public_key, fingerprint, comment, created_at FROM ssh_keys WHERE user_id = $1 ORDER BY created_at")
+        let sql =
+            format!("SELECT {KEY_COLUMNS} FROM ssh_keys WHERE user_id = $1 ORDER BY created_at");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user.to_string())
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                Ok(SshKey {
-                    id: row.try_get("id")?,
-                    user_id: parse("user id", &row.try_get::<String, _>("user_id")?)?,
-                    public_key: row.try_get("public_key")?,
-                    fingerprint: row.try_get("fingerprint")?,
-                    comment: row.try_get("comment")?,
-                    created_at: from_micros(row.try_get("created_at")?)?,
-                })
-            })
+            .map(row_to_key)
             .collect()
+    }
+
+    /// Who gave `user` credentials, and when.
+    pub async fn credential_issues(&self, user: UserId) -> Result<Vec<CredentialIssue>> {
+        let mut conn = self.pool.acquire().await?;
+        credential_issues(&mut conn, user).await
+    }
+
+    /// The current token generation of an account (tokens carry it; a bump revokes them).
+    pub async fn token_generation(&self, user: UserId) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT token_generation FROM users WHERE id = $1")
+                .bind(user.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.try_get::<i64, _>("token_generation"))
+                .transpose()?
+                .unwrap_or(-1),
+        )
+    }
+
+    /// Whether the token `jti` was revoked by a logout.
+    pub async fn token_revoked(&self, jti: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT jti FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Revokes the token `jti` (kept until it would have expired anyway), audited.
+    pub async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: Timestamp,
+        user: &User,
+        source: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2)")
+            .bind(jti)
+            .bind(micros(expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || "this token is already revoked".into()))?;
+        audit::append(
+            &mut tx,
+            NewAuditEvent::success(
+                Actor::user(user),
+                user.vendor_id,
+                source,
+                AuditEvent::LoggedOut {
+                    username: user.username.clone(),
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets revocations of tokens that have expired anyway.
+    pub async fn purge_revoked_tokens(&self, now: Timestamp) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
+                .bind(micros(now))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 }
 
@@ -406,6 +579,7 @@ impl Store {
             .bind(micros(super::now()))
             .execute(&mut *tx)
             .await?;
+        credential_event(&mut tx, user.id, by.id, CredentialKind::EnrollmentCode).await?;
         audit::append(
             &mut tx,
             NewAuditEvent::success(

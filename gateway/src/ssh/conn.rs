@@ -18,6 +18,7 @@ use russh::server::{
 };
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Pty, Sig};
 use sekisho_approval_api::store::audit::NewAuditEvent;
+use sekisho_approval_api::store::users::SshKeyStatus;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::authorize::{ChannelKind, Grant, check_channel};
 use sekisho_domain::ids::TargetId;
@@ -88,11 +89,13 @@ impl Drop for Conn {
         if self.identity.is_none()
             && let Some((claimed, code, message)) = self.failure.take()
         {
-            let store = self.shared.store.clone();
+            let failures = self.shared.failures.clone();
             let peer = self.peer.clone();
             tokio::spawn(async move {
                 let ev = NewAuditEvent {
-                    actor: Actor::Anonymous { claimed },
+                    actor: Actor::Anonymous {
+                        claimed: sekisho_domain::audit::claimed(&claimed),
+                    },
                     outcome: Outcome::Denied,
                     vendor_id: None,
                     source_addr: Some(peer),
@@ -104,7 +107,7 @@ impl Drop for Conn {
                         code: code.into(),
                     },
                 };
-                if let Err(e) = store.audit(ev).await {
+                if let Err(e) = failures.record("ssh", ev).await {
                     tracing::error!(error = %e, "cannot audit a refused ssh login");
                 }
             });
@@ -170,10 +173,23 @@ impl Conn {
                 return None;
             }
         };
-        let matched = keys.iter().any(|k| {
+        let matched = keys.iter().find(|k| {
             PublicKey::from_openssh(&k.public_key).is_ok_and(|p| p.key_data() == key.key_data())
         });
-        if !matched {
+        if let Some(k) = matched
+            && k.status != SshKeyStatus::Active
+        {
+            self.failure = Some((
+                login_name.to_owned(),
+                "key_pending",
+                format!(
+                    "key {} of {} waits for the hospital IT's approval",
+                    k.fingerprint, login.user
+                ),
+            ));
+            return None;
+        }
+        if matched.is_none() {
             self.failure = Some((
                 login_name.to_owned(),
                 "unknown_key",

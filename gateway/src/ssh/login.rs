@@ -14,13 +14,21 @@ pub struct Login {
 impl Login {
     /// Parses `user+target[+level]`; the error names what is wrong, for the vendor to read.
     pub fn parse(name: &str) -> Result<Login, String> {
+        // Longer than any user+target+level: refused before anything else looks at it.
+        if name.len() > 200 {
+            return Err(format!(
+                "login name `{}` is too long",
+                sekisho_domain::audit::claimed(name)
+            ));
+        }
         let mut parts = name.split('+');
         let user = parts.next().unwrap_or_default();
         let target = parts.next().unwrap_or_default();
         let level = parts.next();
         if parts.next().is_some() || user.is_empty() || target.is_empty() {
             return Err(format!(
-                "login name `{name}` is not USER+TARGET (for example alice+pacs, or alice+pacs+change)"
+                "login name `{}` is not USER+TARGET (for example alice+pacs, or alice+pacs+change)",
+                sekisho_domain::audit::claimed(name)
             ));
         }
         let level = level

@@ -49,6 +49,10 @@ pub struct Shared {
     pub at_rest: Arc<AtRestKey>,
     pub recorder: Recorder,
     pub events: Events,
+    /// Refused logins are audited through it, so that a flood of them cannot flood the log.
+    pub failures: Arc<sekisho_approval_api::failures::FailureLog>,
+    /// Password checks (enrollment) go through the same bounded pool as API logins.
+    pub hasher: sekisho_approval_api::password::Hasher,
     pub policy: Policy,
     pub zone: DisplayZone,
     pub ssh: SshConfig,
