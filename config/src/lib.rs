@@ -110,6 +110,20 @@ pub struct SshConfig {
     pub accept_env: Vec<String>,
     /// How long the gateway waits for a target's SSH server before refusing the session.
     pub connect_timeout_seconds: u32,
+    /// At a level without file upload: bytes a vendor may send into commands (exec
+    /// channels, shells without a terminal), per session.
+    pub upload_ban_command_input_bytes: u64,
+    /// At a level without file upload: bytes a vendor may type or paste into terminals,
+    /// per session.
+    pub upload_ban_terminal_input_bytes: u64,
+    /// One terminal input of at least this many bytes is flagged as a paste in the recording.
+    pub paste_flag_bytes: u64,
+    /// A connection must log in within this many seconds of connecting.
+    pub login_grace_seconds: u32,
+    /// Connections not yet logged in, per source address.
+    pub max_unauthenticated_per_source: u32,
+    /// Connections not yet logged in, in all.
+    pub max_unauthenticated: u32,
 }
 
 impl SshConfig {
@@ -140,6 +154,9 @@ pub struct RecordingsConfig {
     pub dir: Option<PathBuf>,
     /// Recordings older than this are deleted (unless under review or legal hold); 0 keeps all.
     pub retain_days: u32,
+    /// Session data the relay may pass on before it reached the recording's files: if the
+    /// disk fails, at most this much went through unrecorded (and the audit log says how much).
+    pub in_flight_bytes: u32,
 }
 
 /// `[policy]`
@@ -230,6 +247,12 @@ impl Default for Config {
                 listen: addr("127.0.0.1:2222"),
                 accept_env: vec!["LANG".into(), "LC_*".into()],
                 connect_timeout_seconds: 10,
+                upload_ban_command_input_bytes: 64 * 1024,
+                upload_ban_terminal_input_bytes: 1024 * 1024,
+                paste_flag_bytes: 1024,
+                login_grace_seconds: 20,
+                max_unauthenticated_per_source: 8,
+                max_unauthenticated: 64,
             },
             quic: QuicConfig {
                 enabled: true,
@@ -240,6 +263,7 @@ impl Default for Config {
             recordings: RecordingsConfig {
                 dir: None,
                 retain_days: 0,
+                in_flight_bytes: 1024 * 1024,
             },
             policy: PolicyConfig {
                 approvals_for_change: 1,
@@ -356,7 +380,18 @@ impl Config {
 
         let s = r.section(
             "ssh",
-            &["enabled", "listen", "accept_env", "connect_timeout_seconds"],
+            &[
+                "enabled",
+                "listen",
+                "accept_env",
+                "connect_timeout_seconds",
+                "upload_ban_command_input_bytes",
+                "upload_ban_terminal_input_bytes",
+                "paste_flag_bytes",
+                "login_grace_seconds",
+                "max_unauthenticated_per_source",
+                "max_unauthenticated",
+            ],
         );
         let ssh = SshConfig {
             enabled: r.get(s, "enabled", Reader::bool, d.ssh.enabled),
@@ -367,6 +402,42 @@ impl Config {
                 "connect_timeout_seconds",
                 |v| Reader::int(v, 1, 300),
                 d.ssh.connect_timeout_seconds,
+            ),
+            upload_ban_command_input_bytes: r.get(
+                s,
+                "upload_ban_command_input_bytes",
+                |v| Reader::int(v, 0, 1 << 30),
+                d.ssh.upload_ban_command_input_bytes,
+            ),
+            upload_ban_terminal_input_bytes: r.get(
+                s,
+                "upload_ban_terminal_input_bytes",
+                |v| Reader::int(v, 0, 1 << 30),
+                d.ssh.upload_ban_terminal_input_bytes,
+            ),
+            paste_flag_bytes: r.get(
+                s,
+                "paste_flag_bytes",
+                |v| Reader::int(v, 1, 1 << 30),
+                d.ssh.paste_flag_bytes,
+            ),
+            login_grace_seconds: r.get(
+                s,
+                "login_grace_seconds",
+                |v| Reader::int(v, 1, 600),
+                d.ssh.login_grace_seconds,
+            ),
+            max_unauthenticated_per_source: r.get(
+                s,
+                "max_unauthenticated_per_source",
+                |v| Reader::int(v, 1, 10_000),
+                d.ssh.max_unauthenticated_per_source,
+            ),
+            max_unauthenticated: r.get(
+                s,
+                "max_unauthenticated",
+                |v| Reader::int(v, 1, 100_000),
+                d.ssh.max_unauthenticated,
             ),
         };
 
@@ -396,7 +467,7 @@ impl Config {
             ),
         };
 
-        let s = r.section("recordings", &["dir", "retain_days"]);
+        let s = r.section("recordings", &["dir", "retain_days", "in_flight_bytes"]);
         let recordings = RecordingsConfig {
             dir: r.opt(s, "dir", Reader::path).or(d.recordings.dir),
             retain_days: r.get(
@@ -404,6 +475,12 @@ impl Config {
                 "retain_days",
                 |v| Reader::int(v, 0, 365 * 100),
                 d.recordings.retain_days,
+            ),
+            in_flight_bytes: r.get(
+                s,
+                "in_flight_bytes",
+                |v| Reader::int(v, 64 * 1024, 256 * 1024 * 1024),
+                d.recordings.in_flight_bytes,
             ),
         };
 

@@ -211,6 +211,16 @@ pub enum AuditEvent {
         files: u32,
         bytes: u64,
     },
+    /// A session's recording failed (a full or broken disk) and the session was ended. The
+    /// relay may run ahead of the disk only by the in-flight window, so at most that much
+    /// went through unrecorded: `unrecorded_bytes` is exactly how much did.
+    RecordingFailed {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        unrecorded_bytes: u64,
+        error: String,
+    },
     SessionTerminateRequested {
         session: SessionId,
         request: RequestId,
@@ -305,6 +315,7 @@ impl AuditEvent {
             AuditEvent::SessionStarted { .. } => "session_started",
             AuditEvent::SessionEnded { .. } => "session_ended",
             AuditEvent::RecordingClosed { .. } => "recording_closed",
+            AuditEvent::RecordingFailed { .. } => "recording_failed",
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
@@ -329,6 +340,7 @@ impl AuditEvent {
             | AuditEvent::SessionStarted { target, .. }
             | AuditEvent::SessionEnded { target, .. }
             | AuditEvent::RecordingClosed { target, .. }
+            | AuditEvent::RecordingFailed { target, .. }
             | AuditEvent::SessionTerminateRequested { target, .. }
             | AuditEvent::SessionReviewed { target, .. }
             | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
@@ -345,6 +357,7 @@ impl AuditEvent {
             | AuditEvent::SessionStarted { request, .. }
             | AuditEvent::SessionEnded { request, .. }
             | AuditEvent::RecordingClosed { request, .. }
+            | AuditEvent::RecordingFailed { request, .. }
             | AuditEvent::SessionTerminateRequested { request, .. }
             | AuditEvent::SessionReviewed { request, .. }
             | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),

@@ -61,6 +61,9 @@ pub struct Live {
     pub recording: SessionRecording,
     pub to_target: AtomicU64,
     pub from_target: AtomicU64,
+    /// What the vendor sent so far at a level without uploads (bounded, see
+    /// `sekisho_domain::upload`).
+    pub input: Mutex<sekisho_domain::upload::SessionInput>,
     /// Cancelled when the session must end; every pump watches it.
     pub ended: CancellationToken,
     reason: Mutex<Option<(SessionEnd, String)>>,
@@ -92,6 +95,7 @@ impl Live {
             recording,
             to_target: AtomicU64::new(0),
             from_target: AtomicU64::new(0),
+            input: Mutex::default(),
             ended: CancellationToken::new(),
             reason: Mutex::new(None),
             notices: watch::channel(String::new()).0,
@@ -525,6 +529,29 @@ async fn finish(live: &Live, shared: &Shared, vendor: &Vendor, vendor_gone: &Can
             .await;
     }
     let (to, from) = live.bytes();
+    if how == SessionEnd::RecordingFailed {
+        let unrecorded = live.recording.unrecorded_bytes();
+        tracing::error!(session = %live.session.id, unrecorded_bytes = unrecorded, "session data went through unrecorded before the recording failed");
+        let ev = NewAuditEvent {
+            actor: Actor::System,
+            outcome: Outcome::Failure,
+            vendor_id: Some(live.session.vendor_id),
+            source_addr: None,
+            reason: Some(format!(
+                "{message}; {unrecorded} bytes were relayed but not recorded"
+            )),
+            event: AuditEvent::RecordingFailed {
+                session: live.session.id,
+                request: live.session.request_id,
+                target: live.session.target_id,
+                unrecorded_bytes: unrecorded,
+                error: message.clone(),
+            },
+        };
+        if let Err(e) = shared.store.audit(ev).await {
+            tracing::error!(session = %live.session.id, error = %e, "cannot audit the failed recording");
+        }
+    }
     match live.recording.clone().close(how.as_str()).await {
         Ok(_) if !live.recording.is_recorded() => {} // benchmarks only
         Ok(manifest) => {

@@ -151,6 +151,7 @@ pub async fn start_with(
             )
         } else {
             sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
+                .with_in_flight(config.recordings.in_flight_bytes)
         },
         events: events.clone(),
         failures: failures.clone(),
@@ -158,6 +159,11 @@ pub async fn start_with(
         policy: config.domain_policy(),
         zone: config.display_zone(),
         ssh: config.ssh.clone(),
+        input_limits: sekisho_domain::upload::InputLimits {
+            stream: config.ssh.upload_ban_command_input_bytes,
+            terminal: config.ssh.upload_ban_terminal_input_bytes,
+            paste: config.ssh.paste_flag_bytes,
+        },
         warnings: config.policy.window_end_warnings_minutes.clone(),
         node: node.clone(),
         shutdown: shutdown.clone(),

@@ -25,6 +25,9 @@ pub enum EventKind {
     Output,
     Input,
     Resize,
+    /// A marker for the reviewer (asciicast v2 `"m"`; `asciinema play` shows markers as
+    /// breakpoints): the gateway flags large pastes this way.
+    Marker,
 }
 
 impl EventKind {
@@ -33,6 +36,7 @@ impl EventKind {
             EventKind::Output => "o",
             EventKind::Input => "i",
             EventKind::Resize => "r",
+            EventKind::Marker => "m",
         }
     }
 }
@@ -108,6 +112,7 @@ pub fn parse(text: &str) -> Result<(CastHeader, Vec<CastEvent>), String> {
                     "o" => EventKind::Output,
                     "i" => EventKind::Input,
                     "r" => EventKind::Resize,
+                    "m" => EventKind::Marker,
                     _ => continue,
                 };
                 events.push(CastEvent { t, kind, data });

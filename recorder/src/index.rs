@@ -27,6 +27,8 @@ pub enum Source {
     Command,
     /// A line of an exec channel's output.
     Output,
+    /// Something the gateway flagged for the reviewer (a large paste).
+    Flag,
 }
 
 /// One index entry.
@@ -53,7 +55,7 @@ fn replay(parser: &mut vt100::Parser, events: &[CastEvent]) {
                     parser.set_size(size(h), size(w));
                 }
             }
-            EventKind::Input => {}
+            EventKind::Input | EventKind::Marker => {}
         }
     }
 }
@@ -117,6 +119,12 @@ pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, Str
                 prev = rows;
             }
             EventKind::Input => typed(&mut line, &ev.data, ev.t, file, &mut out),
+            EventKind::Marker => out.push(Entry {
+                file: file.into(),
+                t: ev.t,
+                source: Source::Flag,
+                text: ev.data.clone(),
+            }),
             EventKind::Resize => {
                 if let Some((w, h)) = resize(&ev.data) {
                     parser.set_size(size(h), size(w));

@@ -45,9 +45,14 @@ pub struct Recorder {
     key: Arc<RecordingKey>,
     queue: usize,
     stall: Duration,
+    /// Payload bytes that may be handed to the relay before they reached the disk.
+    in_flight: u32,
     /// Benchmarks only: sessions are not recorded at all.
     unrecorded: bool,
 }
+
+/// The default in-flight window: what the relay may run ahead of the disk.
+pub const IN_FLIGHT: u32 = 1024 * 1024;
 
 impl Recorder {
     /// Creates `dir` if needed.
@@ -58,6 +63,7 @@ impl Recorder {
             key,
             queue: 1024,
             stall: Duration::from_secs(10),
+            in_flight: IN_FLIGHT,
             unrecorded: false,
         })
     }
@@ -72,6 +78,7 @@ impl Recorder {
             key,
             queue: 1,
             stall: Duration::ZERO,
+            in_flight: IN_FLIGHT,
             unrecorded: true,
         }
     }
@@ -80,6 +87,13 @@ impl Recorder {
     pub fn with_limits(mut self, queue: usize, stall: Duration) -> Self {
         self.queue = queue.max(1);
         self.stall = stall;
+        self
+    }
+
+    /// At most `bytes` of session data are relayed before they reached the disk (at least
+    /// 64 KiB): if the disk fails, no more than that went through unrecorded.
+    pub fn with_in_flight(mut self, bytes: u32) -> Self {
+        self.in_flight = bytes.max(64 * 1024);
         self
     }
 
@@ -99,6 +113,7 @@ impl Recorder {
             return Ok(SessionRecording {
                 tx: None,
                 failed: Arc::new(Mutex::new(None)),
+                window: InFlight::new(self.in_flight),
                 dir,
                 started: Instant::now(),
                 started_at: Timestamp::now(),
@@ -130,6 +145,7 @@ impl Recorder {
             .map_err(|e| RecordingError::Failed(e.to_string()))??;
         let (tx, rx) = mpsc::channel(self.queue);
         let failed = Arc::new(Mutex::new(None));
+        let window = InFlight::new(self.in_flight);
         let writer = Writer {
             dir: dir.clone(),
             key: self.key.clone(),
@@ -137,12 +153,14 @@ impl Recorder {
             tracks: BTreeMap::new(),
             hashes: BTreeMap::new(),
             failed: failed.clone(),
+            window: window.clone(),
         };
         tokio::task::spawn_blocking(move || writer.run(rx));
         tokio::spawn(ticker(tx.downgrade()));
         Ok(SessionRecording {
             tx: Some(tx),
             failed,
+            window,
             dir,
             started: Instant::now(),
             started_at: started,
@@ -191,13 +209,97 @@ pub struct SessionRecording {
     tx: Option<mpsc::Sender<Cmd>>,
     meta: SessionMeta,
     failed: Arc<Mutex<Option<String>>>,
+    /// Session data handed to the relay but not yet on disk, bounded.
+    window: InFlight,
     dir: PathBuf,
     started: Instant,
     started_at: Timestamp,
     stall: Duration,
 }
 
+/// The in-flight window of one recording: a semaphore of bytes that a data call takes and
+/// the writer gives back once those bytes reached the file (the OS accepted the write), and
+/// the two counts that say exactly how much session data went through unrecorded when the
+/// disk failed.
+#[derive(Clone, Debug)]
+struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    size: u32,
+    /// Payload bytes accepted (and so relayed).
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+    /// Payload bytes the OS accepted into the recording's files.
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl InFlight {
+    fn new(size: u32) -> Self {
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(size as usize)),
+            size,
+            accepted: Arc::default(),
+            written: Arc::default(),
+        }
+    }
+
+    /// Buffered bytes at which a track writes to its file: well inside the window, so that
+    /// a relay never waits for the once-a-second flush.
+    fn flush_at(&self) -> usize {
+        TRACK_BUFFER.min(self.size as usize / 4)
+    }
+
+    /// Permits a payload of `len` bytes takes (a chunk larger than the window takes it all).
+    fn cost(&self, len: usize) -> u32 {
+        u32::try_from(len).unwrap_or(u32::MAX).min(self.size)
+    }
+
+    /// The writer got `payload` bytes into the files: they no longer count against the window.
+    fn written(&self, payload: u64, permits: usize) {
+        self.written
+            .fetch_add(payload, std::sync::atomic::Ordering::AcqRel);
+        self.permits.add_permits(permits);
+    }
+}
+
 impl SessionRecording {
+    /// Session data that was relayed but never reached the recording: non-zero only after the
+    /// recording failed, and then at most the in-flight window.
+    pub fn unrecorded_bytes(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        self.window
+            .accepted
+            .load(Ordering::Acquire)
+            .saturating_sub(self.window.written.load(Ordering::Acquire))
+    }
+
+    /// Takes window room for `len` bytes of session data (waiting while the disk catches up,
+    /// at most the stall limit), then queues `cmd`.
+    async fn send_data(&self, len: usize, cmd: Cmd) -> Result<()> {
+        if let Some(msg) = self.failure() {
+            return Err(RecordingError::Failed(msg));
+        }
+        let cost = self.window.cost(len);
+        let acquired = tokio::time::timeout(
+            self.stall,
+            self.window.permits.clone().acquire_many_owned(cost),
+        )
+        .await;
+        match acquired {
+            Ok(Ok(permit)) => permit.forget(), // the writer gives them back
+            Ok(Err(_)) => {
+                return Err(RecordingError::Failed(
+                    self.failure()
+                        .unwrap_or_else(|| "the recording writer stopped".into()),
+                ));
+            }
+            Err(_) => return Err(RecordingError::Stalled(self.stall.as_secs())),
+        }
+        self.send(cmd).await?;
+        self.window
+            .accepted
+            .fetch_add(len as u64, std::sync::atomic::Ordering::AcqRel);
+        Ok(())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -276,12 +378,15 @@ impl SessionRecording {
             return Ok(());
         }
         let t = self.elapsed().as_secs_f64();
-        self.send(Cmd::Cast {
-            channel,
-            t,
-            kind: EventKind::Output,
-            data: data.to_vec(),
-        })
+        self.send_data(
+            data.len(),
+            Cmd::Cast {
+                channel,
+                t,
+                kind: EventKind::Output,
+                data: data.to_vec(),
+            },
+        )
         .await
     }
 
@@ -291,11 +396,29 @@ impl SessionRecording {
             return Ok(());
         }
         let t = self.elapsed().as_secs_f64();
+        self.send_data(
+            data.len(),
+            Cmd::Cast {
+                channel,
+                t,
+                kind: EventKind::Input,
+                data: data.to_vec(),
+            },
+        )
+        .await
+    }
+
+    /// A marker in a terminal's recording, for the reviewer (e.g. "paste of 4096 bytes").
+    pub async fn marker(&self, channel: u32, label: &str) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
+        let t = self.elapsed().as_secs_f64();
         self.send(Cmd::Cast {
             channel,
             t,
-            kind: EventKind::Input,
-            data: data.to_vec(),
+            kind: EventKind::Marker,
+            data: label.as_bytes().to_vec(),
         })
         .await
     }
@@ -332,12 +455,15 @@ impl SessionRecording {
             return Ok(());
         }
         let t_us = u64::try_from(self.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.send(Cmd::Frame {
-            channel,
-            t_us,
-            direction,
-            data,
-        })
+        self.send_data(
+            data.len(),
+            Cmd::Frame {
+                channel,
+                t_us,
+                direction,
+                data,
+            },
+        )
         .await
     }
 
@@ -371,23 +497,76 @@ impl SessionRecording {
     }
 }
 
+/// Bytes a track buffers before writing them to its file.
+const TRACK_BUFFER: usize = 256 * 1024;
+
 struct Track {
-    file: std::io::BufWriter<std::fs::File>,
+    file: std::fs::File,
     path: PathBuf,
+    /// Bytes not yet handed to the OS, and where each data command's bytes end in them.
+    buf: Vec<u8>,
+    marks: Vec<Mark>,
     utf8: Option<Utf8Stream>,
     /// SHA-256 of everything written, so closing need not read the file again.
     hash: Context,
     size: u64,
 }
 
+/// The end of one data command's bytes in a track's buffer.
+struct Mark {
+    end: usize,
+    payload: u64,
+    permits: usize,
+}
+
 impl Track {
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .map_err(io_err("write", &self.path))?;
+    fn write(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
         self.hash.update(bytes);
         self.size += bytes.len() as u64;
-        Ok(())
+    }
+
+    /// The bytes written since the last mark end one data command of `payload` bytes.
+    fn mark(&mut self, payload: u64, permits: usize) {
+        self.marks.push(Mark {
+            end: self.buf.len(),
+            payload,
+            permits,
+        });
+    }
+
+    /// Hands the buffer to the OS. Every data command whose bytes all got there is given back
+    /// to the in-flight window, also when a later write fails, so the count of what went
+    /// through unrecorded is exact.
+    fn flush(&mut self, window: &InFlight) -> Result<()> {
+        let mut done = 0;
+        let result = loop {
+            if done == self.buf.len() {
+                break Ok(());
+            }
+            match self.file.write(&self.buf[done..]) {
+                Ok(0) => {
+                    break Err(std::io::Error::new(
+                        std::io::ErrorKind::WriteZero,
+                        "the file accepts no more bytes",
+                    ));
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let finished = self.marks.iter().take_while(|m| m.end <= done).count();
+        let (payload, permits) = self
+            .marks
+            .drain(..finished)
+            .fold((0, 0), |(p, n), m| (p + m.payload, n + m.permits));
+        window.written(payload, permits);
+        self.buf.drain(..done);
+        for m in &mut self.marks {
+            m.end -= done;
+        }
+        result.map_err(io_err("write", &self.path))
     }
 }
 
@@ -399,6 +578,7 @@ struct Writer {
     /// Hashes of closed tracks: file name → (size, sha256).
     hashes: BTreeMap<String, (u64, String)>,
     failed: Arc<Mutex<Option<String>>>,
+    window: InFlight,
 }
 
 /// Asks the writer to flush once a second while any handle to the recording exists.
@@ -448,6 +628,8 @@ impl Writer {
         if let Ok(mut f) = self.failed.lock() {
             *f = Some(e.to_string());
         }
+        // Callers waiting for window room learn at once that none will come.
+        self.window.permits.close();
     }
 
     fn create(&mut self, channel: u32, name: String, utf8: bool) -> Result<&mut Track> {
@@ -458,8 +640,10 @@ impl Writer {
             .open(&path)
             .map_err(io_err("create", &path))?;
         let track = Track {
-            file: std::io::BufWriter::with_capacity(256 * 1024, file),
+            file,
             path,
+            buf: Vec::with_capacity(TRACK_BUFFER),
+            marks: vec![],
             utf8: utf8.then(Utf8Stream::default),
             hash: Context::new(&SHA256),
             size: 0,
@@ -490,7 +674,7 @@ impl Writer {
                     env,
                 };
                 let track = self.create(channel, format!("term-{channel}.cast"), true)?;
-                track.write(cast::header_line(&header).as_bytes())?;
+                track.write(cast::header_line(&header).as_bytes());
             }
             Cmd::Stream {
                 channel,
@@ -506,7 +690,7 @@ impl Writer {
                 let track = self.create(channel, format!("stream-{channel}.skr"), false)?;
                 let mut buf = Vec::new();
                 stream::write_header(&mut buf, &header).map_err(io_err("encode", &track.path))?;
-                track.write(&buf)?;
+                track.write(&buf);
             }
             Cmd::Cast {
                 channel,
@@ -514,13 +698,20 @@ impl Writer {
                 kind,
                 data,
             } => {
+                let window = self.window.clone();
                 let track = self.track(channel)?;
                 let text = match (&mut track.utf8, kind) {
                     (Some(u), EventKind::Output) => u.push(&data),
                     _ => String::from_utf8_lossy(&data).into_owned(),
                 };
                 if !text.is_empty() {
-                    track.write(cast::event_line(t, kind, &text).as_bytes())?;
+                    track.write(cast::event_line(t, kind, &text).as_bytes());
+                }
+                if matches!(kind, EventKind::Output | EventKind::Input) {
+                    track.mark(data.len() as u64, window.cost(data.len()) as usize);
+                    if track.buf.len() >= window.flush_at() {
+                        track.flush(&window)?;
+                    }
                 }
             }
             Cmd::Frame {
@@ -529,12 +720,17 @@ impl Writer {
                 direction,
                 data,
             } => {
+                let window = self.window.clone();
                 let track = self.track(channel)?;
                 for chunk in data.chunks(stream::MAX_FRAME) {
                     let (head, crc) = stream::frame_parts(t_us, direction, chunk);
-                    track.write(&head)?;
-                    track.write(chunk)?;
-                    track.write(&crc)?;
+                    track.write(&head);
+                    track.write(chunk);
+                    track.write(&crc);
+                }
+                track.mark(data.len() as u64, window.cost(data.len()) as usize);
+                if track.buf.len() >= window.flush_at() {
+                    track.flush(&window)?;
                 }
             }
             Cmd::Close { .. } | Cmd::Flush => {}
@@ -554,7 +750,7 @@ impl Writer {
 
     fn flush(&mut self) -> Result<()> {
         for t in self.tracks.values_mut() {
-            t.file.flush().map_err(io_err("flush", &t.path))?;
+            t.flush(&self.window)?;
         }
         Ok(())
     }
@@ -569,14 +765,11 @@ impl Writer {
             if let Some(mut u) = t.utf8.take() {
                 let rest = u.finish();
                 if !rest.is_empty() {
-                    t.write(cast::event_line(t_end, EventKind::Output, &rest).as_bytes())?;
+                    t.write(cast::event_line(t_end, EventKind::Output, &rest).as_bytes());
                 }
             }
-            t.file.flush().map_err(io_err("flush", &t.path))?;
-            t.file
-                .get_ref()
-                .sync_all()
-                .map_err(io_err("sync", &t.path))?;
+            t.flush(&self.window)?;
+            t.file.sync_all().map_err(io_err("sync", &t.path))?;
             let name = t
                 .path
                 .file_name()
@@ -614,6 +807,7 @@ mod tests {
                 source_addr: String::new(),
             },
             failed: Arc::new(Mutex::new(None)),
+            window: InFlight::new(IN_FLIGHT),
             dir: PathBuf::from("/nonexistent"),
             started: Instant::now(),
             started_at: Timestamp::now(),
@@ -635,6 +829,25 @@ mod tests {
             "it waited for the writer first"
         );
         assert!(err.to_string().contains("the session must end"));
+    }
+
+    #[tokio::test]
+    async fn data_waits_for_the_disk_beyond_the_in_flight_window() {
+        // A writer that never writes: after 64 KiB of data accepted, the next call waits for
+        // window room and fails at the stall limit; nothing more was accepted.
+        let (mut rec, _rx) = stuck(1024, Duration::from_millis(200));
+        rec.window = InFlight::new(64 * 1024);
+        for _ in 0..4 {
+            rec.frame(0, Direction::ToTarget, &[0u8; 16 * 1024])
+                .await
+                .unwrap();
+        }
+        let err = rec
+            .frame(0, Direction::ToTarget, &[0u8; 1])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RecordingError::Stalled(_)), "{err}");
+        assert_eq!(rec.unrecorded_bytes(), 64 * 1024);
     }
 
     #[tokio::test]

@@ -72,6 +72,15 @@ impl Env {
         env
     }
 
+    /// Sets `key = value` (TOML) in `[section]`, which the configuration already has.
+    pub fn set(&self, section: &str, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let header = format!("[{section}]\n");
+        assert!(text.contains(&header), "no [{section}] in the test config");
+        let text = text.replacen(&header, &format!("{header}{key} = {value}\n"), 1);
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// Appends TOML to the configuration (sections not already in it).
     pub fn configure(&self, toml: &str) {
         let mut text = std::fs::read_to_string(&self.config).unwrap();

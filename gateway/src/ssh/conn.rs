@@ -24,6 +24,7 @@ use sekisho_domain::authorize::{ChannelKind, Grant, check_channel};
 use sekisho_domain::ids::TargetId;
 use sekisho_domain::session::Transport;
 use sekisho_domain::target::Target;
+use sekisho_domain::upload::{self, ChannelWatch, Verdict};
 use sekisho_domain::user::User;
 use sekisho_recorder::stream::StreamKind;
 use tokio::sync::mpsc;
@@ -62,6 +63,9 @@ struct Chan {
     pty: Option<(String, u32, u32)>,
     track: Option<Track>,
     guard: Option<UploadGuard>,
+    /// At levels without upload: what the vendor sends, looked at for upload protocols and
+    /// counted against the session's input bound (see `sekisho_domain::upload`).
+    watch: Option<ChannelWatch>,
     inject: Option<mpsc::Sender<Vec<u8>>>,
     refusals: u32,
 }
@@ -81,6 +85,10 @@ pub struct Conn {
     /// proved who this is, so SSH authentication only checks the login names the same user.
     preauth: Option<User>,
     transport: Transport,
+    /// This connection's place among the unauthenticated ones, given up on login.
+    unauth: Option<super::UnauthSlot>,
+    /// Cancelled on login, which stops the login grace timer.
+    authenticated: CancellationToken,
 }
 
 impl Drop for Conn {
@@ -128,7 +136,17 @@ impl Conn {
             gone: CancellationToken::new(),
             preauth: None,
             transport: Transport::Ssh,
+            unauth: None,
+            authenticated: CancellationToken::new(),
         }
+    }
+
+    /// A stock-SSH connection that holds `slot` at the gate until it logs in, and cancels
+    /// `authenticated` when it does.
+    pub fn at_gate(mut self, slot: super::UnauthSlot, authenticated: CancellationToken) -> Self {
+        self.unauth = Some(slot);
+        self.authenticated = authenticated;
+        self
     }
 
     /// A connection from the designated client, whose certificate identified `user`.
@@ -402,6 +420,39 @@ impl Conn {
         Ok(())
     }
 
+    /// Ends a running channel for a refused upload: audited (`upload_not_allowed`, with what
+    /// was recognised), the reason on the vendor's stderr, exit status 1, the target's side
+    /// closed. The rest of the session goes on.
+    async fn stop_channel(
+        &mut self,
+        live: &Live,
+        channel: ChannelId,
+        what: &str,
+        message: &str,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        self.audit_denied(
+            &live.user,
+            Some(live.target.id),
+            "file_upload",
+            "upload_not_allowed",
+            &format!("{message} [{what}]"),
+        )
+        .await;
+        let line = format!("\r\nsekisho: {message}\r\n");
+        if let Some(chan) = self.channels.remove(&channel) {
+            chan.uplink.close();
+            if let Some(Track::Terminal(ch)) = chan.track {
+                let _ = live.recording.output(ch, line.as_bytes()).await;
+            }
+        }
+        // Through the handler's session, so the reason reaches the vendor before the close.
+        session.extended_data(channel, 1, Bytes::from(line))?;
+        session.exit_status_request(channel, 1)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+
     fn upload_check(live: &Live) -> Result<(), (String, String)> {
         let level = live.grant.level;
         let Some(policy) = live.target.level(level) else {
@@ -416,21 +467,6 @@ impl Conn {
                 r.message(&sekisho_domain::zone::DisplayZone::utc()),
             )
         })
-    }
-}
-
-/// Whether an exec command writes files on the target through a file-transfer protocol
-/// (legacy `scp -t`, `rsync --server` without `--sender`).
-fn is_upload_command(cmd: &str) -> bool {
-    let words: Vec<&str> = cmd.split_whitespace().collect();
-    let program = words.first().map(|w| w.rsplit('/').next().unwrap_or(w));
-    match program {
-        Some("scp") => words
-            .iter()
-            .skip(1)
-            .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('t')),
-        Some("rsync") => words.contains(&"--server") && !words.contains(&"--sender"),
-        _ => false,
     }
 }
 
@@ -500,6 +536,8 @@ impl server::Handler for Conn {
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        self.unauth = None;
+        self.authenticated.cancel();
         let handle = session.handle();
         self.state = self.admit(handle.clone()).await;
         if let State::Refused(message) = &self.state {
@@ -703,6 +741,11 @@ impl server::Handler for Conn {
         let Some(live) = self.live() else {
             return self.show_refusal(channel, session);
         };
+        if Self::upload_check(&live).is_err()
+            && let Some(chan) = self.channels.get_mut(&channel)
+        {
+            chan.watch = Some(ChannelWatch::default());
+        }
         self.start(&live, channel, Start::Shell, session).await
     }
 
@@ -716,12 +759,18 @@ impl server::Handler for Conn {
             return self.show_refusal(channel, session);
         };
         let command = String::from_utf8_lossy(data).into_owned();
-        if is_upload_command(&command)
-            && let Err((code, message)) = Self::upload_check(&live)
+        let ban = Self::upload_check(&live).err();
+        if let Some((code, message)) = &ban
+            && upload::is_upload_command(&command)
         {
             return self
-                .refuse_on_channel(&live, channel, "file_upload", &code, &message, session)
+                .refuse_on_channel(&live, channel, "file_upload", code, message, session)
                 .await;
+        }
+        if ban.is_some()
+            && let Some(chan) = self.channels.get_mut(&channel)
+        {
+            chan.watch = Some(ChannelWatch::default());
         }
         self.start(&live, channel, Start::Exec(command), session)
             .await
@@ -776,6 +825,54 @@ impl server::Handler for Conn {
             .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if !track.record_input(&live, data).await {
             return Ok(());
+        }
+        let watched;
+        let mut data = data;
+        if let Some(watch) = chan.watch.as_mut() {
+            let (verdict, bytes) = {
+                let mut budget = live
+                    .input
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                watch.feed(
+                    data,
+                    chan.pty.is_some(),
+                    &mut budget,
+                    &self.shared.input_limits,
+                )
+            };
+            match verdict {
+                Verdict::Hold => return Ok(()),
+                Verdict::Pass => {}
+                Verdict::Paste(n) => {
+                    if let Track::Terminal(ch) = track
+                        && let Err(e) = live
+                            .recording
+                            .marker(ch, &format!("paste of {n} bytes"))
+                            .await
+                    {
+                        live.recording_failed(&e);
+                        return Ok(());
+                    }
+                }
+                // `sftp -s PROGRAM`: an SFTP session on an exec channel gets the same
+                // read-only guard as the sftp subsystem.
+                Verdict::Sftp => {
+                    chan.watch = None;
+                    chan.guard = Some(UploadGuard::default());
+                }
+                Verdict::Refuse(upload) => {
+                    let message = format!(
+                        "{upload} refused: file upload to {} is not allowed at {} level",
+                        live.target.name, live.grant.level
+                    );
+                    return self
+                        .stop_channel(&live, channel, upload.code(), &message, session)
+                        .await;
+                }
+            }
+            watched = bytes;
+            data = &watched;
         }
         let Some(guard) = chan.guard.as_mut() else {
             chan.uplink.send(Bytes::copy_from_slice(data)).await;
@@ -981,6 +1078,7 @@ impl Conn {
                 pty: None,
                 track: None,
                 guard: None,
+                watch: None,
                 inject: None,
                 refusals: 0,
             },
@@ -1001,7 +1099,9 @@ impl Conn {
             return;
         };
         chan.track = Some(track);
-        let inject = chan.guard.as_ref().map(|_| {
+        // A watched channel may turn out to be an SFTP session (`sftp -s PROGRAM`) and get
+        // the guard later: it needs the way back for refusals from the start.
+        let inject = (chan.guard.is_some() || chan.watch.is_some()).then(|| {
             let (tx, rx) = mpsc::channel(16);
             chan.inject = Some(tx);
             (rx, Framer::default())
@@ -1123,25 +1223,5 @@ fn dimension(v: u32, default: u16) -> u16 {
     match v {
         0 => default,
         v => u16::try_from(v).unwrap_or(u16::MAX),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_upload_command;
-
-    #[test]
-    fn upload_commands_are_recognised() {
-        assert!(is_upload_command("scp -t /tmp/x"));
-        assert!(is_upload_command("/usr/bin/scp -r -d -t -- /tmp"));
-        assert!(is_upload_command(
-            "rsync --server -vlogDtpre.iLsfxC . /tmp/"
-        ));
-        assert!(!is_upload_command("scp -f /etc/hosts"));
-        assert!(!is_upload_command(
-            "rsync --server --sender -vlogDtpre.iLsfxC . /etc/"
-        ));
-        assert!(!is_upload_command("whoami; echo ok"));
-        assert!(!is_upload_command("tail -f /var/log/syslog"));
     }
 }
