@@ -390,3 +390,408 @@ async fn a_full_recordings_disk_ends_the_session_with_a_bounded_audited_gap() {
         "{failed:?}"
     );
 }
+
+/// Peak resident memory of `pid` in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// A client whose connections come from `source` (any 127.0.0.0/8 address is loopback).
+fn client_from(source: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source)
+        .build()
+        .unwrap()
+}
+
+/// 200 parallel logins (known and unknown names, 200 addresses) took the server from 148 MB
+/// to a 3.6–9.7 GB peak and health checks to 5 s. Password hashing is now a bounded pool:
+/// beyond its short queue callers get 503 with Retry-After, memory stays bounded and the
+/// health check answers.
+#[tokio::test]
+async fn a_login_flood_neither_blows_up_memory_nor_stalls_health_checks() {
+    let env = Env::new(None);
+    let server = env.serve();
+    let base = format!("http://{}", server.api);
+    let logins: Vec<_> = (0..200u32)
+        .map(|i| {
+            let base = base.clone();
+            let source = std::net::IpAddr::from([127, 0, 1 + (i / 200) as u8, (i % 200 + 1) as u8]);
+            let name = if i % 2 == 0 {
+                "admin".to_owned()
+            } else {
+                format!("nobody{i}")
+            };
+            tokio::spawn(async move {
+                let resp = client_from(source)
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"username": name, "password": "not the password"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = resp.headers().get("retry-after").is_some();
+                (resp.status().as_u16(), retry)
+            })
+        })
+        .collect();
+    // Health checks meanwhile.
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let status = reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut by_status = std::collections::BTreeMap::new();
+    for l in logins {
+        let (status, retry) = l.await.unwrap();
+        assert!(matches!(status, 401 | 503), "{status}");
+        if status == 503 {
+            assert!(retry, "503 without Retry-After");
+        }
+        *by_status.entry(status).or_insert(0) += 1;
+    }
+    let peak = peak_rss_mib(server.child.id());
+    eprintln!("statuses {by_status:?}, peak RSS {peak:.0} MiB, slowest health check {slowest:?}");
+    assert!(
+        by_status.contains_key(&503),
+        "the queue never overflowed: {by_status:?}"
+    );
+    assert!(peak < 400.0, "peak RSS {peak:.0} MiB");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "health check took {slowest:?}"
+    );
+    // The admin, from their own address, still logs in.
+    let (status, _) = support::Http {
+        base: base.clone(),
+        client: client_from([127, 0, 9, 9].into()),
+    }
+    .send(
+        reqwest::Method::POST,
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "admin", "password": env.admin_password()})),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// 50 parallel logins with 900,000-character names grew the database by 109 MB in 1.6 s:
+/// claimed names are now cut to 64 characters (marked), unlooked-up, and failures beyond ten a
+/// minute from one address are counted in one summary row.
+#[tokio::test]
+async fn a_flood_of_failed_logins_with_huge_names_costs_the_log_a_few_short_rows() {
+    let env = Env::new(None);
+    let server = env.serve();
+    let base = format!("http://{}", server.api);
+    let db = env.data_dir().join("sekisho.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let huge = "x".repeat(900_000);
+    let logins: Vec<_> = (0..50)
+        .map(|_| {
+            let (base, huge) = (base.clone(), huge.clone());
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"username": huge, "password": "whatever it is"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    for l in logins {
+        let status = l.await.unwrap();
+        assert!(matches!(status, 401 | 429 | 503), "{status}");
+    }
+    // SSH logins with long names too (a real ssh client, 60,000 characters).
+    let port: u16 = server
+        .banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let long = format!("{}+pacs", "y".repeat(60_000));
+    for _ in 0..3 {
+        let _ = std::process::Command::new("ssh")
+            .args(["-p", &port.to_string(), "-o", "BatchMode=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args([
+                "-o",
+                "PreferredAuthentications=publickey",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg(format!("{long}@127.0.0.1"))
+            .arg("true")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+    }
+    // The server writes the summaries at shutdown at the latest.
+    let status = server.terminate();
+    assert!(status.success());
+    let after = std::fs::metadata(&db).unwrap().len();
+    let wal = std::fs::metadata(env.data_dir().join("sekisho.db-wal")).map_or(0, |m| m.len());
+    assert!(
+        after + wal < before + 2 * 1024 * 1024,
+        "the database grew from {before} to {after} (+{wal} WAL) bytes"
+    );
+    let store = sekisho_approval_api::Store::open(&format!("sqlite://{}", db.display()), 1)
+        .await
+        .unwrap();
+    let rows = store.recent_audit_events(1000).await.unwrap();
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|r| r.entry.kind == "login_failed")
+        .collect();
+    assert_eq!(failed.len(), 10, "first ten a minute get a row each");
+    for r in &failed {
+        assert!(r.entry.details.len() < 1000, "{}", r.entry.details);
+        assert!(r.entry.details.contains("…(truncated, 900000 characters)"));
+    }
+    let summary = rows
+        .iter()
+        .find(|r| r.entry.kind == "failures_summarized" && r.entry.details.contains("api_login"))
+        .expect("a summary of the rest");
+    assert!(
+        summary.entry.details.contains("\"count\":40"),
+        "{}",
+        summary.entry.details
+    );
+    let ssh: Vec<_> = rows
+        .iter()
+        .filter(|r| r.entry.kind == "access_denied" && r.entry.details.contains("bad_login_name"))
+        .collect();
+    assert!(!ssh.is_empty());
+    for r in ssh {
+        assert!(r.entry.actor.len() < 200 && r.entry.reason.as_deref().unwrap_or("").len() < 300);
+    }
+    store.close().await;
+}
+
+/// Tokens could not be revoked, and two logins in the same second got the same token. Now
+/// every token has its own id; logging out revokes it, and a password change or disabling the
+/// account revokes all of the account's tokens (re-enabling does not bring them back).
+#[tokio::test]
+async fn tokens_are_revoked_by_logout_password_change_and_disable() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let first = w.http.login("hana", "approver password 1").await;
+    let second = w.http.login("hana", "approver password 1").await;
+    assert_ne!(first, second, "two logins, one token");
+    let (status, _) = w.http.get("/api/v1/auth/me", &first).await;
+    assert_eq!(status, 200);
+    // Logout revokes exactly that token.
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/auth/logout",
+            Some(&first),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = w.http.get("/api/v1/auth/me", &first).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"]["message"],
+        "this token was revoked by logging out; log in again"
+    );
+    let (status, _) = w.http.get("/api/v1/auth/me", &second).await;
+    assert_eq!(status, 200);
+    // A new password ends every earlier token.
+    let (_, me) = w.http.get("/api/v1/auth/me", &second).await;
+    let hana = me["id"].as_str().unwrap().to_owned();
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{hana}"),
+            Some(&w.admin),
+            Some(json!({"password": "a new approver pass phrase"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = w.http.get("/api/v1/auth/me", &second).await;
+    assert_eq!(status, 401, "{body}");
+    // Disabled and enabled again: the old token stays dead.
+    let alice = w.alice.clone();
+    w.disable_alice().await;
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{}", w.alice_id),
+            Some(&w.admin),
+            Some(json!({"status": "active"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = w.http.get("/api/v1/auth/me", &alice).await;
+    assert_eq!(status, 401, "{body}");
+    let (_, page) = w.http.get("/api/v1/audit?kind=logged_out", &w.admin).await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1, "{page}");
+}
+
+/// One approver could give themselves vendor access: create an enrollment code for bob,
+/// enroll as bob, file a change request as bob and approve it. Now enrollment needs the
+/// engineer's own password as well as the code, whoever gave an engineer credentials cannot
+/// approve that engineer's requests for the separation window, and a key an engineer adds to
+/// their own account does nothing until IT approves it.
+#[tokio::test]
+async fn one_person_cannot_give_themselves_vendor_access() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    // hana (approver) creates an enrollment code for alice.
+    let (status, code) = w
+        .http
+        .post(
+            &format!("/api/v1/users/{}/enrollment-codes", w.alice_id),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 201, "{code}");
+    // Having done so, hana may not approve alice's requests.
+    let id = w.file("change", jiff::SignedDuration::from_hours(1)).await;
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/requests/{id}/approve"),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("you created an enrollment code for this engineer on "),
+        "{body}"
+    );
+    // Nor may the admin who created alice and registered her key.
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/requests/{id}/approve"),
+            &w.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let filtered = w.audit("kind=request_decided&outcome=denied").await;
+    let denied: Vec<_> = w
+        .audit("kind=request_decided")
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(denied.len(), 2, "{denied:?}");
+    assert_eq!(filtered.len(), 2, "{filtered:?}");
+
+    // A key alice adds herself does not log in until IT approves it.
+    let (key, public) = sekisho_testkit::sshd::keygen(w.keys.path(), "alice-own");
+    let (status, added) = w
+        .http
+        .post(
+            &format!("/api/v1/users/{}/ssh-keys", w.alice_id),
+            &w.alice,
+            json!({"public_key": public}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["status"], "pending");
+    let third = w.http.login("admin", &w.env.admin_password()).await;
+    let approver2 = {
+        let out = w.env.cli(
+            &[
+                "user",
+                "add",
+                "--username",
+                "kenji",
+                "--role",
+                "approver",
+                "--password-stdin",
+            ],
+            "second approver pw 7\n",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        w.http.login("kenji", "second approver pw 7").await
+    };
+    let _ = third;
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/requests/{id}/approve"),
+            &approver2,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let with_own_key = |w: &World| {
+        std::process::Command::new("ssh")
+            .args(["-p", &w.ssh_port.to_string()])
+            .args(support::gateway::ssh_options(&key))
+            .args(["alice+pacs@127.0.0.1", "echo", "in"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = with_own_key(&w);
+    assert!(!out.status.success(), "a pending key logged in");
+    // Audited when the refused connection is gone (asynchronously).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let refused = w.audit("kind=access_denied").await;
+        if refused
+            .iter()
+            .any(|e| e["details"]["code"] == "key_pending")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{refused:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // kenji approves the key; it works, and kenji now counts as having given alice a credential.
+    let (status, body) = w
+        .http
+        .post(
+            &format!(
+                "/api/v1/users/{}/ssh-keys/{}/approve",
+                w.alice_id,
+                added["id"].as_str().unwrap()
+            ),
+            &approver2,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let out = with_own_key(&w);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

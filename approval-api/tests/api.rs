@@ -1184,3 +1184,30 @@ async fn a_host_key_given_at_creation_is_pinned_and_audited() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_filters_see_what_was_just_written() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs").await;
+        for i in 1..=20 {
+            let r = api.file(&alice, "pacs", "reference").await;
+            let id = r["id"].as_str().unwrap();
+            let (status, _) = api
+                .post(&format!("/api/v1/requests/{id}/approve"), &admin, json!({}))
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            let (_, page) = api
+                .get("/api/v1/audit?kind=request_decided&outcome=denied", &admin)
+                .await;
+            assert_eq!(
+                page["events"].as_array().unwrap().len(),
+                i,
+                "round {i}: {page}"
+            );
+        }
+    })
+    .await;
+}

@@ -225,3 +225,38 @@ async fn verification_pages_through_long_logs() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_filters_combine() {
+    use sekisho_approval_api::store::audit::{AuditFilter, Page};
+    for_each_db(|db| async move {
+        login_events(&db, 3).await;
+        db.store
+            .audit(NewAuditEvent::system(AuditEvent::GatewayStopped {
+                reason: "test".into(),
+            }))
+            .await
+            .unwrap();
+        let page = |kind: Option<&str>, outcome: Option<Outcome>| {
+            let store = db.store.clone();
+            let filter = AuditFilter {
+                kind: kind.map(str::to_owned),
+                outcome,
+                ..AuditFilter::default()
+            };
+            async move {
+                store
+                    .audit_page(&filter, Page::NewestBefore(None), 100)
+                    .await
+                    .unwrap()
+                    .len()
+            }
+        };
+        assert_eq!(page(Some("login_failed"), Some(Outcome::Denied)).await, 3);
+        assert_eq!(page(Some("login_failed"), Some(Outcome::Success)).await, 0);
+        assert_eq!(page(None, Some(Outcome::Denied)).await, 3);
+        assert_eq!(page(Some("gateway_stopped"), None).await, 1);
+        assert_eq!(page(Some("login_failed"), Some(Outcome::Denied)).await, 3);
+    })
+    .await;
+}

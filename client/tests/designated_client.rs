@@ -74,6 +74,56 @@ async fn enrolled(w: &World, dir: &std::path::Path) {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
 
+/// The code alone does not enroll: whoever issued it (IT) could otherwise enroll as the
+/// engineer. The engineer's own password must come with it, and a wrong one voids the code.
+#[tokio::test]
+async fn enrollment_needs_the_engineers_own_password_and_a_wrong_one_voids_the_code() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let gateway = w.quic_addr();
+    let (code, fingerprint) = w.enrollment_code().await;
+    let dir = w.keys.path().join("client");
+    let out = enroll_with_password(&dir, &gateway, &code, &fingerprint, "not alice's password");
+    refused(
+        &out,
+        "wrong password for alice: this enrollment code is now void; ask the hospital's IT for a new one",
+    );
+    // The code is used up: the right password does not bring it back.
+    refused(
+        &enroll(&dir, &gateway, &code, &fingerprint),
+        "the enrollment code is unknown, already used or expired",
+    );
+    assert!(!dir.join("client.crt").exists());
+    let denied = w.audit("kind=access_denied").await;
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["details"]["code"] == "enrollment_password"),
+        "{denied:?}"
+    );
+    // No password at all (an old client, or none typed): refused before anything is sent.
+    let mut child = client_command(
+        CLIENT,
+        &dir,
+        &[
+            "enroll",
+            "--gateway",
+            &gateway,
+            "--code",
+            &code,
+            "--fingerprint",
+            &fingerprint,
+            "--password-stdin",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    refused(&out, "no password given");
+}
+
 #[tokio::test]
 async fn enroll_then_ssh_through_the_gateway_with_the_client_certificate() {
     let Some(w) = World::new(Pin::Real).await else {

@@ -250,19 +250,6 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-/// Checks a password through the bounded hashers; a full queue is a 503 with `Retry-After`.
-pub(crate) async fn verify_password(
-    state: &ApiState,
-    password: Secret<String>,
-    hash: Option<String>,
-) -> ApiResult<bool> {
-    state
-        .hasher
-        .verify(password, hash)
-        .await
-        .map_err(hasher_error)
-}
-
 /// How a hasher failure is answered.
 pub(crate) fn hasher_error(e: password::HasherError) -> ApiError {
     match e {
@@ -351,7 +338,22 @@ pub async fn login(
         Some(u) => state.store.password_hash(u.id).await?,
         None => None,
     };
-    if !verify_password(&state, Secret::new(body.password), hash).await? {
+    let checked = state.hasher.verify(Secret::new(body.password), hash).await;
+    let matched = match checked {
+        Ok(m) => m,
+        Err(e) => {
+            // Refused for capacity: audited like any other refusal (and summarised).
+            state
+                .failures
+                .record(
+                    "api_login",
+                    fail("too many password checks at once", user.as_ref()),
+                )
+                .await?;
+            return Err(hasher_error(e));
+        }
+    };
+    if !matched {
         let slowdown = state.throttle.failed(source.as_deref(), &body.username);
         let reason = if user.is_some() {
             "wrong password"

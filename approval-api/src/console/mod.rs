@@ -439,7 +439,14 @@ fn refused_form(ctx: &Ctx, csrf: &str) -> Option<Response> {
     }
 }
 
-async fn logout(_: Posted<CsrfForm>) -> Response {
+async fn logout(State(console): State<Console>, posted: Posted<CsrfForm>) -> Response {
+    // The token itself stops working, not only the cookie that carried it.
+    let answer = console
+        .call(&posted.ctx, Method::POST, "/api/v1/auth/logout", None)
+        .await;
+    if !answer.ok() && answer.status != StatusCode::UNAUTHORIZED {
+        tracing::warn!(status = %answer.status, "console: the token could not be revoked at logout");
+    }
     let mut r = Redirect::to("/console/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,

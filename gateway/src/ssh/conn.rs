@@ -496,6 +496,15 @@ impl server::Handler for Conn {
                 }
             });
         }
+        // Remembered in case no key follows: a login that never authenticates is audited.
+        self.failure = Some(match Login::parse(user) {
+            Ok(login) => (
+                user.to_owned(),
+                "no_key",
+                format!("no registered key of {} was offered", login.user),
+            ),
+            Err(msg) => (user.to_owned(), "bad_login_name", msg),
+        });
         let mut methods = russh::MethodSet::empty();
         methods.push(russh::MethodKind::PublicKey);
         Ok(Auth::Reject {
