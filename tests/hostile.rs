@@ -795,3 +795,127 @@ async fn one_person_cannot_give_themselves_vendor_access() {
     let out = with_own_key(&w);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Makes files immutable (`chattr +i`) and mutable again when dropped, so that a failing test
+/// leaves nothing behind that a later run (or the temp dir's removal) trips over.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: Vec<std::path::PathBuf>) -> Option<Self> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .args(&paths)
+                .status();
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "chattr +i failed in CI (root and ext4 are needed)"
+            );
+            eprintln!("SKIPPED: chattr +i is not possible here");
+            return None;
+        }
+        Some(Self(paths))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+/// With the database files made immutable the server died of SIGBUS within seconds, with no
+/// log line. Now it keeps running and fails closed (503 `database_unavailable`, health 503,
+/// logged), and comes back when the files are writable again.
+#[tokio::test]
+async fn immutable_database_files_fail_closed_with_a_message_not_a_crash() {
+    let env = Env::new(None);
+    let mut server = env.serve();
+    let http = support::Http {
+        base: format!("http://{}", server.api),
+        client: reqwest::Client::new(),
+    };
+    let password = env.admin_password();
+    let token = http.login("admin", &password).await;
+    // Load while the files change underneath.
+    let load = {
+        let (base, password) = (http.base.clone(), password.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut statuses = std::collections::BTreeMap::new();
+            for _ in 0..150 {
+                let status = client
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"username": "admin", "password": password}))
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                *statuses.entry(status).or_insert(0u32) += 1;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let files: Vec<_> = std::fs::read_dir(env.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("sekisho.db"))
+        })
+        .collect();
+    let Some(immutable) = Immutable::set(files) else {
+        return;
+    };
+    let statuses = load.await.unwrap();
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server died: {statuses:?}"
+    );
+    assert!(
+        !statuses.contains_key(&0),
+        "connections failed: {statuses:?}"
+    );
+    let (status, body) = http
+        .post(
+            "/api/v1/vendors",
+            &token,
+            json!({"name": "Immutable", "contact": {"name": "Sato"}}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+    let health = reqwest::get(format!("{}/healthz", http.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let log = std::fs::read_to_string(env.config.with_file_name("serve.log")).unwrap();
+    assert!(
+        log.contains("database failure answering an API request"),
+        "{log}"
+    );
+
+    drop(immutable);
+    let (status, body) = http
+        .post(
+            "/api/v1/vendors",
+            &token,
+            json!({"name": "Writable again", "contact": {"name": "Sato"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let health = reqwest::get(format!("{}/healthz", http.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(server.child.try_wait().unwrap().is_none());
+    let _ = &mut server;
+}

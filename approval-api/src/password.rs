@@ -9,9 +9,6 @@ use sekisho_domain::secret::Secret;
 #[error("cannot hash password: {0}")]
 pub struct HashError(String);
 
-/// Passwords shorter than this are refused when set.
-pub const MIN_LENGTH: usize = 12;
-
 /// Hashes a password into a PHC string (`$argon2id$v=19$...`).
 pub fn hash(password: &Secret<String>) -> Result<String, HashError> {
     Argon2::default()

@@ -1211,3 +1211,106 @@ async fn audit_filters_see_what_was_just_written() {
     })
     .await;
 }
+
+/// What a hostile new user sent (issue #12) gets a clear 422 naming the field and the rule.
+#[tokio::test]
+async fn names_hosts_keys_windows_and_passwords_are_checked() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let invalid = |status: StatusCode, value: &Value, wanted: &str| {
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
+            let m = value["error"]["message"].as_str().unwrap_or_default();
+            assert!(m.contains(wanted), "wanted {wanted:?} in {value}");
+        };
+        for (name, wanted) in [
+            ("Acme\u{0}Medical", "name: must not contain invisible or control characters (found U+0000)"),
+            ("Acme\u{202e}lacideM", "(found U+202E)"),
+            ("Ac\u{200b}me", "(found U+200B)"),
+        ] {
+            let (status, value) = api
+                .post("/api/v1/vendors", &admin, json!({"name": name, "contact": {"name": "Sato"}}))
+                .await;
+            invalid(status, &value, wanted);
+        }
+        let (status, value) = api
+            .post("/api/v1/vendors", &admin, json!({"name": "Acme", "contact": {"name": "Sa\u{0}to"}}))
+            .await;
+        invalid(status, &value, "contact.name:");
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n-----END OPENSSH PRIVATE KEY-----\n";
+        for (host, wanted) in [
+            ("pacs\nevil.example", "host: is not a host name or IP address"),
+            ("-oProxyCommand=sh", "host: is not a host name or IP address"),
+        ] {
+            let (status, value) = api
+                .post("/api/v1/targets", &admin, json!({"name": "pacs", "host": host,
+                    "levels": {"reference": {"account": "ro", "credential": {"password": "x"}}}}))
+                .await;
+            invalid(status, &value, wanted);
+        }
+        let (status, value) = api
+            .post("/api/v1/targets", &admin, json!({"name": "pacs", "host": "10.0.0.5",
+                "levels": {"reference": {"account": "ro", "credential": {"private_key": key}}}}))
+            .await;
+        invalid(status, &value, "private_key is not a usable OpenSSH private key");
+        // Weak passwords, with the reason.
+        let (vendor, _) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        for weak in ["            ", "aaaaaaaaaaaa", "bobbobbobbobbob"] {
+            let (status, value) = api
+                .post(&format!("/api/v1/vendors/{vendor}/users"), &admin,
+                    json!({"username": "bob", "password": weak}))
+                .await;
+            invalid(status, &value, "password: is too easy to guess");
+        }
+        // A window in 2126.
+        api.target(&admin, "pacs").await;
+        let alice = api.token("alice").await;
+        let (status, value) = api
+            .post("/api/v1/requests", &alice, json!({"target": "pacs", "level": "reference",
+                "window_start": "2126-01-01T00:00:00Z", "window_end": "2126-01-01T01:00:00Z", "reason": "r"}))
+            .await;
+        invalid(status, &value, "window starts more than 366 days from now");
+        // An optional body may be JSON null.
+        let r = api.file(&alice, "pacs", "reference").await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let (status, value) = api
+            .raw(Method::POST, &format!("/api/v1/requests/{}/approve", r["id"].as_str().unwrap()),
+                Some(&approver), Some(("application/json", b"null".to_vec())))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    })
+    .await;
+}
+
+/// The last admin could lock everyone out with `expires_at` in the past.
+#[tokio::test]
+async fn the_last_admin_cannot_be_disabled_or_expired() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let (_, me) = api.get("/api/v1/me", &admin).await;
+        let id = me["id"].as_str().unwrap().to_owned();
+        let (status, value) = api
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(&admin),
+                Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{value}");
+        assert_eq!(value["error"]["code"], "last_admin");
+        // With a second admin it may.
+        api.staff("admin2", Role::Admin).await;
+        let (status, value) = api
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/users/{id}"),
+                Some(&admin),
+                Some(json!({"expires_at": "2020-01-01T00:00:00Z"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    })
+    .await;
+}

@@ -112,7 +112,12 @@ pub enum WindowError {
     TooLong { max_hours: i64 },
     #[error("window has already ended")]
     InThePast,
+    #[error("window starts more than {max_days} days from now")]
+    TooFarAhead { max_days: i64 },
 }
+
+/// How far ahead a window may start: work is planned, not booked for decades.
+pub const MAX_ADVANCE_DAYS: i64 = 366;
 
 /// Checks a requested window against the policy at filing time.
 pub fn validate_window(window: Window, policy: &Policy, now: Timestamp) -> Result<(), WindowError> {
@@ -126,6 +131,11 @@ pub fn validate_window(window: Window, policy: &Policy, now: Timestamp) -> Resul
     }
     if window.end <= now {
         return Err(WindowError::InThePast);
+    }
+    if window.start.duration_since(now) > jiff::SignedDuration::from_hours(24 * MAX_ADVANCE_DAYS) {
+        return Err(WindowError::TooFarAhead {
+            max_days: MAX_ADVANCE_DAYS,
+        });
     }
     Ok(())
 }

@@ -122,6 +122,52 @@ pub fn validate_username(name: &str) -> Result<(), UsernameError> {
     Ok(())
 }
 
+/// Passwords shorter than this are refused when set.
+pub const PASSWORD_MIN_LENGTH: usize = 12;
+/// Passwords longer than this are refused (hashing cost is not the attacker's to choose).
+pub const PASSWORD_MAX_LENGTH: usize = 1024;
+
+/// Why a password is refused; the message says what to do instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordProblem {
+    #[error("must be at least {PASSWORD_MIN_LENGTH} characters")]
+    TooShort,
+    #[error("must be at most {PASSWORD_MAX_LENGTH} characters")]
+    TooLong,
+    #[error("is too easy to guess (strength {score} of 4, at least 3 needed){advice}")]
+    Weak { score: u8, advice: String },
+}
+
+/// Whether `password` may be set for an account named by `names` (username, display name):
+/// long enough, and hard to guess by the `zxcvbn` estimate (at least 10^10 guesses), which
+/// refuses twelve spaces, `aaaaaaaaaaaa` or the username repeated with a readable reason.
+pub fn check_password(password: &str, names: &[&str]) -> Result<(), PasswordProblem> {
+    let length = password.chars().count();
+    if length < PASSWORD_MIN_LENGTH {
+        return Err(PasswordProblem::TooShort);
+    }
+    if length > PASSWORD_MAX_LENGTH {
+        return Err(PasswordProblem::TooLong);
+    }
+    let mut inputs = names.to_vec();
+    inputs.push("sekisho");
+    let estimate = zxcvbn::zxcvbn(password, &inputs);
+    let score = u8::from(estimate.score());
+    if score >= 3 {
+        return Ok(());
+    }
+    let mut advice = String::new();
+    if let Some(f) = estimate.feedback() {
+        if let Some(w) = f.warning() {
+            advice.push_str(&format!(": {w}"));
+        }
+        for s in f.suggestions() {
+            advice.push_str(&format!(" {s}"));
+        }
+    }
+    Err(PasswordProblem::Weak { score, advice })
+}
+
 /// A way a vendor engineer's credential came to exist, for separation of duties.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,6 +240,30 @@ impl User {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        assert_eq!(check_password("correct horse battery", &["alice"]), Ok(()));
+        assert_eq!(
+            check_password("short", &["alice"]),
+            Err(PasswordProblem::TooShort)
+        );
+        for weak in [
+            "            ",
+            "aaaaaaaaaaaa",
+            "alicealicealice",
+            "password1234",
+        ] {
+            let err = check_password(weak, &["alice"]).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("is too easy to guess (strength "),
+                "{weak:?}: {err}"
+            );
+        }
+        let err = check_password("aaaaaaaaaaaa", &[]).unwrap_err();
+        assert!(err.to_string().contains("Repeats like"), "{err}");
+    }
 
     #[test]
     fn roles_round_trip_through_strings() {

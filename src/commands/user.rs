@@ -63,11 +63,9 @@ pub async fn run(cmd: UserCommand, config_path: Option<&Path>) -> anyhow::Result
         }
         Secret::new(first)
     };
-    if password.expose().chars().count() < password::MIN_LENGTH {
-        bail!(
-            "the password must be at least {} characters",
-            password::MIN_LENGTH
-        );
+    let names = [username.as_str(), display_name.as_deref().unwrap_or("")];
+    if let Err(problem) = sekisho_domain::user::check_password(password.expose(), &names) {
+        bail!("the password {problem}");
     }
     let hash = password::hash(&password)?;
     let config = super::load_config(config_path)?;

@@ -19,6 +19,7 @@ use crate::store::Store;
 use crate::store::audit::{AuditFilter, Page, StoredAuditEvent};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Events at or after this instant (RFC 3339).
@@ -37,15 +38,18 @@ pub struct AuditQuery {
     /// From a previous page's `next_cursor`.
     pub cursor: Option<i64>,
     /// Page size (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// `json` (default, paged), or `csv` / `jsonl`: the whole filtered log, streamed oldest first.
+    #[param(pattern = "^(json|csv|jsonl)$")]
     pub format: Option<String>,
 }
 
 /// Read the audit log. Vendor engineers see their own vendor's events only.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses(
-        (status = 200, body = AuditPage, description = "a page of events, newest first; with format=csv or jsonl, a streamed export"),
+        (status = 200, description = "a page of events, newest first; with format=csv or jsonl, a streamed export",
+            content((AuditPage = "application/json"), (String = "text/csv"), (String = "application/x-ndjson"))),
         (status = 400, body = ErrorBody)))]
 pub async fn list_audit(
     State(state): State<ApiState>,
@@ -67,9 +71,10 @@ pub async fn list_audit(
         kind: q.kind.clone(),
         outcome: q.outcome,
     };
+    // Checked for every format, though only the paged one uses it: a bad value is a bad request.
+    let limit = super::page_limit(q.limit, 100)?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => {
-            let limit = q.limit.unwrap_or(100).clamp(1, 1000);
             let rows = state
                 .store
                 .audit_page(&filter, Page::NewestBefore(q.cursor), limit)

@@ -63,11 +63,22 @@ pub struct NewVendorUserBody {
     pub username: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
-    /// At least 12 characters.
-    #[schema(format = Password)]
+    /// At least 12 characters and hard to guess (strength 3 of 4).
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub password: String,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+}
+
+/// Your current password and the new one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeBody {
+    #[schema(format = Password)]
+    pub current_password: String,
+    /// At least 12 characters and hard to guess (strength 3 of 4).
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
+    pub new_password: String,
 }
 
 /// Changes to an account; absent fields stay as they are.
@@ -83,7 +94,8 @@ pub struct UserPatchBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<Timestamp>>,
-    #[schema(format = Password)]
+    /// At least 12 characters and hard to guess (strength 3 of 4).
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -252,7 +264,8 @@ pub struct LevelBody {
     pub credential: Option<CredentialBody>,
     #[serde(default = "yes")]
     pub ssh: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "integral::ports")]
+    #[schema(value_type = Vec<u16>, minimum = 1, maximum = 65535)]
     pub allowed_ports: Vec<u16>,
     #[serde(default)]
     pub port_forwarding: bool,
@@ -273,11 +286,49 @@ pub struct NewTargetBody {
     /// Short name used in SSH login names (`alice+pacs`).
     pub name: String,
     pub host: String,
-    #[serde(default = "ssh_port")]
+    #[serde(default = "ssh_port", deserialize_with = "integral::port")]
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: u16,
     /// The target's SSH host key (`ssh-ed25519 AAAA...`); omit to pin on first use.
     pub host_key: Option<String>,
     pub levels: LevelsBody,
+}
+
+/// Integers in request bodies, also when a client writes them as `22.0`: JSON has one number
+/// type, and the schema's `integer` (which the document promises) includes integral floats.
+mod integral {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Float(f64),
+    }
+
+    fn to_u16<E: Error>(n: Number) -> Result<u16, E> {
+        let value = match n {
+            Number::Int(i) => i,
+            Number::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+            Number::Float(f) => return Err(E::custom(format!("{f} is not a whole number"))),
+        };
+        u16::try_from(value).map_err(|_| E::custom(format!("{value} is not a port (0 to 65535)")))
+    }
+
+    pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+        to_u16(Number::deserialize(d)?)
+    }
+
+    pub fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+        Option::<Number>::deserialize(d)?.map(to_u16).transpose()
+    }
+
+    pub fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+        Vec::<Number>::deserialize(d)?
+            .into_iter()
+            .map(to_u16)
+            .collect()
+    }
 }
 
 fn ssh_port() -> u16 {
@@ -289,6 +340,8 @@ fn ssh_port() -> u16 {
 pub struct TargetPatchBody {
     pub name: Option<String>,
     pub host: Option<String>,
+    #[serde(default, deserialize_with = "integral::optional_port")]
+    #[schema(minimum = 1, maximum = 65535)]
     pub port: Option<u16>,
     /// A new pinned key, or `null` to clear it so it is pinned again on next use.
     #[serde(default, deserialize_with = "double_option")]

@@ -289,8 +289,9 @@ where
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| OptionalJson(Some(v)))
+        // JSON `null` is "no body" too, as the schema (an optional body) allows.
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(OptionalJson)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }

@@ -108,6 +108,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("POST", "/api/v1/auth/logout", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/auth/me", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
+    ("POST", "/api/v1/me/password", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/policy", Access::Roles(EVERYONE)),
     ("GET", "/api/v1/vendors", Access::Roles(STAFF)),
     ("POST", "/api/v1/vendors", Access::Roles(ADMIN)),
@@ -355,6 +356,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(users::me))
+        .routes(routes!(users::change_own_password))
         .routes(routes!(vendors::policy))
         .routes(routes!(vendors::list_vendors, vendors::create_vendor))
         .routes(routes!(vendors::get_vendor, vendors::update_vendor))
@@ -392,7 +394,71 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
 
 /// The OpenAPI document of [`api_routes`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    document_errors(&mut doc);
+    doc
+}
+
+/// Documents, on every operation, the error answers that the shared layers can give it
+/// (the guard, the extractors, the database), so that the document says every status a
+/// client can meet: 400 for a malformed query or body, 401/403 from the guard on routes that
+/// need a token, 404 where a path names something, 413/415/422 where there is a body, 503
+/// when the database (or the password hashers) cannot serve. Each has the `ErrorBody` JSON.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let public = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            // A path or a filter can name something that does not exist.
+            let has_path_params = op.parameters.iter().flatten().next().is_some();
+            let has_body = op.request_body.is_some();
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description));
+            };
+            add("400", "malformed request (query, path or body)");
+            add("503", "the database cannot serve now; see Retry-After");
+            if !public {
+                add("401", "no token, or a token that is expired or revoked");
+                add("403", "this account may not do this");
+            }
+            if has_path_params {
+                add("404", "no such item (or not yours)");
+            }
+            if has_body {
+                add("413", "body larger than [api] max_body_bytes");
+                add("415", "send JSON with Content-Type: application/json");
+                add("422", "a field is invalid; the message names it");
+            }
+        }
+    }
 }
 
 /// The router served on `[api] listen`: the API and the web console.
@@ -405,6 +471,7 @@ pub fn router(state: ApiState) -> axum::Router {
 /// The API alone.
 fn api_router(state: ApiState) -> axum::Router {
     let (router, mut doc) = api_routes().split_for_parts();
+    document_errors(&mut doc);
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
         utoipa::openapi::path::PathItem::new(
@@ -431,6 +498,17 @@ fn api_router(state: ApiState) -> axum::Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
+}
+
+/// A page size from a query: `default` when absent, 1 to 1000 when given.
+pub(crate) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "limit {n} is out of range: use 1 to 1000"
+        ))),
+    }
 }
 
 /// Checks a caller may see things of `vendor` (vendor engineers only their own).

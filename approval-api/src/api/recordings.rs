@@ -40,11 +40,14 @@ fn id_ok(id: &str) -> ApiResult<()> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingQuery {
     pub target: Option<String>,
     /// Vendor engineer's username.
     pub user: Option<String>,
+    /// `open`, `closed` or `aborted`.
+    #[param(pattern = "^(open|closed|aborted)$")]
     pub state: Option<String>,
 }
 
@@ -94,7 +97,9 @@ pub async fn get_recording(
 /// Download one file of a recording (as listed in its manifest).
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/files/{name}", tag = "recordings",
     params(("id" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "the file"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the file",
+        content((String = "application/x-asciicast"), (String = "application/x-ndjson"), (Vec<u8> = "application/octet-stream"))),
+        (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<ApiState>,
     Path((id, name)): Path<(String, String)>,
@@ -137,7 +142,7 @@ pub async fn download(
 
 /// What was on screen, as plain text (the first terminal channel unless `?channel=`).
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/text", tag = "recordings", params(("id" = String, Path)),
-    responses((status = 200, description = "text/plain transcript"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "the transcript", content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
 pub async fn text(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
     id_ok(&id)?;
     let lib = state.recordings.clone();
@@ -158,15 +163,19 @@ pub async fn text(State(state): State<ApiState>, Path(id): Path<String>) -> ApiR
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// Text typed or shown on screen (case-insensitive).
+    /// Text typed or shown on screen (case-insensitive), at least two characters that are
+    /// not spaces.
+    #[param(pattern = "\\S[\\s\\S]*\\S")]
     pub q: String,
 }
 
 /// Sessions and moments where a text was typed or appeared on screen.
 #[utoipa::path(get, path = "/api/v1/recordings/search", tag = "recordings", params(SearchQuery),
-    responses((status = 200, body = Vec<Object>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Object>), (status = 400, body = ErrorBody),
+        (status = 422, description = "fewer than two characters to search for", body = ErrorBody)))]
 pub async fn search(
     State(state): State<ApiState>,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
@@ -193,6 +202,7 @@ pub async fn verify(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ScreenQuery {
     /// Seconds from the start; absent: the latest screen (for watching a live session).
@@ -209,8 +219,9 @@ pub struct ScreenView {
     /// The moment drawn, and the recording's length so far, in seconds.
     pub t: f64,
     pub length: f64,
-    /// Rows of styled spans (`text`, `fg`/`bg` xterm-256 indexes, `bold`, `cursor`).
-    #[schema(value_type = Object)]
+    /// Rows of styled spans (`text`, `fg`/`bg` xterm-256 indexes, `bold`, `cursor`); `null`
+    /// for a recording without a terminal (streams only).
+    #[schema(value_type = Option<Object>, nullable = true)]
     pub screen: Option<index::Screen>,
 }
 
@@ -272,6 +283,7 @@ pub async fn screen(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PcapQuery {
     /// The stream channel (needed when the recording has several TCP streams).
@@ -282,7 +294,7 @@ pub struct PcapQuery {
 /// for Wireshark or `tshark`.
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/pcap", tag = "recordings",
     params(("id" = String, Path), PcapQuery),
-    responses((status = 200, description = "application/vnd.tcpdump.pcap"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "a pcap capture", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn pcap(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -324,7 +336,7 @@ pub async fn pcap(
 /// The whole recording as one archive for auditors without an account: files, manifest,
 /// signature, public key and a README telling how to verify it offline.
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/bundle", tag = "recordings", params(("id" = String, Path)),
-    responses((status = 200, description = "application/gzip (tar)"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "a tar archive, gzip-compressed", content_type = "application/gzip", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn bundle(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
     id_ok(&id)?;
     let lib = state.recordings.clone();

@@ -16,13 +16,14 @@ use utoipa::IntoParams;
 
 use super::dto::{DecisionBody, NewRequestBody, ReportBody, RequestView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
-use super::vendors::{parse_id, required};
+use super::vendors::{free_text, parse_id, required};
 use super::{ApiState, Caller, check_vendor_scope};
 use crate::events::GatewayEvent;
 use crate::store::Store;
 use crate::store::requests::{NewRequest, RequestAction, RequestFilter};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestQuery {
     /// Only requests in this state (e.g. `submitted` for the approval queue).
@@ -30,6 +31,7 @@ pub struct RequestQuery {
     /// Only requests for this target (id).
     pub target: Option<String>,
     /// At most this many (default 200, at most 1000), newest first.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -51,7 +53,7 @@ pub async fn list_requests(
             .map(|t| parse_id(t, "target"))
             .transpose()?,
         status: q.status,
-        limit: q.limit.unwrap_or(200),
+        limit: super::page_limit(q.limit, 200)?,
     };
     let policy = &state.settings.policy;
     Ok(Json(
@@ -126,7 +128,7 @@ pub async fn file_for(
                 level: body.level,
                 window,
                 reason: required("reason", &body.reason, 2000)?,
-                plan: body.plan,
+                plan: free_text("plan", &body.plan, 20_000)?,
                 emergency: body.emergency,
             },
             &Actor::user(user),
@@ -263,7 +265,10 @@ pub async fn report(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
     check_vendor_scope(&caller, r.request.vendor_id)?;
-    let text = required("text", &body.text, 20_000)?;
+    let text = free_text("text", body.text.trim(), 20_000)?;
+    if text.is_empty() {
+        return Err(ApiError::invalid("text", "must not be empty"));
+    }
     let s = &state.settings;
     state
         .store

@@ -16,12 +16,14 @@ use crate::events::GatewayEvent;
 use crate::store::audit::NewAuditEvent;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// Only sessions still open.
     #[serde(default)]
     pub active: bool,
-    /// At most this many, newest first (default 200).
+    /// At most this many, newest first (default 200, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -36,7 +38,11 @@ pub async fn list_sessions(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let sessions = state
         .store
-        .sessions(q.active, caller.vendor_scope(), q.limit.unwrap_or(200))
+        .sessions(
+            q.active,
+            caller.vendor_scope(),
+            super::page_limit(q.limit, 200)?,
+        )
         .await?;
     Ok(Json(sessions.iter().map(SessionView::from).collect()))
 }

@@ -20,11 +20,20 @@ use crate::store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
 fn credential(body: CredentialBody, field: &'static str) -> ApiResult<Credential> {
     match (body.password, body.private_key) {
         (Some(p), None) if !p.is_empty() => Ok(Credential::Password(Secret::new(p))),
-        (None, Some(k)) if k.contains("PRIVATE KEY") => Ok(Credential::PrivateKey(Secret::new(k))),
-        (None, Some(_)) => Err(ApiError::invalid(
-            field,
-            "private_key must be an OpenSSH private key (PEM text)",
-        )),
+        (None, Some(k)) => match russh::keys::decode_secret_key(&k, None) {
+            Ok(_) => Ok(Credential::PrivateKey(Secret::new(k))),
+            // The reason names the problem, never the key.
+            Err(e) => Err(ApiError::invalid(
+                field,
+                format!(
+                    "private_key is not a usable OpenSSH private key without a passphrase ({})",
+                    match e {
+                        russh::keys::Error::KeyIsEncrypted => "it is encrypted".to_owned(),
+                        _ => "it cannot be read".to_owned(),
+                    }
+                ),
+            )),
+        },
         _ => Err(ApiError::invalid(
             field,
             "give exactly one of password or private_key",
@@ -77,6 +86,13 @@ fn target_name(name: &str) -> ApiResult<String> {
     Ok(name.to_owned())
 }
 
+/// A host name or IP address, nothing else: no spaces, newlines or option-like `-o...`.
+fn host(value: &str) -> ApiResult<String> {
+    sekisho_domain::text::check_host(value)
+        .map_err(|e| ApiError::invalid("host", e.to_string()))?;
+    Ok(value.to_owned())
+}
+
 fn host_key(key: &str) -> ApiResult<String> {
     parse_public_key(key)
         .map(|(k, _, _)| k)
@@ -124,7 +140,7 @@ pub async fn create_target(
     }
     let new = NewTarget {
         name: target_name(&body.name)?,
-        host: required("host", &body.host, 253)?,
+        host: host(&body.host)?,
         port: body.port,
         host_key: body.host_key.as_deref().map(host_key).transpose()?,
         levels,
@@ -167,11 +183,7 @@ pub async fn update_target(
     }
     let changes = TargetChanges {
         name: body.name.as_deref().map(target_name).transpose()?,
-        host: body
-            .host
-            .as_deref()
-            .map(|h| required("host", h, 253))
-            .transpose()?,
+        host: body.host.as_deref().map(host).transpose()?,
         port: body.port,
         host_key: body
             .host_key

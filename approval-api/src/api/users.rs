@@ -8,14 +8,15 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use sekisho_domain::ids::{UserId, VendorId};
 use sekisho_domain::secret::Secret;
-use sekisho_domain::user::{Role, UserStatus, validate_username};
+use sekisho_domain::user::{Role, User, UserStatus, validate_username};
 
-use super::dto::{NewVendorUserBody, SshKeyBody, SshKeyView, UserPatchBody, UserView};
+use super::dto::{
+    NewVendorUserBody, PasswordChangeBody, SshKeyBody, SshKeyView, UserPatchBody, UserView,
+};
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::vendors::{parse_id, required};
 use super::{ApiState, Caller, check_vendor_scope};
 use crate::events::GatewayEvent;
-use crate::password;
 use crate::store::users::{NewUser, UserChanges};
 
 /// The account making the request.
@@ -25,18 +26,60 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<UserView> {
     Json(UserView::from(&caller.user))
 }
 
-async fn hash_password(state: &ApiState, pw: String, field: &'static str) -> ApiResult<String> {
-    if pw.chars().count() < password::MIN_LENGTH {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at least {} characters", password::MIN_LENGTH),
-        ));
-    }
+/// Checks a new password for the account named by `names` (strength, length) and hashes it.
+async fn hash_password(
+    state: &ApiState,
+    pw: String,
+    field: &'static str,
+    names: &[&str],
+) -> ApiResult<String> {
+    sekisho_domain::user::check_password(&pw, names)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
     state
         .hasher
         .hash(Secret::new(pw))
         .await
         .map_err(super::auth::hasher_error)
+}
+
+/// Change your own password (everyone): the current one proves it is you. Every token you
+/// hold stops working, this one included: log in again. A password you chose yourself is the
+/// secret that, with an enrollment code from IT, enrolls the designated client.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "users", request_body = PasswordChangeBody,
+    responses((status = 204, description = "changed; log in again")))]
+pub async fn change_own_password(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<PasswordChangeBody>,
+) -> ApiResult<StatusCode> {
+    let user = &caller.user;
+    let stored = state.store.password_hash(user.id).await?;
+    let matches = state
+        .hasher
+        .verify(Secret::new(body.current_password), stored)
+        .await
+        .map_err(super::auth::hasher_error)?;
+    if !matches {
+        return Err(ApiError::invalid(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let names = [user.username.as_str(), user.display_name.as_str()];
+    let hash = hash_password(&state, body.new_password, "new_password", &names).await?;
+    state
+        .store
+        .update_user(
+            user.id,
+            UserChanges {
+                password_hash: Some(hash),
+                ..UserChanges::default()
+            },
+            &caller.actor(),
+            caller.source(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Create a vendor engineer's account under a vendor.
@@ -55,12 +98,21 @@ pub async fn create_vendor_user(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("vendor {vendor}")))?;
     validate_username(&body.username).map_err(|e| ApiError::invalid("username", e.to_string()))?;
-    let hash = hash_password(&state, body.password, "password").await?;
+    let display_name = body
+        .display_name
+        .as_deref()
+        .map(|d| required("display_name", d, 200))
+        .transpose()?;
+    let names = [
+        body.username.as_str(),
+        display_name.as_deref().unwrap_or(""),
+    ];
+    let hash = hash_password(&state, body.password, "password", &names).await?;
     let user = state
         .store
         .create_user(
             NewUser {
-                display_name: body.display_name.unwrap_or_else(|| body.username.clone()),
+                display_name: display_name.unwrap_or_else(|| body.username.clone()),
                 username: body.username,
                 email: body.email,
                 role: Role::Vendor,
@@ -132,8 +184,17 @@ pub async fn update_user(
             message: "you cannot disable your own account".into(),
         });
     }
+    let target = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
+    keep_an_admin(&state, &target, &body).await?;
     let password_hash = match body.password {
-        Some(pw) => Some(hash_password(&state, pw, "password").await?),
+        Some(pw) => {
+            let names = [target.username.as_str(), target.display_name.as_str()];
+            Some(hash_password(&state, pw, "password", &names).await?)
+        }
         None => None,
     };
     let changes = UserChanges {
@@ -155,6 +216,43 @@ pub async fn update_user(
         state.events.send(GatewayEvent::UserDisabled { user: id });
     }
     Ok(Json(UserView::from(&u)))
+}
+
+/// Refuses a change that would leave no admin able to log in now (disabling or expiring the
+/// last one): the gateway must stay administrable. `sekisho user add` on the server remains
+/// the way back in should every admin account be lost anyway.
+async fn keep_an_admin(state: &ApiState, target: &User, body: &UserPatchBody) -> ApiResult<()> {
+    let now = jiff::Timestamp::now();
+    if target.role != Role::Admin || !target.is_usable(now) {
+        return Ok(());
+    }
+    let mut after = target.clone();
+    if let Some(s) = body.status {
+        after.status = s;
+    }
+    if let Some(e) = body.expires_at {
+        after.expires_at = e;
+    }
+    if after.is_usable(now) {
+        return Ok(());
+    }
+    let others = state
+        .store
+        .users(None)
+        .await?
+        .into_iter()
+        .filter(|u| u.role == Role::Admin && u.id != target.id && u.is_usable(now))
+        .count();
+    if others == 0 {
+        return Err(ApiError::Conflict {
+            code: "last_admin",
+            message: format!(
+                "{} is the last admin who can log in: create another admin before disabling or expiring this one",
+                target.username
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Parses an OpenSSH public key line and returns (normalised key, SHA256 fingerprint, comment).

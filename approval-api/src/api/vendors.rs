@@ -22,25 +22,34 @@ pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> ApiResult<T
         .map_err(|_| ApiError::not_found(format!("{what} {s}")))
 }
 
+/// A one-line name or value: trimmed, not empty, at most `max` characters, and without
+/// invisible or control characters (NUL, bidi overrides, zero-width spaces), which could make
+/// two names look alike or a line read backwards in the console and the audit log.
 pub(crate) fn required(field: &'static str, value: &str, max: usize) -> ApiResult<String> {
     let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
+    sekisho_domain::text::check_name(v, max)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
     Ok(v.to_owned())
 }
 
+/// Free text (a reason, a plan, a report): line breaks and tabs are fine, other control and
+/// invisible characters are not.
+pub(crate) fn free_text(field: &'static str, value: &str, max: usize) -> ApiResult<String> {
+    sekisho_domain::text::check_text(value, max)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
+    Ok(value.to_owned())
+}
+
 fn contact(body: ContactBody) -> ApiResult<Contact> {
+    let optional = |field, v: Option<String>| -> ApiResult<Option<String>> {
+        v.filter(|s| !s.trim().is_empty())
+            .map(|s| required(field, &s, 200))
+            .transpose()
+    };
     Ok(Contact {
-        name: body.name.trim().to_owned(),
-        email: body.email,
-        phone: body.phone,
+        name: required("contact.name", &body.name, 200)?,
+        email: optional("contact.email", body.email)?,
+        phone: optional("contact.phone", body.phone)?,
     })
 }
 

@@ -32,7 +32,7 @@ pub enum DbKind {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -54,6 +54,52 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_file_error(&e) {
+            discard_connections();
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// Whether SQLite says its files failed it: read-only (8), I/O error (10, and its extended
+/// codes such as 778), full (13), cannot open (14). A connection opened while the file was
+/// not writable stays read-only for good, so after such an error every connection opened
+/// before it is replaced (see [`clean`]): once the disk or the file is fixed, the service is
+/// back without a restart.
+fn is_file_error(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 8 | 10 | 13 | 14))
+}
+
+/// The process's clock for connection ages, and the moment (on it, in microseconds) before
+/// which every pooled connection is to be replaced.
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+static DISCARD_BEFORE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn discard_connections() {
+    let now = u64::try_from(epoch().elapsed().as_micros()).unwrap_or(u64::MAX);
+    DISCARD_BEFORE.fetch_max(now, std::sync::atomic::Ordering::AcqRel);
+}
+
+/// Whether a connection of age `age` was opened before the last file error.
+fn opened_before_a_file_error(age: Duration) -> bool {
+    let discard = DISCARD_BEFORE.load(std::sync::atomic::Ordering::Acquire);
+    if discard == 0 {
+        return false;
+    }
+    let opened = epoch().elapsed().saturating_sub(age);
+    u64::try_from(opened.as_micros()).unwrap_or(u64::MAX) <= discard
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -63,9 +109,19 @@ pub struct Store {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// SQLite's journal: the classic rollback journal, not WAL. WAL keeps its index in a file
+/// (`-shm`) that SQLite memory-maps, and a write to that mapping when the file cannot grow
+/// (a full disk) or may not change (`chattr +i`) kills the whole process with SIGBUS: no
+/// log line, no refusal, every session gone. With a rollback journal nothing is
+/// memory-mapped, so those conditions are ordinary I/O errors, answered "database
+/// unavailable" (fail closed) and logged, and the service comes back when the disk does.
+/// The cost is less read/write concurrency, which a single hospital's gateway does not
+/// need; several nodes use PostgreSQL.
+const SQLITE_JOURNAL: &str = "PRAGMA journal_mode=DELETE";
+
 impl Store {
     /// Connects and brings the schema up to date. A SQLite file (and its directory) is
-    /// created if missing and put in WAL mode.
+    /// created if missing and kept in rollback-journal mode (see [`SQLITE_JOURNAL`]).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
         install_default_drivers();
         let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -98,13 +154,20 @@ impl Store {
         // no such database) where the pool would only report a timeout.
         {
             use sqlx::Connection;
-            let conn =
+            let mut conn =
                 sqlx::AnyConnection::connect(&url)
                     .await
                     .map_err(|source| StoreError::Connect {
                         url: redact_url(&url),
                         source,
                     })?;
+            // Persistent for WAL, so set once here, before the pool opens its connections; a
+            // database an earlier version left in WAL mode is converted.
+            if kind == DbKind::Sqlite && !url.contains(":memory:") {
+                sqlx::query(SQLITE_JOURNAL)
+                    .fetch_optional(&mut conn)
+                    .await?;
+            }
             conn.close().await?;
         }
         // A connection must never go back to the pool inside a transaction. When a COMMIT
@@ -116,15 +179,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if in_memory { 1 } else { max_connections.max(1) })
             .acquire_timeout(Duration::from_secs(10))
-            .after_release(|conn, _| Box::pin(clean(conn)))
-            .before_acquire(|conn, _| Box::pin(clean(conn)))
+            .after_release(|conn, meta| Box::pin(clean(conn, meta.age)))
+            .before_acquire(|conn, meta| Box::pin(clean(conn, meta.age)))
             .connect(&url)
             .await?;
-        if kind == DbKind::Sqlite && !in_memory {
-            sqlx::query("PRAGMA journal_mode=WAL")
-                .fetch_optional(&pool)
-                .await?;
-        }
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool, kind })
     }
@@ -148,9 +206,18 @@ impl Store {
         })
     }
 
-    /// Answers when the database answers (health checks).
+    /// Answers when the database answers (health checks). On SQLite, where the database is
+    /// a file of this machine, also when it takes a write: a full disk or a file made
+    /// read-only must show as unhealthy, not only as refused sessions.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        if self.kind == DbKind::Sqlite {
+            let mut tx = self.begin().await?;
+            sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 
@@ -162,8 +229,12 @@ impl Store {
 /// Whether a pooled connection may be used again: not left inside a transaction. A dropped
 /// transaction's rollback is queued on the connection; a ping runs after it, so the depth
 /// read afterwards is the rollback's outcome.
-async fn clean(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+async fn clean(conn: &mut sqlx::AnyConnection, age: Duration) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if opened_before_a_file_error(age) {
+        tracing::info!("replacing a database connection opened before a file error");
+        return Ok(false);
+    }
     if conn.is_in_transaction() {
         conn.ping().await?;
     }
