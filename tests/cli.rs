@@ -25,7 +25,7 @@ fn config_check_lists_every_mistake_with_its_line() {
         [
             "  line 2: `api.listen`: `localhost` is not an address with a port, e.g. 127.0.0.1:8080",
             "  line 5: `policy.approvals_for_change`: expected a whole number, found string",
-            "  line 8: `recordings.retain_dayz`: unknown key in [recordings]; known keys: dir, retain_days",
+            "  line 8: `recordings.retain_dayz`: unknown key in [recordings]; known keys: dir, retain_days, in_flight_bytes",
         ]
     );
 }

@@ -59,7 +59,7 @@ zone = \"Mars/Olympus\"
         shown,
         vec![
             "line 2: `api.listen`: `nowhere` is not an address with a port, e.g. 127.0.0.1:8080",
-            "line 4: `ssh.listne`: unknown key in [ssh]; known keys: enabled, listen, accept_env, connect_timeout_seconds",
+            "line 4: `ssh.listne`: unknown key in [ssh]; known keys: enabled, listen, accept_env, connect_timeout_seconds, upload_ban_command_input_bytes, upload_ban_terminal_input_bytes, paste_flag_bytes, login_grace_seconds, max_unauthenticated_per_source, max_unauthenticated",
             "line 6: `policy.approvals_for_change`: 0 is out of range: must be 1 to 10",
             "line 8: `time.zone`: `Mars/Olympus` is not a known time zone (IANA name such as Asia/Tokyo)",
         ]
