@@ -6,14 +6,11 @@ mod support;
 
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
-use support::{Env, Http, stderr, stdout};
+use support::{Env, stderr, stdout};
 
 async fn approval_flow(env: &Env) {
     let server = env.serve();
-    let http = Http {
-        base: format!("http://{}", server.api),
-        client: reqwest::Client::new(),
-    };
+    let http = server.http();
     let admin_pw = std::fs::read_to_string(env.data_dir().join("initial-admin-password")).unwrap();
     let admin = http.login("admin", admin_pw.trim()).await;
 

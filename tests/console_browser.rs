@@ -19,6 +19,27 @@ use support::gateway::{Pin, World, add_vendor, exited};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// base64(SHA-256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's
+/// `--ignore-certificate-errors-spki-list` wants it (computed with the openssl CLI).
+fn spki_sha256(cert: &std::path::Path) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "openssl x509 -in \"$1\" -pubkey -noout | openssl pkey -pubin -outform der \
+             | openssl dgst -sha256 -binary | base64",
+        )
+        .arg("sh")
+        .arg(cert)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 struct Browser {
     client: Client,
     driver: Child,
@@ -37,7 +58,7 @@ impl Drop for Browser {
 impl Browser {
     /// Chromium through ChromeDriver on a free loopback port, or `None` (outside CI) when
     /// they are not installed.
-    async fn start() -> Option<Browser> {
+    async fn start(w: &World) -> Option<Browser> {
         if !std::path::Path::new(CHROMEDRIVER).exists() {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -62,6 +83,9 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         // As the environment's notes say: without the background-networking flags Chromium
         // keeps trying the closed network.
+        // The console is HTTPS with the self-signed certificate the gateway made: this browser
+        // trusts exactly that key (by its SPKI hash), as a hospital's staff would accept it once.
+        let spki = spki_sha256(&support::self_signed_certificate(&w.env.data_dir()).unwrap());
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -69,7 +93,8 @@ impl Browser {
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
-                    "--lang=en-US", format!("--user-data-dir={}", profile.path().display())],
+                    "--lang=en-US", format!("--user-data-dir={}", profile.path().display()),
+                    format!("--ignore-certificate-errors-spki-list={spki}")],
                 "prefs": {"intl.accept_languages": "en-US,en"}
             }
         });
@@ -178,7 +203,7 @@ async fn an_approver_approves_sees_the_session_and_terminates_it_in_a_real_brows
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let Some(b) = Browser::start().await else {
+    let Some(b) = Browser::start(&w).await else {
         return;
     };
     let base = w.http.base.clone();
@@ -310,7 +335,7 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let Some(b) = Browser::start().await else {
+    let Some(b) = Browser::start(&w).await else {
         return;
     };
     let base = w.http.base.clone();
@@ -416,7 +441,7 @@ async fn an_auditor_finds_a_command_by_search_and_plays_the_recording_an_approve
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let Some(b) = Browser::start().await else {
+    let Some(b) = Browser::start(&w).await else {
         return;
     };
     let base = w.http.base.clone();
@@ -581,7 +606,7 @@ async fn an_admin_registers_a_vendor_an_engineer_and_a_target_and_issues_an_enro
     let Some(w) = World::new(Pin::Real).await else {
         return;
     };
-    let Some(b) = Browser::start().await else {
+    let Some(b) = Browser::start(&w).await else {
         return;
     };
     let base = w.http.base.clone();

@@ -403,12 +403,10 @@ fn peak_rss_mib(pid: u32) -> f64 {
     kib / 1024.0
 }
 
-/// A client whose connections come from `source` (any 127.0.0.0/8 address is loopback).
-fn client_from(source: std::net::IpAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(source)
-        .build()
-        .unwrap()
+/// A client of `server` whose connections come from `source` (any 127.0.0.0/8 address is
+/// loopback).
+fn client_from(server: &support::Server, source: std::net::IpAddr) -> reqwest::Client {
+    support::client_trusting(server.certificate.as_deref(), Some(source))
 }
 
 /// 200 parallel logins (known and unknown names, 200 addresses) took the server from 148 MB
@@ -419,18 +417,21 @@ fn client_from(source: std::net::IpAddr) -> reqwest::Client {
 async fn a_login_flood_neither_blows_up_memory_nor_stalls_health_checks() {
     let env = Env::new(None);
     let server = env.serve();
-    let base = format!("http://{}", server.api);
+    let base = server.base();
     let logins: Vec<_> = (0..200u32)
         .map(|i| {
             let base = base.clone();
-            let source = std::net::IpAddr::from([127, 0, 1 + (i / 200) as u8, (i % 200 + 1) as u8]);
+            let client = client_from(
+                &server,
+                [127, 0, 1 + (i / 200) as u8, (i % 200 + 1) as u8].into(),
+            );
             let name = if i % 2 == 0 {
                 "admin".to_owned()
             } else {
                 format!("nobody{i}")
             };
             tokio::spawn(async move {
-                let resp = client_from(source)
+                let resp = client
                     .post(format!("{base}/api/v1/auth/login"))
                     .json(&json!({"username": name, "password": "not the password"}))
                     .send()
@@ -476,7 +477,7 @@ async fn a_login_flood_neither_blows_up_memory_nor_stalls_health_checks() {
     // The admin, from their own address, still logs in.
     let (status, _) = support::Http {
         base: base.clone(),
-        client: client_from([127, 0, 9, 9].into()),
+        client: client_from(&server, [127, 0, 9, 9].into()),
     }
     .send(
         reqwest::Method::POST,
@@ -495,15 +496,15 @@ async fn a_login_flood_neither_blows_up_memory_nor_stalls_health_checks() {
 async fn a_flood_of_failed_logins_with_huge_names_costs_the_log_a_few_short_rows() {
     let env = Env::new(None);
     let server = env.serve();
-    let base = format!("http://{}", server.api);
+    let base = server.base();
     let db = env.data_dir().join("sekisho.db");
     let before = std::fs::metadata(&db).unwrap().len();
     let huge = "x".repeat(900_000);
     let logins: Vec<_> = (0..50)
         .map(|_| {
-            let (base, huge) = (base.clone(), huge.clone());
+            let (base, huge, client) = (base.clone(), huge.clone(), server.client());
             tokio::spawn(async move {
-                reqwest::Client::new()
+                client
                     .post(format!("{base}/api/v1/auth/login"))
                     .json(&json!({"username": huge, "password": "whatever it is"}))
                     .send()
@@ -839,17 +840,13 @@ impl Drop for Immutable {
 async fn immutable_database_files_fail_closed_with_a_message_not_a_crash() {
     let env = Env::new(None);
     let mut server = env.serve();
-    let http = support::Http {
-        base: format!("http://{}", server.api),
-        client: reqwest::Client::new(),
-    };
+    let http = server.http();
     let password = env.admin_password();
     let token = http.login("admin", &password).await;
     // Load while the files change underneath.
     let load = {
-        let (base, password) = (http.base.clone(), password.clone());
+        let (base, password, client) = (http.base.clone(), password.clone(), server.client());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
             let mut statuses = std::collections::BTreeMap::new();
             for _ in 0..150 {
                 let status = client

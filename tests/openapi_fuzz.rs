@@ -11,8 +11,8 @@ mod support;
 
 use std::process::Command;
 
+use support::Env;
 use support::gateway::add_vendor;
-use support::{Env, Http};
 
 fn schemathesis() -> Option<&'static str> {
     let found = Command::new("schemathesis")
@@ -31,7 +31,9 @@ fn schemathesis() -> Option<&'static str> {
 }
 
 /// One fuzzing run over the operations `filter` selects; panics with the report on failure.
-fn fuzz(st: &str, base: &str, token: &str, filter: &[&str]) {
+fn fuzz(st: &str, server: &support::Server, token: &str, filter: &[&str]) {
+    let base = server.base();
+    let certificate = server.certificate.as_ref().unwrap();
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
     let out = Command::new(st)
         .arg("--config-file")
@@ -41,6 +43,8 @@ fn fuzz(st: &str, base: &str, token: &str, filter: &[&str]) {
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "all", "--max-examples", "25", "--workers", "2"])
         .args(["--seed", "20261130", "--no-color"])
+        .arg("--tls-verify")
+        .arg(certificate)
         .args(filter)
         .env("SCHEMATHESIS_HOOKS", "")
         .output()
@@ -62,10 +66,7 @@ async fn a_schema_driven_fuzzer_with_every_check_finds_nothing() {
     let Some(st) = schemathesis() else { return };
     let env = Env::new(None);
     let server = env.serve();
-    let http = Http {
-        base: format!("http://{}", server.api),
-        client: reqwest::Client::new(),
-    };
+    let http = server.http();
     let token = http.login("admin", &env.admin_password()).await;
     // A vendor engineer's view first (filing, cancelling, reporting are theirs).
     add_vendor(
@@ -77,18 +78,18 @@ async fn a_schema_driven_fuzzer_with_every_check_finds_nothing() {
     )
     .await;
     let vendor = http.login("alice", "a vendor pass phrase 9").await;
-    fuzz(st, &http.base, &vendor, &[]);
+    fuzz(st, &server, &vendor, &[]);
     // Changing accounts may change the admin's own password (which rightly revokes the
     // token the run uses): that operation gets a run of its own, last.
     fuzz(
         st,
-        &http.base,
+        &server,
         &token,
         &["--exclude-name", "PATCH /api/v1/users/{id}"],
     );
     fuzz(
         st,
-        &http.base,
+        &server,
         &token,
         &["--include-name", "PATCH /api/v1/users/{id}"],
     );

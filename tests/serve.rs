@@ -9,7 +9,12 @@ use sekisho_approval_api::Store;
 use support::{Env, stdout};
 
 async fn healthz(server: &support::Server) -> (u16, serde_json::Value) {
-    let resp = reqwest::get(server.url("/healthz")).await.unwrap();
+    let resp = server
+        .client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap())
 }
@@ -175,7 +180,10 @@ async fn a_busy_port_is_reported_not_panicked() {
 async fn shutdown_is_bounded_by_the_grace_period_even_with_a_request_in_flight() {
     use std::io::Write;
     let env = Env::new(None); // shutdown_grace_seconds = 3
+    // Plain HTTP on loopback (allowed when configured): this test writes a raw request.
+    env.set("api", "tls", "false");
     let server = env.serve();
+    assert_eq!(server.scheme, "http");
     // A request whose body never finishes: graceful shutdown would wait for it forever.
     let mut stuck = std::net::TcpStream::connect(server.api).unwrap();
     stuck

@@ -91,6 +91,14 @@ pub struct DatabaseConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiConfig {
     pub listen: SocketAddr,
+    /// HTTPS (the default). Plain HTTP is allowed only on a loopback address.
+    pub tls: bool,
+    /// The hospital's certificate (PEM, chain) and key; both or neither. Neither: a
+    /// self-signed certificate made at first start in `DATA_DIR/keys/api-tls.crt`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The TLS handshake and each request's headers must arrive within this many seconds.
+    pub header_read_timeout_seconds: u32,
     /// Lifetime of a login token.
     pub token_ttl_minutes: u32,
     /// Request bodies larger than this are refused with 413.
@@ -236,7 +244,11 @@ impl Default for Config {
                 max_connections: 8,
             },
             api: ApiConfig {
-                listen: addr("127.0.0.1:8080"),
+                listen: addr("127.0.0.1:8443"),
+                tls: true,
+                tls_cert: None,
+                tls_key: None,
+                header_read_timeout_seconds: 10,
                 token_ttl_minutes: 60,
                 max_body_bytes: 1024 * 1024,
                 login_max_failures: 5,
@@ -344,6 +356,10 @@ impl Config {
             "api",
             &[
                 "listen",
+                "tls",
+                "tls_cert",
+                "tls_key",
+                "header_read_timeout_seconds",
                 "token_ttl_minutes",
                 "max_body_bytes",
                 "login_max_failures",
@@ -352,6 +368,15 @@ impl Config {
         );
         let api = ApiConfig {
             listen: r.get(s, "listen", Reader::socket_addr, d.api.listen),
+            tls: r.get(s, "tls", Reader::bool, d.api.tls),
+            tls_cert: r.opt(s, "tls_cert", Reader::path),
+            tls_key: r.opt(s, "tls_key", Reader::path),
+            header_read_timeout_seconds: r.get(
+                s,
+                "header_read_timeout_seconds",
+                |v| Reader::int(v, 1, 300),
+                d.api.header_read_timeout_seconds,
+            ),
             token_ttl_minutes: r.get(
                 s,
                 "token_ttl_minutes",
@@ -377,6 +402,29 @@ impl Config {
                 d.api.lockout_minutes,
             ),
         };
+
+        if !api.tls && !api.listen.ip().is_loopback() {
+            r.problem_at(
+                s,
+                "tls",
+                format!(
+                    "plain HTTP is allowed only on a loopback address, not {}: passwords and session cookies would cross the network in clear; set tls = true",
+                    api.listen
+                ),
+            );
+        }
+        if api.tls_cert.is_some() != api.tls_key.is_some() {
+            r.problem_at(
+                s,
+                if api.tls_cert.is_some() {
+                    "tls_cert"
+                } else {
+                    "tls_key"
+                },
+                "give both tls_cert and tls_key, or neither (a self-signed certificate is made)"
+                    .into(),
+            );
+        }
 
         let s = r.section(
             "ssh",

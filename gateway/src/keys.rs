@@ -8,6 +8,7 @@
 //! | `at-rest.key` | the AES-256 key sealing target credentials in the database |
 //! | `gateway-tls.key`, `gateway-tls.crt` | the certificate the designated client pins (QUIC/TLS), self-signed ECDSA P-256 |
 //! | `recording-ed25519.pk8`, `.pub` | Ed25519 key signing recording manifests (base64 PKCS#8; public key base64) |
+//! | `api-tls.key`, `api-tls.crt` | the HTTPS certificate of the API and console when the hospital configured none: self-signed ECDSA P-256 for `localhost`, the loopback addresses, the listen address and this machine's name |
 //!
 //! Existing files are never overwritten; a file that exists but does not parse stops start-up
 //! rather than being silently replaced (that would invalidate every credential sealed with it).
@@ -62,6 +63,56 @@ pub const RECORDING_KEY: &str = "recording-ed25519.pk8";
 pub const TLS_KEY: &str = "gateway-tls.key";
 pub const TLS_CERT: &str = "gateway-tls.crt";
 pub const RECORDING_PUBLIC_KEY: &str = "recording-ed25519.pub";
+pub const API_TLS_KEY: &str = "api-tls.key";
+pub const API_TLS_CERT: &str = "api-tls.crt";
+
+/// The self-signed HTTPS certificate and key files in `dir`, made if missing (never replaced:
+/// browsers that accepted it keep accepting it). `listen` and this machine's name go into its
+/// names. Returns the two paths and whether they were made now.
+pub fn ensure_api_certificate(
+    dir: &Path,
+    listen: std::net::IpAddr,
+) -> Result<(PathBuf, PathBuf, bool)> {
+    create_private_dir(dir)?;
+    let mut created = Vec::new();
+    let pair = ensure_key_pair(
+        dir,
+        API_TLS_KEY,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        "HTTPS key",
+        &mut created,
+    )?;
+    ensure(dir, API_TLS_CERT, &mut created, || {
+        const WHAT: &str = "HTTPS certificate";
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        if !listen.is_unspecified() && !listen.is_loopback() {
+            names.push(listen.to_string());
+        }
+        if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
+            let host = host.trim();
+            if !host.is_empty() && sekisho_domain::text::check_host(host).is_ok() {
+                names.push(host.to_owned());
+            }
+        }
+        let mut params = CertificateParams::new(names).map_err(|e| gen_err(WHAT, e))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Sekisho console (self-signed)");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Sekisho gateway");
+        self_signed(params, &pair, WHAT)
+    })?;
+    Ok((
+        dir.join(API_TLS_CERT),
+        dir.join(API_TLS_KEY),
+        !created.is_empty(),
+    ))
+}
 
 /// The loaded keys.
 pub struct GatewayKeys {

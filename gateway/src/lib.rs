@@ -7,6 +7,7 @@
 pub mod bootstrap;
 pub mod client_api;
 pub mod enroll;
+pub mod https;
 pub mod keys;
 pub mod live;
 pub mod quic;
@@ -39,6 +40,8 @@ pub enum GatewayError {
     Bootstrap(String),
     #[error(transparent)]
     Recording(#[from] sekisho_recorder::RecordingError),
+    #[error("cannot use the HTTPS certificate: {0}")]
+    Tls(#[from] https::TlsError),
     #[error("cannot load the token-signing key: {0}")]
     TokenKeys(#[from] sekisho_approval_api::api::auth::TokenKeyError),
     #[error("server error: {0}")]

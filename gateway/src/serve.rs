@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use std::net::SocketAddr as PeerAddr;
 use std::sync::Arc;
 
 use jiff::SignedDuration;
@@ -40,6 +39,12 @@ pub struct Started {
     pub ssh_addr: Option<SocketAddr>,
     /// Where the designated client's QUIC listener listens (UDP), when enabled.
     pub quic_addr: Option<SocketAddr>,
+    /// `https` or `http` (only if configured, on loopback).
+    pub api_scheme: &'static str,
+    /// The HTTPS certificate's fingerprint, and the file of a self-signed one the gateway
+    /// made (not the hospital's).
+    pub api_tls_fingerprint: Option<String>,
+    pub api_tls_self_signed: Option<std::path::PathBuf>,
     done: JoinHandle<Result<()>>,
 }
 
@@ -115,7 +120,23 @@ pub async fn start_with(
 
     let api = bind("api", config.api.listen).await?;
     let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
-    let mut listeners = vec![format!("api=http://{api_addr}")];
+    let (certs, api_tls_self_signed) = if config.api.tls {
+        let (cert, key, self_signed) = match (&config.api.tls_cert, &config.api.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone(), false),
+            _ => {
+                let (c, k, _) =
+                    keys::ensure_api_certificate(&data_dir.join("keys"), config.api.listen.ip())?;
+                (c, k, true)
+            }
+        };
+        let source = crate::https::CertSource::load(&cert, &key)
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
+        (Some(Arc::new(source)), self_signed.then_some(cert))
+    } else {
+        (None, None)
+    };
+    let api_scheme = if certs.is_some() { "https" } else { "http" };
+    let mut listeners = vec![format!("api={api_scheme}://{api_addr}")];
     let ssh = if config.ssh.enabled {
         let l = bind("ssh", config.ssh.listen).await?;
         let addr = l.local_addr().map_err(GatewayError::Serve)?;
@@ -254,10 +275,25 @@ pub async fn start_with(
         ))
         .layer(TraceLayer::new_for_http());
     let grace = Duration::from_secs(u64::from(config.server.shutdown_grace_seconds));
+    let tls = match &certs {
+        Some(c) => Some(
+            crate::https::server_config(c.clone())
+                .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+        ),
+        None => None,
+    };
+    if let Some(c) = &certs {
+        tokio::spawn(reload_on_sighup(c.clone(), shutdown.clone()));
+    }
+    let listener = crate::https::Listener {
+        tls,
+        max_connections: config.server.max_connections as usize,
+        header_timeout: Duration::from_secs(u64::from(config.api.header_read_timeout_seconds)),
+        grace,
+    };
     let stop = shutdown.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(api, app.into_make_service_with_connect_info::<PeerAddr>())
-            .with_graceful_shutdown(stop.cancelled_owned())
+        crate::https::serve(api, app, listener, stop)
             .await
             .map_err(GatewayError::Serve)
     });
@@ -308,6 +344,9 @@ pub async fn start_with(
         result
     });
     Ok(Started {
+        api_scheme,
+        api_tls_fingerprint: certs.as_ref().map(|c| c.fingerprint()),
+        api_tls_self_signed,
         api_addr,
         initial_admin,
         created_keys,
@@ -316,6 +355,33 @@ pub async fn start_with(
         quic_addr,
         done,
     })
+}
+
+/// Reads the HTTPS certificate files again on each SIGHUP (new connections get the new
+/// certificate; open ones are not dropped), until shutdown.
+async fn reload_on_sighup(certs: Arc<crate::https::CertSource>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; the HTTPS certificate reloads only on restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
+        match certs.reload() {
+            Ok(()) => {
+                tracing::info!(fingerprint = %certs.fingerprint(), "SIGHUP: HTTPS certificate reloaded")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: cannot reload the HTTPS certificate; keeping the current one")
+            }
+        }
+    }
 }
 
 /// Writes the summaries of repeated failures once their minute is over, until shutdown.

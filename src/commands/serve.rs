@@ -19,7 +19,18 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     println!("Sekisho {} is running.", env!("CARGO_PKG_VERSION"));
     println!("  data dir:      {}", config.data_dir.display());
     println!("  database:      {}", super::redact(&config.database_url()));
-    println!("  API and health: http://{}/healthz", started.api_addr);
+    println!(
+        "  API and health: {}://{}/healthz",
+        started.api_scheme, started.api_addr
+    );
+    match (&started.api_tls_fingerprint, &started.api_tls_self_signed) {
+        (Some(fp), Some(file)) => println!(
+            "  HTTPS certificate (self-signed, {}): {fp}",
+            file.display()
+        ),
+        (Some(fp), None) => println!("  HTTPS certificate: {fp}"),
+        _ => println!("  HTTPS:         off ([api] tls = false; loopback only)"),
+    }
     match started.ssh_addr {
         Some(addr) => println!(
             "  SSH gateway:   ssh -p {} USER+TARGET@{}",

@@ -51,8 +51,8 @@ impl World {
         let sshd = Sshd::start()?;
         let server = env.serve();
         let ssh_port = banner_ssh_port(&server);
-        let api = server.api;
-        Some(Self::setup(env, sshd, pin, api, ssh_port, Some(server), None).await)
+        let http = server.http();
+        Some(Self::setup(env, sshd, pin, http, ssh_port, Some(server), None).await)
     }
 
     /// The gateway in this process, with `options` (benchmarks: e.g. unrecorded).
@@ -67,25 +67,24 @@ impl World {
         let started = sekisho_gateway::start_with(&config, stop.clone(), options)
             .await
             .unwrap();
-        let api = started.api_addr;
+        let http = Http {
+            base: format!("{}://{}", started.api_scheme, started.api_addr),
+            client: super::client_trusting(started.api_tls_self_signed.as_deref(), None),
+        };
         let ssh_port = started.ssh_addr.unwrap().port();
         tokio::spawn(started.wait());
-        Some(Self::setup(env, sshd, pin, api, ssh_port, None, Some(stop)).await)
+        Some(Self::setup(env, sshd, pin, http, ssh_port, None, Some(stop)).await)
     }
 
     async fn setup(
         env: Env,
         sshd: Sshd,
         pin: Pin,
-        api: std::net::SocketAddr,
+        http: Http,
         ssh_port: u16,
         server: Option<Server>,
         stop: Option<tokio_util::sync::CancellationToken>,
     ) -> World {
-        let http = Http {
-            base: format!("http://{api}"),
-            client: reqwest::Client::new(),
-        };
         let admin_pw =
             std::fs::read_to_string(env.data_dir().join("initial-admin-password")).unwrap();
         let admin = http.login("admin", admin_pw.trim()).await;
@@ -282,7 +281,7 @@ impl World {
     /// in again.
     pub async fn restart(&mut self) {
         let server = self.env.serve();
-        self.http.base = format!("http://{}", server.api);
+        self.http = server.http();
         self.ssh_port = banner_ssh_port(&server);
         self.server = Some(server);
         self.approver = self.http.login("hana", "approver password 1").await;

@@ -134,8 +134,33 @@ impl Env {
 pub struct Server {
     pub child: Child,
     pub api: SocketAddr,
+    /// `https` (the default) or `http`.
+    pub scheme: String,
+    /// The self-signed HTTPS certificate the server made, to trust.
+    pub certificate: Option<PathBuf>,
     /// What it printed before it was ready.
     pub banner: Vec<String>,
+}
+
+/// A client that trusts `certificate` (the server's self-signed one), connecting from
+/// `source` when given.
+pub fn client_trusting(
+    certificate: Option<&Path>,
+    source: Option<std::net::IpAddr>,
+) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().tls_certs_only(
+        certificate.map(|c| reqwest::Certificate::from_pem(&std::fs::read(c).unwrap()).unwrap()),
+    );
+    if let Some(ip) = source {
+        builder = builder.local_address(ip);
+    }
+    builder.build().unwrap()
+}
+
+/// The self-signed certificate in `data_dir`, when the server made one.
+pub fn self_signed_certificate(data_dir: &Path) -> Option<PathBuf> {
+    let path = data_dir.join("keys").join("api-tls.crt");
+    path.exists().then_some(path)
 }
 
 impl Server {
@@ -185,18 +210,47 @@ impl Server {
                 }
             }
         }
-        let api = banner
+        let (scheme, api) = banner
             .iter()
-            .find_map(|l| l.trim().strip_prefix("API and health: http://"))
+            .find_map(|l| l.trim().strip_prefix("API and health: "))
             .and_then(|rest| rest.strip_suffix("/healthz"))
-            .expect("API address in banner")
-            .parse()
-            .unwrap();
-        Self { child, api, banner }
+            .and_then(|url| url.split_once("://"))
+            .expect("API address in banner");
+        let (scheme, api) = (scheme.to_owned(), api.parse().unwrap());
+        let certificate = banner.iter().find_map(|l| {
+            l.trim()
+                .strip_prefix("HTTPS certificate (self-signed, ")
+                .and_then(|rest| rest.split_once("): "))
+                .map(|(file, _)| PathBuf::from(file))
+        });
+        Self {
+            child,
+            api,
+            scheme,
+            certificate,
+            banner,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("{}://{}", self.scheme, self.api)
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.api)
+        format!("{}{path}", self.base())
+    }
+
+    /// A client that trusts this server's certificate.
+    pub fn client(&self) -> reqwest::Client {
+        client_trusting(self.certificate.as_deref(), None)
+    }
+
+    /// The JSON client for this server.
+    pub fn http(&self) -> Http {
+        Http {
+            base: self.base(),
+            client: self.client(),
+        }
     }
 
     /// Sends SIGTERM and waits for the exit status (bounded).

@@ -30,6 +30,7 @@ use sekisho_domain::policy::Policy;
 use sekisho_domain::user::Role;
 use sekisho_domain::zone::DisplayZone;
 use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -222,6 +223,10 @@ pub fn access_for(method: &Method, path: &str) -> Option<Access> {
         .find(|(m, p, _)| *m == method.as_str() && *p == path)
         .map(|(_, _, a)| *a)
 }
+
+/// Marks a request that came over HTTPS (the server inserts it): cookies are then `Secure`.
+#[derive(Clone, Copy, Debug)]
+pub struct Https;
 
 /// The client's address, when the server recorded it.
 #[derive(Clone, Debug)]
@@ -465,7 +470,17 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
 pub fn router(state: ApiState) -> axum::Router {
     let api = api_router(state.clone());
     let console = crate::console::router(state, api.clone());
+    // Answers carry tokens, personal data and audit rows: no cache keeps them, and no browser
+    // guesses a type the server did not state.
     api.merge(console)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        ))
 }
 
 /// The API alone.

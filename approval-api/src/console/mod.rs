@@ -225,7 +225,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0),
             same_origin,
-            origin_https: origin.is_some_and(|o| o.starts_with("https://")),
+            origin_https: origin.is_some_and(|o| o.starts_with("https://"))
+                || parts.extensions.get::<crate::api::Https>().is_some(),
         })
     }
 }
