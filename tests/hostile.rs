@@ -446,7 +446,10 @@ async fn a_login_flood_neither_blows_up_memory_nor_stalls_health_checks() {
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
         let t = Instant::now();
-        let status = reqwest::get(format!("{base}/healthz"))
+        let status = server
+            .client()
+            .get(format!("{base}/healthz"))
+            .send()
             .await
             .unwrap()
             .status();
@@ -890,7 +893,10 @@ async fn immutable_database_files_fail_closed_with_a_message_not_a_crash() {
         .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "database_unavailable");
-    let health = reqwest::get(format!("{}/healthz", http.base))
+    let health = http
+        .client
+        .get(format!("{}/healthz", http.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 503);
@@ -909,7 +915,10 @@ async fn immutable_database_files_fail_closed_with_a_message_not_a_crash() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let health = reqwest::get(format!("{}/healthz", http.base))
+    let health = http
+        .client
+        .get(format!("{}/healthz", http.base))
+        .send()
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);

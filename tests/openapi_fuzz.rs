@@ -65,6 +65,9 @@ fn fuzz(st: &str, server: &support::Server, token: &str, filter: &[&str]) {
 async fn a_schema_driven_fuzzer_with_every_check_finds_nothing() {
     let Some(st) = schemathesis() else { return };
     let env = Env::new(None);
+    // Longer than any pause between the fuzzer's phases: its HTTP client reuses idle
+    // connections, and one closed under it would be reported as a network error.
+    env.set("api", "header_read_timeout_seconds", "120");
     let server = env.serve();
     let http = server.http();
     let token = http.login("admin", &env.admin_password()).await;

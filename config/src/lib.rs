@@ -248,7 +248,7 @@ impl Default for Config {
                 tls: true,
                 tls_cert: None,
                 tls_key: None,
-                header_read_timeout_seconds: 10,
+                header_read_timeout_seconds: 30,
                 token_ttl_minutes: 60,
                 max_body_bytes: 1024 * 1024,
                 login_max_failures: 5,

@@ -72,7 +72,7 @@ fn wrong_types_unknown_sections_and_conflicts_are_problems() {
 colour = \"blue\"
 [ssh]
 enabled = \"yes\"
-listen = \"127.0.0.1:8080\"
+listen = \"127.0.0.1:8443\"
 [log]
 format = \"xml\"
 ";

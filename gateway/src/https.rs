@@ -267,8 +267,25 @@ fn service(
                 .insert(sekisho_approval_api::api::Https);
         }
         let app = app.clone();
+        // A refusal may come before the body was read (the access guard answers 401/403
+        // without it); such a connection cannot be reused, and a client that does not know
+        // it may send its next request into a closing connection. Say so.
+        let has_body = req
+            .headers()
+            .contains_key(axum::http::header::CONTENT_LENGTH)
+            || req
+                .headers()
+                .contains_key(axum::http::header::TRANSFER_ENCODING);
         async move {
             let mut response = app.oneshot(req.map(axum::body::Body::new)).await?;
+            if has_body
+                && (response.status().is_client_error() || response.status().is_server_error())
+            {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
             if hsts {
                 response.headers_mut().insert(
                     axum::http::header::STRICT_TRANSPORT_SECURITY,
