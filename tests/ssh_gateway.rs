@@ -294,14 +294,23 @@ async fn an_interactive_session_is_recorded_and_replays_the_typed_command() {
     assert_eq!(verify["problems"], json!([]), "{verify}");
 }
 
-/// Starts `ssh ... 'sleep 60'`, waits until it is live, and returns it with the session.
+/// Starts `ssh ... 'sleep 60'`, waits until it runs on the target (not only admitted: the
+/// session row exists a moment before the channel, and a session ended in between refuses
+/// the channel instead of telling why on it), and returns it with the session.
 async fn sleeping(w: &World, login: &str) -> (std::process::Child, serde_json::Value) {
-    let child = w
-        .ssh(login, &["sleep 60"])
+    let mut child = w
+        .ssh(login, &["echo started; sleep 60"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "started\n");
     let session = w.wait_live().await;
     (child, session)
 }

@@ -656,9 +656,23 @@ async fn foreign_expired_and_disabled_certificates_are_refused_and_audited() {
 
     // The enrolled certificate works, until the account is disabled: the live session is
     // closed at once and the next connection refused.
-    let child = client_command(CLIENT, &dir, &["ssh", "pacs", "--", "sleep 60"])
-        .spawn()
-        .unwrap();
+    let mut child = client_command(
+        CLIENT,
+        &dir,
+        &["ssh", "pacs", "--", "echo started; sleep 60"],
+    )
+    .spawn()
+    .unwrap();
+    // Running on the target, not only admitted: on a loaded machine the session row exists
+    // a moment before the channel does, and a session ended in between refuses the channel
+    // instead of telling the reason on it.
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "started\n");
     w.wait_live().await;
     w.disable_alice().await;
     let (out, took) = exited(child, Duration::from_secs(5));
