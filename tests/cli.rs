@@ -3,7 +3,7 @@
 
 mod support;
 
-use sekisho_approval_api::Store;
+use sekisho_store::Store;
 use support::{Env, stderr, stdout};
 
 #[test]
@@ -81,7 +81,7 @@ async fn user_add_works_offline_and_refuses_bad_input() {
     let user = store.user_by_username("hana").await.unwrap().unwrap();
     let hash = store.password_hash(user.id).await.unwrap().unwrap();
     let pw = sekisho_domain::secret::Secret::new("a long approver password".to_owned());
-    assert!(sekisho_approval_api::password::verify(&pw, &hash));
+    assert!(sekisho_store::password::verify(&pw, &hash));
     store.close().await;
 
     let cases: [(&[&str], &str, &str); 4] = [

@@ -562,7 +562,7 @@ async fn a_flood_of_failed_logins_with_huge_names_costs_the_log_a_few_short_rows
         after + wal < before + 2 * 1024 * 1024,
         "the database grew from {before} to {after} (+{wal} WAL) bytes"
     );
-    let store = sekisho_approval_api::Store::open(&format!("sqlite://{}", db.display()), 1)
+    let store = sekisho_store::Store::open(&format!("sqlite://{}", db.display()), 1)
         .await
         .unwrap();
     let rows = store.recent_audit_events(1000).await.unwrap();

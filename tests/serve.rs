@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use sekisho_approval_api::Store;
+use sekisho_store::Store;
 use support::{Env, stdout};
 
 async fn healthz(server: &support::Server) -> (u16, serde_json::Value) {

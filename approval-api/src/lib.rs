@@ -1,14 +1,6 @@
-//! The approval side of Sekisho: storage of everything in the domain, the hash-chained audit
-//! log, credential sealing, password hashing, and the HTTP API that hospital IT, vendors and
-//! auditors use.
+//! The approval API of Sekisho: the HTTP API (axum) that hospital IT, vendors and auditors
+//! use, its OpenAPI document, and the one table of who may call what ([`api::ACCESS`]).
+//! Everything it stores or reads goes through `sekisho-store`.
 
 pub mod api;
-pub mod console;
-pub mod crypto;
-pub mod events;
-pub mod failures;
-pub mod password;
-pub mod store;
 pub mod throttle;
-
-pub use store::{DbKind, Store};

@@ -12,7 +12,7 @@
 //!   costs an attacker time per guess but never refuses the right password.
 //!
 //! A distributed attacker (many addresses) is limited by the per-name slowdown, by the
-//! bounded password hashers ([`crate::password::Hasher`]) and, above all, by password
+//! bounded password hashers ([`sekisho_store::password::Hasher`]) and, above all, by password
 //! strength (`zxcvbn` at registration). The state is in memory, per gateway node, and
 //! bounded: old entries are dropped first when it grows.
 

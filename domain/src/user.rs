@@ -221,6 +221,25 @@ impl FromStr for CredentialKind {
     }
 }
 
+/// Whether a key logs in yet.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshKeyStatus {
+    /// Registered by the engineer themself; waits for IT's approval.
+    Pending,
+    Active,
+}
+
+impl SshKeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SshKeyStatus::Pending => "pending",
+            SshKeyStatus::Active => "active",
+        }
+    }
+}
+
 /// Someone (`actor`) gave a vendor engineer (`user`) a credential at `at`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CredentialIssue {

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use sekisho_approval_api::Store;
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::users::NewUser;
 use sekisho_domain::audit::Actor;
 use sekisho_domain::user::Role;
+use sekisho_store::Store;
+use sekisho_store::password;
+use sekisho_store::users::NewUser;
 
 use crate::keys::write_private;
 use crate::{GatewayError, Result};

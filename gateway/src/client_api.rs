@@ -1,14 +1,12 @@
 //! What the designated client may ask besides opening a service: the vendor's work requests
 //! and filing a new one, as the engineer its certificate names. The same rules as the HTTP
-//! API apply (`sekisho_approval_api::api::requests::file_for`); refusals carry the API's code
-//! and message.
+//! API apply (`Store::file_application`, which both file through); refusals carry the same
+//! codes and messages.
 
-use sekisho_approval_api::api::dto::NewRequestBody;
-use sekisho_approval_api::api::requests::file_for;
-use sekisho_approval_api::store::requests::RequestFilter;
 use sekisho_domain::request::WorkRequest;
 use sekisho_domain::user::User;
 use sekisho_protocol::{NewRequest, RequestSummary, ServerMessage};
+use sekisho_store::requests::{Application, FileError, RequestFilter};
 
 use crate::ssh::Shared;
 
@@ -82,25 +80,30 @@ pub async fn file(shared: &Shared, user: &User, new: NewRequest, peer: &str) -> 
             );
         }
     };
-    let body = NewRequestBody {
+    let application = Application {
         target: new.target,
         level,
-        window_start,
-        window_end,
+        window: sekisho_domain::request::Window {
+            start: window_start,
+            end: window_end,
+        },
         reason: new.reason,
         plan: new.plan.unwrap_or_default(),
         emergency: false,
     };
-    match file_for(&shared.store, &shared.policy, user, body, Some(peer)).await {
+    match shared
+        .store
+        .file_application(&shared.policy, user, application, Some(peer))
+        .await
+    {
         Ok(r) => {
             tracing::info!(user = %user.username, request = r.number, "request filed through the designated client");
             ServerMessage::Filed {
                 request: summary(&r),
             }
         }
-        Err(e) => {
-            let (code, message) = e.code_and_message();
-            denied(code, message)
-        }
+        Err(FileError::NotAVendor) => denied("forbidden", FileError::NotAVendor.to_string()),
+        Err(e @ FileError::Invalid { .. }) => denied("invalid", e.to_string()),
+        Err(FileError::Store(e)) => unavailable(&e),
     }
 }

@@ -14,8 +14,8 @@ use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
-use sekisho_approval_api::store::certs::IssuedCert;
 use sekisho_domain::user::User;
+use sekisho_store::certs::IssuedCert;
 
 /// Why the CA could not be loaded.
 #[derive(Debug, thiserror::Error)]

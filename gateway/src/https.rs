@@ -263,8 +263,7 @@ fn service(
     let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         if hsts {
-            req.extensions_mut()
-                .insert(sekisho_approval_api::api::Https);
+            req.extensions_mut().insert(axum::http::uri::Scheme::HTTPS);
         }
         let app = app.clone();
         // A refusal may come before the body was read (the access guard answers 401/403

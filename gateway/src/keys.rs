@@ -28,8 +28,8 @@ use rcgen::{
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
 use russh::keys::{HashAlg, PrivateKey};
-use sekisho_approval_api::crypto::{AtRestKey, KEY_LEN};
 use sekisho_domain::secret::Secret;
+use sekisho_store::crypto::{AtRestKey, KEY_LEN};
 
 /// Why keys could not be created or loaded.
 #[derive(Debug, thiserror::Error)]

@@ -14,9 +14,10 @@ pub mod quic;
 pub mod retention;
 pub mod serve;
 pub mod ssh;
+mod sweeps;
 pub mod tunnel;
 
-pub use serve::{StartOptions, Started, start, start_with};
+pub use serve::{Prepared, StartOptions, Started, prepare};
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +25,7 @@ pub enum GatewayError {
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
-    Store(#[from] sekisho_approval_api::store::StoreError),
+    Store(#[from] sekisho_store::StoreError),
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -42,8 +43,6 @@ pub enum GatewayError {
     Recording(#[from] sekisho_recorder::RecordingError),
     #[error("cannot use the HTTPS certificate: {0}")]
     Tls(#[from] https::TlsError),
-    #[error("cannot load the token-signing key: {0}")]
-    TokenKeys(#[from] sekisho_approval_api::api::auth::TokenKeyError),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }

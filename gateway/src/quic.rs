@@ -18,11 +18,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use sekisho_approval_api::store::audit::NewAuditEvent;
-use sekisho_approval_api::store::certs::{IssuedCert, RedeemError};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::user::User;
 use sekisho_protocol::{CertRefusal, ClientMessage, SUPPORTED, ServerMessage, Service, VERSION};
+use sekisho_store::audit::NewAuditEvent;
+use sekisho_store::certs::{IssuedCert, RedeemError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 

@@ -3,9 +3,9 @@
 //! session the database does not know. Every deletion is an audit event.
 
 use jiff::{SignedDuration, Timestamp};
-use sekisho_approval_api::Store;
-use sekisho_approval_api::store::sessions::Retention;
 use sekisho_recorder::Library;
+use sekisho_store::Store;
+use sekisho_store::sessions::Retention;
 
 use crate::{GatewayError, Result};
 

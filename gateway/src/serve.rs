@@ -1,20 +1,23 @@
-//! Starting and stopping the server process.
+//! Starting and stopping the server process, in two steps:
+//! [`prepare`] makes what is missing (data dir, keys, database, the first admin) and opens
+//! what the whole process shares (the store, the event bus, the password hashers, the failure
+//! log); then [`Prepared::start`] binds the listeners and serves, with the HTTP application
+//! the caller built from those parts (the `sekisho` binary composes the approval API and the
+//! web console: the gateway does not depend on them).
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use std::sync::Arc;
-
-use jiff::SignedDuration;
-use sekisho_approval_api::Store;
-use sekisho_approval_api::api::auth::TokenKeys;
-use sekisho_approval_api::api::{ApiSettings, ApiState, router};
-use sekisho_approval_api::events::Events;
-use sekisho_approval_api::store::audit::NewAuditEvent;
 use sekisho_config::Config;
 use sekisho_domain::audit::AuditEvent;
+use sekisho_store::Store;
+use sekisho_store::audit::NewAuditEvent;
+use sekisho_store::events::Events;
+use sekisho_store::failures::FailureLog;
+use sekisho_store::password::Hasher;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -62,23 +65,32 @@ impl Started {
 /// Options that are not configuration: nothing in the `sekisho` binary sets them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StartOptions {
-    /// **Benchmarks only** (`cargo bench --bench ssh_relay`): sessions are relayed without
-    /// being recorded, to measure what recording costs. Never set in the product.
+    /// **Benchmarks only** (`cargo bench --bench ssh_relay`, built with the `benchmarks`
+    /// feature, which production builds do not have): sessions are relayed without being
+    /// recorded, to measure what recording costs.
+    #[cfg(feature = "benchmarks")]
     pub unrecorded_for_benchmarks: bool,
 }
 
-/// Initialises what is missing (data dir, keys, database, admin), binds the listeners and
-/// serves until `shutdown` is cancelled.
-pub async fn start(config: &Config, shutdown: CancellationToken) -> Result<Started> {
-    start_with(config, shutdown, StartOptions::default()).await
+/// What [`prepare`] made and opened: the parts the HTTP application is built from.
+pub struct Prepared {
+    config: Config,
+    pub store: Store,
+    pub keys: GatewayKeys,
+    /// Key files created by this start (empty on a restart).
+    pub created_keys: Vec<String>,
+    /// Set on the first start only.
+    pub initial_admin: Option<InitialAdmin>,
+    /// Through which the API tells live sessions to end.
+    pub events: Events,
+    pub hasher: Hasher,
+    pub failures: Arc<FailureLog>,
+    node: String,
 }
 
-/// [`start`] with [`StartOptions`].
-pub async fn start_with(
-    config: &Config,
-    shutdown: CancellationToken,
-    options: StartOptions,
-) -> Result<Started> {
+/// Initialises what is missing (data dir, keys, database, admin), seals recordings and ends
+/// sessions an earlier stop left open, and opens what the process shares.
+pub async fn prepare(config: &Config) -> Result<Prepared> {
     let data_dir = config.data_dir.clone();
     keys::create_private_dir(&data_dir).map_err(|e| GatewayError::DataDir {
         path: data_dir.display().to_string(),
@@ -107,7 +119,6 @@ pub async fn start_with(
             "sealed recordings left open by an earlier stop"
         );
     }
-
     // Sessions this node left open when it stopped are over.
     let node = node_id(&data_dir)?;
     let aborted = store.abort_open_sessions(&node).await?;
@@ -117,367 +128,285 @@ pub async fn start_with(
             "marked sessions left open by an earlier stop as aborted"
         );
     }
-
-    let api = bind("api", config.api.listen).await?;
-    let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
-    let (certs, api_tls_self_signed) = if config.api.tls {
-        let (cert, key, self_signed) = match (&config.api.tls_cert, &config.api.tls_key) {
-            (Some(c), Some(k)) => (c.clone(), k.clone(), false),
-            _ => {
-                let (c, k, _) =
-                    keys::ensure_api_certificate(&data_dir.join("keys"), config.api.listen.ip())?;
-                (c, k, true)
-            }
-        };
-        let source = crate::https::CertSource::load(&cert, &key)
-            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
-        (Some(Arc::new(source)), self_signed.then_some(cert))
-    } else {
-        (None, None)
-    };
-    let api_scheme = if certs.is_some() { "https" } else { "http" };
-    let mut listeners = vec![format!("api={api_scheme}://{api_addr}")];
-    let ssh = if config.ssh.enabled {
-        let l = bind("ssh", config.ssh.listen).await?;
-        let addr = l.local_addr().map_err(GatewayError::Serve)?;
-        listeners.push(format!("ssh={addr}"));
-        Some((l, addr))
-    } else {
-        None
-    };
-    let ssh_addr = ssh.as_ref().map(|(_, a)| *a);
-    store
-        .audit(NewAuditEvent::system(AuditEvent::GatewayStarted {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            listeners: listeners.clone(),
-        }))
-        .await?;
-    tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
-
-    let events = Events::new();
-    let sessions = tokio_util::task::TaskTracker::new();
-    let failures = Arc::new(sekisho_approval_api::failures::FailureLog::new(
-        store.clone(),
-    ));
-    let hasher = sekisho_approval_api::password::Hasher::for_this_machine();
-    // Both listeners feed the same SSH gateway (decisions, recording, session ends).
-    let shared = Arc::new(crate::ssh::Shared {
-        store: store.clone(),
-        at_rest: keys.at_rest.clone(),
-        recorder: if options.unrecorded_for_benchmarks {
-            tracing::warn!("BENCHMARK MODE: sessions are not recorded");
-            sekisho_recorder::Recorder::unrecorded_for_benchmarks(
-                &config.recordings_dir(),
-                keys.recording.clone(),
-            )
-        } else {
-            sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
-                .with_in_flight(config.recordings.in_flight_bytes)
-        },
-        events: events.clone(),
-        failures: failures.clone(),
-        hasher: hasher.clone(),
-        policy: config.domain_policy(),
-        zone: config.display_zone(),
-        ssh: config.ssh.clone(),
-        input_limits: sekisho_domain::upload::InputLimits {
-            stream: config.ssh.upload_ban_command_input_bytes,
-            terminal: config.ssh.upload_ban_terminal_input_bytes,
-            paste: config.ssh.paste_flag_bytes,
-        },
-        warnings: config.policy.window_end_warnings_minutes.clone(),
-        node: node.clone(),
-        shutdown: shutdown.clone(),
-        sessions: sessions.clone(),
-    });
-    let ssh_server_config = crate::ssh::server_config(keys.ssh_host.clone());
-    if let Some((listener, _)) = ssh {
-        tokio::spawn(crate::ssh::serve(
-            listener,
-            ssh_server_config.clone(),
-            shared.clone(),
-            config.server.max_connections as usize,
-        ));
-    }
-    let quic_addr = if config.quic.enabled {
-        let quic_config = crate::quic::server_config(&keys)
-            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
-        let bind_err = |source| GatewayError::Bind {
-            what: "quic",
-            addr: config.quic.listen,
-            source,
-        };
-        let udp = sekisho_protocol::transport::udp_socket(config.quic.listen).map_err(bind_err)?;
-        if udp.short() {
-            tracing::warn!(
-                granted = udp.recv_buffer,
-                wanted = sekisho_protocol::transport::UDP_BUFFER,
-                "the kernel capped the QUIC socket's receive buffer: bulk tunnels may lose packets \
-                 and slow down (raise net.core.rmem_max)"
-            );
-        }
-        let endpoint = sekisho_protocol::transport::endpoint(
-            crate::quic::endpoint_config(&keys),
-            udp.socket,
-            Some(quic_config),
-        )
-        .map_err(bind_err)?;
-        let addr = endpoint.local_addr().map_err(GatewayError::Serve)?;
-        let quic_shared = Arc::new(crate::quic::QuicShared {
-            ssh: shared.clone(),
-            ssh_config: ssh_server_config.clone(),
-            ca: crate::enroll::ClientCa::new(
-                &keys.ca_cert_pem,
-                keys.ca_key_pem.expose(),
-                config.quic.client_cert_days,
-            )
-            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
-            ca_pem: keys.ca_cert_pem.clone(),
-            ssh_host_key: keys
-                .ssh_host
-                .public_key()
-                .to_openssh()
-                .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
-        });
-        tokio::spawn(crate::quic::serve(
-            endpoint,
-            quic_shared,
-            shutdown.clone(),
-            config.server.max_connections as usize,
-        ));
-        Some(addr)
-    } else {
-        None
-    };
-    let api_state = ApiState {
-        store: store.clone(),
-        tokens: Arc::new(TokenKeys::ed25519(
-            keys.jwt_kid.clone(),
-            &keys.jwt_pem,
-            &keys.jwt_public_pem,
-        )?),
-        at_rest: keys.at_rest.clone(),
-        settings: Arc::new(api_settings(config, &keys.tls_fingerprint)),
-        events: events.clone(),
-        recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
-        recording_public_key: Arc::new(keys.recording.public_key_b64()),
-        hasher,
-        throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
-            config.api.login_max_failures,
-            Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
-        )),
-        failures: failures.clone(),
-    };
-    let app = router(api_state)
-        .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
-        .layer(GlobalConcurrencyLimitLayer::new(
-            config.server.max_connections as usize,
-        ))
-        .layer(TraceLayer::new_for_http());
-    let grace = Duration::from_secs(u64::from(config.server.shutdown_grace_seconds));
-    let tls = match &certs {
-        Some(c) => Some(
-            crate::https::server_config(c.clone())
-                .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
-        ),
-        None => None,
-    };
-    if let Some(c) = &certs {
-        tokio::spawn(reload_on_sighup(c.clone(), shutdown.clone()));
-    }
-    let listener = crate::https::Listener {
-        tls,
-        max_connections: config.server.max_connections as usize,
-        header_timeout: Duration::from_secs(u64::from(config.api.header_read_timeout_seconds)),
-        grace,
-    };
-    let stop = shutdown.clone();
-    let mut server = tokio::spawn(async move {
-        crate::https::serve(api, app, listener, stop)
-            .await
-            .map_err(GatewayError::Serve)
-    });
-    tokio::spawn(retention_loop(
-        store.clone(),
-        sekisho_recorder::Library::new(&config.recordings_dir()),
-        config.recordings.retain_days,
-        shutdown.clone(),
-    ));
-    tokio::spawn(expire_requests(
-        store.clone(),
-        config.domain_policy(),
-        config.display_zone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(flush_failures(failures.clone(), shutdown.clone()));
-    let ssh_host_fingerprint = keys.ssh_host_fingerprint();
-    let done = tokio::spawn(async move {
-        let result = tokio::select! {
-            r = &mut server => r.unwrap_or_else(|e| Err(GatewayError::Serve(std::io::Error::other(e)))),
-            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
-                server.abort();
-                Ok(())
-            }
-        };
-        // Live sessions end as aborted on shutdown; let them record that.
-        sessions.close();
-        if let Err(e) = failures.flush(true).await {
-            tracing::error!(error = %e, "cannot write the last failure summaries");
-        }
-        if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
-            tracing::warn!("sessions did not finish ending within the grace period");
-        }
-        let reason = match &result {
-            Ok(()) => "shutdown requested".to_owned(),
-            Err(e) => format!("error: {e}"),
-        };
-        if let Err(e) = store
-            .audit(NewAuditEvent::system(AuditEvent::GatewayStopped { reason }))
-            .await
-        {
-            tracing::error!(error = %e, "cannot record gateway stop in the audit log");
-        }
-        store.close().await;
-        tracing::info!("sekisho stopped");
-        drop(keys);
-        result
-    });
-    Ok(Started {
-        api_scheme,
-        api_tls_fingerprint: certs.as_ref().map(|c| c.fingerprint()),
-        api_tls_self_signed,
-        api_addr,
-        initial_admin,
+    Ok(Prepared {
+        config: config.clone(),
+        failures: Arc::new(FailureLog::new(store.clone())),
+        store,
+        keys,
         created_keys,
-        ssh_host_fingerprint,
-        ssh_addr,
-        quic_addr,
-        done,
+        initial_admin,
+        events: Events::new(),
+        hasher: Hasher::for_this_machine(),
+        node,
     })
 }
 
-/// Reads the HTTPS certificate files again on each SIGHUP (new connections get the new
-/// certificate; open ones are not dropped), until shutdown.
-async fn reload_on_sighup(certs: Arc<crate::https::CertSource>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; the HTTPS certificate reloads only on restart");
-            return;
+/// The HTTPS certificate in effect: the hospital's files, or the self-signed one made in
+/// the keys directory.
+fn api_certificate(
+    config: &Config,
+) -> Result<Option<(Arc<crate::https::CertSource>, Option<std::path::PathBuf>)>> {
+    if !config.api.tls {
+        return Ok(None);
+    }
+    let (cert, key, self_signed) = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), false),
+        _ => {
+            let (c, k, _) = keys::ensure_api_certificate(
+                &config.data_dir.join("keys"),
+                config.api.listen.ip(),
+            )?;
+            (c, k, true)
         }
     };
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            got = hup.recv() => if got.is_none() { return },
+    let source = crate::https::CertSource::load(&cert, &key)?;
+    Ok(Some((Arc::new(source), self_signed.then_some(cert))))
+}
+
+impl Prepared {
+    /// Binds the listeners and serves `app` (the HTTP API and console) and the gateways
+    /// until `shutdown` is cancelled.
+    pub async fn start(
+        self,
+        app: axum::Router,
+        shutdown: CancellationToken,
+        options: StartOptions,
+    ) -> Result<Started> {
+        let Prepared {
+            config,
+            store,
+            keys,
+            created_keys,
+            initial_admin,
+            events,
+            hasher,
+            failures,
+            node,
+        } = self;
+        let config = &config;
+        let api = bind("api", config.api.listen).await?;
+        let api_addr = api.local_addr().map_err(GatewayError::Serve)?;
+        let certs = api_certificate(config)?;
+        let api_scheme = if certs.is_some() { "https" } else { "http" };
+        let mut listeners = vec![format!("api={api_scheme}://{api_addr}")];
+        let ssh = if config.ssh.enabled {
+            let l = bind("ssh", config.ssh.listen).await?;
+            let addr = l.local_addr().map_err(GatewayError::Serve)?;
+            listeners.push(format!("ssh={addr}"));
+            Some((l, addr))
+        } else {
+            None
+        };
+        let ssh_addr = ssh.as_ref().map(|(_, a)| *a);
+        store
+            .audit(NewAuditEvent::system(AuditEvent::GatewayStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                listeners: listeners.clone(),
+            }))
+            .await?;
+        tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
+
+        let sessions = tokio_util::task::TaskTracker::new();
+        // Both listeners feed the same SSH gateway (decisions, recording, session ends).
+        let shared = Arc::new(crate::ssh::Shared {
+            store: store.clone(),
+            at_rest: keys.at_rest.clone(),
+            recorder: recorder(config, &keys, options)?,
+            events: events.clone(),
+            failures: failures.clone(),
+            hasher: hasher.clone(),
+            policy: config.domain_policy(),
+            zone: config.display_zone(),
+            ssh: config.ssh.clone(),
+            input_limits: sekisho_domain::upload::InputLimits {
+                stream: config.ssh.upload_ban_command_input_bytes,
+                terminal: config.ssh.upload_ban_terminal_input_bytes,
+                paste: config.ssh.paste_flag_bytes,
+            },
+            warnings: config.policy.window_end_warnings_minutes.clone(),
+            node: node.clone(),
+            shutdown: shutdown.clone(),
+            sessions: sessions.clone(),
+        });
+        let ssh_server_config = crate::ssh::server_config(keys.ssh_host.clone());
+        if let Some((listener, _)) = ssh {
+            tokio::spawn(crate::ssh::serve(
+                listener,
+                ssh_server_config.clone(),
+                shared.clone(),
+                config.server.max_connections as usize,
+            ));
         }
-        match certs.reload() {
-            Ok(()) => {
-                tracing::info!(fingerprint = %certs.fingerprint(), "SIGHUP: HTTPS certificate reloaded")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: cannot reload the HTTPS certificate; keeping the current one")
-            }
+        let quic_addr = if config.quic.enabled {
+            Some(start_quic(config, &keys, &shared, ssh_server_config.clone(), &shutdown).await?)
+        } else {
+            None
+        };
+        let app = app
+            .layer(DefaultBodyLimit::max(config.api.max_body_bytes as usize))
+            .layer(GlobalConcurrencyLimitLayer::new(
+                config.server.max_connections as usize,
+            ))
+            .layer(TraceLayer::new_for_http());
+        let grace = Duration::from_secs(u64::from(config.server.shutdown_grace_seconds));
+        let tls = match &certs {
+            Some((c, _)) => Some(crate::https::server_config(c.clone())?),
+            None => None,
+        };
+        if let Some((c, _)) = &certs {
+            tokio::spawn(crate::sweeps::reload_on_sighup(c.clone(), shutdown.clone()));
         }
+        let listener = crate::https::Listener {
+            tls,
+            max_connections: config.server.max_connections as usize,
+            header_timeout: Duration::from_secs(u64::from(config.api.header_read_timeout_seconds)),
+            grace,
+        };
+        let stop = shutdown.clone();
+        let mut server = tokio::spawn(async move {
+            crate::https::serve(api, app, listener, stop)
+                .await
+                .map_err(GatewayError::Serve)
+        });
+        tokio::spawn(crate::sweeps::retention_loop(
+            store.clone(),
+            sekisho_recorder::Library::new(&config.recordings_dir()),
+            config.recordings.retain_days,
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::sweeps::expire_requests(
+            store.clone(),
+            config.domain_policy(),
+            config.display_zone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(crate::sweeps::flush_failures(
+            failures.clone(),
+            shutdown.clone(),
+        ));
+        let ssh_host_fingerprint = keys.ssh_host_fingerprint();
+        let done = tokio::spawn(async move {
+            let result = tokio::select! {
+                r = &mut server => r.unwrap_or_else(|e| Err(GatewayError::Serve(std::io::Error::other(e)))),
+                () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                    tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining connections");
+                    server.abort();
+                    Ok(())
+                }
+            };
+            // Live sessions end as aborted on shutdown; let them record that.
+            sessions.close();
+            if let Err(e) = failures.flush(true).await {
+                tracing::error!(error = %e, "cannot write the last failure summaries");
+            }
+            if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+                tracing::warn!("sessions did not finish ending within the grace period");
+            }
+            let reason = match &result {
+                Ok(()) => "shutdown requested".to_owned(),
+                Err(e) => format!("error: {e}"),
+            };
+            if let Err(e) = store
+                .audit(NewAuditEvent::system(AuditEvent::GatewayStopped { reason }))
+                .await
+            {
+                tracing::error!(error = %e, "cannot record gateway stop in the audit log");
+            }
+            store.close().await;
+            tracing::info!("sekisho stopped");
+            drop(keys);
+            result
+        });
+        Ok(Started {
+            api_scheme,
+            api_tls_fingerprint: certs.as_ref().map(|(c, _)| c.fingerprint()),
+            api_tls_self_signed: certs.and_then(|(_, f)| f),
+            api_addr,
+            initial_admin,
+            created_keys,
+            ssh_host_fingerprint,
+            ssh_addr,
+            quic_addr,
+            done,
+        })
     }
 }
 
-/// Writes the summaries of repeated failures once their minute is over, until shutdown.
-async fn flush_failures(
-    failures: Arc<sekisho_approval_api::failures::FailureLog>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = failures.flush(false).await {
-            tracing::warn!(error = %e, "cannot write failure summaries; retrying at the next tick");
-        }
+/// The session recorder (unrecorded only in benchmark builds, when asked).
+fn recorder(
+    config: &Config,
+    keys: &GatewayKeys,
+    options: StartOptions,
+) -> Result<sekisho_recorder::Recorder> {
+    #[cfg(feature = "benchmarks")]
+    if options.unrecorded_for_benchmarks {
+        tracing::warn!("BENCHMARK MODE: sessions are not recorded");
+        return Ok(sekisho_recorder::Recorder::unrecorded_for_benchmarks(
+            &config.recordings_dir(),
+            keys.recording.clone(),
+        ));
     }
+    let _ = options;
+    Ok(
+        sekisho_recorder::Recorder::new(&config.recordings_dir(), keys.recording.clone())?
+            .with_in_flight(config.recordings.in_flight_bytes),
+    )
 }
 
-/// How often windows that have ended are swept to `expired`.
-const EXPIRY_SWEEP: Duration = Duration::from_secs(15);
-
-/// Expires requests whose window has ended, until shutdown. A failed sweep is logged and
-/// retried at the next tick; the rules never depend on the sweep (authorize checks windows).
-async fn expire_requests(
-    store: Store,
-    policy: sekisho_domain::policy::Policy,
-    zone: sekisho_domain::zone::DisplayZone,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(EXPIRY_SWEEP);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match store.expire_requests(&policy, &zone).await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::info!(count = ids.len(), "expired requests whose window ended")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; retrying at the next tick"),
-        }
-        if let Err(e) = store.purge_revoked_tokens(jiff::Timestamp::now()).await {
-            tracing::warn!(error = %e, "cannot forget expired token revocations; retrying later");
-        }
+/// Binds and starts the designated client's QUIC listener; returns its address.
+async fn start_quic(
+    config: &Config,
+    keys: &GatewayKeys,
+    shared: &Arc<crate::ssh::Shared>,
+    ssh_config: Arc<russh::server::Config>,
+    shutdown: &CancellationToken,
+) -> Result<SocketAddr> {
+    let quic_config = crate::quic::server_config(keys)
+        .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?;
+    let bind_err = |source| GatewayError::Bind {
+        what: "quic",
+        addr: config.quic.listen,
+        source,
+    };
+    let udp = sekisho_protocol::transport::udp_socket(config.quic.listen).map_err(bind_err)?;
+    if udp.short() {
+        tracing::warn!(
+            granted = udp.recv_buffer,
+            wanted = sekisho_protocol::transport::UDP_BUFFER,
+            "the kernel capped the QUIC socket's receive buffer: bulk tunnels may lose packets \
+             and slow down (raise net.core.rmem_max)"
+        );
     }
-}
-
-/// Runs the retention sweep hourly until shutdown.
-async fn retention_loop(
-    store: Store,
-    library: sekisho_recorder::Library,
-    retain_days: u32,
-    shutdown: CancellationToken,
-) {
-    if retain_days == 0 {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match crate::retention::sweep(&store, &library, retain_days, jiff::Timestamp::now()).await {
-            Ok(s) if !s.deleted.is_empty() || !s.kept.is_empty() => {
-                tracing::info!(
-                    deleted = s.deleted.len(),
-                    kept = s.kept.len(),
-                    "retention sweep"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention sweep failed; retrying in an hour"),
-        }
-    }
-}
-
-/// The API's view of the configuration.
-pub fn api_settings(config: &Config, tls_fingerprint: &str) -> ApiSettings {
-    ApiSettings {
-        policy: config.domain_policy(),
-        zone: config.display_zone(),
-        token_ttl_minutes: config.api.token_ttl_minutes,
-        login_max_failures: config.api.login_max_failures,
-        lockout: SignedDuration::from_mins(i64::from(config.api.lockout_minutes)),
-        attestation_validity: SignedDuration::from_hours(
-            24 * i64::from(config.policy.attestation_validity_days),
-        ),
-        enrollment: sekisho_approval_api::api::EnrollmentSettings {
-            gateway: config.quic.listen.to_string(),
-            fingerprint: tls_fingerprint.to_owned(),
-            code_ttl: SignedDuration::from_hours(i64::from(config.quic.enrollment_code_hours)),
-        },
-    }
+    let endpoint = sekisho_protocol::transport::endpoint(
+        crate::quic::endpoint_config(keys),
+        udp.socket,
+        Some(quic_config),
+    )
+    .map_err(bind_err)?;
+    let addr = endpoint.local_addr().map_err(GatewayError::Serve)?;
+    let quic_shared = Arc::new(crate::quic::QuicShared {
+        ssh: shared.clone(),
+        ssh_config,
+        ca: crate::enroll::ClientCa::new(
+            &keys.ca_cert_pem,
+            keys.ca_key_pem.expose(),
+            config.quic.client_cert_days,
+        )
+        .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+        ca_pem: keys.ca_cert_pem.clone(),
+        ssh_host_key: keys
+            .ssh_host
+            .public_key()
+            .to_openssh()
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+    });
+    tokio::spawn(crate::quic::serve(
+        endpoint,
+        quic_shared,
+        shutdown.clone(),
+        config.server.max_connections as usize,
+    ));
+    Ok(addr)
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {

@@ -121,7 +121,7 @@ async fn admit(
             format!("tunnel to {name} port {port} refused: {message}"),
         )
     };
-    let unavailable = |e: sekisho_approval_api::store::StoreError| {
+    let unavailable = |e: sekisho_store::StoreError| {
         tracing::error!(error = %e, "database failure while admitting a tunnel; refusing it");
         "the gateway cannot check your permission right now (database unavailable); try again later"
             .to_owned()

@@ -11,12 +11,12 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, UnixTime, pem::PemObject};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
-use sekisho_approval_api::store::certs::RedeemError;
-use sekisho_approval_api::store::users::{NewUser, UserChanges};
 use sekisho_domain::audit::Actor;
 use sekisho_domain::user::{Role, UserStatus};
 use sekisho_gateway::enroll::{ClientCa, user_uri};
 use sekisho_gateway::keys::GatewayKeys;
+use sekisho_store::certs::RedeemError;
+use sekisho_store::users::{NewUser, UserChanges};
 use sekisho_testkit::for_each_db;
 
 fn verifier(ca_pem: &str) -> Arc<dyn ClientCertVerifier> {

@@ -4,11 +4,6 @@
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use sekisho_approval_api::crypto::AtRestKey;
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::requests::NewRequest;
-use sekisho_approval_api::store::targets::{Credential, LevelSpec, NewTarget};
-use sekisho_approval_api::store::users::NewUser;
 use sekisho_domain::audit::Actor;
 use sekisho_domain::ids::SessionId;
 use sekisho_domain::request::Window;
@@ -19,6 +14,11 @@ use sekisho_domain::user::Role;
 use sekisho_gateway::retention::sweep;
 use sekisho_recorder::manifest::RecordingKey;
 use sekisho_recorder::{Library, Recorder, SessionMeta};
+use sekisho_store::crypto::AtRestKey;
+use sekisho_store::password;
+use sekisho_store::requests::NewRequest;
+use sekisho_store::targets::{Credential, LevelSpec, NewTarget};
+use sekisho_store::users::NewUser;
 use sekisho_testkit::for_each_db;
 
 #[tokio::test]

@@ -72,6 +72,7 @@ impl Recorder {
     /// recordings write nothing and whose every call succeeds at once. Nothing in the
     /// `sekisho` binary or its configuration can select it; the gateway's rule is that there
     /// is no unrecorded access.
+    #[cfg(feature = "benchmarks")]
     pub fn unrecorded_for_benchmarks(dir: &Path, key: Arc<RecordingKey>) -> Self {
         Self {
             dir: dir.to_owned(),

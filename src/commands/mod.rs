@@ -9,8 +9,8 @@ pub mod user;
 use std::path::Path;
 
 use anyhow::Context;
-use sekisho_approval_api::Store;
 use sekisho_config::Config;
+use sekisho_store::Store;
 
 /// The configuration in effect: the file, or the defaults.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -27,5 +27,29 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
 
 /// A database URL with any password replaced, for messages.
 pub fn redact(url: &str) -> String {
-    sekisho_approval_api::store::redact_url(url)
+    sekisho_store::redact_url(url)
+}
+
+/// The approval API's state over what the gateway prepared: the one place where the API,
+/// the console and the gateway are put together.
+pub fn api_state(
+    config: &Config,
+    prepared: &sekisho_gateway::Prepared,
+) -> anyhow::Result<sekisho_approval_api::api::ApiState> {
+    let keys = &prepared.keys;
+    Ok(sekisho_approval_api::api::ApiState::new(
+        config,
+        sekisho_approval_api::api::StateParts {
+            store: prepared.store.clone(),
+            events: prepared.events.clone(),
+            hasher: prepared.hasher.clone(),
+            failures: prepared.failures.clone(),
+            at_rest: keys.at_rest.clone(),
+            jwt_pem: &keys.jwt_pem,
+            jwt_public_pem: &keys.jwt_public_pem,
+            jwt_kid: &keys.jwt_kid,
+            recording_public_key: keys.recording.public_key_b64(),
+            gateway_fingerprint: &keys.tls_fingerprint,
+        },
+    )?)
 }

@@ -14,7 +14,17 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Listen for signals before anything says we are running: a SIGTERM right after the
     // banner (a supervisor, or a test) must stop the gateway gracefully, not kill it.
     tokio::spawn(wait_for_signal(Signals::install(), shutdown.clone()));
-    let started = sekisho_gateway::start(&config, shutdown.clone()).await?;
+    let prepared = sekisho_gateway::prepare(&config).await?;
+    let state = super::api_state(&config, &prepared)?;
+    let zone = state.settings.zone.clone();
+    let app = sekisho_console::app(sekisho_approval_api::api::router(state), zone);
+    let started = prepared
+        .start(
+            app,
+            shutdown.clone(),
+            sekisho_gateway::StartOptions::default(),
+        )
+        .await?;
 
     println!("Sekisho {} is running.", env!("CARGO_PKG_VERSION"));
     println!("  data dir:      {}", config.data_dir.display());

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::users::NewUser;
 use sekisho_domain::audit::Actor;
 use sekisho_domain::secret::Secret;
 use sekisho_domain::user::{Role, validate_username};
+use sekisho_store::password;
+use sekisho_store::users::NewUser;
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {

@@ -7,14 +7,14 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::SignedDuration;
-use sekisho_approval_api::Store;
 use sekisho_approval_api::api::auth::TokenKeys;
 use sekisho_approval_api::api::{ApiSettings, ApiState};
-use sekisho_approval_api::crypto::AtRestKey;
-use sekisho_approval_api::events::Events;
 use sekisho_domain::policy::Policy;
 use sekisho_domain::secret::Secret;
 use sekisho_domain::zone::DisplayZone;
+use sekisho_store::Store;
+use sekisho_store::crypto::AtRestKey;
+use sekisho_store::events::Events;
 
 fn pem(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
@@ -86,14 +86,12 @@ pub fn state_with_recordings(
         events: Events::new(),
         recordings: sekisho_recorder::Library::new(dir),
         recording_public_key: Arc::new(public_key_b64.to_owned()),
-        hasher: sekisho_approval_api::password::Hasher::for_this_machine(),
+        hasher: sekisho_store::password::Hasher::for_this_machine(),
         throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
             3,
             std::time::Duration::from_secs(15 * 60),
         )),
-        failures: Arc::new(sekisho_approval_api::failures::FailureLog::new(
-            store.clone(),
-        )),
+        failures: Arc::new(sekisho_store::failures::FailureLog::new(store.clone())),
         store,
     }
 }
@@ -103,8 +101,8 @@ pub fn staff_user(
     username: &str,
     role: sekisho_domain::user::Role,
     password_hash: Option<String>,
-) -> sekisho_approval_api::store::users::NewUser {
-    sekisho_approval_api::store::users::NewUser {
+) -> sekisho_store::users::NewUser {
+    sekisho_store::users::NewUser {
         username: username.into(),
         display_name: username.into(),
         email: None,
@@ -122,7 +120,7 @@ pub async fn create_staff(
     role: sekisho_domain::user::Role,
     password: &str,
 ) {
-    let hash = sekisho_approval_api::password::hash(&Secret::new(password.into())).unwrap();
+    let hash = sekisho_store::password::hash(&Secret::new(password.into())).unwrap();
     store
         .create_user(
             staff_user(username, role, Some(hash)),

@@ -8,7 +8,7 @@ pub mod fs;
 pub mod postgres;
 pub mod sshd;
 
-use sekisho_approval_api::Store;
+use sekisho_store::Store;
 
 /// Runs `f` once on every available database (see [`all_databases`]) and returns the labels
 /// of those it ran on. In CI it fails unless both SQLite and PostgreSQL ran.

@@ -64,9 +64,28 @@ impl World {
         let sshd = Sshd::start()?;
         let config = sekisho_config::Config::load(&env.config).unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
-        let started = sekisho_gateway::start_with(&config, stop.clone(), options)
-            .await
-            .unwrap();
+        let prepared = sekisho_gateway::prepare(&config).await.unwrap();
+        // Put together as `sekisho serve` does (src/commands/mod.rs, `api_state`).
+        let keys = &prepared.keys;
+        let state = sekisho_approval_api::api::ApiState::new(
+            &config,
+            sekisho_approval_api::api::StateParts {
+                store: prepared.store.clone(),
+                events: prepared.events.clone(),
+                hasher: prepared.hasher.clone(),
+                failures: prepared.failures.clone(),
+                at_rest: keys.at_rest.clone(),
+                jwt_pem: &keys.jwt_pem,
+                jwt_public_pem: &keys.jwt_public_pem,
+                jwt_kid: &keys.jwt_kid,
+                recording_public_key: keys.recording.public_key_b64(),
+                gateway_fingerprint: &keys.tls_fingerprint,
+            },
+        )
+        .unwrap();
+        let zone = state.settings.zone.clone();
+        let app = sekisho_console::app(sekisho_approval_api::api::router(state), zone);
+        let started = prepared.start(app, stop.clone(), options).await.unwrap();
         let http = Http {
             base: format!("{}://{}", started.api_scheme, started.api_addr),
             client: super::client_trusting(started.api_tls_self_signed.as_deref(), None),

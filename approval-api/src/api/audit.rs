@@ -15,8 +15,8 @@ use utoipa::IntoParams;
 use super::dto::{AuditEventView, AuditPage, VerifyView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::{ApiState, Caller};
-use crate::store::Store;
-use crate::store::audit::{AuditFilter, Page, StoredAuditEvent};
+use sekisho_store::Store;
+use sekisho_store::audit::{AuditFilter, Page, StoredAuditEvent};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -19,8 +19,8 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::dto::UserView;
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
-use crate::password;
-use crate::store::audit::NewAuditEvent;
+use sekisho_store::audit::NewAuditEvent;
+use sekisho_store::password;
 
 /// The gateway's token keys: the current signing key and every key accepted for checking,
 /// each with its `kid`, so a key can be rotated without logging everyone out.

@@ -16,10 +16,10 @@ use sekisho_domain::zone::DisplayZone;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::store::audit::StoredAuditEvent;
-use crate::store::requests::StoredRequest;
-use crate::store::sessions::{Review, StoredSession};
-use crate::store::users::SshKey;
+use sekisho_store::audit::StoredAuditEvent;
+use sekisho_store::requests::StoredRequest;
+use sekisho_store::sessions::{Review, StoredSession};
+use sekisho_store::users::SshKey;
 
 // ---- users ---------------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ pub struct SshKeyView {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// `pending` keys (registered by the engineer themself) log in only once IT approves.
-    pub status: crate::store::users::SshKeyStatus,
+    pub status: sekisho_domain::user::SshKeyStatus,
 }
 
 impl From<SshKey> for SshKeyView {

@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
-use crate::store::requests::ActionError;
 use sekisho_domain::request::TransitionError;
+use sekisho_store::StoreError;
+use sekisho_store::requests::ActionError;
 
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
@@ -214,6 +214,17 @@ impl From<TransitionError> for ApiError {
                 code: "invalid_transition",
                 message,
             },
+        }
+    }
+}
+
+impl From<sekisho_store::requests::FileError> for ApiError {
+    fn from(e: sekisho_store::requests::FileError) -> Self {
+        use sekisho_store::requests::FileError;
+        match e {
+            FileError::NotAVendor => ApiError::Forbidden(e.to_string()),
+            FileError::Invalid { field, message } => ApiError::Invalid { field, message },
+            FileError::Store(s) => s.into(),
         }
     }
 }

@@ -35,11 +35,11 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::crypto::AtRestKey;
-use crate::events::Events;
-use crate::store::Store;
 use auth::{Caller, TokenKeys};
 use error::ApiError;
+use sekisho_store::Store;
+use sekisho_store::crypto::AtRestKey;
+use sekisho_store::events::Events;
 
 /// Settings the API consults, taken from the configuration.
 #[derive(Debug)]
@@ -77,11 +77,79 @@ pub struct ApiState {
     /// The recording-signing public key (base64), to verify against.
     pub recording_public_key: Arc<String>,
     /// The bounded pool every password check and hash goes through.
-    pub hasher: crate::password::Hasher,
+    pub hasher: sekisho_store::password::Hasher,
     /// Slows down password guessing (per address and per name).
     pub throttle: Arc<crate::throttle::LoginThrottle>,
     /// Audits failures of unauthenticated callers without letting them flood the log.
-    pub failures: Arc<crate::failures::FailureLog>,
+    pub failures: Arc<sekisho_store::failures::FailureLog>,
+}
+
+impl ApiSettings {
+    /// The API's view of the configuration; `gateway_fingerprint` is the designated client's
+    /// pin, shown with enrollment codes.
+    pub fn from_config(config: &sekisho_config::Config, gateway_fingerprint: &str) -> Self {
+        Self {
+            policy: config.domain_policy(),
+            zone: config.display_zone(),
+            token_ttl_minutes: config.api.token_ttl_minutes,
+            login_max_failures: config.api.login_max_failures,
+            lockout: SignedDuration::from_mins(i64::from(config.api.lockout_minutes)),
+            attestation_validity: SignedDuration::from_hours(
+                24 * i64::from(config.policy.attestation_validity_days),
+            ),
+            enrollment: EnrollmentSettings {
+                gateway: config.quic.listen.to_string(),
+                fingerprint: gateway_fingerprint.to_owned(),
+                code_ttl: SignedDuration::from_hours(i64::from(config.quic.enrollment_code_hours)),
+            },
+        }
+    }
+}
+
+/// What the API state is made of, besides the configuration: the parts the server process
+/// shares with the gateway (`sekisho_gateway::prepare` makes them).
+pub struct StateParts<'a> {
+    pub store: Store,
+    pub events: Events,
+    pub hasher: sekisho_store::password::Hasher,
+    pub failures: Arc<sekisho_store::failures::FailureLog>,
+    pub at_rest: Arc<AtRestKey>,
+    /// The token-signing key (PKCS#8 PEM), its public half (SPKI PEM) and its id.
+    pub jwt_pem: &'a sekisho_domain::secret::Secret<String>,
+    pub jwt_public_pem: &'a str,
+    pub jwt_kid: &'a str,
+    /// The recording-signing public key (base64).
+    pub recording_public_key: String,
+    /// The designated client's pin for enrollment codes.
+    pub gateway_fingerprint: &'a str,
+}
+
+impl ApiState {
+    /// The state of the API that `config` describes, over the process's shared parts.
+    pub fn new(
+        config: &sekisho_config::Config,
+        parts: StateParts<'_>,
+    ) -> Result<Self, auth::TokenKeyError> {
+        Ok(Self {
+            store: parts.store,
+            tokens: Arc::new(TokenKeys::ed25519(
+                parts.jwt_kid.to_owned(),
+                parts.jwt_pem,
+                parts.jwt_public_pem,
+            )?),
+            at_rest: parts.at_rest,
+            settings: Arc::new(ApiSettings::from_config(config, parts.gateway_fingerprint)),
+            events: parts.events,
+            recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
+            recording_public_key: Arc::new(parts.recording_public_key),
+            hasher: parts.hasher,
+            throttle: Arc::new(crate::throttle::LoginThrottle::new(
+                config.api.login_max_failures,
+                std::time::Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
+            )),
+            failures: parts.failures,
+        })
+    }
 }
 
 /// Who may call a route.
@@ -223,10 +291,6 @@ pub fn access_for(method: &Method, path: &str) -> Option<Access> {
         .find(|(m, p, _)| *m == method.as_str() && *p == path)
         .map(|(_, _, a)| *a)
 }
-
-/// Marks a request that came over HTTPS (the server inserts it): cookies are then `Secure`.
-#[derive(Clone, Copy, Debug)]
-pub struct Https;
 
 /// The client's address, when the server recorded it.
 #[derive(Clone, Debug)]
@@ -466,13 +530,15 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The router served on `[api] listen`: the API and the web console.
+/// The API's router (the web console, `sekisho-console`, adds its pages beside it).
 pub fn router(state: ApiState) -> axum::Router {
-    let api = api_router(state.clone());
-    let console = crate::console::router(state, api.clone());
-    // Answers carry tokens, personal data and audit rows: no cache keeps them, and no browser
-    // guesses a type the server did not state.
-    api.merge(console)
+    with_security_headers(api_router(state))
+}
+
+/// Answers carry tokens, personal data and audit rows: no cache keeps them, and no browser
+/// guesses a type the server did not state. Applied to everything `[api] listen` serves.
+pub fn with_security_headers(router: axum::Router) -> axum::Router {
+    router
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             header::HeaderValue::from_static("no-store"),

@@ -4,23 +4,18 @@
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use jiff::Timestamp;
-use sekisho_domain::audit::Actor;
 use sekisho_domain::ids::RequestId;
-use sekisho_domain::policy::Policy;
-use sekisho_domain::request::WorkRequest;
-use sekisho_domain::request::{RequestStatus, Window, validate_window};
-use sekisho_domain::user::{Role, User};
+use sekisho_domain::request::{RequestStatus, Window};
+use sekisho_domain::user::Role;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::dto::{DecisionBody, NewRequestBody, ReportBody, RequestView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
-use super::vendors::{free_text, parse_id, required};
+use super::vendors::{free_text, parse_id};
 use super::{ApiState, Caller, check_vendor_scope};
-use crate::events::GatewayEvent;
-use crate::store::Store;
-use crate::store::requests::{NewRequest, RequestAction, RequestFilter};
+use sekisho_store::events::GatewayEvent;
+use sekisho_store::requests::{Application, RequestAction, RequestFilter};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -76,65 +71,25 @@ pub async fn file_request(
     Json(body): Json<NewRequestBody>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
     let policy = &state.settings.policy;
-    let request = file_for(&state.store, policy, &caller.user, body, caller.source()).await?;
+    let application = Application {
+        target: body.target,
+        level: body.level,
+        window: Window {
+            start: body.window_start,
+            end: body.window_end,
+        },
+        reason: body.reason,
+        plan: body.plan,
+        emergency: body.emergency,
+    };
+    let request = state
+        .store
+        .file_application(policy, &caller.user, application, caller.source())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(RequestView::new(&request, None, policy)),
     ))
-}
-
-/// Validates and files a request for `user` (a vendor engineer): the API and the designated
-/// client both file through here.
-pub async fn file_for(
-    store: &Store,
-    policy: &Policy,
-    user: &User,
-    body: NewRequestBody,
-    source: Option<&str>,
-) -> ApiResult<WorkRequest> {
-    let vendor = user
-        .vendor_id
-        .ok_or_else(|| ApiError::Forbidden("only vendor engineers file requests".into()))?;
-    let target = match body.target.parse() {
-        Ok(id) => store.target(id).await?,
-        Err(_) => store.target_by_name(&body.target).await?,
-    }
-    .ok_or_else(|| ApiError::invalid("target", format!("no target named `{}`", body.target)))?;
-    if target.level(body.level).is_none() {
-        return Err(ApiError::invalid(
-            "level",
-            format!("{} offers no {} access", target.name, body.level),
-        ));
-    }
-    let window = Window {
-        start: body.window_start,
-        end: body.window_end,
-    };
-    validate_window(window, policy, Timestamp::now())
-        .map_err(|e| ApiError::invalid("window_end", e.to_string()))?;
-    if body.emergency && !policy.emergency_access {
-        return Err(ApiError::invalid(
-            "emergency",
-            "emergency access is disabled by the hospital's policy",
-        ));
-    }
-    Ok(store
-        .file_request(
-            NewRequest {
-                requester: user.id,
-                vendor_id: vendor,
-                target_id: target.id,
-                target_name: target.name.clone(),
-                level: body.level,
-                window,
-                reason: required("reason", &body.reason, 2000)?,
-                plan: free_text("plan", &body.plan, 20_000)?,
-                emergency: body.emergency,
-            },
-            &Actor::user(user),
-            source,
-        )
-        .await?)
 }
 
 /// One request (vendor engineers: their vendor's only).

@@ -12,8 +12,8 @@ use super::dto::{DecisionBody, SessionView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
 use super::vendors::parse_id;
 use super::{ApiState, Caller};
-use crate::events::GatewayEvent;
-use crate::store::audit::NewAuditEvent;
+use sekisho_store::audit::NewAuditEvent;
+use sekisho_store::events::GatewayEvent;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::users::parse_public_key;
 use super::vendors::{parse_id, required};
 use super::{ApiState, Caller};
-use crate::store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
+use sekisho_store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
 
 fn credential(body: CredentialBody, field: &'static str) -> ApiResult<Credential> {
     match (body.password, body.private_key) {

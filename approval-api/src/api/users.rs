@@ -16,8 +16,8 @@ use super::dto::{
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::vendors::{parse_id, required};
 use super::{ApiState, Caller, check_vendor_scope};
-use crate::events::GatewayEvent;
-use crate::store::users::{NewUser, UserChanges};
+use sekisho_store::events::GatewayEvent;
+use sekisho_store::users::{NewUser, UserChanges};
 
 /// The account making the request.
 #[utoipa::path(get, path = "/api/v1/me", tag = "users",

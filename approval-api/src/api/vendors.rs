@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::dto::{AttestationBody, ContactBody, NewVendorBody, VendorPatchBody, VendorView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::{ApiState, Caller, check_vendor_scope};
-use crate::events::GatewayEvent;
-use crate::store::vendors::VendorChanges;
+use sekisho_store::events::GatewayEvent;
+use sekisho_store::vendors::VendorChanges;
 
 pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, what: &str) -> ApiResult<T> {
     s.parse()

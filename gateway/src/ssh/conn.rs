@@ -17,16 +17,16 @@ use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Pty, Sig};
-use sekisho_approval_api::store::audit::NewAuditEvent;
-use sekisho_approval_api::store::users::SshKeyStatus;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::authorize::{ChannelKind, Grant, check_channel};
 use sekisho_domain::ids::TargetId;
 use sekisho_domain::session::Transport;
 use sekisho_domain::target::Target;
 use sekisho_domain::upload::{self, ChannelWatch, Verdict};
+use sekisho_domain::user::SshKeyStatus;
 use sekisho_domain::user::User;
 use sekisho_recorder::stream::StreamKind;
+use sekisho_store::audit::NewAuditEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -287,7 +287,7 @@ impl Conn {
         &self,
         user: &User,
         target: Option<TargetId>,
-        e: sekisho_approval_api::store::StoreError,
+        e: sekisho_store::StoreError,
     ) -> State {
         tracing::error!(error = %e, "database failure while admitting a session; refusing it");
         let msg = "the gateway cannot check your permission right now (database unavailable); try again later".to_owned();

@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::server;
-use sekisho_approval_api::Store;
-use sekisho_approval_api::crypto::AtRestKey;
-use sekisho_approval_api::events::Events;
 use sekisho_config::SshConfig;
 use sekisho_domain::policy::Policy;
 use sekisho_domain::zone::DisplayZone;
 use sekisho_recorder::Recorder;
+use sekisho_store::Store;
+use sekisho_store::crypto::AtRestKey;
+use sekisho_store::events::Events;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +50,9 @@ pub struct Shared {
     pub recorder: Recorder,
     pub events: Events,
     /// Refused logins are audited through it, so that a flood of them cannot flood the log.
-    pub failures: Arc<sekisho_approval_api::failures::FailureLog>,
+    pub failures: Arc<sekisho_store::failures::FailureLog>,
     /// Password checks (enrollment) go through the same bounded pool as API logins.
-    pub hasher: sekisho_approval_api::password::Hasher,
+    pub hasher: sekisho_store::password::Hasher,
     pub policy: Policy,
     pub zone: DisplayZone,
     pub ssh: SshConfig,
@@ -261,7 +261,7 @@ fn refused_at_gate(shared: &Arc<Shared>, peer: std::net::SocketAddr, why: GateRe
             GateRefusal::Source => "too many unauthenticated connections from this address",
             GateRefusal::Total => "too many unauthenticated connections in all",
         };
-        let ev = sekisho_approval_api::store::audit::NewAuditEvent {
+        let ev = sekisho_store::audit::NewAuditEvent {
             actor: sekisho_domain::audit::Actor::Anonymous {
                 claimed: String::new(),
             },

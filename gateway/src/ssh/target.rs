@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
-use sekisho_approval_api::store::targets::Credential;
 use sekisho_domain::target::Target;
+use sekisho_store::targets::Credential;
 
 /// Why the target could not be reached; `message` is what the vendor reads.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 //!
 //! **Architecture invariant:** the console is a presentation of the API, not a second API.
 //! Every read and every action is an in-process request to the API router with the user's
-//! own token, so [`crate::api::ACCESS`], the guard, the domain rules and the audit log apply
+//! own token, so `sekisho_approval_api::api::ACCESS`, the guard, the domain rules and the audit log apply
 //! exactly as they do to `curl`. The token lives in an `HttpOnly`, `SameSite=Strict` cookie
 //! (`Secure` when `[api] tls` is on); every form that changes something carries a CSRF token
 //! derived from the session token, and a cross-origin `Origin` is refused.
@@ -27,8 +27,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::api::ApiState;
 pub use i18n::{Lang, T};
+use sekisho_domain::zone::DisplayZone;
 
 const TOKEN_COOKIE: &str = "sekisho_token";
 const LANG_COOKIE: &str = "sekisho_lang";
@@ -38,15 +38,23 @@ const MAX_ANSWER: usize = 32 * 1024 * 1024;
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's state: the API router it calls, and the API state for settings.
+/// The console's state: the API router it calls, and the zone times are shown in.
 #[derive(Clone)]
 pub struct Console {
     api: axum::Router,
-    state: ApiState,
+    zone: DisplayZone,
 }
 
-/// The console routes, to be merged with the API's.
-pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
+/// What `sekisho serve` answers on `[api] listen`: the API (`sekisho_approval_api::api::router`)
+/// and, beside it, the console, which calls that router in-process. The console is given the
+/// router, never the API's state: it cannot reach the database.
+pub fn app(api: axum::Router, zone: DisplayZone) -> axum::Router {
+    let console = router(zone, api.clone());
+    sekisho_approval_api::api::with_security_headers(api.merge(console))
+}
+
+/// The console routes alone, calling `api`.
+pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
     axum::Router::new()
         .route("/", get(|| async { Redirect::to("/console/approvals") }))
         .route(
@@ -88,7 +96,7 @@ pub fn router(state: ApiState, api: axum::Router) -> axum::Router {
             get(confirm_terminate).post(terminate),
         )
         .layer(axum::middleware::map_response(secure_headers))
-        .with_state(Console { api, state })
+        .with_state(Console { api, zone })
 }
 
 async fn secure_headers(mut r: Response) -> Response {
@@ -226,7 +234,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                 .map(|c| c.0),
             same_origin,
             origin_https: origin.is_some_and(|o| o.starts_with("https://"))
-                || parts.extensions.get::<crate::api::Https>().is_some(),
+                || parts.extensions.get::<axum::http::uri::Scheme>()
+                    == Some(&axum::http::uri::Scheme::HTTPS),
         })
     }
 }
@@ -527,7 +536,7 @@ async fn approvals(
     let frame = frame(&ctx, &me, &q);
     Ok(pages::approvals(
         &frame,
-        &console.state.settings.zone,
+        &console.zone,
         requests.as_array().map_or(&[][..], Vec::as_slice),
         vendors.as_array().map_or(&[][..], Vec::as_slice),
         users.as_array().map_or(&[][..], Vec::as_slice),
@@ -590,7 +599,7 @@ async fn new_request_page(
     State(console): State<Console>,
     LoggedIn { ctx, me }: LoggedIn,
 ) -> Response {
-    let zone = &console.state.settings.zone;
+    let zone = &console.zone;
     let now = jiff::Timestamp::now();
     let draft = pages::Draft {
         target: String::new(),
@@ -633,7 +642,7 @@ async fn file_request(
     LoggedIn { ctx, me }: LoggedIn,
     Posted { form, .. }: Posted<RequestForm>,
 ) -> Response {
-    let zone = &console.state.settings.zone;
+    let zone = &console.zone;
     let times = (zone.parse_local(&form.from), zone.parse_local(&form.until));
     let answer = match times {
         (Ok(start), Ok(end)) => {
@@ -681,7 +690,7 @@ async fn sessions(
     let frame = frame(&ctx, &me, &q);
     Ok(pages::sessions(
         &frame,
-        &console.state.settings.zone,
+        &console.zone,
         live.as_array().map_or(&[][..], Vec::as_slice),
         requests.body.as_array().map_or(&[][..], Vec::as_slice),
     ))
@@ -754,7 +763,7 @@ async fn recordings(
     let list = console.fetch(&ctx, &path).await?;
     Ok(pages::recordings(
         &frame(&ctx, &me, &no_query()),
-        &console.state.settings.zone,
+        &console.zone,
         list.as_array().map_or(&[][..], Vec::as_slice),
         (q.target.as_deref(), q.user.as_deref(), q.state.as_deref()),
     ))
@@ -840,7 +849,7 @@ async fn recording(
     };
     Ok(pages::recording(
         &frame(&ctx, &me, &q),
-        &console.state.settings.zone,
+        &console.zone,
         &pages::RecordingView {
             id: &id,
             manifest: &manifest,
@@ -1013,7 +1022,7 @@ async fn audit(
     LoggedIn { ctx, me }: LoggedIn,
     Query(f): Query<AuditForm>,
 ) -> Response {
-    let zone = &console.state.settings.zone;
+    let zone = &console.zone;
     let mut q = no_query();
     let page = match f.api_query(
         zone,
@@ -1080,7 +1089,7 @@ async fn audit_export(
         Some("jsonl") => "jsonl",
         _ => "csv",
     };
-    let qs = match f.api_query(&console.state.settings.zone, &[("format", Some(format))]) {
+    let qs = match f.api_query(&console.zone, &[("format", Some(format))]) {
         Ok(qs) => qs,
         Err(e) => return pages::error(ctx.lang, &e, StatusCode::UNPROCESSABLE_ENTITY),
     };
@@ -1119,7 +1128,7 @@ async fn admin(
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     Ok(pages::admin(
         &frame(&ctx, &me, &q),
-        &console.state.settings.zone,
+        &console.zone,
         &pages::AdminView {
             vendors: &list(&vendors),
             users: &list(&users.body),
@@ -1213,11 +1222,7 @@ async fn enrollment_code(
     if !answer.ok() {
         return back_to_admin(&answer);
     }
-    pages::enrollment_code(
-        &frame(&ctx, &me, &no_query()),
-        &console.state.settings.zone,
-        &answer.body,
-    )
+    pages::enrollment_code(&frame(&ctx, &me, &no_query()), &console.zone, &answer.body)
 }
 
 async fn create_target(

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 
-use crate::store::audit::NewAuditEvent;
-use crate::store::{Result, Store};
+use crate::audit::NewAuditEvent;
+use crate::{Result, Store};
 
 /// Rows per source and channel per window before failures are only counted.
 pub const PER_WINDOW: u32 = 10;

@@ -32,6 +32,100 @@ pub struct NewRequest {
     pub emergency: bool,
 }
 
+/// What a vendor engineer asks for when filing, through the HTTP API or the designated client.
+#[derive(Clone, Debug)]
+pub struct Application {
+    /// A target's name, or its id.
+    pub target: String,
+    pub level: AccessLevel,
+    pub window: Window,
+    pub reason: String,
+    pub plan: String,
+    pub emergency: bool,
+}
+
+/// Why an application was not filed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("only vendor engineers file requests")]
+    NotAVendor,
+    /// A field breaks a rule; the message names the rule.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for FileError {
+    fn from(e: sqlx::Error) -> Self {
+        FileError::Store(e.into())
+    }
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> FileError {
+    FileError::Invalid {
+        field,
+        message: message.to_string(),
+    }
+}
+
+impl Store {
+    /// Checks an application against the rules (a known target offering the level, a window
+    /// the policy allows, emergency use only where allowed, text without control characters)
+    /// and files it for `user`. The HTTP API and the designated client both file here.
+    pub async fn file_application(
+        &self,
+        policy: &Policy,
+        user: &User,
+        app: Application,
+        source: Option<&str>,
+    ) -> std::result::Result<WorkRequest, FileError> {
+        let vendor = user.vendor_id.ok_or(FileError::NotAVendor)?;
+        let target = match app.target.parse() {
+            Ok(id) => self.target(id).await?,
+            Err(_) => self.target_by_name(&app.target).await?,
+        }
+        .ok_or_else(|| invalid("target", format!("no target named `{}`", app.target)))?;
+        if target.level(app.level).is_none() {
+            return Err(invalid(
+                "level",
+                format!("{} offers no {} access", target.name, app.level),
+            ));
+        }
+        sekisho_domain::request::validate_window(app.window, policy, jiff::Timestamp::now())
+            .map_err(|e| invalid("window_end", e))?;
+        if app.emergency && !policy.emergency_access {
+            return Err(invalid(
+                "emergency",
+                "emergency access is disabled by the hospital's policy",
+            ));
+        }
+        let reason = app.reason.trim().to_owned();
+        sekisho_domain::text::check_name(&reason, 2000).map_err(|e| invalid("reason", e))?;
+        sekisho_domain::text::check_text(&app.plan, 20_000).map_err(|e| invalid("plan", e))?;
+        Ok(self
+            .file_request(
+                NewRequest {
+                    requester: user.id,
+                    vendor_id: vendor,
+                    target_id: target.id,
+                    target_name: target.name.clone(),
+                    level: app.level,
+                    window: app.window,
+                    reason,
+                    plan: app.plan,
+                    emergency: app.emergency,
+                },
+                &Actor::user(user),
+                source,
+            )
+            .await?)
+    }
+}
+
 /// What a person does to a request through the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestAction {

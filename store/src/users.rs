@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::{UserId, VendorId};
-use sekisho_domain::user::{CredentialIssue, CredentialKind, Role, User, UserStatus};
+use sekisho_domain::user::{CredentialIssue, CredentialKind, Role, SshKeyStatus, User, UserStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -176,26 +176,6 @@ pub struct SshKey {
     pub created_at: Timestamp,
     /// Only an active key logs in.
     pub status: SshKeyStatus,
-}
-
-/// Whether a key logs in yet.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum SshKeyStatus {
-    /// Registered by the engineer themself; waits for IT's approval.
-    Pending,
-    Active,
-}
-
-impl SshKeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SshKeyStatus::Pending => "pending",
-            SshKeyStatus::Active => "active",
-        }
-    }
 }
 
 /// Records that `actor` gave `user` a credential (separation of duties).

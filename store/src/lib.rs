@@ -1,5 +1,10 @@
-//! Storage: one schema on SQLite (embedded default) or PostgreSQL (several gateway nodes),
-//! chosen by the URL, through sqlx's `Any` driver with embedded migrations.
+//! Sekisho's storage: one schema on SQLite (embedded default) or PostgreSQL (several gateway
+//! nodes), chosen by the URL, through sqlx's `Any` driver with embedded migrations; and what
+//! lives with the data: the hash-chained audit log ([`audit`]), password hashing
+//! ([`password`]), credential sealing at rest ([`crypto`]), the events that end live
+//! sessions ([`events`]) and the audit of unauthenticated failures ([`failures`]).
+//!
+//! The HTTP API and the gateway both use it; neither reaches the database another way.
 //!
 //! **Architecture invariant:** every query here is portable SQL that runs unchanged on both
 //! databases; times are microseconds since the epoch (UTC), ids are UUID text. The test suite
@@ -7,6 +12,10 @@
 
 pub mod audit;
 pub mod certs;
+pub mod crypto;
+pub mod events;
+pub mod failures;
+pub mod password;
 pub mod requests;
 pub mod sessions;
 pub mod targets;

@@ -6,7 +6,7 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use sekisho_approval_api::api::{ApiState, router};
+use sekisho_approval_api::api::ApiState;
 use sekisho_domain::policy::Policy;
 use sekisho_domain::user::Role;
 use tower::ServiceExt;
@@ -46,7 +46,11 @@ async fn send(
             .unwrap(),
         None => req.body(Body::empty()).unwrap(),
     };
-    let resp = router(state.clone()).oneshot(req).await.unwrap();
+    let app = sekisho_console::app(
+        sekisho_approval_api::api::router(state.clone()),
+        state.settings.zone.clone(),
+    );
+    let resp = app.oneshot(req).await.unwrap();
     let h = |name| {
         resp.headers()
             .get(name)

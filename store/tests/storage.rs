@@ -1,13 +1,13 @@
 //! Storage tests, run against SQLite and a real PostgreSQL (see `sekisho-testkit`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sekisho_approval_api::password;
-use sekisho_approval_api::store::StoreError;
-use sekisho_approval_api::store::audit::{ChainBreak, NewAuditEvent};
-use sekisho_approval_api::store::users::NewUser;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::secret::Secret;
 use sekisho_domain::user::Role;
+use sekisho_store::StoreError;
+use sekisho_store::audit::{ChainBreak, NewAuditEvent};
+use sekisho_store::password;
+use sekisho_store::users::NewUser;
 use sekisho_testkit::{TestDb, for_each_db};
 
 fn staff(username: &str, role: Role) -> NewUser {
@@ -171,7 +171,7 @@ async fn a_forged_row_with_a_recomputed_hash_is_found() {
         rows.reverse();
         let mut forged = rows[2].clone();
         forged.entry.reason = Some("forged".into());
-        let hash = sekisho_approval_api::store::audit::chain_hash(&forged.prev_hash, &forged.entry);
+        let hash = sekisho_store::audit::chain_hash(&forged.prev_hash, &forged.entry);
         tamper(
             &db,
             &format!("UPDATE audit_events SET reason = 'forged', hash = '{hash}' WHERE seq = 3"),
@@ -228,7 +228,7 @@ async fn verification_pages_through_long_logs() {
 
 #[tokio::test]
 async fn audit_filters_combine() {
-    use sekisho_approval_api::store::audit::{AuditFilter, Page};
+    use sekisho_store::audit::{AuditFilter, Page};
     for_each_db(|db| async move {
         login_events(&db, 3).await;
         db.store
