@@ -9,6 +9,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
+use crate::refusal::{Channel, Code};
+use crate::request::{Action, RequestStatus};
+use crate::session::SessionEnd;
 use crate::target::AccessLevel;
 use crate::user::Role;
 
@@ -176,14 +179,14 @@ pub enum AuditEvent {
     RequestDecided {
         request: RequestId,
         number: i64,
-        action: String,
-        status: String,
+        action: Action,
+        status: RequestStatus,
     },
     AccessDenied {
         target: Option<TargetId>,
         request: Option<RequestId>,
-        channel: String,
-        code: String,
+        channel: Channel,
+        code: Code,
     },
     SessionStarted {
         session: SessionId,
@@ -195,7 +198,7 @@ pub enum AuditEvent {
         session: SessionId,
         request: RequestId,
         target: TargetId,
-        how: String,
+        how: SessionEnd,
         bytes_to_target: u64,
         bytes_from_target: u64,
         #[serde(default)]
@@ -284,7 +287,7 @@ pub enum AuditEvent {
     /// Repeated failures from one address within a minute, counted in one row instead of
     /// one each (a flood of failed logins must not flood the log).
     FailuresSummarized {
-        channel: String,
+        channel: Channel,
         count: u64,
         first_at: Timestamp,
         last_at: Timestamp,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RequestId;
 use crate::policy::Policy;
+use crate::refusal::Code;
 use crate::request::{RequestStatus, WorkRequest, describe_attestation};
 use crate::target::{AccessLevel, LevelPolicy, Target};
 use crate::user::{Role, User, UserStatus};
@@ -145,35 +146,46 @@ pub enum DenyReason {
         port: u16,
         allowed: Vec<u16>,
     },
+    /// Forwarding to a host other than the target itself.
+    ForwardHostNotAllowed {
+        target: String,
+        host: String,
+    },
     RemoteForwardRefused,
     AgentForwardRefused,
     X11ForwardRefused,
 }
 
 impl DenyReason {
-    /// A stable machine-readable code (audit filters, API error codes).
-    pub fn code(&self) -> &'static str {
+    /// The stable machine-readable code (audit filters, API error codes).
+    pub fn code(&self) -> Code {
         match self {
-            DenyReason::NotAVendorUser { .. } => "not_a_vendor_user",
-            DenyReason::UserDisabled { .. } => "user_disabled",
-            DenyReason::UserExpired { .. } => "user_expired",
-            DenyReason::VendorUnknown => "vendor_unknown",
-            DenyReason::VendorInactive { .. } => "vendor_inactive",
-            DenyReason::Attestation { .. } => "attestation",
-            DenyReason::NoRequest { .. } => "no_request",
-            DenyReason::PendingApproval { .. } => "pending_approval",
-            DenyReason::EmergencyDisabled { .. } => "emergency_disabled",
-            DenyReason::NotYetOpen { .. } => "not_yet_open",
-            DenyReason::RequestClosed { .. } => "request_closed",
-            DenyReason::LevelNotOffered { .. } => "level_not_offered",
-            DenyReason::SshNotAllowed { .. } => "ssh_not_allowed",
-            DenyReason::UploadNotAllowed { .. } => "upload_not_allowed",
-            DenyReason::PortForwardingNotAllowed { .. } => "port_forwarding_not_allowed",
-            DenyReason::PortNotAllowed { .. } => "port_not_allowed",
-            DenyReason::RemoteForwardRefused => "remote_forward_refused",
-            DenyReason::AgentForwardRefused => "agent_forward_refused",
-            DenyReason::X11ForwardRefused => "x11_forward_refused",
+            DenyReason::NotAVendorUser { .. } => Code::NotAVendorUser,
+            DenyReason::UserDisabled { .. } => Code::UserDisabled,
+            DenyReason::UserExpired { .. } => Code::UserExpired,
+            DenyReason::VendorUnknown => Code::VendorUnknown,
+            DenyReason::VendorInactive { .. } => Code::VendorInactive,
+            DenyReason::Attestation { .. } => Code::Attestation,
+            DenyReason::NoRequest { .. } => Code::NoRequest,
+            DenyReason::PendingApproval { .. } => Code::PendingApproval,
+            DenyReason::EmergencyDisabled { .. } => Code::EmergencyDisabled,
+            DenyReason::NotYetOpen { .. } => Code::NotYetOpen,
+            DenyReason::RequestClosed { .. } => Code::RequestClosed,
+            DenyReason::LevelNotOffered { .. } => Code::LevelNotOffered,
+            DenyReason::SshNotAllowed { .. } => Code::SshNotAllowed,
+            DenyReason::UploadNotAllowed { .. } => Code::UploadNotAllowed,
+            DenyReason::PortForwardingNotAllowed { .. } => Code::PortForwardingNotAllowed,
+            DenyReason::PortNotAllowed { .. } => Code::PortNotAllowed,
+            DenyReason::ForwardHostNotAllowed { .. } => Code::ForwardHostNotAllowed,
+            DenyReason::RemoteForwardRefused => Code::RemoteForwardRefused,
+            DenyReason::AgentForwardRefused => Code::AgentForwardRefused,
+            DenyReason::X11ForwardRefused => Code::X11ForwardRefused,
         }
+    }
+
+    /// The refusal as audited and shown: the code and the message for the vendor.
+    pub fn refusal(&self, zone: &crate::zone::DisplayZone) -> crate::refusal::Refusal {
+        crate::refusal::Refusal::new(self.code(), self.message(zone))
     }
 
     /// What the vendor reads in their terminal, with times in the hospital's zone.
@@ -253,6 +265,9 @@ impl DenyReason {
             DenyReason::RemoteForwardRefused => "remote port forwarding is never allowed".into(),
             DenyReason::AgentForwardRefused => "agent forwarding is never allowed".into(),
             DenyReason::X11ForwardRefused => "X11 forwarding is never allowed".into(),
+            DenyReason::ForwardHostNotAllowed { target, host } => {
+                format!("forwarding goes only to {target} itself, not to {host}")
+            }
         }
     }
 }
@@ -479,5 +494,50 @@ pub fn check_channel(
         ChannelKind::RemoteForward => Err(DenyReason::RemoteForwardRefused),
         ChannelKind::AgentForward => Err(DenyReason::AgentForwardRefused),
         ChannelKind::X11Forward => Err(DenyReason::X11ForwardRefused),
+    }
+}
+
+/// Whether a session granted `level` on `target` may open `channel`: the level must still be
+/// offered by the target, then [`check_channel`] decides.
+pub fn check_granted(
+    channel: ChannelKind,
+    target: &Target,
+    level: AccessLevel,
+) -> Result<(), DenyReason> {
+    let Some(policy) = target.level(level) else {
+        return Err(DenyReason::LevelNotOffered {
+            target: target.name.clone(),
+            level,
+        });
+    };
+    check_channel(channel, policy, &target.name, level)
+}
+
+/// Whether an SSH `direct-tcpip` request for `host:port` may be forwarded: only to the target
+/// itself (its host, its name or the loopback names the vendor's tools use for it), only
+/// where the level allows forwarding, and only to an allowed port. The gateway always
+/// connects to the target's registered host, whatever name was asked for.
+pub fn check_forward(
+    target: &Target,
+    level: AccessLevel,
+    host: &str,
+    port: u32,
+) -> Result<u16, DenyReason> {
+    // A port beyond u16 is no port of the target; 0 is never in an allowed list.
+    let port = u16::try_from(port).unwrap_or(0);
+    check_granted(ChannelKind::PortForward { port }, target, level)?;
+    let own = [
+        target.host.as_str(),
+        target.name.as_str(),
+        "localhost",
+        "127.0.0.1",
+    ];
+    if own.contains(&host) {
+        Ok(port)
+    } else {
+        Err(DenyReason::ForwardHostNotAllowed {
+            target: target.name.clone(),
+            host: crate::audit::claimed(host),
+        })
     }
 }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod authorize;
 pub mod ids;
 pub mod policy;
+pub mod refusal;
 pub mod request;
 pub mod secret;
 pub mod session;

@@ -225,6 +225,37 @@ impl RequestEvent<'_> {
     }
 }
 
+/// What was done to a request, as the audit log names it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Approve,
+    Reject,
+    Cancel,
+    Revoke,
+    /// The requester's work report (which completes an active request).
+    Report,
+    Activate,
+    Complete,
+    Expire,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::Cancel => "cancel",
+            Action::Revoke => "revoke",
+            Action::Report => "report",
+            Action::Activate => "activate",
+            Action::Complete => "complete",
+            Action::Expire => "expire",
+        }
+    }
+}
+
 /// What the rules need to know besides the request itself.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleContext<'a> {

@@ -4,7 +4,9 @@
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use sekisho_domain::authorize::{AccessQuery, ChannelKind, Decision, DenyReason, authorize};
+use sekisho_domain::authorize::{
+    AccessQuery, ChannelKind, Decision, DenyReason, authorize, check_forward,
+};
 use sekisho_domain::ids::{RequestId, TargetId, UserId, VendorId};
 use sekisho_domain::policy::Policy;
 use sekisho_domain::request::{
@@ -721,6 +723,55 @@ fn access_level_limits_uploads_forwarding_and_ports() {
 }
 
 #[test]
+fn forwarding_goes_only_to_the_target_itself_on_an_allowed_port() {
+    let w = world();
+    let zone = &w.zone;
+    let refused = |level, host: &str, port| match check_forward(&w.target, level, host, port) {
+        Ok(p) => panic!("{host}:{port} allowed as {p}"),
+        Err(r) => (r.code().as_str(), r.message(zone)),
+    };
+    for host in ["127.0.0.1", "pacs", "localhost"] {
+        assert_eq!(
+            check_forward(&w.target, AccessLevel::Change, host, 104),
+            Ok(104)
+        );
+    }
+    assert_eq!(
+        refused(AccessLevel::Change, "10.0.0.9", 104),
+        (
+            "forward_host_not_allowed",
+            "forwarding goes only to pacs itself, not to 10.0.0.9".into()
+        )
+    );
+    assert_eq!(
+        refused(AccessLevel::Change, "127.0.0.1", 5432).0,
+        "port_not_allowed"
+    );
+    // A port beyond 16 bits is no port of the target.
+    assert_eq!(
+        refused(AccessLevel::Change, "127.0.0.1", 65_536 + 104).0,
+        "port_not_allowed"
+    );
+    assert_eq!(
+        refused(AccessLevel::Reference, "127.0.0.1", 443).0,
+        "port_forwarding_not_allowed"
+    );
+    // A hostile host name is cut and escaped before it reaches the audit log.
+    let long = format!("{}\u{202e}", "h".repeat(10_000));
+    let (_, message) = refused(AccessLevel::Change, &long, 104);
+    assert!(message.len() < 200, "{message}");
+    let mut w = w;
+    w.target.change = None;
+    assert_eq!(
+        check_forward(&w.target, AccessLevel::Change, "pacs", 104)
+            .unwrap_err()
+            .code()
+            .as_str(),
+        "level_not_offered"
+    );
+}
+
+#[test]
 fn a_level_the_target_does_not_offer_is_refused() {
     let mut w = world();
     w.target.change = None;
@@ -907,9 +958,11 @@ proptest! {
                 }
             }
             Decision::Deny(reason) => {
-                // Every denial renders to a non-empty sentence and has a code.
+                // Every denial renders to a non-empty sentence and has a code that reads
+                // back from its name.
                 prop_assert!(!reason.message(&w.zone).is_empty());
-                prop_assert!(!reason.code().is_empty());
+                let code = reason.code();
+                prop_assert_eq!(sekisho_domain::refusal::Code::from_name(code.as_str()), Some(code));
             }
         }
     }

@@ -1,21 +1,20 @@
-//! The Sekisho server process: it owns the gateway's keys, opens the database, and runs the
-//! listeners (the HTTP API now; SSH and QUIC join in later issues) until told to stop.
+//! The Sekisho gateway: the process's keys and database ([`prepare`]), then its listeners
+//! ([`Prepared::start`]): HTTPS for the API and console (the router is given by the binary;
+//! the gateway never depends on the API crate), SSH and QUIC for vendors.
 //!
-//! [`start`] is the one entry point; the `sekisho` binary and the end-to-end tests both call
-//! it (the tests through the real binary). It takes its shutdown signal as an argument.
+//! Every transport admits and ends sessions through [`session`]: the same decision, audit,
+//! recording and supervision whichever way the vendor came in. [`ssh`] and [`quic`] only speak
+//! their protocol and implement [`session::Link`].
 
 pub mod bootstrap;
-pub mod client_api;
-pub mod enroll;
 pub mod https;
 pub mod keys;
-pub mod live;
 pub mod quic;
 pub mod retention;
 pub mod serve;
+pub mod session;
 pub mod ssh;
 mod sweeps;
-pub mod tunnel;
 
 pub use serve::{Prepared, StartOptions, Started, prepare};
 

@@ -208,7 +208,7 @@ impl Prepared {
 
         let sessions = tokio_util::task::TaskTracker::new();
         // Both listeners feed the same SSH gateway (decisions, recording, session ends).
-        let shared = Arc::new(crate::ssh::Shared {
+        let shared = Arc::new(crate::session::Shared {
             store: store.clone(),
             at_rest: keys.at_rest.clone(),
             recorder: recorder(config, &keys, options)?,
@@ -357,7 +357,7 @@ fn recorder(
 async fn start_quic(
     config: &Config,
     keys: &GatewayKeys,
-    shared: &Arc<crate::ssh::Shared>,
+    shared: &Arc<crate::session::Shared>,
     ssh_config: Arc<russh::server::Config>,
     shutdown: &CancellationToken,
 ) -> Result<SocketAddr> {
@@ -387,7 +387,7 @@ async fn start_quic(
     let quic_shared = Arc::new(crate::quic::QuicShared {
         ssh: shared.clone(),
         ssh_config,
-        ca: crate::enroll::ClientCa::new(
+        ca: crate::quic::enroll::ClientCa::new(
             &keys.ca_cert_pem,
             keys.ca_key_pem.expose(),
             config.quic.client_cert_days,

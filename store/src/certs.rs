@@ -2,6 +2,7 @@
 
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::refusal::{Channel, Code};
 use sekisho_domain::user::{Role, User, UserStatus};
 use sqlx::Row;
 
@@ -163,8 +164,8 @@ impl Store {
                 event: AuditEvent::AccessDenied {
                     target: None,
                     request: None,
-                    channel: "enroll".into(),
-                    code: "bad_enrollment_code".into(),
+                    channel: Channel::Enroll,
+                    code: Code::BadEnrollmentCode,
                 },
             })
             .await?;
@@ -247,8 +248,8 @@ impl Store {
                 event: AuditEvent::AccessDenied {
                     target: None,
                     request: None,
-                    channel: "enroll".into(),
-                    code: "enrollment_password".into(),
+                    channel: Channel::Enroll,
+                    code: Code::EnrollmentPassword,
                 },
             },
         )

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::refusal::Channel;
 
 use crate::audit::NewAuditEvent;
 use crate::{Result, Store};
@@ -38,7 +39,7 @@ struct Window {
 #[derive(Debug)]
 pub struct FailureLog {
     store: Store,
-    windows: Mutex<HashMap<(String, &'static str), Window>>,
+    windows: Mutex<HashMap<(String, Channel), Window>>,
 }
 
 /// What `ev` says its actor claimed to be.
@@ -58,13 +59,13 @@ impl FailureLog {
         }
     }
 
-    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<(String, &'static str), Window>> {
+    fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Channel), Window>> {
         self.windows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Audits one failure on `channel` (e.g. `api_login`, `ssh`), or counts it when its
     /// source has already had its rows this minute.
-    pub async fn record(&self, channel: &'static str, ev: NewAuditEvent) -> Result<()> {
+    pub async fn record(&self, channel: Channel, ev: NewAuditEvent) -> Result<()> {
         let key = (ev.source_addr.clone().unwrap_or_default(), channel);
         let now = Instant::now();
         let at = Timestamp::now();
@@ -126,7 +127,7 @@ impl FailureLog {
         Ok(())
     }
 
-    async fn summarize(&self, (source, channel): &(String, &'static str), w: Window) -> Result<()> {
+    async fn summarize(&self, (source, channel): &(String, Channel), w: Window) -> Result<()> {
         if w.suppressed == 0 {
             return Ok(());
         }
@@ -141,7 +142,7 @@ impl FailureLog {
                     w.suppressed
                 )),
                 event: AuditEvent::FailuresSummarized {
-                    channel: (*channel).to_owned(),
+                    channel: *channel,
                     count: w.suppressed,
                     first_at: w.first_at,
                     last_at: w.last_at,

@@ -4,7 +4,7 @@ use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::ids::{RequestId, TargetId, UserId, VendorId};
 use sekisho_domain::policy::Policy;
 use sekisho_domain::request::{
-    Approval, RequestEvent, RequestStatus, RuleContext, TransitionError, Verdict, Window,
+    Action, Approval, RequestEvent, RequestStatus, RuleContext, TransitionError, Verdict, Window,
     WorkRequest,
 };
 use sekisho_domain::target::AccessLevel;
@@ -136,6 +136,16 @@ pub enum RequestAction {
 }
 
 impl RequestAction {
+    /// The action as the audit log names it.
+    pub fn audited(self) -> Action {
+        match self {
+            RequestAction::Approve => Action::Approve,
+            RequestAction::Reject => Action::Reject,
+            RequestAction::Cancel => Action::Cancel,
+            RequestAction::Revoke => Action::Revoke,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RequestAction::Approve => "approve",
@@ -451,8 +461,8 @@ impl Store {
             event: AuditEvent::RequestDecided {
                 request: id,
                 number: request.number,
-                action: action.as_str().to_owned(),
-                status: status.as_str().to_owned(),
+                action: action.audited(),
+                status,
             },
         };
         match request.apply(&event, &ctx) {
@@ -562,8 +572,8 @@ impl Store {
                 AuditEvent::RequestDecided {
                     request: id,
                     number: request.number,
-                    action: "report".into(),
-                    status: status.as_str().into(),
+                    action: Action::Report,
+                    status,
                 },
             ),
         )
@@ -633,8 +643,8 @@ impl Store {
                     event: AuditEvent::RequestDecided {
                         request: id,
                         number: request.number,
-                        action: "expire".into(),
-                        status: transition.status.as_str().into(),
+                        action: Action::Expire,
+                        status: transition.status,
                     },
                 },
             )

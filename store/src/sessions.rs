@@ -292,7 +292,7 @@ impl Store {
                     session: id,
                     request: current.session.request_id,
                     target: current.session.target_id,
-                    how: end.as_str().to_owned(),
+                    how: end,
                     bytes_to_target,
                     bytes_from_target,
                     duration_seconds,

@@ -321,7 +321,7 @@ pub async fn login(
         state
             .failures
             .record(
-                "api_login",
+                sekisho_domain::refusal::Channel::ApiLogin,
                 fail("too many failed logins from this address", None),
             )
             .await?;
@@ -346,7 +346,7 @@ pub async fn login(
             state
                 .failures
                 .record(
-                    "api_login",
+                    sekisho_domain::refusal::Channel::ApiLogin,
                     fail("too many password checks at once", user.as_ref()),
                 )
                 .await?;
@@ -362,7 +362,10 @@ pub async fn login(
         };
         state
             .failures
-            .record("api_login", fail(reason, user.as_ref()))
+            .record(
+                sekisho_domain::refusal::Channel::ApiLogin,
+                fail(reason, user.as_ref()),
+            )
             .await?;
         tokio::time::sleep(slowdown).await;
         return Err(generic());

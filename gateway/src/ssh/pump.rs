@@ -13,7 +13,7 @@ use sekisho_recorder::stream::Direction;
 use tokio::sync::mpsc;
 
 use super::sftp::Framer;
-use crate::live::Live;
+use crate::session::Live;
 
 /// How a channel is recorded.
 #[derive(Clone, Copy, Debug)]

@@ -42,13 +42,14 @@ pub enum TargetError {
 
 impl TargetError {
     /// The audit code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> sekisho_domain::refusal::Code {
+        use sekisho_domain::refusal::Code;
         match self {
-            TargetError::HostKeyMismatch { .. } => "host_key_mismatch",
-            TargetError::BadPin { .. } => "host_key_unreadable",
-            TargetError::Timeout { .. } | TargetError::Connect { .. } => "target_unreachable",
+            TargetError::HostKeyMismatch { .. } => Code::HostKeyMismatch,
+            TargetError::BadPin { .. } => Code::HostKeyUnreadable,
+            TargetError::Timeout { .. } | TargetError::Connect { .. } => Code::TargetUnreachable,
             TargetError::AuthFailed { .. } | TargetError::BadCredential { .. } => {
-                "target_login_failed"
+                Code::TargetLoginFailed
             }
         }
     }

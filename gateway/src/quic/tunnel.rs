@@ -28,8 +28,10 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::live::{self, Live, Vendor};
-use crate::ssh::Shared;
+use sekisho_domain::refusal::{Channel, Refusal};
+use sekisho_protocol::transport;
+
+use crate::session::{Link, LinkFuture, Live, Shared, admit};
 
 /// How long a new stream has to say what it is.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -63,10 +65,10 @@ pub async fn run(
         }
     };
     let gone = CancellationToken::new();
-    shared.sessions.spawn(live::supervise(
+    shared.sessions.spawn(crate::session::supervise::supervise(
         live.clone(),
         shared.clone(),
-        Vendor::Quic(conn.clone()),
+        Box::new(QuicLink(conn.clone())),
         gone.clone(),
     ));
     if sekisho_protocol::write(&mut control, &ServerMessage::Accepted)
@@ -104,46 +106,43 @@ async fn admit(
     port: u16,
     peer: &str,
 ) -> Result<Arc<Live>, ServerMessage> {
-    let refuse = async |target: Option<&Target>, code: &'static str, message: String| {
-        live::audit_denied(
-            shared,
-            user,
-            target.map(|t| t.id),
-            "tunnel",
-            code,
-            &message,
-            peer,
-        )
-        .await;
+    let refused = |target: Option<&Target>, refusal: Refusal| {
         let name = target.map_or(target_name, |t| t.name.as_str());
         denied(
-            code,
-            format!("tunnel to {name} port {port} refused: {message}"),
+            refusal.code.as_str(),
+            format!("tunnel to {name} port {port} refused: {}", refusal.message),
         )
     };
-    let unavailable = |e: sekisho_store::StoreError| {
-        tracing::error!(error = %e, "database failure while admitting a tunnel; refusing it");
-        "the gateway cannot check your permission right now (database unavailable); try again later"
-            .to_owned()
-    };
-    let target = match shared.store.target_by_name(target_name).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            let m = format!("no target named {target_name} is registered");
-            return Err(refuse(None, "unknown_target", m).await);
-        }
-        Err(e) => return Err(refuse(None, "database_unavailable", unavailable(e)).await),
-    };
     let channel = ChannelKind::Tunnel { port };
-    let grant = match live::decide(shared, user, &target, channel, None).await {
-        Ok(Ok(g)) => g,
-        Ok(Err((code, m))) => return Err(refuse(Some(&target), code, m).await),
-        Err(e) => return Err(refuse(Some(&target), "database_unavailable", unavailable(e)).await),
+    let (target, grant) = match admit::admit(
+        shared,
+        user,
+        target_name,
+        channel,
+        None,
+        Channel::Tunnel,
+        peer,
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err((target, refusal)) => return Err(refused(target.as_ref(), refusal)),
     };
     let (session, recording) =
-        match live::begin(shared, user, &target, &grant, Transport::Quic, peer).await {
+        match admit::begin(shared, user, &target, &grant, Transport::Quic, peer).await {
             Ok(x) => x,
-            Err((code, m)) => return Err(refuse(Some(&target), code, m).await),
+            Err(refusal) => {
+                admit::audit_denied(
+                    shared,
+                    user,
+                    Some(target.id),
+                    Channel::Tunnel,
+                    &refusal,
+                    peer,
+                )
+                .await;
+                return Err(refused(Some(&target), refusal));
+            }
         };
     Ok(Arc::new(Live::new(
         session,
@@ -151,9 +150,42 @@ async fn admit(
         user.clone(),
         target,
         channel,
-        None,
         recording,
     )))
+}
+
+/// How a tunnel session's end reaches the vendor: the QUIC connection is closed with the
+/// reason, which the client prints; its code says whether the gateway is only stopping (then
+/// the tunnel reconnects). There is no gateway connection to a target to close: each TCP
+/// connection belongs to its relay task.
+pub struct QuicLink(pub quinn::Connection);
+
+impl Link for QuicLink {
+    fn close_vendor<'a>(
+        &'a self,
+        how: SessionEnd,
+        message: &'a str,
+        _vendor_gone: &'a CancellationToken,
+    ) -> LinkFuture<'a> {
+        Box::pin(async move {
+            let code = if how == SessionEnd::Aborted {
+                transport::CLOSE_GATEWAY_STOPPING
+            } else {
+                transport::CLOSE_SESSION_ENDED
+            };
+            let text = if message.is_empty() {
+                "session closed"
+            } else {
+                message
+            };
+            self.0
+                .close(code.into(), format!("Sekisho: {text}").as_bytes());
+        })
+    }
+
+    fn close_target(&self) -> LinkFuture<'_> {
+        Box::pin(async {})
+    }
 }
 
 /// One vendor TCP connection: check the stream's `Open`, connect, relay and record.

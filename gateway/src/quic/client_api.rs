@@ -8,7 +8,7 @@ use sekisho_domain::user::User;
 use sekisho_protocol::{NewRequest, RequestSummary, ServerMessage};
 use sekisho_store::requests::{Application, FileError, RequestFilter};
 
-use crate::ssh::Shared;
+use crate::session::Shared;
 
 fn summary(r: &WorkRequest) -> RequestSummary {
     RequestSummary {

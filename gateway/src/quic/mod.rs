@@ -8,6 +8,10 @@
 //! recording and session ends are exactly those of SSH. Each connection's first
 //! bidirectional stream carries the control protocol of `sekisho-protocol`.
 
+pub mod client_api;
+pub mod enroll;
+pub mod tunnel;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use sekisho_protocol::transport::CLOSE_GATEWAY_STOPPING;
 
-use crate::enroll::ClientCa;
 use crate::keys::GatewayKeys;
-use crate::live;
+use crate::session::{self, admit};
 use crate::ssh;
+use enroll::ClientCa;
+use sekisho_domain::refusal::{Channel, Code};
 
 /// The ALPN protocol name.
 pub const ALPN: &[u8] = b"sekisho/1";
@@ -239,8 +244,8 @@ async fn audit_refused_certificate(shared: &QuicShared, refusal: CertRefusal, pe
         event: AuditEvent::AccessDenied {
             target: None,
             request: None,
-            channel: "quic".into(),
-            code: refusal.code,
+            channel: Channel::Quic,
+            code: Code::from_name(&refusal.code).unwrap_or(Code::CertificateRefused),
         },
     };
     if let Err(e) = store.audit(ev).await {
@@ -250,7 +255,7 @@ async fn audit_refused_certificate(shared: &QuicShared, refusal: CertRefusal, pe
 
 /// What the listener needs besides the SSH gateway's state.
 pub struct QuicShared {
-    pub ssh: Arc<ssh::Shared>,
+    pub ssh: Arc<session::Shared>,
     pub ssh_config: Arc<russh::server::Config>,
     pub ca: ClientCa,
     pub ca_pem: String,
@@ -330,11 +335,11 @@ async fn certificate_owner(
         }
         Err(e) => return Err(unavailable(&e)),
     };
-    match live::check_account(&shared.ssh, &user).await {
+    match admit::check_account(&shared.ssh, &user).await {
         Ok(Ok(())) => Ok(user),
-        Ok(Err((code, m))) => {
-            live::audit_denied(&shared.ssh, &user, None, "quic", code, &m, peer).await;
-            Err(deny(code, m))
+        Ok(Err(refusal)) => {
+            admit::audit_denied(&shared.ssh, &user, None, Channel::Quic, &refusal, peer).await;
+            Err(deny(refusal.code.as_str(), refusal.message))
         }
         Err(e) => Err(unavailable(&e)),
     }
@@ -434,7 +439,7 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
                 Service::Ssh => open_ssh(shared, user, &target, peer, send, recv).await,
                 Service::Tcp { port } => {
                     tracing::info!(user = %user.username, target, port, peer = %peer, "designated client opens a tunnel");
-                    crate::tunnel::run(
+                    tunnel::run(
                         shared.ssh.clone(),
                         conn.clone(),
                         user,
@@ -448,9 +453,9 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
                 }
             };
         }
-        ClientMessage::ListRequests => crate::client_api::list(&shared.ssh, &user).await,
+        ClientMessage::ListRequests => client_api::list(&shared.ssh, &user).await,
         ClientMessage::FileRequest { request } => {
-            crate::client_api::file(&shared.ssh, &user, request, &peer).await
+            client_api::file(&shared.ssh, &user, request, &peer).await
         }
         ClientMessage::Renew { csr_pem } => {
             let renewed = shared

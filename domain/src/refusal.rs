@@ -1,0 +1,287 @@
+//! Refusals: the closed set of reasons the gateway turns someone away, and where.
+//!
+//! Every refusal is audited with a [`Code`] (for machines and filters) and a message (for the
+//! person refused). Both are enums with `snake_case` serde names, so the audit log's JSON is
+//! exactly what the strings of earlier versions were, and the hash chain of existing data
+//! still verifies (`store/tests/audit_compat.rs`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why access was refused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    // The access rule (`authorize`).
+    NotAVendorUser,
+    UserDisabled,
+    UserExpired,
+    VendorUnknown,
+    VendorInactive,
+    Attestation,
+    NoRequest,
+    PendingApproval,
+    EmergencyDisabled,
+    NotYetOpen,
+    RequestClosed,
+    LevelNotOffered,
+    SshNotAllowed,
+    UploadNotAllowed,
+    PortForwardingNotAllowed,
+    PortNotAllowed,
+    RemoteForwardRefused,
+    AgentForwardRefused,
+    X11ForwardRefused,
+    // Who is connecting.
+    BadLoginName,
+    UnknownUser,
+    UnknownKey,
+    NoKey,
+    KeyPending,
+    CertificateUserMismatch,
+    CertificateUnknown,
+    CertificateRequired,
+    CertificateRefused,
+    CertificateExpired,
+    CertificateUnknownIssuer,
+    CertificateBadSignature,
+    TooManyUnauthenticated,
+    BadEnrollmentCode,
+    EnrollmentPassword,
+    // The target and the gateway itself.
+    UnknownTarget,
+    DatabaseUnavailable,
+    RecordingUnavailable,
+    NoCredential,
+    TargetUnreachable,
+    TargetLoginFailed,
+    HostKeyMismatch,
+    HostKeyUnreadable,
+    // What a channel asked for.
+    SftpMalformed,
+    SubsystemNotOffered,
+    ForwardHostNotAllowed,
+}
+
+impl Code {
+    pub const ALL: [Code; 45] = [
+        Code::NotAVendorUser,
+        Code::UserDisabled,
+        Code::UserExpired,
+        Code::VendorUnknown,
+        Code::VendorInactive,
+        Code::Attestation,
+        Code::NoRequest,
+        Code::PendingApproval,
+        Code::EmergencyDisabled,
+        Code::NotYetOpen,
+        Code::RequestClosed,
+        Code::LevelNotOffered,
+        Code::SshNotAllowed,
+        Code::UploadNotAllowed,
+        Code::PortForwardingNotAllowed,
+        Code::PortNotAllowed,
+        Code::RemoteForwardRefused,
+        Code::AgentForwardRefused,
+        Code::X11ForwardRefused,
+        Code::BadLoginName,
+        Code::UnknownUser,
+        Code::UnknownKey,
+        Code::NoKey,
+        Code::KeyPending,
+        Code::CertificateUserMismatch,
+        Code::CertificateUnknown,
+        Code::CertificateRequired,
+        Code::CertificateRefused,
+        Code::CertificateExpired,
+        Code::CertificateUnknownIssuer,
+        Code::CertificateBadSignature,
+        Code::TooManyUnauthenticated,
+        Code::BadEnrollmentCode,
+        Code::EnrollmentPassword,
+        Code::UnknownTarget,
+        Code::DatabaseUnavailable,
+        Code::RecordingUnavailable,
+        Code::NoCredential,
+        Code::TargetUnreachable,
+        Code::TargetLoginFailed,
+        Code::HostKeyMismatch,
+        Code::HostKeyUnreadable,
+        Code::SftpMalformed,
+        Code::SubsystemNotOffered,
+        Code::ForwardHostNotAllowed,
+    ];
+
+    /// The code named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// The stable name (what the JSON says).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NotAVendorUser => "not_a_vendor_user",
+            Code::UserDisabled => "user_disabled",
+            Code::UserExpired => "user_expired",
+            Code::VendorUnknown => "vendor_unknown",
+            Code::VendorInactive => "vendor_inactive",
+            Code::Attestation => "attestation",
+            Code::NoRequest => "no_request",
+            Code::PendingApproval => "pending_approval",
+            Code::EmergencyDisabled => "emergency_disabled",
+            Code::NotYetOpen => "not_yet_open",
+            Code::RequestClosed => "request_closed",
+            Code::LevelNotOffered => "level_not_offered",
+            Code::SshNotAllowed => "ssh_not_allowed",
+            Code::UploadNotAllowed => "upload_not_allowed",
+            Code::PortForwardingNotAllowed => "port_forwarding_not_allowed",
+            Code::PortNotAllowed => "port_not_allowed",
+            Code::RemoteForwardRefused => "remote_forward_refused",
+            Code::AgentForwardRefused => "agent_forward_refused",
+            Code::X11ForwardRefused => "x11_forward_refused",
+            Code::BadLoginName => "bad_login_name",
+            Code::UnknownUser => "unknown_user",
+            Code::UnknownKey => "unknown_key",
+            Code::NoKey => "no_key",
+            Code::KeyPending => "key_pending",
+            Code::CertificateUserMismatch => "certificate_user_mismatch",
+            Code::CertificateUnknown => "certificate_unknown",
+            Code::CertificateRequired => "certificate_required",
+            Code::CertificateRefused => "certificate_refused",
+            Code::CertificateExpired => "certificate_expired",
+            Code::CertificateUnknownIssuer => "certificate_unknown_issuer",
+            Code::CertificateBadSignature => "certificate_bad_signature",
+            Code::TooManyUnauthenticated => "too_many_unauthenticated",
+            Code::BadEnrollmentCode => "bad_enrollment_code",
+            Code::EnrollmentPassword => "enrollment_password",
+            Code::UnknownTarget => "unknown_target",
+            Code::DatabaseUnavailable => "database_unavailable",
+            Code::RecordingUnavailable => "recording_unavailable",
+            Code::NoCredential => "no_credential",
+            Code::TargetUnreachable => "target_unreachable",
+            Code::TargetLoginFailed => "target_login_failed",
+            Code::HostKeyMismatch => "host_key_mismatch",
+            Code::HostKeyUnreadable => "host_key_unreadable",
+            Code::SftpMalformed => "sftp_malformed",
+            Code::SubsystemNotOffered => "subsystem_not_offered",
+            Code::ForwardHostNotAllowed => "forward_host_not_allowed",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a refusal (or a failure counted against an address) happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// An SSH connection or its session.
+    Ssh,
+    /// The designated client's QUIC connection.
+    Quic,
+    /// A designated-client tunnel.
+    Tunnel,
+    /// Enrolling the designated client.
+    Enroll,
+    /// A file transfer.
+    FileUpload,
+    /// A `direct-tcpip` channel.
+    PortForward,
+    /// An SSH subsystem.
+    Subsystem,
+    X11Forward,
+    AgentForward,
+    RemoteForward,
+    /// Password logins to the API and console.
+    ApiLogin,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 11] = [
+        Channel::Ssh,
+        Channel::Quic,
+        Channel::Tunnel,
+        Channel::Enroll,
+        Channel::FileUpload,
+        Channel::PortForward,
+        Channel::Subsystem,
+        Channel::X11Forward,
+        Channel::AgentForward,
+        Channel::RemoteForward,
+        Channel::ApiLogin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Ssh => "ssh",
+            Channel::Quic => "quic",
+            Channel::Tunnel => "tunnel",
+            Channel::Enroll => "enroll",
+            Channel::FileUpload => "file_upload",
+            Channel::PortForward => "port_forward",
+            Channel::Subsystem => "subsystem",
+            Channel::X11Forward => "x11_forward",
+            Channel::AgentForward => "agent_forward",
+            Channel::RemoteForward => "remote_forward",
+            Channel::ApiLogin => "api_login",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: its code, and what the person refused reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The gateway cannot decide because its database does not answer (fail closed).
+    pub fn database_unavailable() -> Self {
+        Self::new(
+            Code::DatabaseUnavailable,
+            "the gateway cannot check your permission right now (database unavailable); try again later",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serde_names() {
+        for code in Code::ALL {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+        for channel in Channel::ALL {
+            assert_eq!(
+                serde_json::to_string(&channel).unwrap(),
+                format!("\"{}\"", channel.as_str())
+            );
+        }
+    }
+}
