@@ -35,7 +35,11 @@ fn fuzz(st: &str, server: &support::Server, token: &str, filter: &[&str]) {
     let base = server.base();
     let certificate = server.certificate.as_ref().unwrap();
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
+    // Schemathesis keeps a cache of earlier failures (`.schemathesis/`) in its working
+    // directory and replays them: each run starts from none.
+    let workdir = tempfile::tempdir().unwrap();
     let out = Command::new(st)
+        .current_dir(workdir.path())
         .arg("--config-file")
         .arg(&config)
         .arg("run")

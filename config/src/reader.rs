@@ -8,7 +8,8 @@ use sekisho_domain::policy::ChecklistItem;
 use sekisho_domain::zone::DisplayZone;
 use toml_edit::{Document, Item, TableLike, Value};
 
-use crate::{LogFormat, Problem};
+use crate::error::Problem;
+use crate::model::LogFormat;
 
 /// A section of the document (`[api]`), possibly absent.
 #[derive(Clone, Copy)]

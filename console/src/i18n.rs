@@ -1,6 +1,8 @@
 //! The console's words in English and Japanese. Every visible string is here, so a missing
 //! translation is a compile error rather than an English word on a Japanese page.
 
+use sekisho_domain::request::RequestStatus;
+
 /// The page language: from the `lang` cookie, else the browser's `Accept-Language`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {
@@ -375,6 +377,24 @@ impl T {
             Lang::En => en,
             Lang::Ja => ja,
         }
+    }
+}
+
+/// A work request's state, in words: every state has both, or this does not compile.
+pub fn request_status(status: RequestStatus, lang: Lang) -> &'static str {
+    let (en, ja) = match status {
+        RequestStatus::Submitted => ("submitted", "申請中"),
+        RequestStatus::Approved => ("approved", "承認済"),
+        RequestStatus::Rejected => ("rejected", "却下"),
+        RequestStatus::Cancelled => ("cancelled", "取下げ"),
+        RequestStatus::Active => ("in progress", "作業中"),
+        RequestStatus::Completed => ("completed", "完了"),
+        RequestStatus::Expired => ("expired", "期限切れ"),
+        RequestStatus::Revoked => ("revoked", "承認取消"),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Ja => ja,
     }
 }
 

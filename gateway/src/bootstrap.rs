@@ -8,8 +8,8 @@ use sekisho_store::Store;
 use sekisho_store::password;
 use sekisho_store::users::NewUser;
 
+use crate::error::{GatewayError, Result};
 use crate::keys::write_private;
-use crate::{GatewayError, Result};
 
 /// File in the data dir holding the generated admin password (0600).
 pub const INITIAL_ADMIN_PASSWORD_FILE: &str = "initial-admin-password";

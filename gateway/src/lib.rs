@@ -7,6 +7,7 @@
 //! their protocol and implement [`session::Link`].
 
 pub mod bootstrap;
+pub mod error;
 pub mod https;
 pub mod keys;
 pub mod quic;
@@ -16,34 +17,5 @@ pub mod session;
 pub mod ssh;
 mod sweeps;
 
+pub use error::{GatewayError, Result};
 pub use serve::{Prepared, StartOptions, Started, prepare};
-
-/// Why the gateway could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    #[error(transparent)]
-    Keys(#[from] keys::KeyError),
-    #[error(transparent)]
-    Store(#[from] sekisho_store::StoreError),
-    #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot listen on {addr} ({what}): {source}")]
-    Bind {
-        what: &'static str,
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot create the initial admin account: {0}")]
-    Bootstrap(String),
-    #[error(transparent)]
-    Recording(#[from] sekisho_recorder::RecordingError),
-    #[error("cannot use the HTTPS certificate: {0}")]
-    Tls(#[from] https::TlsError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
-}
-
-pub type Result<T, E = GatewayError> = std::result::Result<T, E>;

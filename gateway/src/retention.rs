@@ -7,7 +7,7 @@ use sekisho_recorder::Library;
 use sekisho_store::Store;
 use sekisho_store::sessions::Retention;
 
-use crate::{GatewayError, Result};
+use crate::error::{GatewayError, Result};
 
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]

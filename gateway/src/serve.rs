@@ -25,8 +25,8 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::bootstrap::{self, InitialAdmin};
+use crate::error::{GatewayError, Result};
 use crate::keys::{self, GatewayKeys};
-use crate::{GatewayError, Result};
 
 /// A running gateway.
 #[derive(Debug)]

@@ -11,9 +11,9 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
+use crate::error::{RecordingError, Result, io_err};
 use crate::library::{Verification, verify_dir};
 use crate::manifest::{MANIFEST, Manifest, key_id};
-use crate::{RecordingError, Result, io_err};
 
 const README: &str = "\
 Sekisho session recording

@@ -90,14 +90,28 @@ impl Utf8Stream {
     }
 }
 
+/// Why a cast file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CastError {
+    #[error("empty file")]
+    Empty,
+    #[error("line {line}: {source}")]
+    Line {
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("asciicast version {0} (expected 2)")]
+    Version(u8),
+}
+
 /// Parses a cast file. Lines after a torn (unparsable) last line are ignored; an unparsable
 /// line in the middle is an error naming its number.
-pub fn parse(text: &str) -> Result<(CastHeader, Vec<CastEvent>), String> {
+pub fn parse(text: &str) -> Result<(CastHeader, Vec<CastEvent>), CastError> {
     let mut lines = text.lines();
-    let header: CastHeader = serde_json::from_str(lines.next().ok_or("empty file")?)
-        .map_err(|e| format!("line 1: {e}"))?;
+    let header: CastHeader = serde_json::from_str(lines.next().ok_or(CastError::Empty)?)
+        .map_err(|source| CastError::Line { line: 1, source })?;
     if header.version != 2 {
-        return Err(format!("asciicast version {} (expected 2)", header.version));
+        return Err(CastError::Version(header.version));
     }
     let all: Vec<&str> = lines.collect();
     let mut events = Vec::with_capacity(all.len());
@@ -118,7 +132,12 @@ pub fn parse(text: &str) -> Result<(CastHeader, Vec<CastEvent>), String> {
                 events.push(CastEvent { t, kind, data });
             }
             Err(_) if i + 1 == all.len() => break,
-            Err(e) => return Err(format!("line {}: {e}", i + 2)),
+            Err(source) => {
+                return Err(CastError::Line {
+                    line: i + 2,
+                    source,
+                });
+            }
         }
     }
     Ok((header, events))

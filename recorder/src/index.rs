@@ -9,9 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cast::{self, CastEvent, EventKind};
-use crate::stream::{self, Direction, StreamKind};
-use crate::{RecordingError, Result, io_err};
+use crate::cast::{self, CastError, CastEvent, EventKind};
+use crate::error::{RecordingError, Result, io_err};
+use crate::stream::{self, Direction, StreamError, StreamKind};
 
 pub const INDEX: &str = "index.jsonl";
 
@@ -29,6 +29,18 @@ pub enum Source {
     Output,
     /// Something the gateway flagged for the reviewer (a large paste).
     Flag,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Input => "input",
+            Source::Screen => "screen",
+            Source::Command => "command",
+            Source::Output => "output",
+            Source::Flag => "flag",
+        }
+    }
 }
 
 /// One index entry.
@@ -92,7 +104,7 @@ fn typed(line: &mut String, data: &str, t: f64, file: &str, out: &mut Vec<Entry>
 }
 
 /// Index entries of one asciicast file.
-pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, String> {
+pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, CastError> {
     let (header, events) = cast::parse(text)?;
     let mut parser = vt100::Parser::new(size(header.height), size(header.width), 0);
     let mut prev: Vec<String> = vec![String::new(); usize::from(header.height)];
@@ -136,8 +148,8 @@ pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, Str
 }
 
 /// Index entries of an exec stream (other streams are binary protocols: not indexed).
-pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>, String> {
-    let s = stream::parse(bytes).map_err(|e| e.to_string())?;
+pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>, StreamError> {
+    let s = stream::parse(bytes)?;
     if s.header.kind != StreamKind::Exec {
         return Ok(vec![]);
     }
@@ -202,16 +214,17 @@ fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 /// with a warning: the index is a convenience, the recording itself is what is signed.
 pub fn build(dir: &Path) -> Result<()> {
     let mut entries = Vec::new();
-    for name in crate::library::recording_files(dir)? {
+    for name in crate::manifest::recording_files(dir)? {
         let path = dir.join(&name);
-        let result = if name.ends_with(".cast") {
+        let result: std::result::Result<_, Box<dyn std::error::Error>> = if name.ends_with(".cast")
+        {
             std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| index_cast(&t, &name))
+                .map_err(Into::into)
+                .and_then(|t| index_cast(&t, &name).map_err(Into::into))
         } else if stream_kind(&path) == Some(StreamKind::Exec) {
             read_prefix(&path, MAX_INDEXED_STREAM)
-                .map_err(|e| e.to_string())
-                .and_then(|b| index_stream(&b, &name))
+                .map_err(Into::into)
+                .and_then(|b| index_stream(&b, &name).map_err(Into::into))
         } else {
             // TCP and sftp streams are binary protocols: not indexed, and not read here.
             Ok(vec![])
@@ -245,7 +258,7 @@ pub fn read(dir: &Path) -> Result<Vec<Entry>> {
 
 /// Everything that was on screen, in order: lines that scrolled away, then the final screen.
 /// Text overwritten in place (full-screen programs) is not in the transcript; the index has it.
-pub fn transcript(cast_text: &str) -> std::result::Result<String, String> {
+pub fn transcript(cast_text: &str) -> std::result::Result<String, CastError> {
     let (header, events) = cast::parse(cast_text)?;
     let mut parser = vt100::Parser::new(size(header.height), size(header.width), 1_000_000);
     let width = header.width.max(1);
@@ -373,7 +386,7 @@ fn colour(c: vt100::Color) -> Option<u8> {
 /// Plays `cast_text` up to `t` seconds (resizes included) and returns the screen then, with
 /// colours, bold, inverse video (as swapped colours) and the cursor; and the recording's
 /// length in seconds.
-pub fn screen_at(cast_text: &str, t: f64) -> std::result::Result<(Screen, f64), String> {
+pub fn screen_at(cast_text: &str, t: f64) -> std::result::Result<(Screen, f64), CastError> {
     let (header, events) = cast::parse(cast_text)?;
     let mut parser = vt100::Parser::new(size(header.height), size(header.width), 0);
     let length = events.last().map_or(0.0, |e| e.t);

@@ -3,26 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{RecordingError, Result, io_err};
 use crate::index::{self, INDEX};
 use crate::manifest::{
     self, FileEntry, FileKind, MANIFEST, Manifest, RecordingKey, RecordingState, hash_file,
+    recording_files,
 };
-use crate::{RecordingError, Result, io_err};
-
-/// The recording files of a session folder (not the manifest or index), sorted.
-pub fn recording_files(dir: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(io_err("list", dir))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            (n.starts_with("term-") && n.ends_with(".cast"))
-                || (n.starts_with("stream-") && n.ends_with(".skr"))
-        })
-        .collect();
-    names.sort();
-    Ok(names)
-}
 
 fn kind_of(name: &str) -> (FileKind, Option<u32>) {
     let channel = |prefix: &str, suffix: &str| {
@@ -78,7 +64,7 @@ pub fn finish_with(
 }
 
 /// What verification found.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verification {
     pub session: String,
     pub state: RecordingState,
@@ -129,13 +115,33 @@ pub fn verify_dir(dir: &Path, public_key_b64: &str) -> Result<Verification> {
     })
 }
 
+/// Why a recording has no single TCP stream to export.
+#[derive(Debug, thiserror::Error)]
+pub enum TcpStreamError {
+    #[error(transparent)]
+    Recording(#[from] RecordingError),
+    #[error("recording {session} has no TCP stream{}", on_channel(*.channel))]
+    None {
+        session: String,
+        channel: Option<u32>,
+    },
+    #[error("recording {session} has {count} TCP streams: choose one with --channel")]
+    Several { session: String, count: usize },
+}
+
+fn on_channel(channel: Option<u32>) -> String {
+    channel
+        .map(|c| format!(" on channel {c}"))
+        .unwrap_or_default()
+}
+
 /// The TCP stream recording of `dir` to export as pcap: the one on `channel`, or the only
 /// one. The error is for a person ("has 2 TCP streams: choose one with --channel").
 pub fn tcp_stream(
     dir: &Path,
     channel: Option<u32>,
-) -> std::result::Result<crate::stream::StreamFile, String> {
-    let m = Manifest::read(dir).map_err(|e| e.to_string())?;
+) -> std::result::Result<crate::stream::StreamFile, TcpStreamError> {
+    let m = Manifest::read(dir)?;
     let streams: Vec<_> = m
         .files
         .iter()
@@ -148,22 +154,19 @@ pub fn tcp_stream(
     let count = streams.len();
     match <[_; 1]>::try_from(streams) {
         Ok([one]) => Ok(one),
-        Err(_) if count == 0 => Err(format!(
-            "recording {} has no TCP stream{}",
-            m.meta.session,
-            channel
-                .map(|c| format!(" on channel {c}"))
-                .unwrap_or_default()
-        )),
-        Err(_) => Err(format!(
-            "recording {} has {count} TCP streams: choose one with --channel",
-            m.meta.session
-        )),
+        Err(_) if count == 0 => Err(TcpStreamError::None {
+            session: m.meta.session,
+            channel,
+        }),
+        Err(_) => Err(TcpStreamError::Several {
+            session: m.meta.session,
+            count,
+        }),
     }
 }
 
 /// One place a search text was found.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     pub session: String,
     pub target: String,

@@ -11,10 +11,23 @@ use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{RecordingError, Result, io_err};
+use crate::error::{RecordingError, Result, io_err};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const FORMAT: &str = "sekisho-recording/1";
+
+/// Who and what a recording is about; written into the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionMeta {
+    pub session: String,
+    pub request: String,
+    pub request_number: i64,
+    pub vendor: String,
+    pub vendor_user: String,
+    pub target: String,
+    pub level: String,
+    pub source_addr: String,
+}
 
 /// Where a recording is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +39,16 @@ pub enum RecordingState {
     Closed,
     /// Sealed after the gateway stopped or crashed while it was open.
     Aborted,
+}
+
+impl RecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Open => "open",
+            RecordingState::Closed => "closed",
+            RecordingState::Aborted => "aborted",
+        }
+    }
 }
 
 /// What a file holds.
@@ -52,7 +75,7 @@ pub struct Manifest {
     pub format: String,
     /// Who and what (flattened: the JSON keeps these as top-level keys).
     #[serde(flatten)]
-    pub meta: crate::SessionMeta,
+    pub meta: SessionMeta,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub state: RecordingState,
@@ -165,25 +188,60 @@ impl RecordingKey {
     }
 }
 
+/// Why a manifest's signature does not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("public key is not base64")]
+    PublicKeyNotBase64,
+    #[error("manifest is not signed")]
+    NotSigned,
+    #[error("signature is not base64")]
+    SignatureNotBase64,
+    #[error("signed by key {signed_by} but checked against key {checked_with}")]
+    OtherKey {
+        signed_by: String,
+        checked_with: String,
+    },
+    #[error("signature does not match the manifest (manifest altered)")]
+    Altered,
+}
+
 /// Checks a manifest's signature against a raw public key (base64).
-pub fn verify_signature(m: &Manifest, public_key_b64: &str) -> std::result::Result<(), String> {
+pub fn verify_signature(
+    m: &Manifest,
+    public_key_b64: &str,
+) -> std::result::Result<(), SignatureError> {
     let public = STANDARD
         .decode(public_key_b64.trim())
-        .map_err(|_| "public key is not base64".to_owned())?;
-    let sig = m.signature.as_deref().ok_or("manifest is not signed")?;
+        .map_err(|_| SignatureError::PublicKeyNotBase64)?;
+    let sig = m.signature.as_deref().ok_or(SignatureError::NotSigned)?;
     let sig = STANDARD
         .decode(sig)
-        .map_err(|_| "signature is not base64".to_owned())?;
+        .map_err(|_| SignatureError::SignatureNotBase64)?;
     if m.key_id.as_deref() != Some(key_id(&public).as_str()) {
-        return Err(format!(
-            "signed by key {} but checked against key {}",
-            m.key_id.as_deref().unwrap_or("?"),
-            key_id(&public)
-        ));
+        return Err(SignatureError::OtherKey {
+            signed_by: m.key_id.clone().unwrap_or_else(|| "?".into()),
+            checked_with: key_id(&public),
+        });
     }
     UnparsedPublicKey::new(&ED25519, &public)
         .verify(&m.signed_bytes(), &sig)
-        .map_err(|_| "signature does not match the manifest (manifest altered)".to_owned())
+        .map_err(|_| SignatureError::Altered)
+}
+
+/// The recording files of a session folder (not the manifest or index), sorted.
+pub fn recording_files(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            (n.starts_with("term-") && n.ends_with(".cast"))
+                || (n.starts_with("stream-") && n.ends_with(".skr"))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -195,7 +253,7 @@ mod tests {
     fn the_signed_encoding_keeps_its_field_order() {
         let m = Manifest {
             format: FORMAT.into(),
-            meta: crate::SessionMeta {
+            meta: SessionMeta {
                 session: "s".into(),
                 request: "r".into(),
                 request_number: 1,

@@ -299,6 +299,7 @@ async fn a_tcp_recording_exports_to_a_pcap_that_tshark_dissects() {
     assert!(
         pcap::export(&e, Vec::new())
             .unwrap_err()
+            .to_string()
             .contains("only TCP")
     );
 }

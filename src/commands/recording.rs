@@ -272,11 +272,12 @@ fn export(lib: &Library, config: &Config, args: ExportArgs) -> anyhow::Result<Ex
     let (Some(FormatArg::Pcap), Some(out)) = (args.format, args.out) else {
         bail!("say what to export: --format pcap --out FILE, or --bundle FILE");
     };
-    let stream = library::tcp_stream(&dir, args.channel).map_err(anyhow::Error::msg)?;
+    let stream = library::tcp_stream(&dir, args.channel)?;
     let s = &stream;
     let file =
         std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    pcap::export(s, std::io::BufWriter::new(file)).map_err(anyhow::Error::msg)?;
+    pcap::export(s, std::io::BufWriter::new(file))
+        .with_context(|| format!("cannot write {}", out.display()))?;
     println!("wrote {} ({} frames)", out.display(), s.frames.len());
     Ok(ExitCode::SUCCESS)
 }
@@ -303,13 +304,16 @@ pub async fn replay(args: ReplayArgs, config_path: Option<&Path>) -> anyhow::Res
     let text =
         std::fs::read_to_string(dir.join(&name)).with_context(|| format!("cannot read {name}"))?;
     if args.text {
-        print!("{}", index::transcript(&text).map_err(anyhow::Error::msg)?);
+        print!(
+            "{}",
+            index::transcript(&text).with_context(|| format!("cannot read {name}"))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if !(args.speed > 0.0 && args.speed.is_finite()) {
         bail!("--speed must be a positive number");
     }
-    let (_, events) = cast::parse(&text).map_err(anyhow::Error::msg)?;
+    let (_, events) = cast::parse(&text).with_context(|| format!("cannot read {name}"))?;
     let mut out = std::io::stdout().lock();
     let mut prev = 0.0f64;
     for ev in events.iter().filter(|e| e.kind == EventKind::Output) {

@@ -7,7 +7,7 @@ use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jiff::SignedDuration;
-use sekisho_approval_api::api::auth::TokenKeys;
+use sekisho_approval_api::api::token::TokenKeys;
 use sekisho_approval_api::api::{ApiSettings, ApiState};
 use sekisho_domain::policy::Policy;
 use sekisho_domain::secret::Secret;

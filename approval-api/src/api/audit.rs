@@ -14,7 +14,8 @@ use utoipa::IntoParams;
 
 use super::dto::{AuditEventView, AuditPage, VerifyView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
-use super::{ApiState, Caller};
+use super::state::ApiState;
+use super::token::Caller;
 use sekisho_store::Store;
 use sekisho_store::audit::{AuditFilter, Page, StoredAuditEvent};
 
@@ -72,7 +73,7 @@ pub async fn list_audit(
         outcome: q.outcome,
     };
     // Checked for every format, though only the paged one uses it: a bad value is a bad request.
-    let limit = super::page_limit(q.limit, 100)?;
+    let limit = super::extract::page_limit(q.limit, 100)?;
     match q.format.as_deref().unwrap_or("json") {
         "json" => {
             let rows = state

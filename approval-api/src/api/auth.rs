@@ -4,236 +4,22 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::{SignedDuration, Timestamp};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
-use sekisho_domain::ids::UserId;
 use sekisho_domain::secret::Secret;
-use sekisho_domain::user::{Role, User};
-use sekisho_domain::vendor::{Vendor, VendorStatus};
+use sekisho_domain::user::User;
+use sekisho_domain::vendor::VendorStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiState;
 use super::dto::UserView;
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::state::ApiState;
+use super::token::{Caller, Claims};
 use sekisho_store::audit::NewAuditEvent;
 use sekisho_store::password;
 
-/// The gateway's token keys: the current signing key and every key accepted for checking,
-/// each with its `kid`, so a key can be rotated without logging everyone out.
-pub struct TokenKeys {
-    kid: String,
-    encoding: EncodingKey,
-    decoding: Vec<(String, DecodingKey)>,
-}
-
-impl std::fmt::Debug for TokenKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why token keys could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid token key: {0}")]
-pub struct TokenKeyError(String);
-
-impl TokenKeys {
-    /// From the Ed25519 private key (PKCS#8 PEM) and its public key (SPKI PEM).
-    pub fn ed25519(
-        kid: String,
-        private_pem: &Secret<String>,
-        public_pem: &str,
-    ) -> Result<Self, TokenKeyError> {
-        let encoding = EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
-            .map_err(|e| TokenKeyError(e.to_string()))?;
-        let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())
-            .map_err(|e| TokenKeyError(e.to_string()))?;
-        Ok(Self {
-            decoding: vec![(kid.clone(), decoding)],
-            kid,
-            encoding,
-        })
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("signing token: {e}")))
-    }
-
-    /// Checks a token: EdDSA only (so `none` and HMAC are refused), a known `kid`, a valid
-    /// signature and an unexpired `exp`.
-    pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
-        // Read `alg` ourselves first: a header naming an algorithm the library does not know
-        // (`none`) should be refused as such, not as "malformed".
-        let head = token.split('.').next().ok_or("malformed token")?;
-        let head: serde_json::Value = URL_SAFE_NO_PAD
-            .decode(head)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or("malformed token")?;
-        if head.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
-            return Err("token algorithm not accepted");
-        }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
-        let kid = header.kid.ok_or("token has no key id")?;
-        let key = self
-            .decoding
-            .iter()
-            .find(|(k, _)| *k == kid)
-            .map(|(_, key)| key)
-            .ok_or("token signed by an unknown key")?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub", "iat", "jti"]);
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired; log in again",
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => "token signature is invalid",
-                _ => "invalid token",
-            })
-    }
-}
-
-/// What a token says.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
-    /// The user id.
-    pub sub: String,
-    pub role: Role,
-    /// The vendor, for vendor engineers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vendor: Option<String>,
-    pub iat: i64,
-    pub exp: i64,
-    /// This token's id: a logout revokes exactly it.
-    pub jti: String,
-    /// The account's token generation when it was issued: a password change or disabling
-    /// the account bumps the generation and so revokes every earlier token.
-    pub tgen: i64,
-}
-
-impl Claims {
-    /// When the token stops working anyway.
-    pub fn expires_at(&self) -> Timestamp {
-        Timestamp::from_second(self.exp).unwrap_or(Timestamp::UNIX_EPOCH)
-    }
-}
-
-/// The authenticated account making a request, re-read from the database on every request.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub user: User,
-    /// The caller's vendor, for vendor engineers.
-    pub vendor: Option<Vendor>,
-    pub source: Option<String>,
-    /// The token this request came with.
-    pub claims: Claims,
-}
-
-impl Caller {
-    pub fn actor(&self) -> Actor {
-        Actor::user(&self.user)
-    }
-
-    pub fn role(&self) -> Role {
-        self.user.role
-    }
-
-    /// The vendor a vendor engineer is limited to; `None` for staff.
-    pub fn vendor_scope(&self) -> Option<sekisho_domain::ids::VendorId> {
-        if self.user.role == Role::Vendor {
-            self.user.vendor_id
-        } else {
-            None
-        }
-    }
-
-    pub fn source(&self) -> Option<&str> {
-        self.source.as_deref()
-    }
-}
-
-/// Resolves a bearer token into a [`Caller`], refusing disabled or expired accounts and
-/// engineers of vendors that are not active.
-pub(crate) async fn authenticate(
-    state: &ApiState,
-    token: &str,
-    source: Option<String>,
-) -> ApiResult<Caller> {
-    let claims = state
-        .tokens
-        .verify(token)
-        .map_err(|m| ApiError::Unauthorized(m.to_owned()))?;
-    let id: UserId = claims
-        .sub
-        .parse()
-        .map_err(|_| ApiError::Unauthorized("invalid token".into()))?;
-    let user = state
-        .store
-        .user(id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("account no longer exists".into()))?;
-    if !user.is_usable(Timestamp::now()) {
-        return Err(ApiError::Unauthorized(format!(
-            "account {} is disabled or expired",
-            user.username
-        )));
-    }
-    if user.role != claims.role {
-        return Err(ApiError::Unauthorized(
-            "account role changed; log in again".into(),
-        ));
-    }
-    if state.store.token_generation(user.id).await? != claims.tgen {
-        return Err(ApiError::Unauthorized(
-            "this token was revoked (password changed or account disabled); log in again".into(),
-        ));
-    }
-    if state.store.token_revoked(&claims.jti).await? {
-        return Err(ApiError::Unauthorized(
-            "this token was revoked by logging out; log in again".into(),
-        ));
-    }
-    let vendor = match user.vendor_id {
-        Some(v) => {
-            let vendor = state
-                .store
-                .vendor(v)
-                .await?
-                .ok_or_else(|| ApiError::Unauthorized("vendor no longer exists".into()))?;
-            if vendor.status != VendorStatus::Active {
-                return Err(ApiError::Forbidden(format!(
-                    "vendor {} is {}",
-                    vendor.name,
-                    vendor.status.as_str()
-                )));
-            }
-            Some(vendor)
-        }
-        None => None,
-    };
-    Ok(Caller {
-        user,
-        vendor,
-        source,
-        claims,
-    })
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     pub username: String,
@@ -241,7 +27,7 @@ pub struct LoginBody {
     pub password: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginResponse {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
@@ -296,7 +82,7 @@ fn wait_message(wait: Duration, zone: &sekisho_domain::zone::DisplayZone) -> Api
 )]
 pub async fn login(
     State(state): State<ApiState>,
-    source: super::Source,
+    source: super::extract::Source,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<Json<LoginResponse>> {
     let source = source.0;

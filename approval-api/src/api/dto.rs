@@ -23,7 +23,7 @@ use sekisho_store::users::SshKey;
 
 // ---- users ---------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
     #[schema(value_type = String, format = Uuid)]
     pub id: UserId,
@@ -57,7 +57,7 @@ impl From<&User> for UserView {
 }
 
 /// A vendor engineer's account.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVendorUserBody {
     pub username: String,
@@ -82,20 +82,31 @@ pub struct PasswordChangeBody {
 }
 
 /// Changes to an account; absent fields stay as they are.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
     /// `disabled` cuts the account off at once, live sessions included.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<UserStatus>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Option<Timestamp>>,
     /// At least 12 characters and hard to guess (strength 3 of 4).
     #[schema(format = Password, min_length = 12, max_length = 1024)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
@@ -115,7 +126,7 @@ pub struct SshKeyBody {
     pub public_key: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SshKeyView {
     pub id: String,
     /// `SHA256:...`, as `ssh-keygen -l` shows it.
@@ -152,7 +163,7 @@ pub struct ContactBody {
 }
 
 /// A vendor's answers to the hospital's security checklist.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttestationBody {
     /// Checklist key → whether the measure is in place (see `GET /api/v1/policy`).
@@ -167,7 +178,7 @@ pub struct AttestationBody {
     pub expires_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVendorBody {
     pub name: String,
@@ -186,7 +197,7 @@ pub struct VendorPatchBody {
     pub status: Option<VendorStatus>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AttestationView {
     pub answers: BTreeMap<String, bool>,
     pub attested_by: String,
@@ -196,7 +207,7 @@ pub struct AttestationView {
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VendorView {
     #[schema(value_type = String, format = Uuid)]
     pub id: VendorId,
@@ -241,7 +252,7 @@ impl VendorView {
 // ---- targets -------------------------------------------------------------------------
 
 /// The secret the gateway logs in with: exactly one of the two. Write-only.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialBody {
     #[schema(format = Password)]
@@ -255,7 +266,7 @@ fn yes() -> bool {
 }
 
 /// What one access level may do on a target.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LevelBody {
     /// The account on the target the gateway logs in as.
@@ -273,14 +284,14 @@ pub struct LevelBody {
     pub file_upload: bool,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LevelsBody {
     pub reference: Option<LevelBody>,
     pub change: Option<LevelBody>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTargetBody {
     /// Short name used in SSH login names (`alice+pacs`).
@@ -353,7 +364,7 @@ pub struct TargetPatchBody {
     pub remove_levels: Vec<AccessLevel>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LevelView {
     pub account: String,
     pub ssh: bool,
@@ -375,7 +386,7 @@ impl From<&LevelPolicy> for LevelView {
 }
 
 /// A target. Credentials are never shown.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TargetView {
     #[schema(value_type = String, format = Uuid)]
     pub id: TargetId,
@@ -403,7 +414,7 @@ impl From<&Target> for TargetView {
 
 // ---- requests ------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequestBody {
     /// Target name (or id).
@@ -421,20 +432,20 @@ pub struct NewRequestBody {
     pub emergency: bool,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportBody {
     /// What was done.
     pub text: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalView {
     #[schema(value_type = String, format = Uuid)]
     pub approver: UserId,
@@ -444,15 +455,23 @@ pub struct ApprovalView {
     pub at: Timestamp,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// Where a request's approvals stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalProgress {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalStateView {
-    /// `pending`, `approved` or `rejected`.
-    pub state: String,
+    pub state: ApprovalProgress,
     pub have: u8,
     pub need: u8,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
     #[schema(value_type = String, format = Uuid)]
     pub id: RequestId,
@@ -489,17 +508,17 @@ impl RequestView {
         let need = r.approvals_needed(policy);
         let approval = match r.approval_state(policy) {
             ApprovalState::Pending { have, need } => ApprovalStateView {
-                state: "pending".into(),
+                state: ApprovalProgress::Pending,
                 have,
                 need,
             },
             ApprovalState::Approved => ApprovalStateView {
-                state: "approved".into(),
+                state: ApprovalProgress::Approved,
                 have: need,
                 need,
             },
             ApprovalState::Rejected => ApprovalStateView {
-                state: "rejected".into(),
+                state: ApprovalProgress::Rejected,
                 have: 0,
                 need,
             },
@@ -543,7 +562,15 @@ impl RequestView {
 
 // ---- sessions ------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+/// Whether IT has signed off a session's review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Pending,
+    SignedOff,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionView {
     #[schema(value_type = String, format = Uuid)]
     pub id: SessionId,
@@ -571,8 +598,7 @@ pub struct SessionView {
     pub end: Option<SessionEnd>,
     pub bytes_to_target: u64,
     pub bytes_from_target: u64,
-    /// `pending` or `signed_off`.
-    pub review: String,
+    pub review: ReviewState,
     pub reviewed_by: Option<String>,
     pub review_comment: Option<String>,
 }
@@ -581,9 +607,9 @@ impl From<&StoredSession> for SessionView {
     fn from(s: &StoredSession) -> Self {
         let x = &s.session;
         let (review, reviewed_by, review_comment) = match &s.review {
-            Review::Pending => ("pending".to_owned(), None, None),
+            Review::Pending => (ReviewState::Pending, None, None),
             Review::SignedOff { by, comment, .. } => {
-                ("signed_off".to_owned(), Some(by.clone()), comment.clone())
+                (ReviewState::SignedOff, Some(by.clone()), comment.clone())
             }
         };
         Self {
@@ -612,7 +638,7 @@ impl From<&StoredSession> for SessionView {
 
 // ---- audit ---------------------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: i64,
     #[schema(value_type = String, format = DateTime)]
@@ -657,14 +683,14 @@ impl From<&StoredAuditEvent> for AuditEventView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEventView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     pub next_cursor: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VerifyView {
     pub intact: bool,
     pub rows: i64,

@@ -1,368 +1,42 @@
 //! The HTTP API (axum) for hospital IT, vendors and auditors.
 //!
 //! **Architecture invariant:** who may call what is decided in one place, [`ACCESS`], by one
-//! middleware ([`guard`]). A route missing from the table is refused with 403 for everyone,
+//! middleware ([`access::guard`]). A route missing from the table is refused with 403 for everyone,
 //! and a test checks that every documented route has an entry. Handlers only narrow what a
 //! vendor engineer sees to their own vendor.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod extract;
 pub mod recordings;
 pub mod requests;
 pub mod sessions;
+pub mod state;
 pub mod targets;
+pub mod token;
 pub mod users;
 pub mod vendors;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
-use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use jiff::SignedDuration;
-use sekisho_domain::policy::Policy;
-use sekisho_domain::user::Role;
-use sekisho_domain::zone::DisplayZone;
 use serde_json::json;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use auth::{Caller, TokenKeys};
+pub use access::{ACCESS, Access, access_for};
 use error::ApiError;
-use sekisho_store::Store;
-use sekisho_store::crypto::AtRestKey;
-use sekisho_store::events::Events;
-
-/// Settings the API consults, taken from the configuration.
-#[derive(Debug)]
-pub struct ApiSettings {
-    pub policy: Policy,
-    pub zone: DisplayZone,
-    pub token_ttl_minutes: u32,
-    pub login_max_failures: u32,
-    pub lockout: SignedDuration,
-    pub attestation_validity: SignedDuration,
-    /// What enrollment codes tell the designated client.
-    pub enrollment: EnrollmentSettings,
-}
-
-/// The gateway the designated client enrolls with.
-#[derive(Debug, Clone)]
-pub struct EnrollmentSettings {
-    /// `host:port` of the QUIC listener.
-    pub gateway: String,
-    /// Fingerprint of the gateway's TLS certificate, for the client to pin.
-    pub fingerprint: String,
-    pub code_ttl: SignedDuration,
-}
-
-/// What every handler can reach; cheap to clone.
-#[derive(Clone, Debug)]
-pub struct ApiState {
-    pub store: Store,
-    pub tokens: Arc<TokenKeys>,
-    pub at_rest: Arc<AtRestKey>,
-    pub settings: Arc<ApiSettings>,
-    pub events: Events,
-    /// The recordings directory, read-only.
-    pub recordings: sekisho_recorder::Library,
-    /// The recording-signing public key (base64), to verify against.
-    pub recording_public_key: Arc<String>,
-    /// The bounded pool every password check and hash goes through.
-    pub hasher: sekisho_store::password::Hasher,
-    /// Slows down password guessing (per address and per name).
-    pub throttle: Arc<crate::throttle::LoginThrottle>,
-    /// Audits failures of unauthenticated callers without letting them flood the log.
-    pub failures: Arc<sekisho_store::failures::FailureLog>,
-}
-
-impl ApiSettings {
-    /// The API's view of the configuration; `gateway_fingerprint` is the designated client's
-    /// pin, shown with enrollment codes.
-    pub fn from_config(config: &sekisho_config::Config, gateway_fingerprint: &str) -> Self {
-        Self {
-            policy: config.domain_policy(),
-            zone: config.display_zone(),
-            token_ttl_minutes: config.api.token_ttl_minutes,
-            login_max_failures: config.api.login_max_failures,
-            lockout: SignedDuration::from_mins(i64::from(config.api.lockout_minutes)),
-            attestation_validity: SignedDuration::from_hours(
-                24 * i64::from(config.policy.attestation_validity_days),
-            ),
-            enrollment: EnrollmentSettings {
-                gateway: config.quic.listen.to_string(),
-                fingerprint: gateway_fingerprint.to_owned(),
-                code_ttl: SignedDuration::from_hours(i64::from(config.quic.enrollment_code_hours)),
-            },
-        }
-    }
-}
-
-/// What the API state is made of, besides the configuration: the parts the server process
-/// shares with the gateway (`sekisho_gateway::prepare` makes them).
-pub struct StateParts<'a> {
-    pub store: Store,
-    pub events: Events,
-    pub hasher: sekisho_store::password::Hasher,
-    pub failures: Arc<sekisho_store::failures::FailureLog>,
-    pub at_rest: Arc<AtRestKey>,
-    /// The token-signing key (PKCS#8 PEM), its public half (SPKI PEM) and its id.
-    pub jwt_pem: &'a sekisho_domain::secret::Secret<String>,
-    pub jwt_public_pem: &'a str,
-    pub jwt_kid: &'a str,
-    /// The recording-signing public key (base64).
-    pub recording_public_key: String,
-    /// The designated client's pin for enrollment codes.
-    pub gateway_fingerprint: &'a str,
-}
-
-impl ApiState {
-    /// The state of the API that `config` describes, over the process's shared parts.
-    pub fn new(
-        config: &sekisho_config::Config,
-        parts: StateParts<'_>,
-    ) -> Result<Self, auth::TokenKeyError> {
-        Ok(Self {
-            store: parts.store,
-            tokens: Arc::new(TokenKeys::ed25519(
-                parts.jwt_kid.to_owned(),
-                parts.jwt_pem,
-                parts.jwt_public_pem,
-            )?),
-            at_rest: parts.at_rest,
-            settings: Arc::new(ApiSettings::from_config(config, parts.gateway_fingerprint)),
-            events: parts.events,
-            recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
-            recording_public_key: Arc::new(parts.recording_public_key),
-            hasher: parts.hasher,
-            throttle: Arc::new(crate::throttle::LoginThrottle::new(
-                config.api.login_max_failures,
-                std::time::Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
-            )),
-            failures: parts.failures,
-        })
-    }
-}
-
-/// Who may call a route.
-#[derive(Clone, Copy, Debug)]
-pub enum Access {
-    /// No token needed.
-    Public,
-    /// A valid token of one of these roles.
-    Roles(&'static [Role]),
-}
-
-use Role::{Admin, Approver, Auditor, Vendor};
-const STAFF: &[Role] = &[Admin, Approver, Auditor];
-const EVERYONE: &[Role] = &[Admin, Approver, Auditor, Vendor];
-const DECIDERS: &[Role] = &[Admin, Approver];
-const ADMIN: &[Role] = &[Admin];
-const VENDOR: &[Role] = &[Vendor];
-
-/// The access table: method, route pattern, who. Vendors' reads are further limited to their
-/// own vendor by the handlers.
-pub const ACCESS: &[(&str, &str, Access)] = &[
-    ("GET", "/healthz", Access::Public),
-    ("GET", "/api/v1/openapi.json", Access::Public),
-    ("POST", "/api/v1/auth/login", Access::Public),
-    ("POST", "/api/v1/auth/logout", Access::Roles(EVERYONE)),
-    ("GET", "/api/v1/auth/me", Access::Roles(EVERYONE)),
-    ("GET", "/api/v1/me", Access::Roles(EVERYONE)),
-    ("POST", "/api/v1/me/password", Access::Roles(EVERYONE)),
-    ("GET", "/api/v1/policy", Access::Roles(EVERYONE)),
-    ("GET", "/api/v1/vendors", Access::Roles(STAFF)),
-    ("POST", "/api/v1/vendors", Access::Roles(ADMIN)),
-    ("GET", "/api/v1/vendors/{id}", Access::Roles(EVERYONE)),
-    ("PATCH", "/api/v1/vendors/{id}", Access::Roles(ADMIN)),
-    ("POST", "/api/v1/vendors/{id}/users", Access::Roles(ADMIN)),
-    ("GET", "/api/v1/users", Access::Roles(STAFF)),
-    ("GET", "/api/v1/users/{id}", Access::Roles(EVERYONE)),
-    ("PATCH", "/api/v1/users/{id}", Access::Roles(ADMIN)),
-    (
-        "GET",
-        "/api/v1/users/{id}/ssh-keys",
-        Access::Roles(EVERYONE),
-    ),
-    (
-        "POST",
-        "/api/v1/users/{id}/ssh-keys",
-        Access::Roles(&[Admin, Vendor]),
-    ),
-    (
-        "POST",
-        "/api/v1/users/{id}/ssh-keys/{key}/approve",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/users/{id}/enrollment-codes",
-        Access::Roles(DECIDERS),
-    ),
-    ("GET", "/api/v1/targets", Access::Roles(EVERYONE)),
-    ("POST", "/api/v1/targets", Access::Roles(ADMIN)),
-    ("GET", "/api/v1/targets/{id}", Access::Roles(EVERYONE)),
-    ("PATCH", "/api/v1/targets/{id}", Access::Roles(ADMIN)),
-    ("GET", "/api/v1/requests", Access::Roles(EVERYONE)),
-    ("POST", "/api/v1/requests", Access::Roles(VENDOR)),
-    ("GET", "/api/v1/requests/{id}", Access::Roles(EVERYONE)),
-    (
-        "POST",
-        "/api/v1/requests/{id}/approve",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/requests/{id}/reject",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/requests/{id}/cancel",
-        Access::Roles(VENDOR),
-    ),
-    (
-        "POST",
-        "/api/v1/requests/{id}/revoke",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/requests/{id}/report",
-        Access::Roles(VENDOR),
-    ),
-    ("GET", "/api/v1/sessions", Access::Roles(EVERYONE)),
-    (
-        "POST",
-        "/api/v1/sessions/{id}/terminate",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/sessions/{id}/review",
-        Access::Roles(DECIDERS),
-    ),
-    (
-        "POST",
-        "/api/v1/sessions/{id}/hold",
-        Access::Roles(DECIDERS),
-    ),
-    ("GET", "/api/v1/recordings", Access::Roles(STAFF)),
-    ("GET", "/api/v1/recordings/search", Access::Roles(STAFF)),
-    ("GET", "/api/v1/recordings/{id}", Access::Roles(STAFF)),
-    (
-        "GET",
-        "/api/v1/recordings/{id}/files/{name}",
-        Access::Roles(STAFF),
-    ),
-    ("GET", "/api/v1/recordings/{id}/text", Access::Roles(STAFF)),
-    (
-        "GET",
-        "/api/v1/recordings/{id}/screen",
-        Access::Roles(STAFF),
-    ),
-    ("GET", "/api/v1/recordings/{id}/pcap", Access::Roles(STAFF)),
-    (
-        "GET",
-        "/api/v1/recordings/{id}/bundle",
-        Access::Roles(STAFF),
-    ),
-    (
-        "GET",
-        "/api/v1/recordings/{id}/verify",
-        Access::Roles(STAFF),
-    ),
-    ("GET", "/api/v1/audit", Access::Roles(EVERYONE)),
-    ("GET", "/api/v1/audit/verify", Access::Roles(STAFF)),
-];
-
-/// Looks a route up in [`ACCESS`]; `None` means it is not in the table.
-pub fn access_for(method: &Method, path: &str) -> Option<Access> {
-    ACCESS
-        .iter()
-        .find(|(m, p, _)| *m == method.as_str() && *p == path)
-        .map(|(_, _, a)| *a)
-}
-
-/// The client's address, when the server recorded it.
-#[derive(Clone, Debug)]
-pub struct Source(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Source {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Source(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
-    }
-}
-
-/// Authenticates and authorises every routed request against [`ACCESS`].
-async fn guard(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
-    let Some(path) = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-    else {
-        return next.run(req).await;
-    };
-    let allowed = match access_for(req.method(), &path) {
-        Some(Access::Public) => return next.run(req).await,
-        Some(Access::Roles(roles)) => roles,
-        None if ACCESS.iter().any(|(_, p, _)| *p == path) => {
-            return ApiError::MethodNotAllowed(format!(
-                "{} is not supported on {path}",
-                req.method()
-            ))
-            .into_response();
-        }
-        None => {
-            tracing::error!(method = %req.method(), path, "route missing from the access table; refused");
-            return ApiError::Forbidden("this route is not open to anyone".into()).into_response();
-        }
-    };
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .map(str::to_owned);
-    let Some(token) = token else {
-        return ApiError::Unauthorized("log in first: send Authorization: Bearer <token>".into())
-            .into_response();
-    };
-    let source = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let caller = match auth::authenticate(&state, &token, source).await {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    if !allowed.contains(&caller.user.role) {
-        return ApiError::Forbidden(format!(
-            "{} accounts may not {} {path}",
-            caller.user.role,
-            req.method()
-        ))
-        .into_response();
-    }
-    req.extensions_mut().insert(caller);
-    next.run(req).await
-}
+pub use extract::Source;
+pub use state::{ApiSettings, ApiState, EnrollmentSettings, StateParts};
+pub use token::Caller;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -576,29 +250,10 @@ fn api_router(state: ApiState) -> axum::Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::guard,
+        ))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
-}
-
-/// A page size from a query: `default` when absent, 1 to 1000 when given.
-pub(crate) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(default),
-        Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::BadRequest(format!(
-            "limit {n} is out of range: use 1 to 1000"
-        ))),
-    }
-}
-
-/// Checks a caller may see things of `vendor` (vendor engineers only their own).
-pub(crate) fn check_vendor_scope(
-    caller: &Caller,
-    vendor: sekisho_domain::ids::VendorId,
-) -> Result<(), ApiError> {
-    match caller.vendor_scope() {
-        Some(own) if own != vendor => Err(ApiError::not_found("no such item for your vendor")),
-        _ => Ok(()),
-    }
 }

@@ -6,14 +6,15 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use sekisho_recorder::library::TcpStreamError;
 use sekisho_recorder::library::{Hit, Verification};
 use sekisho_recorder::manifest::{Manifest, RecordingState};
 use sekisho_recorder::{RecordingError, index};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::ApiState;
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::state::ApiState;
 
 impl From<RecordingError> for ApiError {
     fn from(e: RecordingError) -> Self {
@@ -156,7 +157,7 @@ pub async fn text(State(state): State<ApiState>, Path(id): Path<String>) -> ApiR
             .ok_or_else(|| ApiError::not_found(format!("terminal channel of recording {id}")))?;
         let cast = std::fs::read_to_string(dir.join(&f.name))
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        index::transcript(&cast).map_err(ApiError::Internal)
+        index::transcript(&cast).map_err(|e| ApiError::Internal(e.to_string()))
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
@@ -210,7 +211,7 @@ pub struct ScreenQuery {
 }
 
 /// A terminal screen of a recording.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScreenView {
     /// The terminal file drawn (the session's first terminal channel), if it has one.
     pub file: Option<String>,
@@ -245,7 +246,7 @@ pub async fn screen(
         // A sealed recording lists its files; an open one is read from its folder (names
         // from the listing, never from the request).
         let file = if live {
-            sekisho_recorder::library::recording_files(&dir)?
+            sekisho_recorder::manifest::recording_files(&dir)?
                 .into_iter()
                 .find(|n| n.ends_with(".cast"))
         } else {
@@ -306,14 +307,17 @@ pub async fn pcap(
     let name = format!("sekisho-{id}.pcap");
     let bytes = blocking(move || {
         let dir = lib.find(&id)?;
-        let stream = sekisho_recorder::library::tcp_stream(&dir, q.channel).map_err(|message| {
-            ApiError::Conflict {
-                code: "no_single_tcp_stream",
-                message,
-            }
-        })?;
+        let stream =
+            sekisho_recorder::library::tcp_stream(&dir, q.channel).map_err(|e| match e {
+                TcpStreamError::Recording(e) => ApiError::from(e),
+                other => ApiError::Conflict {
+                    code: "no_single_tcp_stream",
+                    message: other.to_string(),
+                },
+            })?;
         let mut out = Vec::new();
-        sekisho_recorder::pcap::export(&stream, &mut out).map_err(ApiError::Internal)?;
+        sekisho_recorder::pcap::export(&stream, &mut out)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(out)
     })
     .await?;

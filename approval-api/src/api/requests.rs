@@ -12,8 +12,10 @@ use utoipa::IntoParams;
 
 use super::dto::{DecisionBody, NewRequestBody, ReportBody, RequestView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
+use super::extract::check_vendor_scope;
+use super::state::ApiState;
+use super::token::Caller;
 use super::vendors::{free_text, parse_id};
-use super::{ApiState, Caller, check_vendor_scope};
 use sekisho_store::events::GatewayEvent;
 use sekisho_store::requests::{Application, RequestAction, RequestFilter};
 
@@ -48,7 +50,7 @@ pub async fn list_requests(
             .map(|t| parse_id(t, "target"))
             .transpose()?,
         status: q.status,
-        limit: super::page_limit(q.limit, 200)?,
+        limit: super::extract::page_limit(q.limit, 200)?,
     };
     let policy = &state.settings.policy;
     Ok(Json(

@@ -10,8 +10,9 @@ use utoipa::IntoParams;
 
 use super::dto::{DecisionBody, SessionView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json, OptionalJson};
+use super::state::ApiState;
+use super::token::Caller;
 use super::vendors::parse_id;
-use super::{ApiState, Caller};
 use sekisho_store::audit::NewAuditEvent;
 use sekisho_store::events::GatewayEvent;
 
@@ -41,7 +42,7 @@ pub async fn list_sessions(
         .sessions(
             q.active,
             caller.vendor_scope(),
-            super::page_limit(q.limit, 200)?,
+            super::extract::page_limit(q.limit, 200)?,
         )
         .await?;
     Ok(Json(sessions.iter().map(SessionView::from).collect()))

@@ -12,9 +12,10 @@ use super::dto::{
     CredentialBody, LevelBody, LevelsBody, NewTargetBody, TargetPatchBody, TargetView,
 };
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::state::ApiState;
+use super::token::Caller;
 use super::users::parse_public_key;
 use super::vendors::{parse_id, required};
-use super::{ApiState, Caller};
 use sekisho_store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
 
 fn credential(body: CredentialBody, field: &'static str) -> ApiResult<Credential> {

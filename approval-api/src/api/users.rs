@@ -14,8 +14,10 @@ use super::dto::{
     NewVendorUserBody, PasswordChangeBody, SshKeyBody, SshKeyView, UserPatchBody, UserView,
 };
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::extract::check_vendor_scope;
+use super::state::ApiState;
+use super::token::Caller;
 use super::vendors::{parse_id, required};
-use super::{ApiState, Caller, check_vendor_scope};
 use sekisho_store::events::GatewayEvent;
 use sekisho_store::users::{NewUser, UserChanges};
 
@@ -381,7 +383,7 @@ pub async fn approve_ssh_key(
     Ok(Json(SshKeyView::from(key)))
 }
 
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentCodeView {
     /// Give this to the engineer once: `sekisho-client enroll --gateway GATEWAY --code CODE`.
     pub code: String,

@@ -8,12 +8,14 @@ use jiff::Timestamp;
 use sekisho_domain::ids::VendorId;
 use sekisho_domain::policy::ChecklistItem;
 use sekisho_domain::vendor::{Attestation, AttestationAnswer, Contact, VendorStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::dto::{AttestationBody, ContactBody, NewVendorBody, VendorPatchBody, VendorView};
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
-use super::{ApiState, Caller, check_vendor_scope};
+use super::extract::check_vendor_scope;
+use super::state::ApiState;
+use super::token::Caller;
 use sekisho_store::events::GatewayEvent;
 use sekisho_store::vendors::VendorChanges;
 
@@ -98,7 +100,7 @@ fn attestation(body: AttestationBody, state: &ApiState) -> ApiResult<Attestation
     })
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyView {
     /// The security measures every vendor must attest to.
     pub checklist: Vec<ChecklistItemView>,
@@ -109,7 +111,7 @@ pub struct PolicyView {
     pub time_zone: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ChecklistItemView {
     pub key: String,
     pub label: String,

@@ -13,7 +13,7 @@ use sekisho_domain::target::Target;
 use sekisho_domain::user::SshKeyStatus;
 use sekisho_domain::user::User;
 
-use super::REFUSED_LINGER;
+use super::limits::REFUSED_LINGER;
 use super::login::Login;
 use super::target::{self, TargetError};
 use crate::session::Live;

@@ -8,53 +8,26 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use russh::server::{self, ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, Pty, Sig};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, Sig};
 use sekisho_domain::authorize::{ChannelKind, check_granted};
 use sekisho_domain::upload::{self, ChannelWatch, Verdict};
 use sekisho_recorder::stream::StreamKind;
 use tokio::sync::mpsc;
 
-use super::MAX_CHANNELS;
-use super::pump::{self, Pump, Track, VendorWrite};
+use super::limits::MAX_CHANNELS;
+use super::pump::{self, Pump, Track};
 use super::sftp::{Framer, UploadGuard};
-use super::uplink::{TargetWrite, Uplink};
+use super::uplink::Uplink;
 use crate::session::Live;
 use sekisho_domain::refusal::{Channel as Audited, Code, Refusal};
 
+use super::chan::{Chan, PtyRequest};
 use super::conn::{Conn, State};
 
 /// How long the gateway waits for the target to answer a channel request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Refused sftp operations audited per channel (the rest are only counted in the log).
 const AUDITED_REFUSALS: u32 = 20;
-
-/// A vendor's `pty-req`, as russh hands it over.
-pub(super) struct PtyRequest<'a> {
-    pub(super) term: &'a str,
-    pub(super) cols: u32,
-    pub(super) rows: u32,
-    pub(super) pixels: (u32, u32),
-    pub(super) modes: &'a [(Pty, u32)],
-}
-
-pub(super) struct Chan {
-    pub(super) vendor: VendorWrite,
-    /// For requests (pty, exec, window change, signal); data goes through `uplink`.
-    pub(super) target: TargetWrite,
-    pub(super) uplink: Uplink,
-    /// Held by the handler until the pump takes over.
-    pub(super) target_read: Option<ChannelReadHalf>,
-    pub(super) stash: Vec<ChannelMsg>,
-    pub(super) rec: u32,
-    pub(super) pty: Option<(String, u32, u32)>,
-    pub(super) track: Option<Track>,
-    pub(super) guard: Option<UploadGuard>,
-    /// At levels without upload: what the vendor sends, looked at for upload protocols and
-    /// counted against the session's input bound (see `sekisho_domain::upload`).
-    pub(super) watch: Option<ChannelWatch>,
-    pub(super) inject: Option<mpsc::Sender<Vec<u8>>>,
-    pub(super) refusals: u32,
-}
 
 impl Conn {
     fn show_refusal(&self, channel: ChannelId, session: &mut Session) -> Result<(), russh::Error> {

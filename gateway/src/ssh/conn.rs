@@ -17,8 +17,7 @@ use sekisho_domain::user::User;
 use sekisho_store::audit::NewAuditEvent;
 use tokio_util::sync::CancellationToken;
 
-use super::channel::{Chan, PtyRequest};
-use super::forward::Forward;
+use super::chan::{Chan, Forward, PtyRequest};
 use super::login::Login;
 use super::target::TargetHandler;
 use super::uplink;
@@ -53,7 +52,7 @@ pub struct Conn {
     pub(super) preauth: Option<User>,
     pub(super) transport: Transport,
     /// This connection's place among the unauthenticated ones, given up on login.
-    pub(super) unauth: Option<super::UnauthSlot>,
+    pub(super) unauth: Option<super::gate::UnauthSlot>,
     /// Cancelled on login, which stops the login grace timer.
     pub(super) authenticated: CancellationToken,
 }
@@ -108,7 +107,11 @@ impl Conn {
         }
     }
 
-    pub fn at_gate(mut self, slot: super::UnauthSlot, authenticated: CancellationToken) -> Self {
+    pub fn at_gate(
+        mut self,
+        slot: super::gate::UnauthSlot,
+        authenticated: CancellationToken,
+    ) -> Self {
         self.unauth = Some(slot);
         self.authenticated = authenticated;
         self
@@ -284,7 +287,7 @@ impl server::Handler for Conn {
         {
             uplink::TRICKLE
         } else {
-            super::WINDOW
+            super::limits::WINDOW
         }
     }
 

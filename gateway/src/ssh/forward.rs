@@ -8,16 +8,10 @@ use sekisho_domain::authorize::{ChannelKind, check_forward, check_granted};
 use sekisho_domain::refusal::Channel as Audited;
 use sekisho_recorder::stream::StreamKind;
 
-use super::MAX_CHANNELS;
+use super::chan::Forward;
 use super::conn::Conn;
+use super::limits::MAX_CHANNELS;
 use super::pump::Track;
-
-/// A vendor's `direct-tcpip` request, as russh hands it over.
-pub(super) struct Forward<'a> {
-    pub(super) host: &'a str,
-    pub(super) port: u32,
-    pub(super) originator: (&'a str, u32),
-}
 
 impl Conn {
     async fn refuse_forward(&self, kind: ChannelKind, audited: Audited) {

@@ -10,10 +10,12 @@
 //! window, so a slow peer slows the other and memory stays bounded.
 
 mod auth;
+mod chan;
 mod channel;
 pub mod conn;
 mod forward;
 mod gate;
+mod limits;
 mod link;
 pub mod login;
 mod pump;
@@ -33,17 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::session::Shared;
-
-/// SSH channel window (bytes) on both legs (OpenSSH's sshd uses the same).
-pub(crate) const WINDOW: u32 = 2 * 1024 * 1024;
-/// Largest SSH packet payload on both legs.
-pub(crate) const PACKET: u32 = 32 * 1024;
-/// Messages buffered per channel inside russh before it stops reading the socket.
-pub(crate) const CHANNEL_BUFFER: usize = 64;
-/// Session channels (shells, execs, sftp, forwards) one connection may hold at once.
-pub(crate) const MAX_CHANNELS: usize = 16;
-/// How long a refused connection stays open so the vendor can read why.
-pub(crate) const REFUSED_LINGER: Duration = Duration::from_secs(10);
+use limits::{CHANNEL_BUFFER, PACKET, WINDOW};
 
 /// The russh server configuration.
 pub fn server_config(host_key: PrivateKey) -> Arc<server::Config> {

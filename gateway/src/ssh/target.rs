@@ -114,9 +114,9 @@ fn client_config() -> Arc<client::Config> {
             cipher: std::borrow::Cow::Borrowed(TARGET_CIPHERS),
             ..russh::Preferred::default()
         },
-        window_size: super::WINDOW,
-        maximum_packet_size: super::PACKET,
-        channel_buffer_size: super::CHANNEL_BUFFER,
+        window_size: super::limits::WINDOW,
+        maximum_packet_size: super::limits::PACKET,
+        channel_buffer_size: super::limits::CHANNEL_BUFFER,
         nodelay: true,
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),

@@ -13,65 +13,69 @@
 //! ([`TRICKLE`]), so the vendor slows to what the target takes. Only a vendor that keeps
 //! sending while the target reads nothing at all reaches [`HARD`]; then the handler waits
 //! (stalling that connection alone, which is what the vendor asked for).
+//!
+//! The bound is exact: a semaphore holds one permit per byte of [`HARD`]; each chunk takes its
+//! permits before it is queued and they travel with it to the writer, which gives them back
+//! once the target has taken the chunk. A waiting sender is woken by that, not by polling.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use russh::ChannelWriteHalf;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Queued bytes above which the vendor's window shrinks to [`TRICKLE`].
-pub const HIGH: usize = super::WINDOW as usize;
+pub const HIGH: usize = super::limits::WINDOW as usize;
 /// The window granted to the vendor while a channel's queue is above [`HIGH`].
 pub const TRICKLE: u32 = 64 * 1024;
 /// Queued bytes at which the handler waits for the target.
-pub const HARD: usize = 4 * super::WINDOW as usize;
+pub const HARD: usize = 4 * super::limits::WINDOW as usize;
 
 pub type TargetWrite = Arc<ChannelWriteHalf<russh::client::Msg>>;
 
 enum Up {
-    Data(Bytes),
+    /// A chunk and its share of the queue: the permit is given back when the target has
+    /// taken the chunk (or it is discarded), never before.
+    Data(Bytes, OwnedSemaphorePermit),
     Eof,
     Close,
 }
 
 pub struct Uplink {
     tx: mpsc::UnboundedSender<Up>,
-    queued: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
+    /// [`HARD`] permits, one per byte that may be queued.
+    room: Arc<Semaphore>,
 }
 
 impl Uplink {
     /// Starts the writer task for `target`.
     pub fn start(target: TargetWrite) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let drained = Arc::new(Notify::new());
-        tokio::spawn(run(target, rx, queued.clone(), drained.clone()));
+        tokio::spawn(run(target, rx));
         Self {
             tx,
-            queued,
-            drained,
+            room: Arc::new(Semaphore::new(HARD)),
         }
     }
 
-    /// Bytes handed over but not yet accepted by the target.
+    /// Bytes handed over but not yet accepted by the target (at most [`HARD`]).
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        HARD - self.room.available_permits()
     }
 
-    /// Queues `data` for the target; waits only while [`HARD`] bytes are queued.
+    /// Queues `data` for the target; waits while the queue has no room for it. A chunk larger
+    /// than the whole queue waits for an empty queue.
     pub async fn send(&self, data: Bytes) {
-        while self.queued() >= HARD {
-            // Re-checked at least every 100 ms, so a missed wake-up costs no more than that.
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.drained.notified()).await;
+        if data.is_empty() {
+            return;
         }
-        self.queued.fetch_add(data.len(), Ordering::AcqRel);
-        if self.tx.send(Up::Data(data)).is_err() {
-            self.queued.store(0, Ordering::Release);
-        }
+        let want = u32::try_from(data.len().min(HARD)).unwrap_or(u32::MAX);
+        let Ok(permit) = self.room.clone().acquire_many_owned(want).await else {
+            return; // never closed; nothing to send to
+        };
+        // If the writer has gone (target channel closed), the chunk and its permit are
+        // dropped here.
+        let _ = self.tx.send(Up::Data(data, permit));
     }
 
     /// EOF after everything queued.
@@ -85,23 +89,17 @@ impl Uplink {
     }
 }
 
-async fn run(
-    target: TargetWrite,
-    mut rx: mpsc::UnboundedReceiver<Up>,
-    queued: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
-) {
+async fn run(target: TargetWrite, mut rx: mpsc::UnboundedReceiver<Up>) {
     let mut open = true;
     while let Some(up) = rx.recv().await {
         match up {
-            Up::Data(data) => {
-                let n = data.len();
-                // After a failed write the rest is discarded, but still counted down.
+            Up::Data(data, permit) => {
+                // After a failed write the rest is discarded; its room is given back all
+                // the same.
                 if open && target.data_bytes(data).await.is_err() {
                     open = false;
                 }
-                queued.fetch_sub(n, Ordering::AcqRel);
-                drained.notify_waiters();
+                drop(permit);
             }
             Up::Eof => {
                 if open {

@@ -1,0 +1,158 @@
+//! Bearer tokens: the keys that sign and check them (rotatable by `kid`), what they claim,
+//! and the [`Caller`] a checked token stands for.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jiff::Timestamp;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sekisho_domain::audit::Actor;
+use sekisho_domain::secret::Secret;
+use sekisho_domain::user::{Role, User};
+use sekisho_domain::vendor::Vendor;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+
+/// The gateway's token keys: the current signing key and every key accepted for checking,
+/// each with its `kid`, so a key can be rotated without logging everyone out.
+pub struct TokenKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: Vec<(String, DecodingKey)>,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why token keys could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid token key: {0}")]
+pub struct TokenKeyError(String);
+
+impl TokenKeys {
+    /// From the Ed25519 private key (PKCS#8 PEM) and its public key (SPKI PEM).
+    pub fn ed25519(
+        kid: String,
+        private_pem: &Secret<String>,
+        public_pem: &str,
+    ) -> Result<Self, TokenKeyError> {
+        let encoding = EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
+            .map_err(|e| TokenKeyError(e.to_string()))?;
+        let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())
+            .map_err(|e| TokenKeyError(e.to_string()))?;
+        Ok(Self {
+            decoding: vec![(kid.clone(), decoding)],
+            kid,
+            encoding,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("signing token: {e}")))
+    }
+
+    /// Checks a token: EdDSA only (so `none` and HMAC are refused), a known `kid`, a valid
+    /// signature and an unexpired `exp`.
+    pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
+        // Read `alg` ourselves first: a header naming an algorithm the library does not know
+        // (`none`) should be refused as such, not as "malformed".
+        let head = token.split('.').next().ok_or("malformed token")?;
+        let head: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(head)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("malformed token")?;
+        if head.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
+            return Err("token algorithm not accepted");
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
+        let kid = header.kid.ok_or("token has no key id")?;
+        let key = self
+            .decoding
+            .iter()
+            .find(|(k, _)| *k == kid)
+            .map(|(_, key)| key)
+            .ok_or("token signed by an unknown key")?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub", "iat", "jti"]);
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired; log in again",
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => "token signature is invalid",
+                _ => "invalid token",
+            })
+    }
+}
+
+/// What a token says.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    pub role: Role,
+    /// The vendor, for vendor engineers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    /// This token's id: a logout revokes exactly it.
+    pub jti: String,
+    /// The account's token generation when it was issued: a password change or disabling
+    /// the account bumps the generation and so revokes every earlier token.
+    pub tgen: i64,
+}
+
+impl Claims {
+    /// When the token stops working anyway.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_second(self.exp).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+}
+
+/// The authenticated account making a request, re-read from the database on every request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: User,
+    /// The caller's vendor, for vendor engineers.
+    pub vendor: Option<Vendor>,
+    pub source: Option<String>,
+    /// The token this request came with.
+    pub claims: Claims,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor::user(&self.user)
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// The vendor a vendor engineer is limited to; `None` for staff.
+    pub fn vendor_scope(&self) -> Option<sekisho_domain::ids::VendorId> {
+        if self.user.role == Role::Vendor {
+            self.user.vendor_id
+        } else {
+            None
+        }
+    }
+
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+}

@@ -1,0 +1,229 @@
+//! The configuration tree and its defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sekisho_domain::policy::{ChecklistItem, default_checklist};
+
+/// `[database]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `sqlite://...` or `postgres://...`; `None` means `DATA_DIR/sekisho.db`.
+    pub url: Option<String>,
+    pub max_connections: u32,
+}
+
+/// `[api]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    /// HTTPS (the default). Plain HTTP is allowed only on a loopback address.
+    pub tls: bool,
+    /// The hospital's certificate (PEM, chain) and key; both or neither. Neither: a
+    /// self-signed certificate made at first start in `DATA_DIR/keys/api-tls.crt`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The TLS handshake and each request's headers must arrive within this many seconds.
+    pub header_read_timeout_seconds: u32,
+    /// Lifetime of a login token.
+    pub token_ttl_minutes: u32,
+    /// Request bodies larger than this are refused with 413.
+    pub max_body_bytes: u32,
+    /// Failed logins in a row before an account is locked for `lockout_minutes`.
+    pub login_max_failures: u32,
+    pub lockout_minutes: u32,
+}
+
+/// `[ssh]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SshConfig {
+    /// `false` leaves the designated client as the only way in.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Environment variables a vendor's client may pass to the target (`*` ends a prefix).
+    pub accept_env: Vec<String>,
+    /// How long the gateway waits for a target's SSH server before refusing the session.
+    pub connect_timeout_seconds: u32,
+    /// At a level without file upload: bytes a vendor may send into commands (exec
+    /// channels, shells without a terminal), per session.
+    pub upload_ban_command_input_bytes: u64,
+    /// At a level without file upload: bytes a vendor may type or paste into terminals,
+    /// per session.
+    pub upload_ban_terminal_input_bytes: u64,
+    /// One terminal input of at least this many bytes is flagged as a paste in the recording.
+    pub paste_flag_bytes: u64,
+    /// A connection must log in within this many seconds of connecting.
+    pub login_grace_seconds: u32,
+    /// Connections not yet logged in, per source address.
+    pub max_unauthenticated_per_source: u32,
+    /// Connections not yet logged in, in all.
+    pub max_unauthenticated: u32,
+}
+
+impl SshConfig {
+    /// Whether the vendor's client may set `name` on the target.
+    pub fn env_allowed(&self, name: &str) -> bool {
+        self.accept_env.iter().any(|p| match p.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => p == name,
+        })
+    }
+}
+
+/// `[quic]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuicConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Validity of a client certificate issued at enrollment.
+    pub client_cert_days: u32,
+    /// Validity of a one-time enrollment code.
+    pub enrollment_code_hours: u32,
+}
+
+/// `[recordings]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingsConfig {
+    /// `None` means `DATA_DIR/recordings`.
+    pub dir: Option<PathBuf>,
+    /// Recordings older than this are deleted (unless under review or legal hold); 0 keeps all.
+    pub retain_days: u32,
+    /// Session data the relay may pass on before it reached the recording's files: if the
+    /// disk fails, at most this much went through unrecorded (and the audit log says how much).
+    pub in_flight_bytes: u32,
+}
+
+/// `[policy]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub approvals_for_change: u8,
+    pub emergency_access: bool,
+    pub emergency_approval_deadline_hours: u32,
+    pub max_window_hours: u32,
+    /// Minutes before a window ends at which the vendor is warned.
+    pub window_end_warnings_minutes: Vec<u32>,
+    /// Default validity of a vendor's security attestation.
+    pub attestation_validity_days: u32,
+    pub checklist: Vec<ChecklistItem>,
+    /// Days during which whoever issued or reset a vendor engineer's credentials may not
+    /// approve that engineer's requests; 0 turns the rule off.
+    pub credential_separation_days: u32,
+}
+
+/// `[time]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeConfig {
+    /// IANA zone for display only; everything is stored in UTC.
+    pub zone: String,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// How long open connections may take to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_seconds: u32,
+    /// Concurrent connections per listener.
+    pub max_connections: u32,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `sekisho_gateway=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The whole configuration tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub ssh: SshConfig,
+    pub quic: QuicConfig,
+    pub recordings: RecordingsConfig,
+    pub policy: PolicyConfig,
+    pub time: TimeConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    // Only called on the literals below; a bad literal would fail the tests, not users.
+    s.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sekisho-data"),
+            database: DatabaseConfig {
+                url: None,
+                max_connections: 8,
+            },
+            api: ApiConfig {
+                listen: addr("127.0.0.1:8443"),
+                tls: true,
+                tls_cert: None,
+                tls_key: None,
+                header_read_timeout_seconds: 30,
+                token_ttl_minutes: 60,
+                max_body_bytes: 1024 * 1024,
+                login_max_failures: 5,
+                lockout_minutes: 15,
+            },
+            ssh: SshConfig {
+                enabled: true,
+                listen: addr("127.0.0.1:2222"),
+                accept_env: vec!["LANG".into(), "LC_*".into()],
+                connect_timeout_seconds: 10,
+                upload_ban_command_input_bytes: 64 * 1024,
+                upload_ban_terminal_input_bytes: 1024 * 1024,
+                paste_flag_bytes: 1024,
+                login_grace_seconds: 20,
+                max_unauthenticated_per_source: 8,
+                max_unauthenticated: 64,
+            },
+            quic: QuicConfig {
+                enabled: true,
+                listen: addr("127.0.0.1:4433"),
+                client_cert_days: 90,
+                enrollment_code_hours: 24,
+            },
+            recordings: RecordingsConfig {
+                dir: None,
+                retain_days: 0,
+                in_flight_bytes: 1024 * 1024,
+            },
+            policy: PolicyConfig {
+                approvals_for_change: 1,
+                emergency_access: false,
+                emergency_approval_deadline_hours: 24,
+                max_window_hours: 12,
+                window_end_warnings_minutes: vec![5, 1],
+                attestation_validity_days: 365,
+                checklist: default_checklist(),
+                credential_separation_days: 30,
+            },
+            time: TimeConfig {
+                zone: "Asia/Tokyo".into(),
+            },
+            server: ServerConfig {
+                shutdown_grace_seconds: 10,
+                max_connections: 512,
+            },
+            log: LogConfig {
+                level: "info".into(),
+                format: LogFormat::Text,
+            },
+        }
+    }
+}

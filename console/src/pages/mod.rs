@@ -1,0 +1,10 @@
+//! The console's pages (maud: every interpolated value is HTML-escaped), one module per area,
+//! each rendering the API's typed views. `layout` is what they share; pages never call the
+//! API themselves.
+
+pub mod admin;
+pub mod audit;
+pub mod layout;
+pub mod recordings;
+pub mod requests;
+pub mod sessions;
