@@ -63,10 +63,22 @@ pub enum Code {
     SftpMalformed,
     SubsystemNotOffered,
     ForwardHostNotAllowed,
+    // What the designated client is told besides (its control protocol).
+    UnsupportedVersion,
+    PasswordRequired,
+    WrongPassword,
+    NotEligible,
+    Forbidden,
+    Invalid,
+    BadRequest,
+    Busy,
+    ProtocolError,
+    Timeout,
+    ConnectFailed,
 }
 
 impl Code {
-    pub const ALL: [Code; 45] = [
+    pub const ALL: [Code; 56] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -112,6 +124,17 @@ impl Code {
         Code::SftpMalformed,
         Code::SubsystemNotOffered,
         Code::ForwardHostNotAllowed,
+        Code::UnsupportedVersion,
+        Code::PasswordRequired,
+        Code::WrongPassword,
+        Code::NotEligible,
+        Code::Forbidden,
+        Code::Invalid,
+        Code::BadRequest,
+        Code::Busy,
+        Code::ProtocolError,
+        Code::Timeout,
+        Code::ConnectFailed,
     ];
 
     /// The code named `name`, if there is one.
@@ -167,6 +190,17 @@ impl Code {
             Code::SftpMalformed => "sftp_malformed",
             Code::SubsystemNotOffered => "subsystem_not_offered",
             Code::ForwardHostNotAllowed => "forward_host_not_allowed",
+            Code::UnsupportedVersion => "unsupported_version",
+            Code::PasswordRequired => "password_required",
+            Code::WrongPassword => "wrong_password",
+            Code::NotEligible => "not_eligible",
+            Code::Forbidden => "forbidden",
+            Code::Invalid => "invalid",
+            Code::BadRequest => "bad_request",
+            Code::Busy => "busy",
+            Code::ProtocolError => "protocol_error",
+            Code::Timeout => "timeout",
+            Code::ConnectFailed => "connect_failed",
         }
     }
 }

@@ -173,7 +173,7 @@ impl From<StoreError> for ApiError {
             StoreError::Database(e) => {
                 tracing::error!(error = %e, "database failure answering an API request");
                 ApiError::Unavailable {
-                    code: "database_unavailable",
+                    code: sekisho_domain::refusal::Code::DatabaseUnavailable.as_str(),
                     message: "the database cannot serve this request right now; nothing was \
                               changed, try again shortly"
                         .into(),

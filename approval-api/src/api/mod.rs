@@ -84,7 +84,10 @@ async fn healthz(State(state): State<ApiState>) -> Response {
             tracing::warn!(error = %e, "health check: database unreachable");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({"status": "unavailable", "error": {"code": "database_unavailable", "message": "the database does not answer"}})),
+                axum::Json(json!({"status": "unavailable", "error": {
+                    "code": sekisho_domain::refusal::Code::DatabaseUnavailable,
+                    "message": "the database does not answer"
+                }})),
             )
                 .into_response()
         }

@@ -3,6 +3,7 @@
 //! API apply (`Store::file_application`, which both file through); refusals carry the same
 //! codes and messages.
 
+use sekisho_domain::refusal::Code;
 use sekisho_domain::request::WorkRequest;
 use sekisho_domain::user::User;
 use sekisho_protocol::{NewRequest, RequestSummary, ServerMessage};
@@ -22,9 +23,9 @@ fn summary(r: &WorkRequest) -> RequestSummary {
     }
 }
 
-fn denied(code: &str, message: String) -> ServerMessage {
+fn denied(code: Code, message: String) -> ServerMessage {
     ServerMessage::Denied {
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         message,
     }
 }
@@ -32,7 +33,7 @@ fn denied(code: &str, message: String) -> ServerMessage {
 fn unavailable(e: &dyn std::fmt::Display) -> ServerMessage {
     tracing::error!(error = %e, "database failure answering the designated client");
     denied(
-        "database_unavailable",
+        Code::DatabaseUnavailable,
         "the gateway cannot read requests right now (database unavailable); try again later".into(),
     )
 }
@@ -40,7 +41,10 @@ fn unavailable(e: &dyn std::fmt::Display) -> ServerMessage {
 /// The requests of `user`'s vendor, newest first.
 pub async fn list(shared: &Shared, user: &User) -> ServerMessage {
     let Some(vendor) = user.vendor_id else {
-        return denied("forbidden", "only vendor engineers have requests".into());
+        return denied(
+            Code::Forbidden,
+            "only vendor engineers have requests".into(),
+        );
     };
     let filter = RequestFilter {
         vendor_id: Some(vendor),
@@ -57,7 +61,8 @@ pub async fn list(shared: &Shared, user: &User) -> ServerMessage {
 
 /// Files a request as `user`.
 pub async fn file(shared: &Shared, user: &User, new: NewRequest, peer: &str) -> ServerMessage {
-    let field = |name: &str, e: &dyn std::fmt::Display| denied("invalid", format!("{name}: {e}"));
+    let field =
+        |name: &str, e: &dyn std::fmt::Display| denied(Code::Invalid, format!("{name}: {e}"));
     let level = match new.level.parse() {
         Ok(l) => l,
         Err(_) => return field("level", &"must be `reference` or `change`"),
@@ -102,8 +107,8 @@ pub async fn file(shared: &Shared, user: &User, new: NewRequest, peer: &str) -> 
                 request: summary(&r),
             }
         }
-        Err(FileError::NotAVendor) => denied("forbidden", FileError::NotAVendor.to_string()),
-        Err(e @ FileError::Invalid { .. }) => denied("invalid", e.to_string()),
+        Err(FileError::NotAVendor) => denied(Code::Forbidden, FileError::NotAVendor.to_string()),
+        Err(e @ FileError::Invalid { .. }) => denied(Code::Invalid, e.to_string()),
         Err(FileError::Store(e)) => unavailable(&e),
     }
 }

@@ -170,19 +170,19 @@ impl ClientCertVerifier for NamedRefusals {
                 use rustls::CertificateError as C;
                 let code = match &e {
                     rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
-                        "certificate_expired"
+                        Code::CertificateExpired
                     }
                     rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-                        "certificate_unknown_issuer"
+                        Code::CertificateUnknownIssuer
                     }
                     rustls::Error::InvalidCertificate(C::BadSignature) => {
-                        "certificate_bad_signature"
+                        Code::CertificateBadSignature
                     }
-                    _ => "certificate_refused",
+                    _ => Code::CertificateRefused,
                 };
                 let refusal = CertRefusal {
                     fingerprint: hex::encode(digest(&SHA256, end_entity.as_ref())),
-                    code: code.to_owned(),
+                    code: code.as_str().to_owned(),
                     message: e.to_string(),
                 };
                 rustls::Error::InvalidCertificate(C::Other(rustls::OtherError(Arc::new(
@@ -318,20 +318,20 @@ async fn certificate_owner(
     fingerprint: &str,
     peer: &str,
 ) -> Result<User, ServerMessage> {
-    let deny = |code: &str, message: String| ServerMessage::Denied {
-        code: code.to_owned(),
+    let deny = |code: Code, message: String| ServerMessage::Denied {
+        code: code.as_str().to_owned(),
         message,
     };
     let unavailable = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, "cannot check a client certificate; refusing (fail closed)");
         let m = "the gateway cannot check your certificate right now; try again later";
-        deny("database_unavailable", m.into())
+        deny(Code::DatabaseUnavailable, m.into())
     };
     let user = match shared.ssh.store.client_cert_user(fingerprint).await {
         Ok(Some(u)) => u,
         Ok(None) => {
             let m = "this client certificate is not (or no longer) enrolled; enroll again with a new code";
-            return Err(deny("certificate_unknown", m.into()));
+            return Err(deny(Code::CertificateUnknown, m.into()));
         }
         Err(e) => return Err(unavailable(&e)),
     };
@@ -339,7 +339,7 @@ async fn certificate_owner(
         Ok(Ok(())) => Ok(user),
         Ok(Err(refusal)) => {
             admit::audit_denied(&shared.ssh, &user, None, Channel::Quic, &refusal, peer).await;
-            Err(deny(refusal.code.as_str(), refusal.message))
+            Err(deny(refusal.code, refusal.message))
         }
         Err(e) => Err(unavailable(&e)),
     }
@@ -359,8 +359,8 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     let conn = incoming.await.map_err(|e| e.to_string())?;
     let peer = conn.remote_address().to_string();
     let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-    let deny = |code: &str, message: String| ServerMessage::Denied {
-        code: code.to_owned(),
+    let deny = |code: Code, message: String| ServerMessage::Denied {
+        code: code.as_str().to_owned(),
         message,
     };
     let hello = tokio::time::timeout(
@@ -371,17 +371,17 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     let reply = match hello {
         Ok(Ok(ClientMessage::Hello { version, .. })) if SUPPORTED.contains(&version) => None,
         Ok(Ok(ClientMessage::Hello { version, .. })) => Some(deny(
-            "unsupported_version",
+            Code::UnsupportedVersion,
             format!(
                 "this gateway speaks protocol version {VERSION}, the client {version}: update sekisho-client"
             ),
         )),
         Ok(Ok(_)) => Some(deny(
-            "protocol_error",
+            Code::ProtocolError,
             "the first message must be hello".into(),
         )),
-        Ok(Err(e)) => Some(deny("protocol_error", e.to_string())),
-        Err(_) => Some(deny("timeout", "no hello within 15 s".into())),
+        Ok(Err(e)) => Some(deny(Code::ProtocolError, e.to_string())),
+        Err(_) => Some(deny(Code::Timeout, "no hello within 15 s".into())),
     };
     if let Some(denied) = reply {
         return answer_and_close(&conn, send, &denied).await;
@@ -431,7 +431,7 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
     }
     let (Some(user), Some(fingerprint)) = (user, fingerprint) else {
         let m = "enroll first: `sekisho-client enroll --gateway HOST:PORT --code CODE --fingerprint SHA256:...`";
-        return answer_and_close(&conn, send, &deny("certificate_required", m.into())).await;
+        return answer_and_close(&conn, send, &deny(Code::CertificateRequired, m.into())).await;
     };
     let answer = match request {
         ClientMessage::Open { target, service } => {
@@ -468,7 +468,7 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
             certificate_answer(shared, renewed)
         }
         ClientMessage::Hello { .. } | ClientMessage::Enroll { .. } => {
-            deny("protocol_error", "hello sent twice".into())
+            deny(Code::ProtocolError, "hello sent twice".into())
         }
     };
     answer_and_close(&conn, send, &answer).await
@@ -502,7 +502,7 @@ async fn enroll(
         Ok(Some(owner)) => {
             let Some(password) = password else {
                 return denied(
-                    "password_required",
+                    Code::PasswordRequired,
                     "enrollment needs your Sekisho password as well as the code; update sekisho-client".into(),
                 );
             };
@@ -511,7 +511,7 @@ async fn enroll(
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read a password hash for enrollment");
                     return denied(
-                        "database_unavailable",
+                        Code::DatabaseUnavailable,
                         "the gateway cannot check your enrollment right now; try again later"
                             .into(),
                     );
@@ -531,16 +531,16 @@ async fn enroll(
                     {
                         tracing::error!(error = %e, "cannot void an enrollment code");
                     }
-                    return denied("wrong_password", message);
+                    return denied(Code::WrongPassword, message);
                 }
-                Err(e) => return denied("busy", e.to_string()),
+                Err(e) => return denied(Code::Busy, e.to_string()),
             }
         }
         Ok(None) => {} // redeeming audits and explains a bad code
         Err(e) => {
             tracing::error!(error = %e, "cannot look up an enrollment code");
             return denied(
-                "database_unavailable",
+                Code::DatabaseUnavailable,
                 "the gateway cannot check your enrollment right now; try again later".into(),
             );
         }
@@ -554,9 +554,9 @@ async fn enroll(
 }
 
 /// A refusal with a code and a message for the engineer.
-fn denied(code: &str, message: String) -> ServerMessage {
+fn denied(code: Code, message: String) -> ServerMessage {
     ServerMessage::Denied {
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         message,
     }
 }
@@ -579,16 +579,16 @@ fn certificate_answer(
         }
         Err(e) => {
             let code = match &e {
-                RedeemError::BadCode => "bad_enrollment_code",
-                RedeemError::NotEligible(..) => "not_eligible",
-                RedeemError::Issue(_) => "bad_request",
-                RedeemError::Store(_) => "database_unavailable",
+                RedeemError::BadCode => Code::BadEnrollmentCode,
+                RedeemError::NotEligible(..) => Code::NotEligible,
+                RedeemError::Issue(_) => Code::BadRequest,
+                RedeemError::Store(_) => Code::DatabaseUnavailable,
             };
             if let RedeemError::Store(e) = &e {
                 tracing::error!(error = %e, "certificate issue failed");
             }
             ServerMessage::Denied {
-                code: code.into(),
+                code: code.as_str().into(),
                 message: e.to_string(),
             }
         }

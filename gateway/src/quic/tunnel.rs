@@ -28,7 +28,7 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use sekisho_domain::refusal::{Channel, Refusal};
+use sekisho_domain::refusal::{Channel, Code, Refusal};
 use sekisho_protocol::transport;
 
 use crate::session::{Link, LinkFuture, Live, Shared, admit};
@@ -36,9 +36,9 @@ use crate::session::{Link, LinkFuture, Live, Shared, admit};
 /// How long a new stream has to say what it is.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn denied(code: &str, message: impl Into<String>) -> ServerMessage {
+fn denied(code: Code, message: impl Into<String>) -> ServerMessage {
     ServerMessage::Denied {
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         message: message.into(),
     }
 }
@@ -109,7 +109,7 @@ async fn admit(
     let refused = |target: Option<&Target>, refusal: Refusal| {
         let name = target.map_or(target_name, |t| t.name.as_str());
         denied(
-            refusal.code.as_str(),
+            refusal.code,
             format!("tunnel to {name} port {port} refused: {}", refusal.message),
         )
     };
@@ -266,10 +266,10 @@ async fn open(
         })) if target == live.target.name && p == port => {}
         Ok(Ok(_)) => {
             let m = format!("this tunnel is for {} port {port} only", live.target.name);
-            return Err(denied("protocol_error", m));
+            return Err(denied(Code::ProtocolError, m));
         }
-        Ok(Err(e)) => return Err(denied("protocol_error", e.to_string())),
-        Err(_) => return Err(denied("timeout", "no open request within 15 s")),
+        Ok(Err(e)) => return Err(denied(Code::ProtocolError, e.to_string())),
+        Err(_) => return Err(denied(Code::Timeout, "no open request within 15 s")),
     }
     let addr = format!("{host}:{port}");
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
@@ -280,7 +280,7 @@ async fn open(
                 "{} port {port} refused the connection: {e}",
                 live.target.name
             );
-            return Err(denied("connect_failed", m));
+            return Err(denied(Code::ConnectFailed, m));
         }
         Err(_) => {
             let m = format!(
@@ -288,7 +288,7 @@ async fn open(
                 live.target.name,
                 timeout.as_secs()
             );
-            return Err(denied("connect_failed", m));
+            return Err(denied(Code::ConnectFailed, m));
         }
     };
     let _ = tcp.set_nodelay(true);
@@ -298,7 +298,7 @@ async fn open(
         let m = format!(
             "the connection cannot be recorded ({e}); access without a recording is not allowed"
         );
-        return Err(denied("recording_unavailable", m));
+        return Err(denied(Code::RecordingUnavailable, m));
     }
     Ok((tcp, ch))
 }
