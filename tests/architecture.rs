@@ -452,9 +452,15 @@ fn roots() -> Vec<(String, PathBuf, &'static str)> {
     out
 }
 
-/// The circles among the files of the crate rooted at `src/root_file`, each with the uses
-/// inside it (one example per pair of files), paths shown relative to `base`.
-fn circles_of(src: &Path, root_file: &str, base: &Path) -> Vec<String> {
+/// The files of the crate rooted at `src/root_file`: for each, the files it uses, with one
+/// example path per pair.
+struct Uses {
+    files: BTreeMap<Vec<String>, PathBuf>,
+    edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+    why: BTreeMap<(Vec<String>, Vec<String>), String>,
+}
+
+fn uses_of(src: &Path, root_file: &str) -> Uses {
     let files = modules(src, root_file);
     let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
     let mut why: BTreeMap<(Vec<String>, Vec<String>), String> = BTreeMap::new();
@@ -488,6 +494,13 @@ fn circles_of(src: &Path, root_file: &str, base: &Path) -> Vec<String> {
         }
         edges.insert(module.clone(), to);
     }
+    Uses { files, edges, why }
+}
+
+/// The circles among the files of the crate rooted at `src/root_file`, each with the uses
+/// inside it (one example per pair of files), paths shown relative to `base`.
+fn circles_of(src: &Path, root_file: &str, base: &Path) -> Vec<String> {
+    let Uses { files, edges, why } = uses_of(src, root_file);
     let name = |m: &Vec<String>| files[m].strip_prefix(base).unwrap().display().to_string();
     let mut found = vec![];
     for circle in circles(&edges) {
@@ -507,6 +520,51 @@ fn circles_of(src: &Path, root_file: &str, base: &Path) -> Vec<String> {
         found.push(text);
     }
     found
+}
+
+/// Layers inside a crate: (crate directory, module, modules it must not use).
+const LAYERS: &[(&str, &str, &[&str])] = &[
+    // One session layer for every transport: it knows none of them.
+    ("gateway", "session", &["ssh", "quic", "https", "serve"]),
+    // Pages render views; they never call the API or read the request.
+    (
+        "console",
+        "pages",
+        &["handlers", "client", "extract", "context"],
+    ),
+    // What handlers share does not reach back into them.
+    (
+        "approval-api",
+        "api::state",
+        &["api::access", "api::extract"],
+    ),
+];
+
+#[test]
+fn modules_do_not_use_the_layers_above_them() {
+    let mut wrong = vec![];
+    for (dir, module, forbidden) in LAYERS {
+        let src = root().join(dir).join("src");
+        let uses = uses_of(&src, "lib.rs");
+        let path = |m: &str| -> Vec<String> { m.split("::").map(str::to_owned).collect() };
+        let below = path(module);
+        for (from, to) in &uses.edges {
+            if !from.starts_with(&below) {
+                continue;
+            }
+            for target in to {
+                if forbidden.iter().any(|f| target.starts_with(&path(f))) {
+                    wrong.push(format!(
+                        "{dir}: {} uses {} ({})",
+                        uses.files[from].display(),
+                        uses.files[target].display(),
+                        uses.why[&(from.clone(), target.clone())]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 #[test]
