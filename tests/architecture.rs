@@ -23,9 +23,15 @@ fn root() -> PathBuf {
 const CRATES: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("protocol", &[]),
+    // Remote desktop protocol work (IronRDP): no Sekisho crate, usable by the recorder for
+    // replay and by the gateway for the relay.
+    ("rdp", &[]),
     ("config", &["sekisho-domain"]),
     ("store", &["sekisho-domain", "sekisho-config"]),
-    ("recorder", &["sekisho-domain", "sekisho-config"]),
+    (
+        "recorder",
+        &["sekisho-domain", "sekisho-config", "sekisho-rdp"],
+    ),
     (
         "approval-api",
         &[
@@ -49,6 +55,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "sekisho-store",
             "sekisho-recorder",
             "sekisho-protocol",
+            "sekisho-rdp",
         ],
     ),
     ("client", &["sekisho-protocol"]),

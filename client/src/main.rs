@@ -83,6 +83,23 @@ enum Command {
         #[arg(long)]
         local: Option<std::net::SocketAddr>,
     },
+    /// Open the remote desktop of TARGET on a local port for your own RDP client (xfreerdp,
+    /// mstsc); the gateway logs in to the target, you need no Windows password.
+    Rdp {
+        target: String,
+        /// Local address to listen on (default: 127.0.0.1 and a free port).
+        #[arg(long)]
+        local: Option<std::net::SocketAddr>,
+        /// Start xfreerdp on the local port (arguments after `--` are added, e.g.
+        /// `/size:1280x800`); the session ends when it exits.
+        #[arg(long)]
+        launch: bool,
+        /// The RDP client `--launch` starts.
+        #[arg(long, default_value = "xfreerdp", requires = "launch")]
+        client: String,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -173,7 +190,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fingerprint: e.fingerprint,
                 identity: Box::new(move || dir.identity()),
                 target,
-                port,
+                service: Service::Tcp { port },
+                launch: None,
+            };
+            sekisho_client::tunnel::run(t, local).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rdp {
+            target,
+            local,
+            launch,
+            client,
+            args,
+        } => {
+            let e = dir.enrollment()?;
+            if let Some(w) = Expiry::warning(&e) {
+                eprintln!("{w}");
+            }
+            let launch = launch.then(|| {
+                let mut command = vec![client, "/sec:tls".into(), "/cert:ignore".into()];
+                command.extend(args);
+                command
+            });
+            let t = sekisho_client::tunnel::Tunnel {
+                gateway: e.gateway,
+                fingerprint: e.fingerprint,
+                identity: Box::new(move || dir.identity()),
+                target,
+                service: Service::Rdp,
+                launch,
             };
             sekisho_client::tunnel::run(t, local).await?;
             Ok(ExitCode::SUCCESS)

@@ -29,7 +29,21 @@ pub struct Tunnel {
     pub fingerprint: String,
     pub identity: Box<dyn Fn() -> anyhow::Result<Identity> + Send + Sync>,
     pub target: String,
-    pub port: u16,
+    /// `Service::Tcp { port }` or `Service::Rdp`.
+    pub service: Service,
+    /// For `Service::Rdp`: start this RDP client (program and arguments; the local address is
+    /// added as `/v:`) and stop when it exits.
+    pub launch: Option<Vec<String>>,
+}
+
+impl Tunnel {
+    fn what(&self) -> String {
+        match self.service {
+            Service::Tcp { port } => format!("{} port {port}", self.target),
+            Service::Rdp => format!("the remote desktop of {}", self.target),
+            Service::Ssh => format!("SSH on {}", self.target),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -82,23 +96,38 @@ pub async fn run(t: Tunnel, local: Option<SocketAddr>) -> anyhow::Result<()> {
         Some(addr) => TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?,
-        None if t.port >= 1024 => match TcpListener::bind(("127.0.0.1", t.port)).await {
-            Ok(l) => l,
-            Err(_) => TcpListener::bind(("127.0.0.1", 0)).await?,
+        None => match t.service {
+            Service::Tcp { port } if port >= 1024 => {
+                match TcpListener::bind(("127.0.0.1", port)).await {
+                    Ok(l) => l,
+                    Err(_) => TcpListener::bind(("127.0.0.1", 0)).await?,
+                }
+            }
+            _ => TcpListener::bind(("127.0.0.1", 0)).await?,
         },
-        None => TcpListener::bind(("127.0.0.1", 0)).await?,
     };
     let addr = listener.local_addr()?;
     println!(
-        "Forwarding {addr} -> {} port {} through {} (ctrl-c to stop)",
-        t.target, t.port, t.gateway
+        "Forwarding {addr} -> {} through {} (ctrl-c to stop)",
+        t.what(),
+        t.gateway
     );
+    if t.service == Service::Rdp {
+        println!(
+            "Connect your RDP client to {addr}; the gateway logs in to {} for you (no Windows password):\n  xfreerdp /v:{addr} /sec:tls /cert:ignore\n  mstsc /v:{addr}",
+            t.target
+        );
+    }
     std::io::stdout().flush()?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    if let Some(command) = &t.launch {
+        launch(command, addr, stop.clone())?;
+    }
     let counts = Arc::new(Counts::default());
     let progress = tokio::spawn(report(counts.clone()));
     let mut attempt = 0;
     let outcome = loop {
-        match serve(&t, &session.link, &listener, &counts).await? {
+        match serve(&t, &session.link, &listener, &counts, &stop).await? {
             Ended::ByUser => {
                 session.link.close("closed by the user").await;
                 break Ok(());
@@ -164,14 +193,7 @@ async fn establish(t: &Tunnel) -> Result<Session, Failure> {
         .map_err(Failure::Unreachable)?;
     let asked = async {
         let (mut send, mut recv) = connect::hello(&link.conn).await?;
-        connect::open(
-            &link.conn,
-            &mut send,
-            &mut recv,
-            &t.target,
-            Service::Tcp { port: t.port },
-        )
-        .await?;
+        connect::open(&link.conn, &mut send, &mut recv, &t.target, t.service).await?;
         anyhow::Ok((send, recv))
     };
     match asked.await {
@@ -193,11 +215,13 @@ async fn serve(
     link: &Link,
     listener: &TcpListener,
     counts: &Arc<Counts>,
+    stop: &tokio::sync::Notify,
 ) -> anyhow::Result<Ended> {
     let mut terminate = signal(SignalKind::terminate())?;
     loop {
         let (tcp, from) = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(Ended::ByUser),
+            () = stop.notified() => return Ok(Ended::ByUser),
             _ = terminate.recv() => return Ok(Ended::ByUser),
             e = link.conn.closed() => return Ok(match e {
                 quinn::ConnectionError::ApplicationClosed(c)
@@ -224,9 +248,9 @@ async fn serve(
         let conn = link.conn.clone();
         let counts = counts.clone();
         let target = t.target.clone();
-        let port = t.port;
+        let service = t.service;
         tokio::spawn(async move {
-            if let Err(e) = forward(&conn, tcp, &target, port, &counts).await {
+            if let Err(e) = forward(&conn, tcp, &target, service, &counts).await {
                 eprintln!("sekisho-client: connection from {from}: {e:#}");
             }
         });
@@ -238,7 +262,7 @@ async fn forward(
     conn: &quinn::Connection,
     tcp: TcpStream,
     target: &str,
-    port: u16,
+    service: Service,
     counts: &Counts,
 ) -> anyhow::Result<()> {
     let _ = tcp.set_nodelay(true);
@@ -246,7 +270,7 @@ async fn forward(
         .open_bi()
         .await
         .map_err(|e| connect::refused(conn, e))?;
-    connect::open(conn, &mut send, &mut recv, target, Service::Tcp { port }).await?;
+    connect::open(conn, &mut send, &mut recv, target, service).await?;
     counts.connections.fetch_add(1, Ordering::Relaxed);
     let (tcp_read, mut tcp_write) = tcp.into_split();
     let (up, down) = tokio::join!(
@@ -254,6 +278,32 @@ async fn forward(
         copy(recv, &mut tcp_write, &counts.down),
     );
     up.and(down).context("connection interrupted")
+}
+
+/// Starts the vendor's RDP client on `addr`; `stop` is notified when it exits.
+fn launch(
+    command: &[String],
+    addr: SocketAddr,
+    stop: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<()> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("no RDP client to launch");
+    };
+    let mut child = tokio::process::Command::new(program)
+        .arg(format!("/v:{addr}"))
+        .args(args)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start the RDP client `{program}`"))?;
+    eprintln!("sekisho-client: started {program}");
+    tokio::spawn(async move {
+        match child.wait().await {
+            Ok(status) => eprintln!("sekisho-client: the RDP client exited ({status})"),
+            Err(e) => eprintln!("sekisho-client: the RDP client failed: {e}"),
+        }
+        stop.notify_one();
+    });
+    Ok(())
 }
 
 /// Copies until end of input, then ends the output (TCP half-close, QUIC stream finish).

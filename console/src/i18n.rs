@@ -184,6 +184,10 @@ pub enum T {
     FileUpload,
     PortForwarding,
     AllowedPorts,
+    RdpPort,
+    RemoteDesktop,
+    RdpClipboard,
+    RdpDrives,
     ExpiresSoon,
     Done,
     Bundle,
@@ -353,6 +357,16 @@ impl T {
             ),
             T::FileUpload => ("File upload allowed", "ファイルのアップロードを許可"),
             T::PortForwarding => ("Port forwarding allowed", "ポート転送を許可"),
+            T::RdpPort => (
+                "Remote Desktop port (empty: none)",
+                "リモートデスクトップのポート（空欄：なし）",
+            ),
+            T::RemoteDesktop => ("Remote Desktop allowed", "リモートデスクトップを許可"),
+            T::RdpClipboard => (
+                "Desktop clipboard allowed",
+                "リモートデスクトップのクリップボードを許可",
+            ),
+            T::RdpDrives => ("Drive redirection allowed", "ドライブのリダイレクトを許可"),
             T::AllowedPorts => (
                 "Allowed ports (comma-separated)",
                 "許可するポート（カンマ区切り）",

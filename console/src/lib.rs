@@ -63,6 +63,10 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
         .route("/console/recordings/{id}", get(recordings::recording))
         .route("/console/recordings/{id}/text", get(recordings::transcript))
         .route(
+            "/console/recordings/{id}/screen.png",
+            get(recordings::screen_png),
+        )
+        .route(
             "/console/recordings/{id}/files/{name}",
             get(recordings::download),
         )

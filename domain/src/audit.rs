@@ -224,6 +224,15 @@ pub enum AuditEvent {
         unrecorded_bytes: u64,
         error: String,
     },
+    /// The virtual channels a remote desktop session asked for, and which the level let
+    /// through (the others stay open but nothing is relayed on them).
+    RdpChannels {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        allowed: Vec<String>,
+        refused: Vec<String>,
+    },
     SessionTerminateRequested {
         session: SessionId,
         request: RequestId,
@@ -321,6 +330,7 @@ impl AuditEvent {
             AuditEvent::RecordingFailed { .. } => "recording_failed",
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
+            AuditEvent::RdpChannels { .. } => "rdp_channels",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
             AuditEvent::SshKeyApproved { .. } => "ssh_key_approved",
             AuditEvent::LoggedOut { .. } => "logged_out",
@@ -346,6 +356,7 @@ impl AuditEvent {
             | AuditEvent::RecordingFailed { target, .. }
             | AuditEvent::SessionTerminateRequested { target, .. }
             | AuditEvent::SessionReviewed { target, .. }
+            | AuditEvent::RdpChannels { target, .. }
             | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
             AuditEvent::AccessDenied { target, .. } => *target,
             _ => None,
@@ -363,6 +374,7 @@ impl AuditEvent {
             | AuditEvent::RecordingFailed { request, .. }
             | AuditEvent::SessionTerminateRequested { request, .. }
             | AuditEvent::SessionReviewed { request, .. }
+            | AuditEvent::RdpChannels { request, .. }
             | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),
             AuditEvent::AccessDenied { request, .. } => *request,
             _ => None,

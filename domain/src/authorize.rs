@@ -35,6 +35,8 @@ pub enum ChannelKind {
     AgentForward,
     /// X11 forwarding: never allowed.
     X11Forward,
+    /// A Remote Desktop session through the designated client.
+    Rdp,
 }
 
 /// Everything the decision depends on, as plain data.
@@ -136,6 +138,10 @@ pub enum DenyReason {
         target: String,
         level: AccessLevel,
     },
+    RdpNotAllowed {
+        target: String,
+        level: AccessLevel,
+    },
     PortForwardingNotAllowed {
         target: String,
         level: AccessLevel,
@@ -174,6 +180,7 @@ impl DenyReason {
             DenyReason::LevelNotOffered { .. } => Code::LevelNotOffered,
             DenyReason::SshNotAllowed { .. } => Code::SshNotAllowed,
             DenyReason::UploadNotAllowed { .. } => Code::UploadNotAllowed,
+            DenyReason::RdpNotAllowed { .. } => Code::RdpNotAllowed,
             DenyReason::PortForwardingNotAllowed { .. } => Code::PortForwardingNotAllowed,
             DenyReason::PortNotAllowed { .. } => Code::PortNotAllowed,
             DenyReason::ForwardHostNotAllowed { .. } => Code::ForwardHostNotAllowed,
@@ -239,6 +246,9 @@ impl DenyReason {
             }
             DenyReason::UploadNotAllowed { target, level } => {
                 format!("file upload to {target} is not allowed at {level} level")
+            }
+            DenyReason::RdpNotAllowed { target, level } => {
+                format!("Remote Desktop is not allowed on {target} at {level} level")
             }
             DenyReason::PortForwardingNotAllowed { target, level } => {
                 format!("port forwarding to {target} is not allowed at {level} level")
@@ -484,6 +494,8 @@ pub fn check_channel(
         ChannelKind::Ssh => Err(DenyReason::SshNotAllowed { target, level }),
         ChannelKind::FileUpload if policy.ssh && policy.file_upload => Ok(()),
         ChannelKind::FileUpload => Err(DenyReason::UploadNotAllowed { target, level }),
+        ChannelKind::Rdp if policy.rdp => Ok(()),
+        ChannelKind::Rdp => Err(DenyReason::RdpNotAllowed { target, level }),
         ChannelKind::PortForward { port } => {
             if !policy.port_forwarding {
                 return Err(DenyReason::PortForwardingNotAllowed { target, level });

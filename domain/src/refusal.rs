@@ -29,6 +29,7 @@ pub enum Code {
     LevelNotOffered,
     SshNotAllowed,
     UploadNotAllowed,
+    RdpNotAllowed,
     PortForwardingNotAllowed,
     PortNotAllowed,
     RemoteForwardRefused,
@@ -63,6 +64,9 @@ pub enum Code {
     SftpMalformed,
     SubsystemNotOffered,
     ForwardHostNotAllowed,
+    RdpChannelRefused,
+    TargetCertificateMismatch,
+    RdpNegotiation,
     // What the designated client is told besides (its control protocol).
     UnsupportedVersion,
     PasswordRequired,
@@ -78,7 +82,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 56] = [
+    pub const ALL: [Code; 60] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -93,6 +97,7 @@ impl Code {
         Code::LevelNotOffered,
         Code::SshNotAllowed,
         Code::UploadNotAllowed,
+        Code::RdpNotAllowed,
         Code::PortForwardingNotAllowed,
         Code::PortNotAllowed,
         Code::RemoteForwardRefused,
@@ -124,6 +129,9 @@ impl Code {
         Code::SftpMalformed,
         Code::SubsystemNotOffered,
         Code::ForwardHostNotAllowed,
+        Code::RdpChannelRefused,
+        Code::TargetCertificateMismatch,
+        Code::RdpNegotiation,
         Code::UnsupportedVersion,
         Code::PasswordRequired,
         Code::WrongPassword,
@@ -159,6 +167,7 @@ impl Code {
             Code::LevelNotOffered => "level_not_offered",
             Code::SshNotAllowed => "ssh_not_allowed",
             Code::UploadNotAllowed => "upload_not_allowed",
+            Code::RdpNotAllowed => "rdp_not_allowed",
             Code::PortForwardingNotAllowed => "port_forwarding_not_allowed",
             Code::PortNotAllowed => "port_not_allowed",
             Code::RemoteForwardRefused => "remote_forward_refused",
@@ -190,6 +199,9 @@ impl Code {
             Code::SftpMalformed => "sftp_malformed",
             Code::SubsystemNotOffered => "subsystem_not_offered",
             Code::ForwardHostNotAllowed => "forward_host_not_allowed",
+            Code::RdpChannelRefused => "rdp_channel_refused",
+            Code::TargetCertificateMismatch => "target_certificate_mismatch",
+            Code::RdpNegotiation => "rdp_negotiation",
             Code::UnsupportedVersion => "unsupported_version",
             Code::PasswordRequired => "password_required",
             Code::WrongPassword => "wrong_password",
@@ -235,10 +247,14 @@ pub enum Channel {
     RemoteForward,
     /// Password logins to the API and console.
     ApiLogin,
+    /// A Remote Desktop session.
+    Rdp,
+    /// A Remote Desktop virtual channel (clipboard, drives, ...).
+    RdpChannel,
 }
 
 impl Channel {
-    pub const ALL: [Channel; 11] = [
+    pub const ALL: [Channel; 13] = [
         Channel::Ssh,
         Channel::Quic,
         Channel::Tunnel,
@@ -250,6 +266,8 @@ impl Channel {
         Channel::AgentForward,
         Channel::RemoteForward,
         Channel::ApiLogin,
+        Channel::Rdp,
+        Channel::RdpChannel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -265,6 +283,8 @@ impl Channel {
             Channel::AgentForward => "agent_forward",
             Channel::RemoteForward => "remote_forward",
             Channel::ApiLogin => "api_login",
+            Channel::Rdp => "rdp",
+            Channel::RdpChannel => "rdp_channel",
         }
     }
 }

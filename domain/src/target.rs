@@ -64,6 +64,15 @@ pub struct LevelPolicy {
     pub port_forwarding: bool,
     /// Whether files may be written over sftp/scp.
     pub file_upload: bool,
+    /// Whether Remote Desktop is offered at this level (the target must have an RDP port).
+    #[serde(default)]
+    pub rdp: bool,
+    /// Whether the desktop's clipboard channel is relayed (text that crosses is recorded).
+    #[serde(default)]
+    pub rdp_clipboard: bool,
+    /// Whether the vendor's drives (and other devices) may be redirected to the desktop.
+    #[serde(default)]
+    pub rdp_drives: bool,
 }
 
 /// A hospital system reachable through the gateway.
@@ -79,6 +88,12 @@ pub struct Target {
     pub change: Option<LevelPolicy>,
     /// The pinned SSH host key (OpenSSH public key line), once known.
     pub host_key: Option<String>,
+    /// The target's Remote Desktop port, when it offers Remote Desktop.
+    #[serde(default)]
+    pub rdp_port: Option<u16>,
+    /// The SHA-256 fingerprint (hex) of the target's RDP TLS certificate, pinned on first use.
+    #[serde(default)]
+    pub rdp_certificate: Option<String>,
 }
 
 impl Target {

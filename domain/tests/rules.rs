@@ -71,6 +71,9 @@ fn level_policy(account: &str) -> LevelPolicy {
         allowed_ports: vec![443],
         port_forwarding: false,
         file_upload: false,
+        rdp: false,
+        rdp_clipboard: false,
+        rdp_drives: false,
     }
 }
 
@@ -88,6 +91,8 @@ fn target() -> Target {
             ..level_policy("maint-rw")
         }),
         host_key: None,
+        rdp_port: None,
+        rdp_certificate: None,
     }
 }
 

@@ -399,6 +399,8 @@ async fn start_quic(
             .public_key()
             .to_openssh()
             .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
+        rdp_tls: crate::quic::rdp::server_config(&keys.tls_cert_pem, keys.tls_key_pem.expose())
+            .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))?,
     });
     tokio::spawn(crate::quic::serve(
         endpoint,

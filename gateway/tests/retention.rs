@@ -55,6 +55,7 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
                     host: "127.0.0.1".into(),
                     port: 22,
                     host_key: None,
+                    rdp_port: None,
                     levels: vec![LevelSpec {
                         level: AccessLevel::Reference,
                         policy: LevelPolicy {
@@ -63,6 +64,9 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
                             allowed_ports: vec![],
                             port_forwarding: false,
                             file_upload: false,
+                            rdp: false,
+                            rdp_clipboard: false,
+                            rdp_drives: false,
                         },
                         credential: Some(Credential::Password(Secret::new("pw".into()))),
                     }],

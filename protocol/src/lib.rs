@@ -111,6 +111,9 @@ pub enum Service {
     Ssh,
     /// A TCP port of the target.
     Tcp { port: u16 },
+    /// The target's Remote Desktop: each stream carries one RDP connection, whose security
+    /// layer the gateway terminates (it logs in to the target itself).
+    Rdp,
 }
 
 /// What the gateway sends.

@@ -27,8 +27,10 @@ pub enum Source {
     Command,
     /// A line of an exec channel's output.
     Output,
-    /// Something the gateway flagged for the reviewer (a large paste).
+    /// Something the gateway flagged for the reviewer (a large paste, a keyboard layout).
     Flag,
+    /// A mouse click on a remote desktop.
+    Click,
 }
 
 impl Source {
@@ -39,6 +41,7 @@ impl Source {
             Source::Command => "command",
             Source::Output => "output",
             Source::Flag => "flag",
+            Source::Click => "click",
         }
     }
 }
@@ -192,6 +195,27 @@ pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>,
     Ok(out)
 }
 
+/// Index entries of what a remote desktop stream noted.
+fn desktop_entries(noted: Vec<(f64, crate::desktop::Noted)>, file: &str) -> Vec<Entry> {
+    use crate::desktop::Noted;
+    noted
+        .into_iter()
+        .map(|(t, n)| {
+            let (source, text) = match n {
+                Noted::Layout(text) => (Source::Flag, text),
+                Noted::Typed(text) => (Source::Input, text),
+                Noted::Click(text) => (Source::Click, text),
+            };
+            Entry {
+                file: file.into(),
+                t,
+                source,
+                text,
+            }
+        })
+        .collect()
+}
+
 /// Exec output beyond this many bytes is not indexed (the recording itself keeps it all).
 const MAX_INDEXED_STREAM: u64 = 64 * 1024 * 1024;
 
@@ -225,6 +249,10 @@ pub fn build(dir: &Path) -> Result<()> {
             read_prefix(&path, MAX_INDEXED_STREAM)
                 .map_err(Into::into)
                 .and_then(|b| index_stream(&b, &name).map_err(Into::into))
+        } else if stream_kind(&path) == Some(StreamKind::Rdp) {
+            crate::desktop::noted(&path)
+                .map(|noted| desktop_entries(noted, &name))
+                .map_err(Into::into)
         } else {
             // TCP and sftp streams are binary protocols: not indexed, and not read here.
             Ok(vec![])

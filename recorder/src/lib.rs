@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | `manifest.json` | who, what, when; each file's size and SHA-256; Ed25519 signature ([`manifest`]) |
 //! | `term-N.cast` | a terminal (PTY) channel, asciicast v2 ([`cast`]) |
-//! | `stream-N.skr` | an exec, sftp or TCP channel, the framed stream format ([`stream`]) |
+//! | `stream-N.skr` | an exec, sftp, TCP or remote desktop channel, the framed stream format ([`stream`]) |
+//! | `stream-N.screens` | snapshots of a remote desktop stream's screen ([`desktop`]), built at close |
 //! | `index.jsonl` | what was typed and shown on screen, when ([`index`]), built at close |
 //!
 //! Writes go through a bounded queue to one writer task per session ([`session`]): a slow disk
@@ -15,6 +16,7 @@
 
 pub mod bundle;
 pub mod cast;
+pub mod desktop;
 pub mod error;
 pub mod index;
 pub mod library;

@@ -19,6 +19,8 @@ fn kind_of(name: &str) -> (FileKind, Option<u32>) {
     };
     if name == INDEX {
         (FileKind::Index, None)
+    } else if name.ends_with(".screens") {
+        (FileKind::Screens, channel("stream-", ".screens"))
     } else if name.ends_with(".cast") {
         (FileKind::Asciicast, channel("term-", ".cast"))
     } else {
@@ -41,6 +43,7 @@ pub fn finish_with(
 ) -> Result<()> {
     index::build(dir)?;
     let mut names = recording_files(dir)?;
+    names.extend(crate::desktop::build_all_screens(dir));
     names.push(INDEX.to_owned());
     manifest.files = names
         .into_iter()

@@ -58,6 +58,8 @@ pub enum FileKind {
     Asciicast,
     Stream,
     Index,
+    /// Snapshots of a remote desktop stream's screen.
+    Screens,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

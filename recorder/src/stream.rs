@@ -52,6 +52,9 @@ pub enum StreamKind {
     Sftp,
     /// A TCP connection: SSH port forward or designated-client tunnel.
     Tcp,
+    /// A remote desktop connection: one RDP PDU per frame, after the security layer (the
+    /// Client Info without its password). Drawn by `sekisho-rdp`'s replay.
+    Rdp,
 }
 
 /// The JSON header of a stream file.
@@ -232,6 +235,99 @@ pub fn parse(buf: &[u8]) -> Result<StreamFile, StreamError> {
         frames,
         torn_tail: 0,
     })
+}
+
+/// Reads frames one at a time from an open stream file, from the start or from the byte
+/// offset of a frame (as a screens file records it), without holding the whole file. A frame
+/// that is incomplete or fails its CRC ends the reading (a torn tail of a file still written).
+pub struct FrameReader<R> {
+    r: R,
+    pos: u64,
+}
+
+impl<R: Read + std::io::Seek> FrameReader<R> {
+    /// Reads the magic and header; the reader is then at the first frame.
+    pub fn open(mut r: R) -> Result<(StreamHeader, Self), StreamError> {
+        let mut head = [0u8; 13];
+        r.read_exact(&mut head).map_err(|_| StreamError::Magic)?;
+        if &head[..8] != MAGIC {
+            return Err(StreamError::Magic);
+        }
+        if head[8] != VERSION {
+            return Err(StreamError::Version(head[8]));
+        }
+        let hlen = u32::from_be_bytes([head[9], head[10], head[11], head[12]]) as usize;
+        if hlen > MAX_FRAME {
+            return Err(StreamError::Header("too long".into()));
+        }
+        let mut json = vec![0; hlen];
+        r.read_exact(&mut json)
+            .map_err(|_| StreamError::Header("truncated".into()))?;
+        let header: StreamHeader =
+            serde_json::from_slice(&json).map_err(|e| StreamError::Header(e.to_string()))?;
+        let pos = 13 + hlen as u64;
+        Ok((header, Self { r, pos }))
+    }
+
+    /// Goes to the frame at byte `offset` of the file.
+    pub fn seek(&mut self, offset: u64) -> std::io::Result<()> {
+        self.r.seek(std::io::SeekFrom::Start(offset))?;
+        self.pos = offset;
+        Ok(())
+    }
+
+    /// The byte offset of the next frame.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next frame; `None` at the end (or at a torn tail).
+    pub fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
+        let mut head = [0u8; 13];
+        if !read_full(&mut self.r, &mut head)? {
+            return Ok(None);
+        }
+        let t_us = u64::from_be_bytes(head[..8].try_into().unwrap_or_default());
+        let dir = head[8];
+        let len = u32::from_be_bytes([head[9], head[10], head[11], head[12]]) as usize;
+        let direction = match dir {
+            0 => Direction::ToTarget,
+            1 => Direction::FromTarget,
+            _ => return Ok(None),
+        };
+        if len > MAX_FRAME {
+            return Ok(None);
+        }
+        let mut data = vec![0; len + 4];
+        if !read_full(&mut self.r, &mut data)? {
+            return Ok(None);
+        }
+        let stored = u32::from_be_bytes(data[len..].try_into().unwrap_or_default());
+        data.truncate(len);
+        if stored != crc(t_us, dir, &data) {
+            return Ok(None);
+        }
+        self.pos += 17 + len as u64;
+        Ok(Some(Frame {
+            t_us,
+            direction,
+            data,
+        }))
+    }
+}
+
+/// Fills `buf`; `false` when the input ended first.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// A bad frame is a torn tail when its claimed length reaches the end of the file (a crash

@@ -51,6 +51,8 @@ pub struct NewTarget {
     pub port: u16,
     /// Pinned SSH host key (OpenSSH public key line); `None` pins on first use.
     pub host_key: Option<String>,
+    /// The Remote Desktop port, when the target offers Remote Desktop.
+    pub rdp_port: Option<u16>,
     pub levels: Vec<LevelSpec>,
 }
 
@@ -62,6 +64,10 @@ pub struct TargetChanges {
     pub port: Option<u16>,
     /// `Some(None)` clears the pin (re-pinned on next use).
     pub host_key: Option<Option<String>>,
+    /// `Some(None)` stops offering Remote Desktop.
+    pub rdp_port: Option<Option<u16>>,
+    /// `Some(None)` clears the pinned RDP certificate (re-pinned on next use).
+    pub rdp_certificate: Option<Option<String>>,
     /// Levels to set (replacing that level); credentials may be omitted to keep them.
     pub levels: Vec<LevelSpec>,
     /// Levels to remove.
@@ -85,12 +91,17 @@ fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {
             )?,
             port_forwarding: row.try_get::<i64, _>("port_forwarding")? != 0,
             file_upload: row.try_get::<i64, _>("file_upload")? != 0,
+            rdp: row.try_get::<i64, _>("rdp")? != 0,
+            rdp_clipboard: row.try_get::<i64, _>("rdp_clipboard")? != 0,
+            rdp_drives: row.try_get::<i64, _>("rdp_drives")? != 0,
         },
     ))
 }
 
 async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<Option<Target>> {
-    let sql = format!("SELECT id, name, host, port, host_key FROM targets WHERE {where_sql}");
+    let sql = format!(
+        "SELECT id, name, host, port, host_key, rdp_port, rdp_certificate FROM targets WHERE {where_sql}"
+    );
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(arg)
         .fetch_optional(&mut *conn)
@@ -100,6 +111,10 @@ async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<
     };
     let id: TargetId = parse("target id", &row.try_get::<String, _>("id")?)?;
     let port: i64 = row.try_get("port")?;
+    let rdp_port = row
+        .try_get::<Option<i64>, _>("rdp_port")?
+        .map(|p| u16::try_from(p).map_err(|_| StoreError::Corrupt(format!("target RDP port {p}"))))
+        .transpose()?;
     let mut target = Target {
         id,
         name: row.try_get("name")?,
@@ -109,9 +124,12 @@ async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<
         reference: None,
         change: None,
         host_key: row.try_get("host_key")?,
+        rdp_port,
+        rdp_certificate: row.try_get("rdp_certificate")?,
     };
     let levels = sqlx::query(
-        "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload FROM target_levels WHERE target_id = $1",
+        "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives \
+         FROM target_levels WHERE target_id = $1",
     )
     .bind(id.to_string())
     .fetch_all(&mut *conn)
@@ -157,8 +175,8 @@ async fn put_level(
         }
         (false, Some((kind, sealed))) => {
             sqlx::query(
-                "INSERT INTO target_levels (target_id, level, account, credential_kind, credential_sealed, ssh, allowed_ports, port_forwarding, file_upload) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO target_levels (target_id, level, account, credential_kind, credential_sealed, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(target.to_string())
             .bind(level)
@@ -169,18 +187,25 @@ async fn put_level(
             .bind(json(&p.allowed_ports)?)
             .bind(i64::from(p.port_forwarding))
             .bind(i64::from(p.file_upload))
+            .bind(i64::from(p.rdp))
+            .bind(i64::from(p.rdp_clipboard))
+            .bind(i64::from(p.rdp_drives))
             .execute(&mut *conn)
             .await?;
         }
         (true, sealed) => {
             sqlx::query(
-                "UPDATE target_levels SET account = $1, ssh = $2, allowed_ports = $3, port_forwarding = $4, file_upload = $5 WHERE target_id = $6 AND level = $7",
+                "UPDATE target_levels SET account = $1, ssh = $2, allowed_ports = $3, port_forwarding = $4, file_upload = $5, \
+                 rdp = $6, rdp_clipboard = $7, rdp_drives = $8 WHERE target_id = $9 AND level = $10",
             )
             .bind(&p.account)
             .bind(i64::from(p.ssh))
             .bind(json(&p.allowed_ports)?)
             .bind(i64::from(p.port_forwarding))
             .bind(i64::from(p.file_upload))
+            .bind(i64::from(p.rdp))
+            .bind(i64::from(p.rdp_clipboard))
+            .bind(i64::from(p.rdp_drives))
             .bind(target.to_string())
             .bind(level)
             .execute(&mut *conn)
@@ -210,12 +235,13 @@ impl Store {
         let id = TargetId::new();
         let t = now();
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO targets (id, name, host, port, host_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO targets (id, name, host, port, host_key, rdp_port, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(id.to_string())
             .bind(&new.name)
             .bind(&new.host)
             .bind(i64::from(new.port))
             .bind(&new.host_key)
+            .bind(new.rdp_port.map(i64::from))
             .bind(micros(t))
             .bind(micros(t))
             .execute(&mut *tx)
@@ -315,11 +341,31 @@ impl Store {
             );
             t.host_key = hk;
         }
-        sqlx::query("UPDATE targets SET name = $1, host = $2, port = $3, host_key = $4, updated_at = $5 WHERE id = $6")
+        if let Some(p) = changes.rdp_port {
+            changed.push(match p {
+                Some(p) => format!("rdp_port {p}"),
+                None => "rdp_port removed".to_owned(),
+            });
+            t.rdp_port = p;
+        }
+        if let Some(c) = changes.rdp_certificate {
+            changed.push(
+                if c.is_some() {
+                    "rdp_certificate pinned"
+                } else {
+                    "rdp_certificate cleared"
+                }
+                .to_owned(),
+            );
+            t.rdp_certificate = c;
+        }
+        sqlx::query("UPDATE targets SET name = $1, host = $2, port = $3, host_key = $4, rdp_port = $5, rdp_certificate = $6, updated_at = $7 WHERE id = $8")
             .bind(&t.name)
             .bind(&t.host)
             .bind(i64::from(t.port))
             .bind(&t.host_key)
+            .bind(t.rdp_port.map(i64::from))
+            .bind(&t.rdp_certificate)
             .bind(micros(now()))
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -396,6 +442,40 @@ impl Store {
                     target: target.id,
                     name: target.name.clone(),
                     fingerprint: fingerprint.to_owned(),
+                },
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Pins `fingerprint` (SHA-256 of the target's RDP TLS certificate, hex) if none is pinned
+    /// yet (trust on first use), audited. Returns whether this call pinned it.
+    pub async fn pin_rdp_certificate(&self, target: &Target, fingerprint: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE targets SET rdp_certificate = $1 WHERE id = $2 AND rdp_certificate IS NULL",
+        )
+        .bind(fingerprint)
+        .bind(target.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        audit::append(
+            &mut tx,
+            NewAuditEvent {
+                actor: Actor::System,
+                outcome: sekisho_domain::audit::Outcome::Success,
+                vendor_id: None,
+                source_addr: None,
+                reason: Some("first Remote Desktop connection: no certificate was pinned".into()),
+                event: AuditEvent::HostKeyPinned {
+                    target: target.id,
+                    name: target.name.clone(),
+                    fingerprint: format!("rdp-tls:SHA256:{fingerprint}"),
                 },
             },
         )

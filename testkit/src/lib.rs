@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod desktop;
 pub mod fs;
 pub mod postgres;
 pub mod sshd;

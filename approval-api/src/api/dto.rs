@@ -9,7 +9,7 @@ use sekisho_domain::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
 use sekisho_domain::policy::Policy;
 use sekisho_domain::request::{ApprovalState, RequestStatus, Verdict, WorkRequest};
 use sekisho_domain::session::{SessionEnd, Transport};
-use sekisho_domain::target::{AccessLevel, LevelPolicy, Target};
+use sekisho_domain::target::AccessLevel;
 use sekisho_domain::user::{Role, User, UserStatus};
 use sekisho_domain::vendor::{Vendor, VendorStatus};
 use sekisho_domain::zone::DisplayZone;
@@ -20,6 +20,9 @@ use sekisho_store::audit::StoredAuditEvent;
 use sekisho_store::requests::StoredRequest;
 use sekisho_store::sessions::{Review, StoredSession};
 use sekisho_store::users::SshKey;
+
+use super::target_dto::double_option;
+pub use super::target_dto::*;
 
 // ---- users ---------------------------------------------------------------------------
 
@@ -108,15 +111,6 @@ pub struct UserPatchBody {
     #[schema(format = Password, min_length = 12, max_length = 1024)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -250,169 +244,6 @@ impl VendorView {
 }
 
 // ---- targets -------------------------------------------------------------------------
-
-/// The secret the gateway logs in with: exactly one of the two. Write-only.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialBody {
-    #[schema(format = Password)]
-    pub password: Option<String>,
-    /// OpenSSH private key (PEM text).
-    pub private_key: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// What one access level may do on a target.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LevelBody {
-    /// The account on the target the gateway logs in as.
-    pub account: String,
-    /// Required when the level is first defined; omit on update to keep the stored one.
-    pub credential: Option<CredentialBody>,
-    #[serde(default = "yes")]
-    pub ssh: bool,
-    #[serde(default, deserialize_with = "integral::ports")]
-    #[schema(value_type = Vec<u16>, minimum = 1, maximum = 65535)]
-    pub allowed_ports: Vec<u16>,
-    #[serde(default)]
-    pub port_forwarding: bool,
-    #[serde(default)]
-    pub file_upload: bool,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LevelsBody {
-    pub reference: Option<LevelBody>,
-    pub change: Option<LevelBody>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTargetBody {
-    /// Short name used in SSH login names (`alice+pacs`).
-    pub name: String,
-    pub host: String,
-    #[serde(default = "ssh_port", deserialize_with = "integral::port")]
-    #[schema(minimum = 1, maximum = 65535)]
-    pub port: u16,
-    /// The target's SSH host key (`ssh-ed25519 AAAA...`); omit to pin on first use.
-    pub host_key: Option<String>,
-    pub levels: LevelsBody,
-}
-
-/// Integers in request bodies, also when a client writes them as `22.0`: JSON has one number
-/// type, and the schema's `integer` (which the document promises) includes integral floats.
-mod integral {
-    use serde::{Deserialize, Deserializer, de::Error};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Number {
-        Int(i64),
-        Float(f64),
-    }
-
-    fn to_u16<E: Error>(n: Number) -> Result<u16, E> {
-        let value = match n {
-            Number::Int(i) => i,
-            Number::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
-            Number::Float(f) => return Err(E::custom(format!("{f} is not a whole number"))),
-        };
-        u16::try_from(value).map_err(|_| E::custom(format!("{value} is not a port (0 to 65535)")))
-    }
-
-    pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-        to_u16(Number::deserialize(d)?)
-    }
-
-    pub fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-        Option::<Number>::deserialize(d)?.map(to_u16).transpose()
-    }
-
-    pub fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
-        Vec::<Number>::deserialize(d)?
-            .into_iter()
-            .map(to_u16)
-            .collect()
-    }
-}
-
-fn ssh_port() -> u16 {
-    22
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TargetPatchBody {
-    pub name: Option<String>,
-    pub host: Option<String>,
-    #[serde(default, deserialize_with = "integral::optional_port")]
-    #[schema(minimum = 1, maximum = 65535)]
-    pub port: Option<u16>,
-    /// A new pinned key, or `null` to clear it so it is pinned again on next use.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub host_key: Option<Option<String>>,
-    #[serde(default)]
-    pub levels: LevelsBody,
-    #[serde(default)]
-    pub remove_levels: Vec<AccessLevel>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LevelView {
-    pub account: String,
-    pub ssh: bool,
-    pub allowed_ports: Vec<u16>,
-    pub port_forwarding: bool,
-    pub file_upload: bool,
-}
-
-impl From<&LevelPolicy> for LevelView {
-    fn from(p: &LevelPolicy) -> Self {
-        Self {
-            account: p.account.clone(),
-            ssh: p.ssh,
-            allowed_ports: p.allowed_ports.clone(),
-            port_forwarding: p.port_forwarding,
-            file_upload: p.file_upload,
-        }
-    }
-}
-
-/// A target. Credentials are never shown.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TargetView {
-    #[schema(value_type = String, format = Uuid)]
-    pub id: TargetId,
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-    pub host_key: Option<String>,
-    pub reference: Option<LevelView>,
-    pub change: Option<LevelView>,
-}
-
-impl From<&Target> for TargetView {
-    fn from(t: &Target) -> Self {
-        Self {
-            id: t.id,
-            name: t.name.clone(),
-            host: t.host.clone(),
-            port: t.port,
-            host_key: t.host_key.clone(),
-            reference: t.reference.as_ref().map(LevelView::from),
-            change: t.change.as_ref().map(LevelView::from),
-        }
-    }
-}
-
-// ---- requests ------------------------------------------------------------------------
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

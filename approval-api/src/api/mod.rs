@@ -15,6 +15,7 @@ pub mod recordings;
 pub mod requests;
 pub mod sessions;
 pub mod state;
+pub mod target_dto;
 pub mod targets;
 pub mod token;
 pub mod users;

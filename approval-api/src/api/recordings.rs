@@ -226,61 +226,113 @@ pub struct ScreenView {
     pub screen: Option<index::Screen>,
 }
 
-/// The terminal screen at a moment (or now, while the session lasts), drawn with a terminal
-/// emulator: what the web console's player and live view show.
+/// The screen at a moment (or now, while the session lasts): for a terminal, drawn with a
+/// terminal emulator (JSON); for a remote desktop, drawn from the recorded PDUs (PNG, with
+/// the moment, the length and whether it is live in `X-Sekisho-*` headers). What the web
+/// console's player and live view show.
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/screen", tag = "recordings",
     params(("id" = String, Path), ScreenQuery),
-    responses((status = 200, body = ScreenView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ScreenView),
+        (status = 200, description = "a remote desktop's screen", content_type = "image/png", body = Vec<u8>),
+        (status = 404, body = ErrorBody)))]
 pub async fn screen(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     query: Result<Query<ScreenQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<ScreenView>> {
+) -> ApiResult<Response> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     id_ok(&id)?;
     let lib = state.recordings.clone();
-    let view = blocking(move || {
+    let drawn = blocking(move || {
         let dir = lib.find(&id)?;
         let m = Manifest::read(&dir)?;
         let live = m.state == RecordingState::Open;
         // A sealed recording lists its files; an open one is read from its folder (names
         // from the listing, never from the request).
-        let file = if live {
+        let names: Vec<String> = if live {
             sekisho_recorder::manifest::recording_files(&dir)?
-                .into_iter()
-                .find(|n| n.ends_with(".cast"))
         } else {
-            m.files
-                .iter()
-                .find(|f| f.kind == sekisho_recorder::manifest::FileKind::Asciicast)
-                .map(|f| f.name.clone())
+            m.files.iter().map(|f| f.name.clone()).collect()
         };
-        let Some(file) = file else {
-            return Ok(ScreenView {
-                file: None,
-                live,
-                t: 0.0,
-                length: 0.0,
-                screen: None,
-            });
-        };
-        let text = std::fs::read_to_string(dir.join(&file))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        // While it is written, the last line may be incomplete: draw what is complete.
-        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
         let t = q.t.unwrap_or(f64::MAX).max(0.0);
-        let (screen, length) = index::screen_at(complete, t)
-            .map_err(|e| ApiError::Internal(format!("{file}: {e}")))?;
-        Ok(ScreenView {
-            file: Some(file),
+        if let Some(file) = names.iter().find(|n| n.ends_with(".cast")) {
+            let text = std::fs::read_to_string(dir.join(file))
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            // While it is written, the last line may be incomplete: draw what is complete.
+            let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+            let (screen, length) = index::screen_at(complete, t)
+                .map_err(|e| ApiError::Internal(format!("{file}: {e}")))?;
+            return Ok(Drawn::Terminal(ScreenView {
+                file: Some(file.clone()),
+                live,
+                t: t.min(length),
+                length,
+                screen: Some(screen),
+            }));
+        }
+        let desktop = names
+            .iter()
+            .find(|n| n.ends_with(".skr") && sekisho_recorder::desktop::is_rdp(&dir.join(n)));
+        if let Some(file) = desktop {
+            let drawn = sekisho_recorder::desktop::screen_at(&dir, file, t)?;
+            return Ok(match drawn {
+                Some(screen) => Drawn::Desktop { screen, live },
+                None => Drawn::Terminal(ScreenView {
+                    file: Some(file.clone()),
+                    live,
+                    t: 0.0,
+                    length: 0.0,
+                    screen: None,
+                }),
+            });
+        }
+        Ok(Drawn::Terminal(ScreenView {
+            file: None,
             live,
-            t: t.min(length),
-            length,
-            screen: Some(screen),
-        })
+            t: 0.0,
+            length: 0.0,
+            screen: None,
+        }))
     })
     .await?;
-    Ok(Json(view))
+    Ok(match drawn {
+        Drawn::Terminal(view) => Json(view).into_response(),
+        Drawn::Desktop { screen, live } => (
+            [
+                (header::CONTENT_TYPE, "image/png".to_owned()),
+                (
+                    header::HeaderName::from_static("x-sekisho-t"),
+                    format!("{:.3}", screen.t),
+                ),
+                (
+                    header::HeaderName::from_static("x-sekisho-length"),
+                    format!("{:.3}", screen.length),
+                ),
+                (
+                    header::HeaderName::from_static("x-sekisho-live"),
+                    live.to_string(),
+                ),
+                (
+                    header::HeaderName::from_static("x-sekisho-from-snapshot"),
+                    screen
+                        .from_snapshot
+                        .map_or_else(|| "none".to_owned(), |t| format!("{t:.3}")),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            screen.png,
+        )
+            .into_response(),
+    })
+}
+
+/// What `screen` drew.
+enum Drawn {
+    Terminal(ScreenView),
+    Desktop {
+        screen: sekisho_recorder::desktop::Screen,
+        live: bool,
+    },
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -50,6 +50,12 @@ fn level(level: AccessLevel, body: LevelBody) -> ApiResult<LevelSpec> {
     if body.allowed_ports.contains(&0) {
         return Err(ApiError::invalid("allowed_ports", "port 0 is not a port"));
     }
+    if (body.rdp_clipboard || body.rdp_drives) && !body.rdp {
+        return Err(ApiError::invalid(
+            "rdp",
+            "rdp_clipboard and rdp_drives need rdp at the same level",
+        ));
+    }
     Ok(LevelSpec {
         level,
         policy: LevelPolicy {
@@ -58,6 +64,9 @@ fn level(level: AccessLevel, body: LevelBody) -> ApiResult<LevelSpec> {
             allowed_ports: body.allowed_ports,
             port_forwarding: body.port_forwarding,
             file_upload: body.file_upload,
+            rdp: body.rdp,
+            rdp_clipboard: body.rdp_clipboard,
+            rdp_drives: body.rdp_drives,
         },
         credential: body
             .credential
@@ -75,6 +84,31 @@ fn levels(body: LevelsBody) -> ApiResult<Vec<LevelSpec>> {
         out.push(level(AccessLevel::Change, c)?);
     }
     Ok(out)
+}
+
+/// Remote Desktop needs the target's RDP port, and a password to log into Windows with.
+fn check_rdp(rdp_port: Option<u16>, levels: &[LevelSpec]) -> ApiResult<()> {
+    for l in levels.iter().filter(|l| l.policy.rdp) {
+        if rdp_port.is_none() {
+            return Err(ApiError::invalid(
+                "rdp_port",
+                format!(
+                    "level {} allows Remote Desktop: give the target's rdp_port",
+                    l.level
+                ),
+            ));
+        }
+        if matches!(l.credential, Some(Credential::PrivateKey(_))) {
+            return Err(ApiError::invalid(
+                "levels",
+                format!(
+                    "level {} allows Remote Desktop: its credential must be the Windows account's password",
+                    l.level
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn target_name(name: &str) -> ApiResult<String> {
@@ -139,11 +173,16 @@ pub async fn create_target(
     if body.port == 0 {
         return Err(ApiError::invalid("port", "must be 1 to 65535"));
     }
+    if body.rdp_port == Some(0) {
+        return Err(ApiError::invalid("rdp_port", "must be 1 to 65535"));
+    }
+    check_rdp(body.rdp_port, &levels)?;
     let new = NewTarget {
         name: target_name(&body.name)?,
         host: host(&body.host)?,
         port: body.port,
         host_key: body.host_key.as_deref().map(host_key).transpose()?,
+        rdp_port: body.rdp_port,
         levels,
     };
     let t = state
@@ -182,6 +221,32 @@ pub async fn update_target(
     if body.port == Some(0) {
         return Err(ApiError::invalid("port", "must be 1 to 65535"));
     }
+    if body.rdp_port == Some(Some(0)) {
+        return Err(ApiError::invalid("rdp_port", "must be 1 to 65535"));
+    }
+    let current = state
+        .store
+        .target(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("target {id}")))?;
+    let new_levels = levels(body.levels)?;
+    let rdp_port = body.rdp_port.unwrap_or(current.rdp_port);
+    check_rdp(rdp_port, &new_levels)?;
+    // Levels that stay as they are must not keep Remote Desktop without a port either.
+    for (level, policy) in [
+        (AccessLevel::Reference, &current.reference),
+        (AccessLevel::Change, &current.change),
+    ] {
+        let kept = policy.as_ref().is_some_and(|p| p.rdp)
+            && !new_levels.iter().any(|l| l.level == level)
+            && !body.remove_levels.contains(&level);
+        if kept && rdp_port.is_none() {
+            return Err(ApiError::invalid(
+                "rdp_port",
+                format!("level {level} allows Remote Desktop: it needs the target's rdp_port"),
+            ));
+        }
+    }
     let changes = TargetChanges {
         name: body.name.as_deref().map(target_name).transpose()?,
         host: body.host.as_deref().map(host).transpose()?,
@@ -190,7 +255,9 @@ pub async fn update_target(
             .host_key
             .map(|k| k.as_deref().map(host_key).transpose())
             .transpose()?,
-        levels: levels(body.levels)?,
+        rdp_port: body.rdp_port,
+        rdp_certificate: body.clear_rdp_certificate.then_some(None),
+        levels: new_levels,
         remove_levels: body.remove_levels,
     };
     let t = state

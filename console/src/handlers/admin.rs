@@ -195,6 +195,9 @@ pub(crate) async fn create_target(
             allowed_ports: if change { ports.clone() } else { vec![] },
             port_forwarding: change && f.contains_key("port_forwarding"),
             file_upload: change && f.contains_key("file_upload"),
+            rdp: f.contains_key(&format!("{prefix}_rdp")),
+            rdp_clipboard: change && f.contains_key("rdp_clipboard"),
+            rdp_drives: change && f.contains_key("rdp_drives"),
         })
     };
     let port = match field(&f, "port") {
@@ -204,10 +207,20 @@ pub(crate) async fn create_target(
             Err(_) => return form_problem(&format!("SSH port: `{p}` is not a port number")),
         },
     };
+    let rdp_port = match field(&f, "rdp_port") {
+        "" => None,
+        p => match p.parse::<u16>() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return form_problem(&format!("Remote Desktop port: `{p}` is not a port number"));
+            }
+        },
+    };
     let body = NewTargetBody {
         name: field(&f, "name").to_owned(),
         host: field(&f, "host").to_owned(),
         port,
+        rdp_port,
         host_key: optional(&f, "host_key"),
         levels: LevelsBody {
             reference: level("reference"),

@@ -14,7 +14,7 @@ use crate::client::{Console, Ignored, MAX_ANSWER, refusal_message};
 use crate::context::Ctx;
 use crate::extract::{DecisionForm, LoggedIn, Notice, Posted, back_to, frame, query};
 use crate::pages::layout::urlencode;
-use crate::pages::recordings::{self as page, Filters, RecordingView};
+use crate::pages::recordings::{self as page, Drawn, Filters, RecordingView};
 
 #[derive(Deserialize)]
 pub(crate) struct RecordingsQuery {
@@ -118,12 +118,7 @@ pub(crate) async fn recording(
     } else {
         format!("?t={}", pq.t.unwrap_or(0.0).max(0.0))
     };
-    let drawn = console
-        .get::<ScreenView>(&ctx, &format!("{base}/screen{at}"))
-        .await
-        .ok();
-    let t = drawn.as_ref().map_or(0.0, |d| d.t);
-    let screen = drawn.and_then(|d| d.screen.map(|s| (s, d.length)));
+    let drawn = drawn(&console, &ctx, &format!("{base}/screen{at}")).await;
     let notice = Notice {
         done: pq.done.clone(),
         error: pq.error.clone(),
@@ -137,13 +132,73 @@ pub(crate) async fn recording(
             verification: verification.as_ref(),
             session: session.as_ref(),
             report: report.as_deref(),
-            screen: screen.as_ref(),
-            t,
+            screen: drawn.as_ref(),
+            t: drawn.as_ref().map_or(0.0, Drawn::t),
             playing: pq.play,
             speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
             live: pq.live,
         },
     ))
+}
+
+/// The screen the API drew: a terminal (JSON) or a remote desktop (PNG, its moment and
+/// length in headers, the picture itself fetched by the page from `screen.png`).
+async fn drawn(console: &Console, ctx: &Ctx, path: &str) -> Option<Drawn> {
+    let resp = console.raw(ctx, Method::GET, path, None).await;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let is_png = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"image/png");
+    if is_png {
+        return Some(Drawn::Desktop {
+            t: header("x-sekisho-t").unwrap_or(0.0),
+            length: header("x-sekisho-length").unwrap_or(0.0),
+        });
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), MAX_ANSWER)
+        .await
+        .ok()?;
+    let view: ScreenView = serde_json::from_slice(&bytes).ok()?;
+    let (t, length) = (view.t, view.length);
+    view.screen
+        .map(|screen| Drawn::Terminal { screen, t, length })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AtQuery {
+    t: Option<f64>,
+}
+
+/// A remote desktop's screen at `t` (or now), as the API draws it (PNG).
+pub(crate) async fn screen_png(
+    State(console): State<Console>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    let at =
+        q.t.map(|t| format!("?t={}", t.max(0.0)))
+            .unwrap_or_default();
+    console
+        .raw(
+            &ctx,
+            Method::GET,
+            &format!("/api/v1/recordings/{}/screen{at}", urlencode(&id)),
+            None,
+        )
+        .await
 }
 
 pub(crate) async fn transcript(

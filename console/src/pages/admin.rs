@@ -137,7 +137,10 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                     @for x in v.targets {
                         tr.target {
                             td { (x.name) }
-                            td { (x.host) ":" (x.port) }
+                            td {
+                                (x.host) ":" (x.port)
+                                @if let Some(p) = x.rdp_port { " · RDP " (p) }
+                            }
                             td {
                                 @for (class, label, level) in [("reference", T::Reference, &x.reference), ("change", T::Change, &x.change)] {
                                     @if let Some(l) = level {
@@ -164,12 +167,15 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                     input #tg-port name="port" inputmode="numeric" value="22";
                     label for="tg-hostkey" { (t(T::HostKey)) }
                     input #tg-hostkey name="host_key";
+                    label for="tg-rdp-port" { (t(T::RdpPort)) }
+                    input #tg-rdp-port name="rdp_port" inputmode="numeric";
                     fieldset {
                         legend { (t(T::Reference)) }
                         label for="tg-ref-account" { (t(T::Account)) }
                         input #tg-ref-account name="reference_account";
                         label for="tg-ref-key" { (t(T::PrivateKey)) }
                         textarea #tg-ref-key name="reference_key" rows="3" autocomplete="off" {}
+                        label { input type="checkbox" name="reference_rdp" value="yes"; " " (t(T::RemoteDesktop)) }
                     }
                     fieldset {
                         legend { (t(T::Change)) }
@@ -179,6 +185,9 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                         textarea #tg-chg-key name="change_key" rows="3" autocomplete="off" {}
                         label { input type="checkbox" name="file_upload" value="yes"; " " (t(T::FileUpload)) }
                         label { input type="checkbox" name="port_forwarding" value="yes"; " " (t(T::PortForwarding)) }
+                        label { input type="checkbox" name="change_rdp" value="yes"; " " (t(T::RemoteDesktop)) }
+                        label { input type="checkbox" name="rdp_clipboard" value="yes"; " " (t(T::RdpClipboard)) }
+                        label { input type="checkbox" name="rdp_drives" value="yes"; " " (t(T::RdpDrives)) }
                         label for="tg-ports" { (t(T::AllowedPorts)) }
                         input #tg-ports name="allowed_ports";
                     }

@@ -144,12 +144,34 @@ pub struct RecordingView<'a> {
     pub session: Option<&'a SessionView>,
     /// The vendor's work report on the request.
     pub report: Option<&'a str>,
-    pub screen: Option<&'a (Screen, f64)>,
+    pub screen: Option<&'a Drawn>,
     pub t: f64,
     pub playing: bool,
     pub speed: f64,
     /// Watching a live session: the latest screen, refreshed every second.
     pub live: bool,
+}
+
+/// What the player shows.
+pub enum Drawn {
+    /// A terminal drawn by the API.
+    Terminal { screen: Screen, t: f64, length: f64 },
+    /// A remote desktop: the page shows `screen.png` at `t`.
+    Desktop { t: f64, length: f64 },
+}
+
+impl Drawn {
+    pub fn t(&self) -> f64 {
+        match self {
+            Drawn::Terminal { t, .. } | Drawn::Desktop { t, .. } => *t,
+        }
+    }
+
+    pub fn length(&self) -> f64 {
+        match self {
+            Drawn::Terminal { length, .. } | Drawn::Desktop { length, .. } => *length,
+        }
+    }
 }
 
 /// CSS classes of a terminal span: `f<n>`/`b<n>` (xterm-256 colours, styled in app.css),
@@ -190,7 +212,7 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
     let m = v.manifest;
     let id = urlencode(v.id);
     let here = format!("/console/recordings/{id}");
-    let length = v.screen.map_or(0.0, |s| s.1);
+    let length = v.screen.map_or(0.0, Drawn::length);
     let step = v.speed;
     let next_t = (v.t + step).min(length);
     let open = m.state == RecordingState::Open;
@@ -234,8 +256,14 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
             }
             @match v.screen {
                 None => p.empty { (t(T::NoTerminal)) },
-                Some((screen, _)) => {
-                    (screen_html(screen))
+                Some(drawn) => {
+                    @match drawn {
+                        Drawn::Terminal { screen, .. } => (screen_html(screen)),
+                        Drawn::Desktop { .. } => {
+                            @let at = if v.live && open { String::new() } else { format!("?t={:.2}", v.t) };
+                            img.desktop src={ (here) "/screen.png" (at) } alt=(t(T::RemoteDesktop));
+                        }
+                    }
                     form.player method="get" action=(here) {
                         label for="t" { (t(T::Seek)) }
                         input #t type="range" name="t" min="0" max=(format!("{length:.1}")) step="0.5" value=(format!("{:.1}", v.t.min(length)));

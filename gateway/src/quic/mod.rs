@@ -10,6 +10,7 @@
 
 pub mod client_api;
 pub mod enroll;
+pub mod rdp;
 pub mod tunnel;
 
 use std::sync::Arc;
@@ -261,6 +262,8 @@ pub struct QuicShared {
     pub ca_pem: String,
     /// The SSH host key line the client pins in its known_hosts.
     pub ssh_host_key: String,
+    /// TLS toward vendors' RDP clients (the gateway's certificate).
+    pub rdp_tls: Arc<rustls::ServerConfig>,
 }
 
 /// Accepts connections until `shutdown` is cancelled, at most `max_connections` at once:
@@ -444,7 +447,24 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
                         conn.clone(),
                         user,
                         &target,
-                        port,
+                        tunnel::Kind::Tcp { port },
+                        peer,
+                        send,
+                    )
+                    .await;
+                    Ok(())
+                }
+                Service::Rdp => {
+                    tracing::info!(user = %user.username, target, peer = %peer, "designated client opens a remote desktop");
+                    let kind = tunnel::Kind::Rdp {
+                        tls: shared.rdp_tls.clone(),
+                    };
+                    tunnel::run(
+                        shared.ssh.clone(),
+                        conn.clone(),
+                        user,
+                        &target,
+                        kind,
                         peer,
                         send,
                     )

@@ -43,18 +43,43 @@ fn denied(code: Code, message: impl Into<String>) -> ServerMessage {
     }
 }
 
-/// Runs one tunnel session on `conn` for `user`, whose control stream asked for `port` of
-/// `target_name`. Returns when the session is over.
+/// What each stream of the session carries.
+#[derive(Clone)]
+pub enum Kind {
+    /// Raw bytes to a TCP port of the target.
+    Tcp { port: u16 },
+    /// One RDP connection, relayed by [`super::rdp`] with the gateway's TLS settings.
+    Rdp { tls: Arc<rustls::ServerConfig> },
+}
+
+impl Kind {
+    fn channel(&self) -> (ChannelKind, Channel) {
+        match self {
+            Kind::Tcp { port } => (ChannelKind::Tunnel { port: *port }, Channel::Tunnel),
+            Kind::Rdp { .. } => (ChannelKind::Rdp, Channel::Rdp),
+        }
+    }
+
+    fn describe(&self, target: &str) -> String {
+        match self {
+            Kind::Tcp { port } => format!("tunnel to {target} port {port}"),
+            Kind::Rdp { .. } => format!("remote desktop to {target}"),
+        }
+    }
+}
+
+/// Runs one tunnel or remote desktop session on `conn` for `user`, whose control stream
+/// asked for `kind` on `target_name`. Returns when the session is over.
 pub async fn run(
     shared: Arc<Shared>,
     conn: quinn::Connection,
     user: User,
     target_name: &str,
-    port: u16,
+    kind: Kind,
     peer: String,
     mut control: quinn::SendStream,
 ) {
-    let live = match admit(&shared, &user, target_name, port, &peer).await {
+    let live = match admit(&shared, &user, target_name, &kind, &peer).await {
         Ok(live) => live,
         Err(message) => {
             let _ = sekisho_protocol::write(&mut control, &message).await;
@@ -91,8 +116,15 @@ pub async fn run(
         let live2 = live.clone();
         let host = live.target.host.clone();
         let timeout = Duration::from_secs(u64::from(shared.ssh.connect_timeout_seconds));
+        let kind = kind.clone();
+        let shared = shared.clone();
         live.pumps.spawn(async move {
-            connection(&live2, &host, port, timeout, send, recv).await;
+            match kind {
+                Kind::Tcp { port } => connection(&live2, &host, port, timeout, send, recv).await,
+                Kind::Rdp { tls } => {
+                    super::rdp::connection(&shared, &live2, tls, send, recv).await;
+                }
+            }
         });
     }
     gone.cancel();
@@ -103,44 +135,28 @@ async fn admit(
     shared: &Shared,
     user: &User,
     target_name: &str,
-    port: u16,
+    kind: &Kind,
     peer: &str,
 ) -> Result<Arc<Live>, ServerMessage> {
     let refused = |target: Option<&Target>, refusal: Refusal| {
         let name = target.map_or(target_name, |t| t.name.as_str());
         denied(
             refusal.code,
-            format!("tunnel to {name} port {port} refused: {}", refusal.message),
+            format!("{} refused: {}", kind.describe(name), refusal.message),
         )
     };
-    let channel = ChannelKind::Tunnel { port };
-    let (target, grant) = match admit::admit(
-        shared,
-        user,
-        target_name,
-        channel,
-        None,
-        Channel::Tunnel,
-        peer,
-    )
-    .await
-    {
-        Ok(admitted) => admitted,
-        Err((target, refusal)) => return Err(refused(target.as_ref(), refusal)),
-    };
+    let (channel, audited_as) = kind.channel();
+    let (target, grant) =
+        match admit::admit(shared, user, target_name, channel, None, audited_as, peer).await {
+            Ok(admitted) => admitted,
+            Err((target, refusal)) => return Err(refused(target.as_ref(), refusal)),
+        };
     let (session, recording) =
         match admit::begin(shared, user, &target, &grant, Transport::Quic, peer).await {
             Ok(x) => x,
             Err(refusal) => {
-                admit::audit_denied(
-                    shared,
-                    user,
-                    Some(target.id),
-                    Channel::Tunnel,
-                    &refusal,
-                    peer,
-                )
-                .await;
+                admit::audit_denied(shared, user, Some(target.id), audited_as, &refusal, peer)
+                    .await;
                 return Err(refused(Some(&target), refusal));
             }
         };

@@ -1,0 +1,256 @@
+//! Issue #14 end to end: a vendor's stock RDP client (`xfreerdp` on its own X server) reaches
+//! a real RDP server (FreeRDP's shadow server sharing another X server, NLA against a SAM
+//! file) through `sekisho-client rdp` and the gateway, which logs in with the level's
+//! password; the vendor never types it. The desktop is recorded and drawn again for review.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sekisho_testkit::desktop::{self, Display, ShadowServer};
+use serde_json::{Value, json};
+use support::gateway::{Pin, World, client_command, exited};
+use support::{stderr, stdout};
+
+const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
+/// The Windows account of the reference level, known to the target's SAM file only.
+const ACCOUNT: &str = "maint";
+const PASSWORD: &str = "Target-Pass-123";
+
+fn client(dir: &std::path::Path, args: &[&str]) -> Output {
+    client_command(CLIENT, dir, args).output().unwrap()
+}
+
+async fn enrolled(w: &World, dir: &std::path::Path) {
+    use std::io::Write;
+    let (code, fingerprint) = w.enrollment_code().await;
+    let gateway = w.quic_addr();
+    let mut child = client_command(
+        CLIENT,
+        dir,
+        &[
+            "enroll",
+            "--gateway",
+            &gateway,
+            "--code",
+            &code,
+            "--fingerprint",
+            &fingerprint,
+            "--password-stdin",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = writeln!(stdin, "vendor password 1");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+}
+
+/// pacs gets a Remote Desktop port; its reference level logs in to Windows as `maint`.
+async fn desktop_target(w: &World, port: u16, drives: bool) {
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{}", w.target_id),
+            Some(&w.admin),
+            Some(json!({"rdp_port": port, "levels": {"reference": {"account": ACCOUNT,
+                "credential": {"password": PASSWORD}, "ssh": false, "rdp": true, "rdp_drives": drives}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// `sekisho-client rdp pacs --launch` on `vendor`'s display with `extra` xfreerdp arguments.
+fn launch(dir: &std::path::Path, vendor: &Display, extra: &[&str]) -> Child {
+    let mut args = vec!["rdp", "pacs", "--launch", "--"];
+    args.extend_from_slice(extra);
+    client_command(CLIENT, dir, &args)
+        .env("DISPLAY", vendor.name())
+        .spawn()
+        .unwrap()
+}
+
+fn red(p: (u8, u8, u8)) -> bool {
+    p.0 > 200 && p.1 < 40 && p.2 < 40
+}
+
+fn blue(p: (u8, u8, u8)) -> bool {
+    p.0 < 40 && p.1 < 40 && p.2 > 200
+}
+
+#[tokio::test]
+async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_drawn_again() {
+    if !desktop::available() {
+        return;
+    }
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let target = ShadowServer::start(ACCOUNT, PASSWORD);
+    target.display.paint("#ff0000");
+    desktop_target(&w, target.port, false).await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+
+    // Before approval: refused with the reason, before any RDP client starts.
+    let out = client(&dir, &["rdp", "pacs"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no approved request for pacs"),
+        "{}\n{}",
+        stderr(&out),
+        w.log()
+    );
+
+    let _request = w.approved("reference").await;
+    let vendor = Display::start(1024, 768);
+    // The vendor asks to bring its drive; the reference level refuses it (and the clipboard).
+    let child = launch(&dir, &vendor, &["/size:800x600", "/drive:vendor,/tmp"]);
+    let session = w.wait_live().await;
+    assert_eq!(session["transport"], "quic", "{session}");
+    let started: jiff::Timestamp = session["started_at"].as_str().unwrap().parse().unwrap();
+    // The vendor sees the target's desktop (red), then what the target paints next (blue).
+    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
+    assert!(
+        seen.is_ok(),
+        "vendor screen: {seen:?}\nlog: {}\nshadow: {}",
+        w.log(),
+        target.log()
+    );
+    // Red stays for a while, so that a moment before the blue is plainly red.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let blue_at = (jiff::Timestamp::now() - started).as_secs_f64();
+    target.display.paint("#0000ff");
+    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(15), blue);
+    assert!(seen.is_ok(), "vendor screen: {seen:?}");
+
+    // What the vendor types on its own keyboard goes to the target and into the index.
+    let window = vendor.run("xdotool", &["search", "--class", "xfreerdp"]);
+    let window = window.lines().last().unwrap().trim().to_owned();
+    vendor.run("xdotool", &["windowfocus", "--sync", &window]);
+    vendor.run("xdotool", &["type", "--delay", "40", "Get-Service sekisho"]);
+    vendor.run("xdotool", &["key", "Return"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The channels: asked for, and which the level let through.
+    let channels = w.audit("kind=rdp_channels").await;
+    let refused = &channels.first().expect("rdp_channels audited")["details"]["refused"];
+    assert!(
+        refused.as_array().unwrap().iter().any(|c| c == "rdpdr"),
+        "{channels:?}"
+    );
+    let denials = w.audit("kind=access_denied").await;
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["details"]["channel"] == "rdp_channel"
+                && d["details"]["code"] == "rdp_channel_refused"
+                && d["reason"].as_str().unwrap_or("").contains("rdpdr")),
+        "{denials:?}"
+    );
+
+    // Terminate ends the desktop within a second.
+    let id = session["id"].as_str().unwrap().to_owned();
+    let (status, body) = w
+        .http
+        .post(
+            &format!("/api/v1/sessions/{id}/terminate"),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(5));
+    assert!(
+        took < Duration::from_secs(1),
+        "terminate took {took:?}: {}",
+        stderr(&out)
+    );
+    let ended: Value = w.wait_ended(&id).await;
+    assert_eq!(ended["end"], "terminated", "{ended}");
+
+    // The recording verifies, and draws the desktop again at those moments.
+    let verified = wait_sealed(&w, &id).await;
+    assert_eq!(verified["problems"], json!([]), "{verified}");
+    let (late, length) = screen(&w, &id, None).await;
+    assert!(blue(pixel(&late, 400, 300)), "{:?}", pixel(&late, 400, 300));
+    let (early, _) = screen(&w, &id, Some(blue_at - 0.7)).await;
+    assert!(
+        red(pixel(&early, 400, 300)),
+        "at {blue_at}: {:?}",
+        pixel(&early, 400, 300)
+    );
+    assert!(length >= blue_at, "{length} < {blue_at}");
+
+    // The typed line is found by the search, at its moment.
+    let (status, hits) = w
+        .http
+        .get(
+            "/api/v1/recordings/search?q=Get-Service%20sekisho",
+            &w.approver,
+        )
+        .await;
+    assert_eq!(status, 200, "{hits}");
+    let hit = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["session"] == json!(id))
+        .unwrap_or_else(|| panic!("{hits}"));
+    assert!(hit["t"].as_f64().unwrap() > blue_at, "{hit}");
+}
+
+async fn wait_sealed(w: &World, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, v) = w
+            .http
+            .get(&format!("/api/v1/recordings/{id}/verify"), &w.approver)
+            .await;
+        if status == 200 && v["state"] != "open" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{status} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The drawn screen (PNG) of recording `id` at `t` (or the end), and the recording's length.
+async fn screen(w: &World, id: &str, t: Option<f64>) -> (Vec<u8>, f64) {
+    let url = match t {
+        Some(t) => format!("{}/api/v1/recordings/{id}/screen?t={t}", w.http.base),
+        None => format!("{}/api/v1/recordings/{id}/screen", w.http.base),
+    };
+    let response = w
+        .http
+        .client
+        .get(url)
+        .bearer_auth(&w.approver)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let length = response.headers()["x-sekisho-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (response.bytes().await.unwrap().to_vec(), length)
+}
+
+fn pixel(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
+    let decoder = png::Decoder::new(png_bytes);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let at = (y * info.width as usize + x) * 4;
+    (buf[at], buf[at + 1], buf[at + 2])
+}
