@@ -174,7 +174,35 @@ pub async fn run(t: Tunnel, local: Option<SocketAddr>) -> anyhow::Result<()> {
 /// the session's life.
 struct Session {
     link: Link,
-    _control: (quinn::SendStream, quinn::RecvStream),
+    _control: quinn::SendStream,
+    /// Prints the gateway's notices; stopped with the session.
+    _notices: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl From<tokio::task::AbortHandle> for AbortOnDrop {
+    fn from(h: tokio::task::AbortHandle) -> Self {
+        Self(h)
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Prints what the gateway says on the control stream while the session lasts (the window
+/// closes soon).
+async fn notices(mut recv: quinn::RecvStream) {
+    while let Ok(message) =
+        sekisho_protocol::read::<sekisho_protocol::ServerMessage, _>(&mut recv).await
+    {
+        if let sekisho_protocol::ServerMessage::Notice { message } = message {
+            eprintln!("\nsekisho-client: {message}");
+        }
+    }
 }
 
 /// Why a session could not be established.
@@ -197,9 +225,10 @@ async fn establish(t: &Tunnel) -> Result<Session, Failure> {
         anyhow::Ok((send, recv))
     };
     match asked.await {
-        Ok(control) => Ok(Session {
+        Ok((send, recv)) => Ok(Session {
             link,
-            _control: control,
+            _control: send,
+            _notices: tokio::spawn(notices(recv)).abort_handle().into(),
         }),
         Err(e) => {
             link.close("refused").await;

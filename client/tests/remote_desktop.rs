@@ -73,6 +73,7 @@ fn launch(dir: &std::path::Path, vendor: &Display, extra: &[&str]) -> Child {
     args.extend_from_slice(extra);
     client_command(CLIENT, dir, &args)
         .env("DISPLAY", vendor.name())
+        .stdout(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -130,6 +131,21 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     target.display.paint("#0000ff");
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(15), blue);
     assert!(seen.is_ok(), "vendor screen: {seen:?}");
+    // Watching it live: the recording so far, drawn.
+    let id = session["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (now, _) = screen(&w, &id, None).await;
+        if blue(pixel(&now, 400, 300)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "live screen: {:?}",
+            pixel(&now, 400, 300)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // What the vendor types on its own keyboard goes to the target and into the index.
     let window = vendor.run("xdotool", &["search", "--class", "xfreerdp"]);
@@ -157,7 +173,6 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     );
 
     // Terminate ends the desktop within a second.
-    let id = session["id"].as_str().unwrap().to_owned();
     let (status, body) = w
         .http
         .post(
@@ -188,6 +203,61 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
         pixel(&early, 400, 300)
     );
     assert!(length >= blue_at, "{length} < {blue_at}");
+
+    // For auditors who prefer a player: a video of the desktop (ffmpeg), red then blue.
+    let video = w.keys.path().join("desktop.mp4");
+    let out = w.env.cli(
+        &[
+            "recording",
+            "export",
+            &id,
+            "--format",
+            "video",
+            "--fps",
+            "5",
+            "--out",
+            video.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&video)
+        .output()
+        .unwrap();
+    let probed = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+    let fields: Vec<u64> = probed.split(',').map(|f| f.parse().unwrap()).collect();
+    assert_eq!(&fields[..2], &[1024, 768], "{probed}");
+    assert!(
+        fields[2] as f64 >= (length - 2.0) * 5.0,
+        "{probed} for {length} s"
+    );
+    let last_frame = w.keys.path().join("last.png");
+    let grab = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-sseof", "-0.5", "-i"])
+        .arg(&video)
+        .args(["-frames:v", "1", "-y"])
+        .arg(&last_frame)
+        .status()
+        .unwrap();
+    assert!(grab.success());
+    let last = std::fs::read(&last_frame).unwrap();
+    assert!(
+        blue(pixel_any(&last, 400, 300)),
+        "{:?}",
+        pixel_any(&last, 400, 300)
+    );
 
     // The typed line is found by the search, at its moment.
     let (status, hits) = w
@@ -252,5 +322,87 @@ fn pixel(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap();
     let at = (y * info.width as usize + x) * 4;
+    (buf[at], buf[at + 1], buf[at + 2])
+}
+
+/// The window's end is announced and then ends the desktop; a target that comes back with
+/// another certificate than the pinned one gets no password and no session.
+#[tokio::test]
+async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certificate_is_refused() {
+    if !desktop::available() {
+        return;
+    }
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let first = ShadowServer::start(ACCOUNT, PASSWORD);
+    first.display.paint("#ff0000");
+    desktop_target(&w, first.port, false).await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+
+    let id = w
+        .file("reference", jiff::SignedDuration::from_secs(10))
+        .await;
+    w.approve(&id).await;
+    let vendor = Display::start(1024, 768);
+    let child = launch(&dir, &vendor, &["/size:800x600"]);
+    let session = w.wait_live().await;
+    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
+    assert!(seen.is_ok(), "vendor screen: {seen:?}\nlog: {}", w.log());
+    let (out, _) = exited(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(
+        err.contains("the window of request R-1 closes at")
+            && err.contains("in less than a minute"),
+        "{err}"
+    );
+    assert!(err.contains("the window of request R-1 ended at"), "{err}");
+    let ended = w.wait_ended(session["id"].as_str().unwrap()).await;
+    assert_eq!(ended["end"], "window_ended", "{ended}");
+
+    // The certificate was pinned on first use, and audited.
+    let (_, target) = w
+        .http
+        .get(&format!("/api/v1/targets/{}", w.target_id), &w.admin)
+        .await;
+    let pinned = target["rdp_certificate"].as_str().unwrap().to_owned();
+    let pins = w.audit("kind=host_key_pinned").await;
+    assert!(
+        pins.iter()
+            .any(|p| p["details"]["fingerprint"] == json!(format!("rdp-tls:SHA256:{pinned}"))),
+        "{pins:?}"
+    );
+
+    // Another server (another certificate) where pacs was: refused before any password.
+    drop(first);
+    let impostor = ShadowServer::start(ACCOUNT, PASSWORD);
+    desktop_target(&w, impostor.port, false).await;
+    w.approved("reference").await;
+    let child = launch(&dir, &vendor, &["/size:800x600"]);
+    let (out, _) = exited(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    assert!(
+        err.contains("does not match the pinned one") && err.contains(&pinned),
+        "{err}"
+    );
+    let denials = w.audit("kind=access_denied").await;
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["details"]["code"] == "target_certificate_mismatch"),
+        "{denials:?}"
+    );
+    drop(impostor);
+}
+
+/// A pixel of a PNG of any colour type ffmpeg writes (RGB or RGBA, 8 bits).
+fn pixel_any(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
+    let decoder = png::Decoder::new(png_bytes);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let at = (y * info.width as usize + x) * channels;
     (buf[at], buf[at + 1], buf[at + 2])
 }

@@ -144,6 +144,11 @@ pub enum ServerMessage {
     Filed {
         request: RequestSummary,
     },
+    /// Something the vendor should know while the session lasts (the window closes soon),
+    /// sent on a tunnel's or remote desktop's control stream.
+    Notice {
+        message: String,
+    },
     /// Refused: a stable code and a message for the vendor.
     Denied {
         code: String,

@@ -216,6 +216,12 @@ impl Replayer {
         })
     }
 
+    /// The screen now: width, height and RGBA pixels.
+    pub fn rgba(&self) -> Option<(u16, u16, &[u8])> {
+        let image = self.image.as_ref()?;
+        Some((image.width(), image.height(), image.data()))
+    }
+
     /// The screen now as PNG.
     pub fn png(&self) -> Option<Result<Vec<u8>, RdpError>> {
         let image = self.image.as_ref()?;

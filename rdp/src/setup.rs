@@ -10,7 +10,9 @@ use ironrdp_pdu::gcc::{ChannelName, ClientEarlyCapabilityFlags, ConferenceCreate
 use ironrdp_pdu::mcs::{ConnectInitial, ConnectResponse, McsMessage, SendDataRequest};
 use ironrdp_pdu::nego::SecurityProtocol;
 use ironrdp_pdu::rdp::ClientInfoPdu;
+use ironrdp_pdu::rdp::capability_sets::{CapabilitySet, CodecProperty, OrderSupportIndex};
 use ironrdp_pdu::rdp::client_info::{ClientInfoFlags, CompressionType};
+use ironrdp_pdu::rdp::headers::{ShareControlHeader, ShareControlPdu};
 use ironrdp_pdu::x224::{X224, X224Data};
 use serde::{Deserialize, Serialize};
 
@@ -242,6 +244,73 @@ fn mcs_name(m: &McsMessage<'_>) -> &'static str {
         McsMessage::SendDataIndication(_) => "Send Data Indication",
         McsMessage::DisconnectProviderUltimatum(_) => "Disconnect Provider Ultimatum",
     }
+}
+
+/// Drawing orders the replay cannot draw; none is left announced to the target.
+const ORDERS: [OrderSupportIndex; 21] = [
+    OrderSupportIndex::DstBlt,
+    OrderSupportIndex::PatBlt,
+    OrderSupportIndex::ScrBlt,
+    OrderSupportIndex::MemBlt,
+    OrderSupportIndex::Mem3Blt,
+    OrderSupportIndex::DrawnInEGrid,
+    OrderSupportIndex::LineTo,
+    OrderSupportIndex::MultiDrawnInEGrid,
+    OrderSupportIndex::SaveBitmap,
+    OrderSupportIndex::MultiDstBlt,
+    OrderSupportIndex::MultiPatBlt,
+    OrderSupportIndex::MultiScrBlt,
+    OrderSupportIndex::MultiOpaqueRect,
+    OrderSupportIndex::Fast,
+    OrderSupportIndex::PolygonSC,
+    OrderSupportIndex::PolygonCB,
+    OrderSupportIndex::Polyline,
+    OrderSupportIndex::FastGlyph,
+    OrderSupportIndex::EllipseSC,
+    OrderSupportIndex::EllipseCB,
+    OrderSupportIndex::Index,
+];
+
+/// If `bytes` is the Client Confirm Active: the same with only what the replay can draw
+/// announced (no drawing orders; of the bitmap codecs only RemoteFX, not NSCodec), so that
+/// the target sends bitmaps the recording can be drawn from. `None` for any other PDU.
+pub fn rewrite_confirm_active(bytes: &[u8]) -> Option<Result<Vec<u8>, RdpError>> {
+    let what = "Client Confirm Active";
+    let X224(McsMessage::SendDataRequest(request)) =
+        ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes).ok()?
+    else {
+        return None;
+    };
+    let mut header = ironrdp_pdu::decode::<ShareControlHeader>(request.user_data.as_ref()).ok()?;
+    let ShareControlPdu::ClientConfirmActive(confirm) = &mut header.share_control_pdu else {
+        return None;
+    };
+    for set in &mut confirm.pdu.capability_sets {
+        match set {
+            CapabilitySet::BitmapCodecs(codecs) => codecs.0.retain(|c| {
+                matches!(
+                    c.property,
+                    CodecProperty::RemoteFx(_) | CodecProperty::ImageRemoteFx(_)
+                )
+            }),
+            CapabilitySet::Order(order) => {
+                for index in ORDERS {
+                    order.set_support_flag(index, false);
+                }
+            }
+            _ => {}
+        }
+    }
+    let encoded = ironrdp_pdu::encode_vec(&header)
+        .and_then(|user_data| {
+            ironrdp_pdu::encode_vec(&X224(SendDataRequest {
+                initiator_id: request.initiator_id,
+                channel_id: request.channel_id,
+                user_data: Cow::Owned(user_data),
+            }))
+        })
+        .map_err(|e| RdpError::encode(what, e));
+    Some(encoded)
 }
 
 /// Whether `bytes` is a Client Info PDU (a Send Data Request whose security header says so).

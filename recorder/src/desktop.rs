@@ -339,3 +339,46 @@ pub fn is_rdp(path: &Path) -> bool {
         .and_then(|f| FrameReader::open(BufReader::new(f)).ok())
         .is_some_and(|(h, _)| h.kind == StreamKind::Rdp)
 }
+
+/// Plays the remote desktop stream `stream` from its start at `fps` pictures per second of
+/// recording time, giving each picture (width, height, RGBA) to `picture`, and how far it
+/// is (seconds done, seconds in all) to `progress` every ten seconds of recording. Returns
+/// the number of pictures. For a video export: one pass, no snapshots needed.
+pub fn play(
+    dir_path: &Path,
+    stream: &str,
+    fps: u32,
+    mut picture: impl FnMut(u16, u16, &[u8]) -> Result<()>,
+    mut progress: impl FnMut(f64, f64),
+) -> Result<u64> {
+    let path = dir_path.join(stream);
+    let length_us = {
+        let mut reader = open(&path)?;
+        let mut last = 0;
+        while let Some(f) = reader.next_frame().map_err(io_err("read", &path))? {
+            last = f.t_us;
+        }
+        last
+    };
+    let step_us = 1_000_000 / u64::from(fps.max(1));
+    let mut reader = open(&path)?;
+    let mut replayer = Replayer::new();
+    let mut tick = 0u64;
+    let mut count = 0u64;
+    let mut pending = reader.next_frame().map_err(io_err("read", &path))?;
+    while tick <= length_us {
+        while let Some(frame) = pending.take_if(|f| f.t_us <= tick) {
+            replayer.feed(dir(frame.direction), &frame.data);
+            pending = reader.next_frame().map_err(io_err("read", &path))?;
+        }
+        if let Some((w, h, rgba)) = replayer.rgba() {
+            picture(w, h, rgba)?;
+            count += 1;
+        }
+        if tick % 10_000_000 < step_us {
+            progress(tick as f64 / 1e6, length_us as f64 / 1e6);
+        }
+        tick += step_us;
+    }
+    Ok(count)
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod recording;
 pub mod serve;
 pub mod user;
+pub mod video;
 
 use std::path::Path;
 

@@ -53,9 +53,13 @@ pub enum RecordingCommand {
 pub struct ExportArgs {
     /// Session id (or a unique prefix).
     id: String,
-    /// `pcap`: a TCP stream recording for Wireshark/tshark.
+    /// `pcap`: a TCP stream recording for Wireshark/tshark; `video`: a remote desktop
+    /// recording as a video file (H.264, e.g. `.mp4`; needs ffmpeg).
     #[arg(long, value_enum, requires = "out")]
     format: Option<FormatArg>,
+    /// Pictures per second of a video export.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=30))]
+    fps: u32,
     /// Which stream channel to export (default: the only TCP stream).
     #[arg(long)]
     channel: Option<u32>,
@@ -70,6 +74,7 @@ pub struct ExportArgs {
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum FormatArg {
     Pcap,
+    Video,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -269,9 +274,13 @@ fn export(lib: &Library, config: &Config, args: ExportArgs) -> anyhow::Result<Ex
         println!("wrote {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let (Some(FormatArg::Pcap), Some(out)) = (args.format, args.out) else {
-        bail!("say what to export: --format pcap --out FILE, or --bundle FILE");
+    let (Some(format), Some(out)) = (args.format, args.out) else {
+        bail!("say what to export: --format pcap|video --out FILE, or --bundle FILE");
     };
+    if let FormatArg::Video = format {
+        super::video::export(&dir, &out, args.fps)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let stream = library::tcp_stream(&dir, args.channel)?;
     let s = &stream;
     let file =

@@ -192,6 +192,9 @@ impl ShadowServer {
                 .arg("/sec:nla")
                 .arg(format!("/sam-file:{}", sam.display()))
                 .arg("-auth")
+                // Its own configuration directory: each server makes its own certificate.
+                .env("HOME", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
                 .spawn()

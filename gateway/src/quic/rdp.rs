@@ -622,6 +622,11 @@ where
                 forward = Bytes::from(rewritten.to_target);
                 recorded = Bytes::from(rewritten.recorded);
                 account = None;
+            } else if direction == Direction::ToTarget
+                && let Some(rewritten) = setup::rewrite_confirm_active(&forward)
+            {
+                forward = Bytes::from(rewritten.map_err(|e| e.to_string())?);
+                recorded = forward.clone();
             } else if let Some(id) = setup::data_channel(&forward)
                 && channels.refused(id).is_some()
             {

@@ -102,6 +102,7 @@ pub async fn run(
     {
         live.end(SessionEnd::Closed, "");
     }
+    tokio::spawn(notices(live.clone(), control));
     loop {
         let (send, recv) = tokio::select! {
             () = live.ended.cancelled() => break,
@@ -128,6 +129,27 @@ pub async fn run(
         });
     }
     gone.cancel();
+}
+
+/// Sends the supervisor's notices (the window closes soon) on the control stream, where the
+/// client prints them, until the session ends.
+async fn notices(live: Arc<Live>, mut control: quinn::SendStream) {
+    let mut notices = live.notices.subscribe();
+    loop {
+        tokio::select! {
+            () = live.ended.cancelled() => return,
+            changed = notices.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let message = notices.borrow_and_update().clone();
+                let notice = ServerMessage::Notice { message };
+                if sekisho_protocol::write(&mut control, &notice).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Decides and starts the session, or says why not (audited).
