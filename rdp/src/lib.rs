@@ -16,12 +16,14 @@
 //! - [`pdu`]: reading whole PDUs with a bounded buffer;
 //! - [`credssp`]: NLA toward the target with the injected credential;
 //! - [`input`]: keyboard input decoded to text (scancodes with the client's layout), clicks;
+//! - [`clipboard`]: clipboard text that crossed, from the recorded `cliprdr` channel;
 //! - [`replay`]: the screen at any moment, drawn from the recorded PDUs, as RGBA or PNG.
 //!
 //! No IO here beyond the async streams the caller hands in: TLS, sockets and recordings are
 //! the gateway's and the recorder's.
 
 pub mod channels;
+pub mod clipboard;
 pub mod credssp;
 pub mod error;
 pub mod input;

@@ -13,7 +13,6 @@ use ironrdp_graphics::image_processing::PixelFormat;
 use ironrdp_pdu::Action;
 use ironrdp_pdu::rdp::capability_sets::CapabilitySet;
 use ironrdp_pdu::rdp::headers::ShareControlPdu;
-use ironrdp_pdu::x224::{X224, X224Data};
 use ironrdp_session::image::DecodedImage;
 use ironrdp_session::{ActiveStage, ActiveStageBuilder};
 use ironrdp_svc::StaticChannelSet;
@@ -125,7 +124,7 @@ impl Replayer {
         match dir {
             Dir::ToTarget => {
                 if self.client.is_none()
-                    && let Some(setup) = connect_initial(pdu)
+                    && let Some(setup) = crate::setup::read_connect_initial(pdu)
                 {
                     self.client = Some(setup);
                 }
@@ -241,20 +240,6 @@ fn build_stage(a: &Activation) -> ActiveStage {
         pointer_software_rendering: false,
     }
     .build()
-}
-
-/// The client's setup, if `pdu` is a Connect Initial.
-fn connect_initial(pdu: &[u8]) -> Option<ClientSetup> {
-    let data = ironrdp_pdu::decode::<X224<X224Data<'_>>>(pdu).ok()?.0;
-    let initial =
-        ironrdp_pdu::decode::<ironrdp_pdu::mcs::ConnectInitial>(data.data.as_ref()).ok()?;
-    let blocks = initial.conference_create_request.gcc_blocks();
-    Some(ClientSetup {
-        channels: vec![],
-        width: blocks.core.desktop_width,
-        height: blocks.core.desktop_height,
-        keyboard_layout: blocks.core.keyboard_layout,
-    })
 }
 
 /// The share id and desktop size of a Server Demand Active.

@@ -50,16 +50,7 @@ pub fn rewrite_connect_initial(
         flags.remove(ClientEarlyCapabilityFlags::SUPPORT_DYN_VC_GFX_PROTOCOL);
     }
     blocks.multi_transport_channel = None;
-    let setup = ClientSetup {
-        channels: blocks
-            .network
-            .as_ref()
-            .map(|n| n.channels.iter().map(|c| channel_name(&c.name)).collect())
-            .unwrap_or_default(),
-        width: blocks.core.desktop_width,
-        height: blocks.core.desktop_height,
-        keyboard_layout: blocks.core.keyboard_layout,
-    };
+    let setup = client_setup(&blocks);
     initial.conference_create_request =
         ConferenceCreateRequest::new(blocks).map_err(|e| RdpError::encode(what, e))?;
     let inner = ironrdp_pdu::encode_vec(&initial).map_err(|e| RdpError::encode(what, e))?;
@@ -156,6 +147,35 @@ pub fn attach_user_confirm(bytes: &[u8]) -> Option<u16> {
     match ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes).ok()?.0 {
         McsMessage::AttachUserConfirm(c) => Some(c.initiator_id),
         _ => None,
+    }
+}
+
+/// The MCS channel and user data of a slow-path Send Data Request or Indication.
+pub fn send_data(bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+    match ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes).ok()?.0 {
+        McsMessage::SendDataRequest(r) => Some((r.channel_id, r.user_data.into_owned())),
+        McsMessage::SendDataIndication(i) => Some((i.channel_id, i.user_data.into_owned())),
+        _ => None,
+    }
+}
+
+/// What a recorded Connect Initial says (as the target received it).
+pub fn read_connect_initial(bytes: &[u8]) -> Option<ClientSetup> {
+    let data = ironrdp_pdu::decode::<X224<X224Data<'_>>>(bytes).ok()?.0;
+    let initial = ironrdp_pdu::decode::<ConnectInitial>(data.data.as_ref()).ok()?;
+    Some(client_setup(initial.conference_create_request.gcc_blocks()))
+}
+
+fn client_setup(blocks: &ironrdp_pdu::gcc::ClientGccBlocks) -> ClientSetup {
+    ClientSetup {
+        channels: blocks
+            .network
+            .as_ref()
+            .map(|n| n.channels.iter().map(|c| channel_name(&c.name)).collect())
+            .unwrap_or_default(),
+        width: blocks.core.desktop_width,
+        height: blocks.core.desktop_height,
+        keyboard_layout: blocks.core.keyboard_layout,
     }
 }
 

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use sekisho_rdp::input::{self, Event};
 use sekisho_rdp::replay::{self, Activation, Dir, Replayer, Snapshot};
+use sekisho_rdp::{clipboard, setup};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecordingError, Result, io_err};
@@ -78,34 +79,60 @@ pub enum Noted {
     Typed(String),
     /// A mouse click.
     Click(String),
+    /// Clipboard text that crossed, and which way.
+    Clipboard(String),
 }
 
-/// What the vendor typed and clicked in a remote desktop stream, with the keyboard layout,
-/// each at its moment (seconds).
+/// What the vendor typed and clicked in a remote desktop stream, the clipboard text that
+/// crossed (when the level allowed the clipboard), and the keyboard layout, each at its
+/// moment (seconds).
 pub fn noted(path: &Path) -> Result<Vec<(f64, Noted)>> {
     let mut reader = open(path)?;
     let mut decoder: Option<input::Decoder> = None;
-    let mut replayer = Replayer::new();
+    let mut client: Option<setup::ClientSetup> = None;
+    let mut clipboard: Option<(u16, clipboard::Watch)> = None;
+    let mut server_seen = false;
     let mut out = vec![];
     while let Some(frame) = reader.next_frame().map_err(io_err("read", path))? {
-        if decoder.is_none() {
-            // The layout is known from the Connect Initial (the first vendor → target PDU).
-            replayer.feed(dir(frame.direction), &frame.data);
-            if let Some(layout) = replayer.layout() {
-                let (name, exact) = input::layout_name(layout);
+        let t = frame.t_us as f64 / 1e6;
+        let d = dir(frame.direction);
+        if client.is_none() && d == Dir::ToTarget {
+            // The first vendor → target PDU: the Connect Initial (layout, channels).
+            if let Some(c) = setup::read_connect_initial(&frame.data) {
+                let (name, exact) = input::layout_name(c.keyboard_layout);
                 let note = if exact { "" } else { ": typed text may differ" };
-                out.push((
-                    frame.t_us as f64 / 1e6,
-                    Noted::Layout(format!("keyboard layout {name}{note}")),
-                ));
-                decoder = Some(input::Decoder::new(layout));
+                out.push((t, Noted::Layout(format!("keyboard layout {name}{note}"))));
+                decoder = Some(input::Decoder::new(c.keyboard_layout));
+                client = Some(c);
             }
             continue;
         }
-        if frame.direction == Direction::ToTarget
-            && let Some(d) = decoder.as_mut()
+        if !server_seen && d == Dir::FromTarget {
+            if let (Some(c), Ok(s)) = (&client, setup::connect_response(&frame.data)) {
+                let at = c.channels.iter().position(|n| n == "cliprdr");
+                clipboard = at
+                    .and_then(|i| s.channel_ids.get(i))
+                    .map(|id| (*id, clipboard::Watch::new()));
+                server_seen = true;
+            }
+            continue;
+        }
+        if let Some((id, watch)) = clipboard.as_mut()
+            && frame.data.first() == Some(&0x03)
+            && let Some((channel, user_data)) = setup::send_data(&frame.data)
+            && channel == *id
+            && let Some(crossed) = watch.feed(d, &user_data)
         {
-            d.feed(frame.t_us, &frame.data);
+            let way = match crossed.dir {
+                Dir::ToTarget => "pasted into the target",
+                Dir::FromTarget => "copied from the target",
+            };
+            out.push((t, Noted::Clipboard(format!("{way}: {}", crossed.text))));
+        }
+        if d == Dir::ToTarget
+            && let Some(dec) = decoder.as_mut()
+        {
+            dec.feed(frame.t_us, &frame.data);
         }
     }
     for event in decoder.map(input::Decoder::finish).unwrap_or_default() {

@@ -31,6 +31,8 @@ pub enum Source {
     Flag,
     /// A mouse click on a remote desktop.
     Click,
+    /// Clipboard text that crossed a remote desktop.
+    Clipboard,
 }
 
 impl Source {
@@ -42,6 +44,7 @@ impl Source {
             Source::Output => "output",
             Source::Flag => "flag",
             Source::Click => "click",
+            Source::Clipboard => "clipboard",
         }
     }
 }
@@ -205,6 +208,7 @@ fn desktop_entries(noted: Vec<(f64, crate::desktop::Noted)>, file: &str) -> Vec<
                 Noted::Layout(text) => (Source::Flag, text),
                 Noted::Typed(text) => (Source::Input, text),
                 Noted::Click(text) => (Source::Click, text),
+                Noted::Clipboard(text) => (Source::Clipboard, text),
             };
             Entry {
                 file: file.into(),
