@@ -54,17 +54,39 @@ async fn enrolled(w: &World, dir: &std::path::Path) {
 
 /// pacs gets a Remote Desktop port; its reference level logs in to Windows as `maint`.
 async fn desktop_target(w: &World, port: u16, drives: bool) {
+    desktop_account(w, port, ACCOUNT, PASSWORD, drives).await;
+}
+
+async fn desktop_account(w: &World, port: u16, account: &str, password: &str, drives: bool) {
     let (status, body) = w
         .http
         .send(
             reqwest::Method::PATCH,
             &format!("/api/v1/targets/{}", w.target_id),
             Some(&w.admin),
-            Some(json!({"rdp_port": port, "levels": {"reference": {"account": ACCOUNT,
-                "credential": {"password": PASSWORD}, "ssh": false, "rdp": true, "rdp_drives": drives}}})),
+            Some(json!({"rdp_port": port, "levels": {"reference": {"account": account,
+                "credential": {"password": password}, "ssh": false, "rdp": true, "rdp_drives": drives}}})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// No file of the recording holds `password`, in UTF-8 or in the UTF-16 of a Client Info.
+fn assert_no_password(w: &World, id: &str, password: &str) {
+    let dir = w.env.data_dir().join("recordings").join(id);
+    let utf16: Vec<u8> = password.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        files += 1;
+        for needle in [password.as_bytes(), &utf16[..]] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "the password is in the recording"
+            );
+        }
+    }
+    assert!(files >= 3, "{}", dir.display());
 }
 
 /// `sekisho-client rdp pacs --launch` on `vendor`'s display with `extra` xfreerdp arguments.
@@ -194,6 +216,7 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     // The recording verifies, and draws the desktop again at those moments.
     let verified = wait_sealed(&w, &id).await;
     assert_eq!(verified["problems"], json!([]), "{verified}");
+    assert_no_password(&w, &id, PASSWORD);
     let (late, length) = screen(&w, &id, None).await;
     assert!(blue(pixel(&late, 400, 300)), "{:?}", pixel(&late, 400, 300));
     let (early, _) = screen(&w, &id, Some(blue_at - 0.7)).await;
@@ -405,4 +428,71 @@ fn pixel_any(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
     let channels = info.color_type.samples();
     let at = (y * info.width as usize + x) * channels;
     (buf[at], buf[at + 1], buf[at + 2])
+}
+
+/// Older systems without NLA: the gateway puts the password in the Client Info (TLS), the
+/// target checks it (PAM here), and the recording keeps the Client Info without it.
+#[tokio::test]
+async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one_gets_nothing() {
+    if !desktop::available() {
+        return;
+    }
+    let Some(target) = ShadowServer::start_tls() else {
+        return;
+    };
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    target.display.paint("#ff0000");
+    desktop_account(
+        &w,
+        target.port,
+        desktop::TLS_ACCOUNT,
+        "not the password",
+        false,
+    )
+    .await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    w.approved("reference").await;
+    let vendor = Display::start(1024, 768);
+
+    // A wrong stored password: the target closes the connection, nothing of it is shown.
+    let child = launch(&dir, &vendor, &["/size:800x600"]);
+    let (out, _) = exited(child, Duration::from_secs(30));
+    assert!(!red(vendor.pixel(400, 300)), "{}", stderr(&out));
+    w.wait_all_ended().await;
+
+    // The right one: the desktop.
+    desktop_account(
+        &w,
+        target.port,
+        desktop::TLS_ACCOUNT,
+        desktop::TLS_PASSWORD,
+        false,
+    )
+    .await;
+    let child = launch(&dir, &vendor, &["/size:800x600"]);
+    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
+    assert!(
+        seen.is_ok(),
+        "vendor screen: {seen:?}\nlog: {}\nshadow: {}",
+        w.log(),
+        target.log()
+    );
+    let sessions = w.sessions(true).await;
+    let id = sessions[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = w
+        .http
+        .post(
+            &format!("/api/v1/sessions/{id}/terminate"),
+            &w.approver,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    exited(child, Duration::from_secs(5));
+    let verified = wait_sealed(&w, &id).await;
+    assert_eq!(verified["problems"], json!([]), "{verified}");
+    assert_no_password(&w, &id, desktop::TLS_PASSWORD);
 }

@@ -160,8 +160,75 @@ impl Drop for Display {
     }
 }
 
+/// The system account a TLS-only desktop ([`ShadowServer::start_tls`]) logs in: FreeRDP's
+/// shadow server checks Client Info credentials with PAM.
+pub const TLS_ACCOUNT: &str = "sekisho-desk";
+pub const TLS_PASSWORD: &str = "Desk-Pass-456";
+
+/// Creates [`TLS_ACCOUNT`] with [`TLS_PASSWORD`] (root only), once per process and under the
+/// same lock file as the SSH test accounts (see `sshd::ensure_accounts`).
+fn ensure_tls_account() -> Result<(), String> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let lock_path = std::env::temp_dir().join("sekisho-test-accounts.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        lock.lock()
+            .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        let exists = || {
+            Command::new("id")
+                .arg(TLS_ACCOUNT)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !exists() {
+            let out = Command::new("useradd")
+                .args([
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    TLS_ACCOUNT,
+                ])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !out.status.success() && !exists() {
+                return Err(format!(
+                    "cannot create account {TLS_ACCOUNT} (root needed): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        let mut child = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            writeln!(stdin, "{TLS_ACCOUNT}:{TLS_PASSWORD}").map_err(|e| e.to_string())?;
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("cannot set the password of {TLS_ACCOUNT}"));
+        }
+        Ok(())
+    })
+    .clone()
+}
+
+/// How the shadow server checks who logs in.
+enum Security<'a> {
+    /// NLA against a SAM file with one account.
+    Nla { user: &'a str, password: &'a str },
+    /// TLS only: the Client Info credentials, checked with PAM ([`TLS_ACCOUNT`]).
+    TlsPam,
+}
+
 /// FreeRDP's shadow server sharing a [`Display`], NLA checked against a SAM file with one
-/// account.
+/// account, or TLS with the Client Info credentials checked by PAM.
 pub struct ShadowServer {
     pub port: u16,
     pub display: Display,
@@ -173,15 +240,42 @@ impl ShadowServer {
     /// Shares a new 1024x768 display on a free loopback port; `user`/`password` is the one
     /// account NLA accepts.
     pub fn start(user: &str, password: &str) -> ShadowServer {
+        Self::start_with(Security::Nla { user, password })
+    }
+
+    /// A TLS-only desktop (no NLA) that logs in [`TLS_ACCOUNT`] with the password in the
+    /// Client Info; `None` (outside CI) when the account cannot be made here.
+    pub fn start_tls() -> Option<ShadowServer> {
+        if let Err(e) = ensure_tls_account() {
+            if std::env::var_os("CI").is_some() {
+                panic!("cannot make the TLS desktop's account in CI: {e}");
+            }
+            eprintln!("SKIPPING the TLS desktop test: {e}");
+            return None;
+        }
+        Some(Self::start_with(Security::TlsPam))
+    }
+
+    fn start_with(security: Security<'_>) -> ShadowServer {
         let display = Display::start(1024, 768);
         let dir = tempfile::tempdir().expect("temp dir");
-        let sam = dir.path().join("sam");
-        let out = Command::new("winpr-hash")
-            .args(["-u", user, "-p", password, "-f", "sam"])
-            .output()
-            .expect("winpr-hash");
-        assert!(out.status.success(), "winpr-hash failed");
-        std::fs::write(&sam, &out.stdout).expect("write the SAM file");
+        let args: Vec<String> = match security {
+            Security::Nla { user, password } => {
+                let sam = dir.path().join("sam");
+                let out = Command::new("winpr-hash")
+                    .args(["-u", user, "-p", password, "-f", "sam"])
+                    .output()
+                    .expect("winpr-hash");
+                assert!(out.status.success(), "winpr-hash failed");
+                std::fs::write(&sam, &out.stdout).expect("write the SAM file");
+                vec![
+                    "/sec:nla".into(),
+                    format!("/sam-file:{}", sam.display()),
+                    "-auth".into(),
+                ]
+            }
+            Security::TlsPam => vec!["/sec:tls".into(), "+auth".into()],
+        };
         let log = dir.path().join("shadow.log");
         for _ in 0..5 {
             let port = free_port();
@@ -189,9 +283,7 @@ impl ShadowServer {
                 .command("freerdp-shadow-cli")
                 .arg(format!("/port:{port}"))
                 .arg("/bind-address:127.0.0.1")
-                .arg("/sec:nla")
-                .arg(format!("/sam-file:{}", sam.display()))
-                .arg("-auth")
+                .args(&args)
                 // Its own configuration directory: each server makes its own certificate.
                 .env("HOME", dir.path())
                 .env("XDG_CONFIG_HOME", dir.path().join("config"))
