@@ -25,31 +25,7 @@ fn client(dir: &std::path::Path, args: &[&str]) -> Output {
 }
 
 async fn enrolled(w: &World, dir: &std::path::Path) {
-    use std::io::Write;
-    let (code, fingerprint) = w.enrollment_code().await;
-    let gateway = w.quic_addr();
-    let mut child = client_command(
-        CLIENT,
-        dir,
-        &[
-            "enroll",
-            "--gateway",
-            &gateway,
-            "--code",
-            &code,
-            "--fingerprint",
-            &fingerprint,
-            "--password-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = writeln!(stdin, "vendor password 1");
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    w.enroll_client(CLIENT, dir).await;
 }
 
 /// pacs gets a Remote Desktop port; its reference level logs in to Windows as `maint`.
@@ -456,6 +432,23 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
     enrolled(&w, &dir).await;
     w.approved("reference").await;
     let vendor = Display::start(1024, 768);
+
+    // A client that offers only the old RDP security (RC4) is told to use TLS.
+    let child = launch(&dir, &vendor, &["/size:800x600", "/sec:rdp"]);
+    let (out, _) = exited(child, Duration::from_secs(30));
+    assert!(
+        stderr(&out).contains("did not offer TLS"),
+        "{}",
+        stderr(&out)
+    );
+    let denials = w.audit("kind=access_denied").await;
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["details"]["code"] == "rdp_negotiation"),
+        "{denials:?}"
+    );
+    w.wait_all_ended().await;
 
     // A wrong stored password: the target closes the connection, nothing of it is shown.
     let child = launch(&dir, &vendor, &["/size:800x600"]);

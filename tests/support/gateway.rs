@@ -337,6 +337,36 @@ impl World {
         )
     }
 
+    /// Enrolls alice's designated client (`client`, the binary) in `dir`, her password on
+    /// stdin.
+    pub async fn enroll_client(&self, client: &str, dir: &std::path::Path) {
+        use std::io::Write;
+        let (code, fingerprint) = self.enrollment_code().await;
+        let gateway = self.quic_addr();
+        let mut child = client_command(
+            client,
+            dir,
+            &[
+                "enroll",
+                "--gateway",
+                &gateway,
+                "--code",
+                &code,
+                "--fingerprint",
+                &fingerprint,
+                "--password-stdin",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = writeln!(stdin, "vendor password 1");
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
     /// Lets pacs's change level forward to `ports` (its SSH port is always among them).
     pub async fn allow_change_ports(&self, ports: &[u16]) {
         let private = std::fs::read_to_string(self.keys.path().join("gateway-to-pacs")).unwrap();

@@ -343,15 +343,7 @@ pub async fn connection(
         Ok(t) => t,
         Err(r) => {
             tracing::warn!(session = %live.session.id, code = %r.code, reason = %r.message, "remote desktop connection refused");
-            admit::audit_denied(
-                shared,
-                &live.user,
-                Some(live.target.id),
-                Channel::Rdp,
-                &r,
-                &live.session.source_addr,
-            )
-            .await;
+            audit_refused(shared, live, Channel::Rdp, &r).await;
             let answer = ServerMessage::Denied {
                 code: r.code.as_str().to_owned(),
                 message: format!(
@@ -434,8 +426,17 @@ where
             .await
             .map_err(|e| e.to_string())?,
         Err(failure) => {
+            let r = refusal(
+                Code::RdpNegotiation,
+                "your RDP client did not offer TLS security: the gateway needs it (xfreerdp: /sec:tls; mstsc: the default)",
+            );
+            audit_refused(shared, live, Channel::Rdp, &r).await;
+            // The stream now belongs to RDP: the client prints the control stream's notice.
+            live.notices.send_replace(r.message.clone());
+            // Told first on the control stream, then the client's own failure message.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             let _ = vendor.write_all(&failure).await;
-            return Err("the vendor's RDP client does not offer TLS".into());
+            return Err(r.message);
         }
     }
     if !reader.leftover().is_empty() {
@@ -539,6 +540,19 @@ async fn record(live: &Live, ch: u32, direction: Direction, pdu: Bytes) -> Resul
         })
 }
 
+/// Audits a refusal on this session's connection.
+async fn audit_refused(shared: &Shared, live: &Live, channel: Channel, r: &Refusal) {
+    admit::audit_denied(
+        shared,
+        &live.user,
+        Some(live.target.id),
+        channel,
+        r,
+        &live.session.source_addr,
+    )
+    .await;
+}
+
 /// Audits which channels were asked for and which the level lets through.
 async fn audit_channels(shared: &Shared, live: &Live, channels: &Channels) {
     let (allowed, refused): (Vec<_>, Vec<_>) = channels.summary().into_iter().partition(|c| c.1);
@@ -558,15 +572,7 @@ async fn audit_channels(shared: &Shared, live: &Live, channels: &Channels) {
                 live.target.name
             ),
         );
-        admit::audit_denied(
-            shared,
-            &live.user,
-            Some(live.target.id),
-            Channel::RdpChannel,
-            &r,
-            &live.session.source_addr,
-        )
-        .await;
+        audit_refused(shared, live, Channel::RdpChannel, &r).await;
     }
     tracing::info!(session = %live.session.id, ?allowed, ?refused, "remote desktop channels");
     let event = NewAuditEvent {
