@@ -65,15 +65,38 @@ fn assert_no_password(w: &World, id: &str, password: &str) {
     assert!(files >= 3, "{}", dir.display());
 }
 
+/// A running `sekisho-client rdp --launch`; its stderr (and xfreerdp's, which inherits it)
+/// goes to a file, so that a talkative client never blocks on a full pipe.
+struct Launched {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
 /// `sekisho-client rdp pacs --launch` on `vendor`'s display with `extra` xfreerdp arguments.
-fn launch(dir: &std::path::Path, vendor: &Display, extra: &[&str]) -> Child {
+fn launch(dir: &std::path::Path, vendor: &Display, extra: &[&str]) -> Launched {
     let mut args = vec!["rdp", "pacs", "--launch", "--"];
     args.extend_from_slice(extra);
-    client_command(CLIENT, dir, &args)
+    let log = dir.with_file_name(format!("client-{}.log", vendor.number));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let child = client_command(CLIENT, dir, &args)
         .env("DISPLAY", vendor.name())
         .stdout(Stdio::null())
+        .stderr(file)
         .spawn()
-        .unwrap()
+        .unwrap();
+    Launched { child, log }
+}
+
+/// Waits for the client to exit (at most `limit`): what it printed, and how long it took.
+fn finished(l: Launched, limit: Duration) -> (String, Duration) {
+    let (_, took) = exited(l.child, limit);
+    let err = std::fs::read_to_string(&l.log).unwrap_or_default();
+    let _ = std::fs::remove_file(&l.log);
+    (err, took)
 }
 
 fn red(p: (u8, u8, u8)) -> bool {
@@ -180,11 +203,10 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let (out, took) = exited(child, Duration::from_secs(5));
+    let (err, took) = finished(child, Duration::from_secs(5));
     assert!(
         took < Duration::from_secs(1),
-        "terminate took {took:?}: {}",
-        stderr(&out)
+        "terminate took {took:?}: {err}"
     );
     let ended: Value = w.wait_ended(&id).await;
     assert_eq!(ended["end"], "terminated", "{ended}");
@@ -202,6 +224,21 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
         pixel(&early, 400, 300)
     );
     assert!(length >= blue_at, "{length} < {blue_at}");
+
+    // The console's player shows the drawn desktop at the moment asked for.
+    let page = console_get(&w, &format!("/console/recordings/{id}?t=1.5")).await;
+    let page = String::from_utf8(page).unwrap();
+    let img = format!("src=\"/console/recordings/{id}/screen.png?t=1.50\"");
+    assert!(
+        page.contains("class=\"desktop\"") && page.contains(&img),
+        "{page}"
+    );
+    let at_end = console_get(
+        &w,
+        &format!("/console/recordings/{id}/screen.png?t={length}"),
+    )
+    .await;
+    assert!(blue(pixel(&at_end, 400, 300)));
 
     // For auditors who prefer a player: a video of the desktop (ffmpeg), red then blue.
     let video = w.keys.path().join("desktop.mp4");
@@ -340,17 +377,17 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
     let dir = w.keys.path().join("client");
     enrolled(&w, &dir).await;
 
+    // Long enough for the desktop to come up on a loaded machine, short enough to wait for.
     let id = w
-        .file("reference", jiff::SignedDuration::from_secs(10))
+        .file("reference", jiff::SignedDuration::from_secs(25))
         .await;
     w.approve(&id).await;
     let vendor = Display::start(1024, 768);
     let child = launch(&dir, &vendor, &["/size:800x600"]);
     let session = w.wait_live().await;
-    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
+    let seen = vendor.wait_pixel(400, 300, Duration::from_secs(20), red);
     assert!(seen.is_ok(), "vendor screen: {seen:?}\nlog: {}", w.log());
-    let (out, _) = exited(child, Duration::from_secs(30));
-    let err = stderr(&out);
+    let (err, _) = finished(child, Duration::from_secs(40));
     assert!(
         err.contains("the window of request R-1 closes at")
             && err.contains("in less than a minute"),
@@ -379,8 +416,7 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
     desktop_target(&w, impostor.port, false).await;
     w.approved("reference").await;
     let child = launch(&dir, &vendor, &["/size:800x600"]);
-    let (out, _) = exited(child, Duration::from_secs(30));
-    let err = stderr(&out);
+    let (err, _) = finished(child, Duration::from_secs(30));
     assert!(
         err.contains("does not match the pinned one") && err.contains(&pinned),
         "{err}"
@@ -435,12 +471,8 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
 
     // A client that offers only the old RDP security (RC4) is told to use TLS.
     let child = launch(&dir, &vendor, &["/size:800x600", "/sec:rdp"]);
-    let (out, _) = exited(child, Duration::from_secs(30));
-    assert!(
-        stderr(&out).contains("did not offer TLS"),
-        "{}",
-        stderr(&out)
-    );
+    let (err, _) = finished(child, Duration::from_secs(30));
+    assert!(err.contains("did not offer TLS"), "{err}");
     let denials = w.audit("kind=access_denied").await;
     assert!(
         denials
@@ -452,8 +484,8 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
 
     // A wrong stored password: the target closes the connection, nothing of it is shown.
     let child = launch(&dir, &vendor, &["/size:800x600"]);
-    let (out, _) = exited(child, Duration::from_secs(30));
-    assert!(!red(vendor.pixel(400, 300)), "{}", stderr(&out));
+    let (err, _) = finished(child, Duration::from_secs(30));
+    assert!(!red(vendor.pixel(400, 300)), "{err}");
     w.wait_all_ended().await;
 
     // The right one: the desktop.
@@ -484,8 +516,22 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
         )
         .await;
     assert_eq!(status, 202);
-    exited(child, Duration::from_secs(5));
+    finished(child, Duration::from_secs(5));
     let verified = wait_sealed(&w, &id).await;
     assert_eq!(verified["problems"], json!([]), "{verified}");
     assert_no_password(&w, &id, desktop::TLS_PASSWORD);
+}
+
+/// A console page or picture, as the approver (the console's cookie holds the API token).
+async fn console_get(w: &World, path: &str) -> Vec<u8> {
+    let response = w
+        .http
+        .client
+        .get(format!("{}{path}", w.http.base))
+        .header("cookie", format!("sekisho_token={}", w.approver))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.bytes().await.unwrap().to_vec()
 }
