@@ -146,25 +146,33 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
         w.log(),
         target.log()
     );
+    // Watching it live: red now (the first look draws the recording so far) ...
+    let id = session["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = live_screen(&w, &id).await;
+        if now.as_deref().is_some_and(|p| red(pixel(p, 400, 300))) {
+            break;
+        }
+        let seen = now.map(|p| pixel(&p, 400, 300));
+        assert!(Instant::now() < deadline, "live screen: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Red stays for a while, so that a moment before the blue is plainly red.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let blue_at = (jiff::Timestamp::now() - started).as_secs_f64();
     target.display.paint("#0000ff");
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(15), blue);
     assert!(seen.is_ok(), "vendor screen: {seen:?}");
-    // Watching it live: the recording so far, drawn.
-    let id = session["id"].as_str().unwrap().to_owned();
+    // ... and blue later: each look goes on from where the previous one stopped.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (now, _) = screen(&w, &id, None).await;
-        if blue(pixel(&now, 400, 300)) {
+        let now = live_screen(&w, &id).await;
+        if now.as_deref().is_some_and(|p| blue(pixel(p, 400, 300))) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "live screen: {:?}",
-            pixel(&now, 400, 300)
-        );
+        let seen = now.map(|p| pixel(&p, 400, 300));
+        assert!(Instant::now() < deadline, "live screen: {seen:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -326,6 +334,26 @@ async fn wait_sealed(w: &World, id: &str) -> Value {
         assert!(Instant::now() < deadline, "{status} {v}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The drawn screen of a live recording, once the recorder has written a drawn desktop (it
+/// flushes every second; before that the API answers that there is no screen yet).
+async fn live_screen(w: &World, id: &str) -> Option<Vec<u8>> {
+    let response = w
+        .http
+        .client
+        .get(format!("{}/api/v1/recordings/{id}/screen", w.http.base))
+        .bearer_auth(&w.approver)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let png = response.headers()["content-type"] == "image/png";
+    if png {
+        assert_eq!(response.headers()["x-sekisho-live"], "true");
+    }
+    let body = response.bytes().await.unwrap().to_vec();
+    png.then_some(body)
 }
 
 /// The drawn screen (PNG) of recording `id` at `t` (or the end), and the recording's length.

@@ -4,8 +4,9 @@
 //! Drawing a late moment must not replay everything before it: when the recording is sealed,
 //! the screen is drawn once from the start and a *screens* file beside the stream keeps a
 //! snapshot every [`EVERY_US`] of recording time (when the screen changed). A moment is then
-//! drawn from the last snapshot before it, laid over a replay of the recording's start up to
-//! its first snapshot (the codecs' first messages carry state a picture does not: RemoteFX
+//! drawn from the last snapshot before it (while a desktop is still recorded, watching it
+//! goes on from where the previous refresh stopped: [`screen_now`]), laid over a replay of
+//! the recording's start up to its first snapshot (the codecs' first messages carry state a picture does not: RemoteFX
 //! sends its channels and context once). The screens file is in the signed manifest like
 //! the index, so a snapshot cannot be swapped for another picture.
 //!
@@ -365,6 +366,73 @@ pub fn is_rdp(path: &Path) -> bool {
         .ok()
         .and_then(|f| FrameReader::open(BufReader::new(f)).ok())
         .is_some_and(|(h, _)| h.kind == StreamKind::Rdp)
+}
+
+/// Where drawing a live (still written) stream stopped last time, so that watching a running
+/// desktop goes on from there at each refresh instead of replaying from the start.
+struct LiveDraw {
+    replayer: Replayer,
+    /// The byte offset of the next frame to feed.
+    offset: u64,
+    drawn_us: u64,
+    used: std::time::Instant,
+}
+
+/// Live streams drawn recently, at most [`LIVE_KEPT`] (about 3 MB each at 1024×768).
+static LIVE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<PathBuf, LiveDraw>>> =
+    std::sync::LazyLock::new(Default::default);
+const LIVE_KEPT: usize = 16;
+
+/// The screen of a stream that is still being written, now: drawn on from where the last call
+/// for this stream stopped (the frames written since), or from the start the first time.
+/// `None` when the desktop has not been drawn yet.
+pub fn screen_now(dir_path: &Path, stream: &str) -> Result<Option<Screen>> {
+    let path: PathBuf = dir_path.join(stream);
+    let kept = LIVE.lock().ok().and_then(|mut live| live.remove(&path));
+    let mut reader = open(&path)?;
+    let mut draw = match kept {
+        Some(d) => {
+            reader.seek(d.offset).map_err(io_err("seek", &path))?;
+            d
+        }
+        None => LiveDraw {
+            replayer: Replayer::new(),
+            offset: reader.position(),
+            drawn_us: 0,
+            used: std::time::Instant::now(),
+        },
+    };
+    // A torn last frame (being written) stops the reading; the next call starts there.
+    while let Some(frame) = reader.next_frame().map_err(io_err("read", &path))? {
+        draw.replayer.feed(dir(frame.direction), &frame.data);
+        draw.drawn_us = frame.t_us;
+        draw.offset = reader.position();
+    }
+    let png = match draw.replayer.png() {
+        Some(png) => Some(png.map_err(|e| format_err(&path, e))?),
+        None => None,
+    };
+    let length = draw.drawn_us as f64 / 1e6;
+    draw.used = std::time::Instant::now();
+    if let Ok(mut live) = LIVE.lock() {
+        live.insert(path, draw);
+        while live.len() > LIVE_KEPT {
+            let Some(oldest) = live
+                .iter()
+                .min_by_key(|(_, d)| d.used)
+                .map(|(p, _)| p.clone())
+            else {
+                break;
+            };
+            live.remove(&oldest);
+        }
+    }
+    Ok(png.map(|png| Screen {
+        png,
+        t: length,
+        length,
+        from_snapshot: None,
+    }))
 }
 
 /// Plays the remote desktop stream `stream` from its start at `fps` pictures per second of

@@ -274,7 +274,11 @@ pub async fn screen(
             .iter()
             .find(|n| n.ends_with(".skr") && sekisho_recorder::desktop::is_rdp(&dir.join(n)));
         if let Some(file) = desktop {
-            let drawn = sekisho_recorder::desktop::screen_at(&dir, file, t)?;
+            let drawn = if live && q.t.is_none() {
+                sekisho_recorder::desktop::screen_now(&dir, file)?
+            } else {
+                sekisho_recorder::desktop::screen_at(&dir, file, t)?
+            };
             return Ok(match drawn {
                 Some(screen) => Drawn::Desktop { screen, live },
                 None => Drawn::Terminal(ScreenView {
