@@ -344,3 +344,98 @@ pub fn is_client_info(bytes: &[u8]) -> bool {
         .get(..2)
         .is_some_and(|f| u16::from_le_bytes([f[0], f[1]]) & 0x0040 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ironrdp_pdu::rdp::capability_sets::{
+        ClientConfirmActive, Codec, DemandActive, NsCodec, Order, OrderFlags, OrderSupportExFlags,
+        client_codecs_capabilities,
+    };
+
+    fn confirm_active(sets: Vec<CapabilitySet>) -> Vec<u8> {
+        let header = ShareControlHeader {
+            share_control_pdu: ShareControlPdu::ClientConfirmActive(ClientConfirmActive {
+                originator_id: 0x03EA,
+                pdu: DemandActive {
+                    source_descriptor: "MSTSC".into(),
+                    capability_sets: sets,
+                },
+            }),
+            pdu_source: 1007,
+            share_id: 0x0001_03EA,
+        };
+        let user_data = ironrdp_pdu::encode_vec(&header).unwrap();
+        ironrdp_pdu::encode_vec(&X224(SendDataRequest {
+            initiator_id: 1007,
+            channel_id: 1003,
+            user_data: Cow::Owned(user_data),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_confirm_active_keeps_only_what_the_replay_draws() {
+        let mut order = Order::new(
+            OrderFlags::NEGOTIATE_ORDER_SUPPORT,
+            OrderSupportExFlags::empty(),
+            480 * 480,
+            0,
+        );
+        for index in [
+            OrderSupportIndex::MemBlt,
+            OrderSupportIndex::PatBlt,
+            OrderSupportIndex::FastGlyph,
+        ] {
+            order.set_support_flag(index, true);
+        }
+        let mut codecs = client_codecs_capabilities(&["remotefx"]).unwrap();
+        codecs.0.push(Codec {
+            id: 1,
+            property: CodecProperty::NsCodec(NsCodec {
+                is_dynamic_fidelity_allowed: true,
+                is_subsampling_allowed: true,
+                color_loss_level: 3,
+            }),
+        });
+        let bytes = confirm_active(vec![
+            CapabilitySet::Order(order),
+            CapabilitySet::BitmapCodecs(codecs),
+        ]);
+        let out = rewrite_confirm_active(&bytes).unwrap().unwrap();
+        let Some((channel, user_data)) = send_data(&out) else {
+            panic!("not a Send Data Request");
+        };
+        assert_eq!(channel, 1003);
+        let header = ironrdp_pdu::decode::<ShareControlHeader>(&user_data).unwrap();
+        let ShareControlPdu::ClientConfirmActive(confirm) = header.share_control_pdu else {
+            panic!("not a Confirm Active");
+        };
+        let mut seen = 0;
+        for set in confirm.pdu.capability_sets {
+            match set {
+                CapabilitySet::Order(mut o) => {
+                    seen += 1;
+                    for (i, index) in ORDERS.into_iter().enumerate() {
+                        assert!(!o.get_support_flag(index), "order {i} still announced");
+                    }
+                }
+                CapabilitySet::BitmapCodecs(c) => {
+                    seen += 1;
+                    assert_eq!(c.0.len(), 1);
+                    assert!(matches!(c.0[0].property, CodecProperty::RemoteFx(_)));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(seen, 2);
+        // Any other PDU is not touched.
+        let other = ironrdp_pdu::encode_vec(&X224(SendDataRequest {
+            initiator_id: 1007,
+            channel_id: 1004,
+            user_data: Cow::Owned(vec![0, 0, 0, 0, 3, 0, 0, 0, 1, 2]),
+        }))
+        .unwrap();
+        assert!(rewrite_confirm_active(&other).is_none());
+    }
+}
