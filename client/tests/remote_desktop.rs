@@ -438,11 +438,28 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
         "{pins:?}"
     );
 
+    // A stored password the target refuses (NLA): the vendor is told, before any desktop.
+    w.approved("reference").await;
+    desktop_account(&w, first.port, ACCOUNT, "Not-The-Password-1", false).await;
+    let child = launch(&dir, &vendor, &["/size:800x600"]);
+    let (err, _) = finished(child, Duration::from_secs(30));
+    assert!(
+        err.contains("pacs refused the gateway's reference credential"),
+        "{err}"
+    );
+    let denials = w.audit("kind=access_denied").await;
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["details"]["code"] == "target_login_failed"),
+        "{denials:?}"
+    );
+    w.wait_all_ended().await;
+
     // Another server (another certificate) where pacs was: refused before any password.
     drop(first);
     let impostor = ShadowServer::start(ACCOUNT, PASSWORD);
     desktop_target(&w, impostor.port, false).await;
-    w.approved("reference").await;
     let child = launch(&dir, &vendor, &["/size:800x600"]);
     let (err, _) = finished(child, Duration::from_secs(30));
     assert!(
