@@ -325,15 +325,7 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
     // An approver terminates one session.
     let (child, session) = sleeping(&w, "alice+pacs").await;
     let id = session["id"].as_str().unwrap();
-    let (status, body) = w
-        .http
-        .post(
-            &format!("/api/v1/sessions/{id}/terminate"),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    w.terminate(id).await;
     let (out, took) = exited(child, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "terminate took {took:?}");
     assert!(!out.status.success());

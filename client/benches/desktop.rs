@@ -26,7 +26,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use sekisho_testkit::desktop::{Display, ShadowServer};
-use serde_json::json;
 use support::gateway::{Pin, World, client_command};
 
 const CLIENT: &str = env!("CARGO_BIN_EXE_sekisho-client");
@@ -55,15 +54,6 @@ root.after(50, move)
 root.focus_force()
 root.mainloop()
 "#;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn white(p: (u8, u8, u8)) -> bool {
     p.0 > 200 && p.1 > 200 && p.2 > 200
@@ -138,8 +128,8 @@ fn xfreerdp(vendor: &Display, port: u16) -> Child {
 
 #[tokio::main]
 async fn main() {
-    let seconds = arg("--seconds", 120);
-    let n = arg("--presses", 20);
+    let seconds = support::bench_arg("--seconds", 120);
+    let n = support::bench_arg("--presses", 20);
     let target = ShadowServer::start(ACCOUNT, PASSWORD);
     let mut app = target
         .display
@@ -160,19 +150,7 @@ async fn main() {
 
     // Through the gateway.
     let w = World::new(Pin::Real).await.expect("the test rig");
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/targets/{}", w.target_id),
-            Some(&w.admin),
-            Some(
-                json!({"rdp_port": target.port, "levels": {"reference": {"account": ACCOUNT,
-                "credential": {"password": PASSWORD}, "ssh": false, "rdp": true}}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.remote_desktop(target.port, ACCOUNT, PASSWORD).await;
     let dir = w.keys.path().join("client");
     w.enroll_client(CLIENT, &dir).await;
     w.approved("reference").await;
@@ -196,15 +174,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let cpu = cpu_seconds(pid) - cpu_start;
     let elapsed = started.elapsed().as_secs_f64();
-    let (status, _) = w
-        .http
-        .post(
-            &format!("/api/v1/sessions/{id}/terminate"),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    w.terminate(&id).await;
     let _ = gateway.wait();
     w.wait_ended(&id).await;
     let recording = w.env.data_dir().join("recordings").join(&id);

@@ -100,14 +100,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits until something listens on `port`.
 fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -115,14 +107,6 @@ fn wait_listening(port: u16) {
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map_or(default, |v| v.parse().unwrap())
 }
 
 struct Killed(Child);
@@ -136,8 +120,8 @@ impl Drop for Killed {
 
 #[tokio::main]
 async fn main() {
-    let total = arg("--mib", 1024) * 1024 * 1024;
-    let runs = arg("--runs", 3);
+    let total = support::bench_arg("--mib", 1024) * 1024 * 1024;
+    let runs = support::bench_arg("--runs", 3);
     let Some(w) = World::new(Pin::Real).await else {
         panic!("the benchmark needs OpenSSH's sshd (see .ci/run)");
     };
@@ -177,7 +161,7 @@ async fn main() {
     let _tunnel = Killed(tunnel);
 
     // ssh -L to the same service through the same sshd.
-    let forward_port = free_port();
+    let forward_port = sekisho_testkit::free_port();
     let forward = Command::new("ssh")
         .args(support::gateway::ssh_options(&key))
         .args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])

@@ -175,22 +175,8 @@ pub async fn run(t: Tunnel, local: Option<SocketAddr>) -> anyhow::Result<()> {
 struct Session {
     link: Link,
     _control: quinn::SendStream,
-    /// Prints the gateway's notices; stopped with the session.
-    _notices: AbortOnDrop,
-}
-
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl From<tokio::task::AbortHandle> for AbortOnDrop {
-    fn from(h: tokio::task::AbortHandle) -> Self {
-        Self(h)
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    /// Prints the gateway's notices; dropping the set stops it with the session.
+    _notices: tokio::task::JoinSet<()>,
 }
 
 /// Prints what the gateway says on the control stream while the session lasts (the window
@@ -225,11 +211,15 @@ async fn establish(t: &Tunnel) -> Result<Session, Failure> {
         anyhow::Ok((send, recv))
     };
     match asked.await {
-        Ok((send, recv)) => Ok(Session {
-            link,
-            _control: send,
-            _notices: tokio::spawn(notices(recv)).abort_handle().into(),
-        }),
+        Ok((send, recv)) => {
+            let mut printer = tokio::task::JoinSet::new();
+            printer.spawn(notices(recv));
+            Ok(Session {
+                link,
+                _control: send,
+                _notices: printer,
+            })
+        }
         Err(e) => {
             link.close("refused").await;
             Err(Failure::Refused(e))

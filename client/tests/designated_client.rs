@@ -43,35 +43,12 @@ fn enroll_with_password(
     fingerprint: &str,
     password: &str,
 ) -> Output {
-    use std::io::Write;
-    let mut child = client_command(
-        CLIENT,
-        dir,
-        &[
-            "enroll",
-            "--gateway",
-            gateway,
-            "--code",
-            code,
-            "--fingerprint",
-            fingerprint,
-            "--password-stdin",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = writeln!(stdin, "{password}");
-    drop(stdin);
-    child.wait_with_output().unwrap()
+    support::gateway::enroll_with_password(CLIENT, dir, gateway, code, fingerprint, password)
 }
 
 /// Enrolls alice's client in `dir`.
 async fn enrolled(w: &World, dir: &std::path::Path) {
-    let (code, fingerprint) = w.enrollment_code().await;
-    let out = enroll(dir, &w.quic_addr(), &code, &fingerprint);
-    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    w.enroll_client(CLIENT, dir).await;
 }
 
 /// The code alone does not enroll: whoever issued it (IT) could otherwise enroll as the

@@ -28,23 +28,29 @@ async fn enrolled(w: &World, dir: &std::path::Path) {
     w.enroll_client(CLIENT, dir).await;
 }
 
-/// pacs gets a Remote Desktop port; its reference level logs in to Windows as `maint`.
-async fn desktop_target(w: &World, port: u16, drives: bool) {
-    desktop_account(w, port, ACCOUNT, PASSWORD, drives).await;
+/// A site whose pacs has a red desktop (`start`) that its reference level logs in to as
+/// `account`/`password`, and alice's enrolled client in the returned folder. `None` where the
+/// rig cannot run (outside CI).
+async fn site(
+    start: impl FnOnce() -> Option<ShadowServer>,
+    account: &str,
+    password: &str,
+) -> Option<(World, ShadowServer, std::path::PathBuf)> {
+    if !desktop::available() {
+        return None;
+    }
+    let target = start()?;
+    let w = World::new(Pin::Real).await?;
+    target.display.paint("#ff0000");
+    w.remote_desktop(target.port, account, password).await;
+    let dir = w.keys.path().join("client");
+    enrolled(&w, &dir).await;
+    Some((w, target, dir))
 }
 
-async fn desktop_account(w: &World, port: u16, account: &str, password: &str, drives: bool) {
-    let (status, body) = w
-        .http
-        .send(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/targets/{}", w.target_id),
-            Some(&w.admin),
-            Some(json!({"rdp_port": port, "levels": {"reference": {"account": account,
-                "credential": {"password": password}, "ssh": false, "rdp": true, "rdp_drives": drives}}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+/// pacs gets a Remote Desktop port; its reference level logs in to Windows as `maint`.
+async fn desktop_target(w: &World, port: u16) {
+    w.remote_desktop(port, ACCOUNT, PASSWORD).await;
 }
 
 /// No file of the recording holds `password`, in UTF-8 or in the UTF-16 of a Client Info.
@@ -109,17 +115,10 @@ fn blue(p: (u8, u8, u8)) -> bool {
 
 #[tokio::test]
 async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_drawn_again() {
-    if !desktop::available() {
-        return;
-    }
-    let Some(w) = World::new(Pin::Real).await else {
+    let start = || Some(ShadowServer::start(ACCOUNT, PASSWORD));
+    let Some((w, target, dir)) = site(start, ACCOUNT, PASSWORD).await else {
         return;
     };
-    let target = ShadowServer::start(ACCOUNT, PASSWORD);
-    target.display.paint("#ff0000");
-    desktop_target(&w, target.port, false).await;
-    let dir = w.keys.path().join("client");
-    enrolled(&w, &dir).await;
 
     // Before approval: refused with the reason, before any RDP client starts.
     let out = client(&dir, &["rdp", "pacs"]);
@@ -148,16 +147,7 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     );
     // Watching it live: red now (the first look draws the recording so far) ...
     let id = session["id"].as_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = live_screen(&w, &id).await;
-        if now.as_deref().is_some_and(|p| red(pixel(p, 400, 300))) {
-            break;
-        }
-        let seen = now.map(|p| pixel(&p, 400, 300));
-        assert!(Instant::now() < deadline, "live screen: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_live_screen(&w, &id, red).await;
     // Red stays for a while, so that a moment before the blue is plainly red.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let blue_at = (jiff::Timestamp::now() - started).as_secs_f64();
@@ -165,16 +155,7 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(15), blue);
     assert!(seen.is_ok(), "vendor screen: {seen:?}");
     // ... and blue later: each look goes on from where the previous one stopped.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = live_screen(&w, &id).await;
-        if now.as_deref().is_some_and(|p| blue(pixel(p, 400, 300))) {
-            break;
-        }
-        let seen = now.map(|p| pixel(&p, 400, 300));
-        assert!(Instant::now() < deadline, "live screen: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_live_screen(&w, &id, blue).await;
 
     // What the vendor types on its own keyboard goes to the target and into the index.
     let window = vendor.run("xdotool", &["search", "--class", "xfreerdp"]);
@@ -202,15 +183,7 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     );
 
     // Terminate ends the desktop within a second.
-    let (status, body) = w
-        .http
-        .post(
-            &format!("/api/v1/sessions/{id}/terminate"),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
+    w.terminate(&id).await;
     let (err, took) = finished(child, Duration::from_secs(5));
     assert!(
         took < Duration::from_secs(1),
@@ -297,11 +270,7 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
         .unwrap();
     assert!(grab.success());
     let last = std::fs::read(&last_frame).unwrap();
-    assert!(
-        blue(pixel_any(&last, 400, 300)),
-        "{:?}",
-        pixel_any(&last, 400, 300)
-    );
+    assert!(blue(pixel(&last, 400, 300)), "{:?}", pixel(&last, 400, 300));
 
     // The typed line is found by the search, at its moment.
     let (status, hits) = w
@@ -332,6 +301,20 @@ async fn wait_sealed(w: &World, id: &str) -> Value {
             return v;
         }
         assert!(Instant::now() < deadline, "{status} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Waits (at most 10 s) until the live screen of recording `id` has `want` at (400, 300).
+async fn wait_live_screen(w: &World, id: &str, want: fn((u8, u8, u8)) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = live_screen(w, id).await;
+        if now.as_deref().is_some_and(|p| want(pixel(p, 400, 300))) {
+            return;
+        }
+        let seen = now.map(|p| pixel(&p, 400, 300));
+        assert!(Instant::now() < deadline, "live screen: {seen:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -380,30 +363,14 @@ async fn screen(w: &World, id: &str, t: Option<f64>) -> (Vec<u8>, f64) {
     (response.bytes().await.unwrap().to_vec(), length)
 }
 
-fn pixel(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
-    let decoder = png::Decoder::new(png_bytes);
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let at = (y * info.width as usize + x) * 4;
-    (buf[at], buf[at + 1], buf[at + 2])
-}
-
 /// The window's end is announced and then ends the desktop; a target that comes back with
 /// another certificate than the pinned one gets no password and no session.
 #[tokio::test]
 async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certificate_is_refused() {
-    if !desktop::available() {
-        return;
-    }
-    let Some(w) = World::new(Pin::Real).await else {
+    let start = || Some(ShadowServer::start(ACCOUNT, PASSWORD));
+    let Some((w, first, dir)) = site(start, ACCOUNT, PASSWORD).await else {
         return;
     };
-    let first = ShadowServer::start(ACCOUNT, PASSWORD);
-    first.display.paint("#ff0000");
-    desktop_target(&w, first.port, false).await;
-    let dir = w.keys.path().join("client");
-    enrolled(&w, &dir).await;
 
     // Long enough for the desktop to come up on a loaded machine, short enough to wait for.
     let id = w
@@ -440,7 +407,8 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
 
     // A stored password the target refuses (NLA): the vendor is told, before any desktop.
     w.approved("reference").await;
-    desktop_account(&w, first.port, ACCOUNT, "Not-The-Password-1", false).await;
+    w.remote_desktop(first.port, ACCOUNT, "Not-The-Password-1")
+        .await;
     let child = launch(&dir, &vendor, &["/size:800x600"]);
     let (err, _) = finished(child, Duration::from_secs(30));
     assert!(
@@ -459,7 +427,7 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
     // Another server (another certificate) where pacs was: refused before any password.
     drop(first);
     let impostor = ShadowServer::start(ACCOUNT, PASSWORD);
-    desktop_target(&w, impostor.port, false).await;
+    desktop_target(&w, impostor.port).await;
     let child = launch(&dir, &vendor, &["/size:800x600"]);
     let (err, _) = finished(child, Duration::from_secs(30));
     assert!(
@@ -476,8 +444,8 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
     drop(impostor);
 }
 
-/// A pixel of a PNG of any colour type ffmpeg writes (RGB or RGBA, 8 bits).
-fn pixel_any(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
+/// A pixel of a PNG: the API's (RGBA) or ffmpeg's (RGB), 8 bits.
+fn pixel(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
     let decoder = png::Decoder::new(png_bytes);
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
@@ -491,26 +459,10 @@ fn pixel_any(png_bytes: &[u8], x: usize, y: usize) -> (u8, u8, u8) {
 /// target checks it (PAM here), and the recording keeps the Client Info without it.
 #[tokio::test]
 async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one_gets_nothing() {
-    if !desktop::available() {
-        return;
-    }
-    let Some(target) = ShadowServer::start_tls() else {
+    let start = ShadowServer::start_tls;
+    let Some((w, target, dir)) = site(start, desktop::TLS_ACCOUNT, "not the password").await else {
         return;
     };
-    let Some(w) = World::new(Pin::Real).await else {
-        return;
-    };
-    target.display.paint("#ff0000");
-    desktop_account(
-        &w,
-        target.port,
-        desktop::TLS_ACCOUNT,
-        "not the password",
-        false,
-    )
-    .await;
-    let dir = w.keys.path().join("client");
-    enrolled(&w, &dir).await;
     w.approved("reference").await;
     let vendor = Display::start(1024, 768);
 
@@ -534,14 +486,8 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
     w.wait_all_ended().await;
 
     // The right one: the desktop.
-    desktop_account(
-        &w,
-        target.port,
-        desktop::TLS_ACCOUNT,
-        desktop::TLS_PASSWORD,
-        false,
-    )
-    .await;
+    w.remote_desktop(target.port, desktop::TLS_ACCOUNT, desktop::TLS_PASSWORD)
+        .await;
     let child = launch(&dir, &vendor, &["/size:800x600"]);
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
     assert!(
@@ -552,15 +498,7 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
     );
     let sessions = w.sessions(true).await;
     let id = sessions[0]["id"].as_str().unwrap().to_owned();
-    let (status, _) = w
-        .http
-        .post(
-            &format!("/api/v1/sessions/{id}/terminate"),
-            &w.approver,
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 202);
+    w.terminate(&id).await;
     finished(child, Duration::from_secs(5));
     let verified = wait_sealed(&w, &id).await;
     assert_eq!(verified["problems"], json!([]), "{verified}");

@@ -147,7 +147,13 @@ impl Replayer {
                 self.user_channel = crate::setup::attach_user_confirm(pdu);
                 return false;
             }
-            if let Some((share_id, size)) = demand_active(pdu) {
+            // Decoded once for its channel and kind; a Demand Active (rare) is decoded whole.
+            let Some((channel, user_data)) = crate::setup::send_data(pdu) else {
+                return false;
+            };
+            if crate::setup::share_control_type(&user_data) == Some(crate::setup::DEMAND_ACTIVE)
+                && let Some((share_id, size)) = demand_active(pdu)
+            {
                 self.activate(share_id, size);
                 return false;
             }
@@ -158,8 +164,7 @@ impl Replayer {
             let Some((io, message)) = io else {
                 return false;
             };
-            let channel = crate::setup::data_channel(pdu);
-            if channel != Some(io) && (message.is_none() || channel != message) {
+            if channel != io && message != Some(channel) {
                 return false;
             }
         }

@@ -150,14 +150,28 @@ pub fn attach_user_confirm(bytes: &[u8]) -> Option<u16> {
     }
 }
 
-/// The MCS channel and user data of a slow-path Send Data Request or Indication.
-pub fn send_data(bytes: &[u8]) -> Option<(u16, Vec<u8>)> {
+/// The MCS channel and user data of a slow-path Send Data Request or Indication (the data
+/// borrowed from `bytes`): decoded once, then asked what it is with the functions below.
+pub fn send_data(bytes: &[u8]) -> Option<(u16, Cow<'_, [u8]>)> {
     match ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes).ok()?.0 {
-        McsMessage::SendDataRequest(r) => Some((r.channel_id, r.user_data.into_owned())),
-        McsMessage::SendDataIndication(i) => Some((i.channel_id, i.user_data.into_owned())),
+        McsMessage::SendDataRequest(r) => Some((r.channel_id, r.user_data)),
+        McsMessage::SendDataIndication(i) => Some((i.channel_id, i.user_data)),
         _ => None,
     }
 }
+
+/// A Share Control PDU's type (`pduType` & 0xF) from the first bytes of its user data,
+/// without decoding it; `None` for a flow PDU or too few bytes.
+pub fn share_control_type(user_data: &[u8]) -> Option<u16> {
+    let total = u16::from_le_bytes([*user_data.first()?, *user_data.get(1)?]);
+    let kind = u16::from_le_bytes([*user_data.get(2)?, *user_data.get(3)?]);
+    (total != 0x8000).then_some(kind & 0x000F)
+}
+
+/// `pduType` of a Server Demand Active.
+pub const DEMAND_ACTIVE: u16 = 0x1;
+/// `pduType` of a Client Confirm Active.
+pub const CONFIRM_ACTIVE: u16 = 0x3;
 
 /// What a recorded Connect Initial says (as the target received it).
 pub fn read_connect_initial(bytes: &[u8]) -> Option<ClientSetup> {
@@ -176,15 +190,6 @@ fn client_setup(blocks: &ironrdp_pdu::gcc::ClientGccBlocks) -> ClientSetup {
         width: blocks.core.desktop_width,
         height: blocks.core.desktop_height,
         keyboard_layout: blocks.core.keyboard_layout,
-    }
-}
-
-/// The MCS channel of a slow-path Send Data Request or Indication.
-pub fn data_channel(bytes: &[u8]) -> Option<u16> {
-    match ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes).ok()?.0 {
-        McsMessage::SendDataRequest(r) => Some(r.channel_id),
-        McsMessage::SendDataIndication(i) => Some(i.channel_id),
-        _ => None,
     }
 }
 
@@ -333,14 +338,10 @@ pub fn rewrite_confirm_active(bytes: &[u8]) -> Option<Result<Vec<u8>, RdpError>>
     Some(encoded)
 }
 
-/// Whether `bytes` is a Client Info PDU (a Send Data Request whose security header says so).
-pub fn is_client_info(bytes: &[u8]) -> bool {
-    let Ok(X224(McsMessage::SendDataRequest(r))) =
-        ironrdp_pdu::decode::<X224<McsMessage<'_>>>(bytes)
-    else {
-        return false;
-    };
-    r.user_data
+/// Whether the user data of a Send Data Request is a Client Info PDU (its security header
+/// says `SEC_INFO_PKT`).
+pub fn is_client_info(user_data: &[u8]) -> bool {
+    user_data
         .get(..2)
         .is_some_and(|f| u16::from_le_bytes([f[0], f[1]]) & 0x0040 != 0)
 }

@@ -313,10 +313,9 @@ pub fn screen_at(dir_path: &Path, stream: &str, t: f64) -> Result<Option<Screen>
     while let Some(frame) = reader.next_frame().map_err(io_err("read", &path))? {
         length_us = frame.t_us;
         if frame.t_us > t_us {
-            // The length: the last frame's time (the rest is only skipped).
-            while let Some(f) = reader.next_frame().map_err(io_err("read", &path))? {
-                length_us = f.t_us;
-            }
+            // The length: the last frame's time (the rest is only stepped over).
+            let last = reader.last_time().map_err(io_err("read", &path))?;
+            length_us = last.unwrap_or(length_us);
             break;
         }
         drawn_us = frame.t_us;
@@ -346,9 +345,7 @@ pub fn build_all_screens(dir_path: &Path) -> Vec<String> {
     let Ok(names) = crate::manifest::recording_files(dir_path) else {
         return vec![];
     };
-    names
-        .iter()
-        .filter(|n| n.ends_with(".skr") && is_rdp(&dir_path.join(n)))
+    desktop_streams(dir_path, &names)
         .filter_map(|n| match build_screens(dir_path, n) {
             Ok(name) => Some(name),
             Err(e) => {
@@ -360,12 +357,14 @@ pub fn build_all_screens(dir_path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Whether `path` is a remote desktop stream.
-pub fn is_rdp(path: &Path) -> bool {
-    File::open(path)
-        .ok()
-        .and_then(|f| FrameReader::open(BufReader::new(f)).ok())
-        .is_some_and(|(h, _)| h.kind == StreamKind::Rdp)
+/// The remote desktop streams among `names`, the files of the recording in `dir_path`.
+pub fn desktop_streams<'a>(
+    dir_path: &'a Path,
+    names: &'a [String],
+) -> impl Iterator<Item = &'a String> + 'a {
+    names.iter().filter(move |n| {
+        n.ends_with(".skr") && crate::stream::kind_of(&dir_path.join(n)) == Some(StreamKind::Rdp)
+    })
 }
 
 /// Where drawing a live (still written) stream stopped last time, so that watching a running
@@ -447,14 +446,10 @@ pub fn play(
     mut progress: impl FnMut(f64, f64),
 ) -> Result<u64> {
     let path = dir_path.join(stream);
-    let length_us = {
-        let mut reader = open(&path)?;
-        let mut last = 0;
-        while let Some(f) = reader.next_frame().map_err(io_err("read", &path))? {
-            last = f.t_us;
-        }
-        last
-    };
+    let length_us = open(&path)?
+        .last_time()
+        .map_err(io_err("read", &path))?
+        .unwrap_or(0);
     let step_us = 1_000_000 / u64::from(fps.max(1));
     let mut reader = open(&path)?;
     let mut replayer = Replayer::new();

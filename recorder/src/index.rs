@@ -223,14 +223,6 @@ fn desktop_entries(noted: Vec<(f64, crate::desktop::Noted)>, file: &str) -> Vec<
 /// Exec output beyond this many bytes is not indexed (the recording itself keeps it all).
 const MAX_INDEXED_STREAM: u64 = 64 * 1024 * 1024;
 
-/// The kind of a stream file, from its header alone.
-fn stream_kind(path: &Path) -> Option<StreamKind> {
-    let head = read_prefix(path, 64 * 1024).ok()?;
-    let hlen = u32::from_be_bytes(head.get(9..13)?.try_into().ok()?) as usize;
-    let header: stream::StreamHeader = serde_json::from_slice(head.get(13..13 + hlen)?).ok()?;
-    Some(header.kind)
-}
-
 fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut buf = Vec::new();
@@ -249,17 +241,17 @@ pub fn build(dir: &Path) -> Result<()> {
             std::fs::read_to_string(&path)
                 .map_err(Into::into)
                 .and_then(|t| index_cast(&t, &name).map_err(Into::into))
-        } else if stream_kind(&path) == Some(StreamKind::Exec) {
-            read_prefix(&path, MAX_INDEXED_STREAM)
-                .map_err(Into::into)
-                .and_then(|b| index_stream(&b, &name).map_err(Into::into))
-        } else if stream_kind(&path) == Some(StreamKind::Rdp) {
-            crate::desktop::noted(&path)
-                .map(|noted| desktop_entries(noted, &name))
-                .map_err(Into::into)
         } else {
-            // TCP and sftp streams are binary protocols: not indexed, and not read here.
-            Ok(vec![])
+            match stream::kind_of(&path) {
+                Some(StreamKind::Exec) => read_prefix(&path, MAX_INDEXED_STREAM)
+                    .map_err(Into::into)
+                    .and_then(|b| index_stream(&b, &name).map_err(Into::into)),
+                Some(StreamKind::Rdp) => crate::desktop::noted(&path)
+                    .map(|noted| desktop_entries(noted, &name))
+                    .map_err(Into::into),
+                // TCP and sftp streams are binary protocols: not indexed, and not read here.
+                _ => Ok(vec![]),
+            }
         };
         match result {
             Ok(mut e) => entries.append(&mut e),

@@ -161,19 +161,10 @@ pub fn read(mut r: impl Read) -> Result<StreamFile, StreamError> {
 }
 
 pub fn parse(buf: &[u8]) -> Result<StreamFile, StreamError> {
-    if buf.len() < 13 || &buf[..8] != MAGIC {
-        return Err(StreamError::Magic);
-    }
-    if buf[8] != VERSION {
-        return Err(StreamError::Version(buf[8]));
-    }
-    let hlen = u32::from_be_bytes([buf[9], buf[10], buf[11], buf[12]]) as usize;
-    let hend = 13usize
-        .checked_add(hlen)
-        .filter(|e| *e <= buf.len())
-        .ok_or_else(|| StreamError::Header("truncated".into()))?;
-    let header: StreamHeader =
-        serde_json::from_slice(&buf[13..hend]).map_err(|e| StreamError::Header(e.to_string()))?;
+    let mut head = std::io::Cursor::new(buf);
+    let (header, reader) = FrameReader::open(&mut head)?;
+    let hend =
+        usize::try_from(reader.position()).map_err(|e| StreamError::Header(e.to_string()))?;
     let mut frames = Vec::new();
     let mut pos = hend;
     while pos < buf.len() {
@@ -281,6 +272,26 @@ impl<R: Read + std::io::Seek> FrameReader<R> {
         self.pos
     }
 
+    /// The time of the last whole frame from here on (or `None`), reading only the frames'
+    /// heads and stepping over their data (not checked: this is for a recording's length).
+    pub fn last_time(&mut self) -> std::io::Result<Option<u64>> {
+        let end = self.r.seek(std::io::SeekFrom::End(0))?;
+        let mut pos = self.r.seek(std::io::SeekFrom::Start(self.pos))?;
+        let mut last = None;
+        let mut head = [0u8; 13];
+        while pos + 17 <= end {
+            self.r.read_exact(&mut head)?;
+            let len = u64::from(u32::from_be_bytes([head[9], head[10], head[11], head[12]]));
+            if pos + 17 + len > end {
+                break;
+            }
+            last = Some(u64::from_be_bytes(head[..8].try_into().unwrap_or_default()));
+            pos = self.r.seek(std::io::SeekFrom::Start(pos + 17 + len))?;
+        }
+        self.pos = pos;
+        Ok(last)
+    }
+
     /// The next frame; `None` at the end (or at a torn tail).
     pub fn next_frame(&mut self) -> std::io::Result<Option<Frame>> {
         let mut head = [0u8; 13];
@@ -314,6 +325,15 @@ impl<R: Read + std::io::Seek> FrameReader<R> {
             data,
         }))
     }
+}
+
+/// The kind of the stream file at `path`, from its header alone; `None` when it is not a
+/// readable stream file.
+pub fn kind_of(path: &std::path::Path) -> Option<StreamKind> {
+    let file = std::fs::File::open(path).ok()?;
+    FrameReader::open(std::io::BufReader::new(file))
+        .ok()
+        .map(|(header, _)| header.kind)
 }
 
 /// Fills `buf`; `false` when the input ended first.
@@ -389,6 +409,29 @@ mod tests {
             let f = parse(&full[..cut]).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
             let whole: usize = f.frames.iter().map(|fr| 17 + fr.data.len()).sum();
             assert_eq!(header_len + whole + f.torn_tail, cut);
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_reads_as_parse_does_and_steps_to_the_length() {
+        let full = sample();
+        for cut in [full.len(), full.len() - 3] {
+            let (h, mut r) = FrameReader::open(std::io::Cursor::new(&full[..cut])).unwrap();
+            assert_eq!(h, header());
+            let start = r.position();
+            let mut times = vec![];
+            while let Some(f) = r.next_frame().unwrap() {
+                times.push(f.t_us);
+            }
+            let parsed: Vec<u64> = parse(&full[..cut])
+                .unwrap()
+                .frames
+                .iter()
+                .map(|f| f.t_us)
+                .collect();
+            assert_eq!(times, parsed);
+            r.seek(start).unwrap();
+            assert_eq!(r.last_time().unwrap(), parsed.last().copied());
         }
     }
 

@@ -13,10 +13,7 @@ use sekisho_recorder::RecordingError;
 /// container `out`'s extension names, e.g. `.mp4`) at `fps` pictures per second.
 pub fn export(dir: &Path, out: &Path, fps: u32) -> anyhow::Result<()> {
     let names = sekisho_recorder::manifest::recording_files(dir)?;
-    let Some(stream) = names
-        .iter()
-        .find(|n| n.ends_with(".skr") && sekisho_recorder::desktop::is_rdp(&dir.join(n)))
-    else {
+    let Some(stream) = sekisho_recorder::desktop::desktop_streams(dir, &names).next() else {
         bail!(
             "recording {} has no remote desktop stream to export as video",
             dir.display()

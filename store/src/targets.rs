@@ -11,6 +11,12 @@ use super::audit::{self, NewAuditEvent};
 use super::{Result, Store, StoreError, conflict, json, micros, now, parse, parse_json};
 use crate::crypto::AtRestKey;
 
+/// What is pinned on a target's first connection.
+enum Pinned {
+    HostKey,
+    RdpCertificate,
+}
+
 /// A secret the gateway uses to log into a target. Never returned by the API.
 #[derive(Clone, Debug)]
 pub enum Credential {
@@ -420,47 +426,53 @@ impl Store {
         key: &str,
         fingerprint: &str,
     ) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let updated =
-            sqlx::query("UPDATE targets SET host_key = $1 WHERE id = $2 AND host_key IS NULL")
-                .bind(key)
-                .bind(target.id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(false);
-        }
-        audit::append(
-            &mut tx,
-            NewAuditEvent {
-                actor: Actor::System,
-                outcome: sekisho_domain::audit::Outcome::Success,
-                vendor_id: None,
-                source_addr: None,
-                reason: Some("first connection: no host key was pinned".into()),
-                event: AuditEvent::HostKeyPinned {
-                    target: target.id,
-                    name: target.name.clone(),
-                    fingerprint: fingerprint.to_owned(),
-                },
-            },
+        self.pin(
+            target,
+            Pinned::HostKey,
+            key,
+            fingerprint.to_owned(),
+            "first connection: no host key was pinned",
         )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        .await
     }
 
     /// Pins `fingerprint` (SHA-256 of the target's RDP TLS certificate, hex) if none is pinned
     /// yet (trust on first use), audited. Returns whether this call pinned it.
     pub async fn pin_rdp_certificate(&self, target: &Target, fingerprint: &str) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE targets SET rdp_certificate = $1 WHERE id = $2 AND rdp_certificate IS NULL",
+        self.pin(
+            target,
+            Pinned::RdpCertificate,
+            fingerprint,
+            format!("rdp-tls:SHA256:{fingerprint}"),
+            "first Remote Desktop connection: no certificate was pinned",
         )
-        .bind(fingerprint)
-        .bind(target.id.to_string())
-        .execute(&mut *tx)
-        .await?;
+        .await
+    }
+
+    /// Sets `what` to `value` if it is still empty, and audits it as `HostKeyPinned` with
+    /// `fingerprint`, in one transaction. Returns whether this call set it.
+    async fn pin(
+        &self,
+        target: &Target,
+        what: Pinned,
+        value: &str,
+        fingerprint: String,
+        reason: &str,
+    ) -> Result<bool> {
+        let query = match what {
+            Pinned::HostKey => {
+                "UPDATE targets SET host_key = $1 WHERE id = $2 AND host_key IS NULL"
+            }
+            Pinned::RdpCertificate => {
+                "UPDATE targets SET rdp_certificate = $1 WHERE id = $2 AND rdp_certificate IS NULL"
+            }
+        };
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query(query)
+            .bind(value)
+            .bind(target.id.to_string())
+            .execute(&mut *tx)
+            .await?;
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
@@ -471,11 +483,11 @@ impl Store {
                 outcome: sekisho_domain::audit::Outcome::Success,
                 vendor_id: None,
                 source_addr: None,
-                reason: Some("first Remote Desktop connection: no certificate was pinned".into()),
+                reason: Some(reason.into()),
                 event: AuditEvent::HostKeyPinned {
                     target: target.id,
                     name: target.name.clone(),
-                    fingerprint: format!("rdp-tls:SHA256:{fingerprint}"),
+                    fingerprint,
                 },
             },
         )

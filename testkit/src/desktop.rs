@@ -8,7 +8,6 @@
 //! a failure (`.ci/run` installs them).
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,57 +165,45 @@ pub const TLS_ACCOUNT: &str = "sekisho-desk";
 pub const TLS_PASSWORD: &str = "Desk-Pass-456";
 
 /// Creates [`TLS_ACCOUNT`] with [`TLS_PASSWORD`] (root only), once per process and under the
-/// same lock file as the SSH test accounts (see `sshd::ensure_accounts`).
+/// same lock as the SSH test accounts (`accounts::under_lock`).
 fn ensure_tls_account() -> Result<(), String> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
-        let lock_path = std::env::temp_dir().join("sekisho-test-accounts.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-        lock.lock()
-            .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
-        let exists = || {
-            Command::new("id")
-                .arg(TLS_ACCOUNT)
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if !exists() {
-            let out = Command::new("useradd")
-                .args([
-                    "--no-create-home",
-                    "--shell",
-                    "/usr/sbin/nologin",
-                    TLS_ACCOUNT,
-                ])
-                .output()
-                .map_err(|e| e.to_string())?;
-            if !out.status.success() && !exists() {
-                return Err(format!(
-                    "cannot create account {TLS_ACCOUNT} (root needed): {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-        }
-        let mut child = Command::new("chpasswd")
-            .stdin(Stdio::piped())
-            .spawn()
+    DONE.get_or_init(|| crate::accounts::under_lock(set_tls_account))
+        .clone()
+}
+
+fn set_tls_account() -> Result<(), String> {
+    let exists = || crate::accounts::exists(TLS_ACCOUNT);
+    if !exists() {
+        let out = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                TLS_ACCOUNT,
+            ])
+            .output()
             .map_err(|e| e.to_string())?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            writeln!(stdin, "{TLS_ACCOUNT}:{TLS_PASSWORD}").map_err(|e| e.to_string())?;
+        if !out.status.success() && !exists() {
+            return Err(format!(
+                "cannot create account {TLS_ACCOUNT} (root needed): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
-        let status = child.wait().map_err(|e| e.to_string())?;
-        if !status.success() {
-            return Err(format!("cannot set the password of {TLS_ACCOUNT}"));
-        }
-        Ok(())
-    })
-    .clone()
+    }
+    let mut child = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        writeln!(stdin, "{TLS_ACCOUNT}:{TLS_PASSWORD}").map_err(|e| e.to_string())?;
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("cannot set the password of {TLS_ACCOUNT}"));
+    }
+    Ok(())
 }
 
 /// How the shadow server checks who logs in.
@@ -278,7 +265,7 @@ impl ShadowServer {
         };
         let log = dir.path().join("shadow.log");
         for _ in 0..5 {
-            let port = free_port();
+            let port = crate::port::free_port();
             let mut child = display
                 .command("freerdp-shadow-cli")
                 .arg(format!("/port:{port}"))
@@ -321,13 +308,6 @@ impl Drop for ShadowServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn wait_listening(port: u16, child: &mut Child) -> bool {

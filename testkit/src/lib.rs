@@ -3,9 +3,12 @@
 //! running the real binaries. Used only as a dev-dependency.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
+pub use port::free_port;
 pub mod api;
 pub mod desktop;
 pub mod fs;
+pub mod port;
 pub mod postgres;
 pub mod sshd;
 

@@ -9,7 +9,6 @@
 //! When the server binaries are missing, tests skip PostgreSQL with a loud message, except
 //! when `CI` is set: there a missing PostgreSQL fails the run, so CI never silently skips it.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -73,13 +72,6 @@ fn command(bin: &Path, root: bool) -> Command {
     c
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Removes cluster directories of test processes that no longer exist.
 fn remove_stale(base: &Path) {
     for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
@@ -139,7 +131,7 @@ fn start() -> Option<Cluster> {
         "initdb failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let port = free_port();
+    let port = crate::port::free_port();
     let log = std::fs::File::create(dir.join("postgres.log")).expect("log file");
     let mut cmd = command(&bin.join("postgres"), root);
     cmd.arg("-D")

@@ -11,7 +11,6 @@
 //! Without `sshd` (or without root to create the accounts) tests skip with a loud message,
 //! except when `CI` is set: there it is a failure.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -48,13 +47,6 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn account_exists(account: &str) -> bool {
-    Command::new("id")
-        .arg(account)
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Creates the test accounts if missing (root only), once per test process. Returns why not,
 /// on failure.
 ///
@@ -68,22 +60,17 @@ pub fn ensure_accounts() -> Result<(), String> {
 }
 
 fn create_accounts() -> Result<(), String> {
-    let lock_path = std::env::temp_dir().join("sekisho-test-accounts.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    crate::accounts::under_lock(create_accounts_locked)
+}
+
+fn create_accounts_locked() -> Result<(), String> {
     for account in [REFERENCE_ACCOUNT, CHANGE_ACCOUNT] {
-        if !account_exists(account) {
+        if !crate::accounts::exists(account) {
             let created =
                 run(Command::new("useradd").args(["--create-home", "--shell", "/bin/sh", account]));
             // Another process that does not take our lock (an older test binary) may have won.
             if let Err(e) = created
-                && !account_exists(account)
+                && !crate::accounts::exists(account)
             {
                 return Err(format!(
                     "cannot create account {account} (root needed): {e}"
@@ -124,10 +111,7 @@ impl Sshd {
         std::fs::create_dir_all(dir.path().join("authorized")).expect("authorized dir");
         // sshd's privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = crate::port::free_port();
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,

@@ -340,31 +340,48 @@ impl World {
     /// Enrolls alice's designated client (`client`, the binary) in `dir`, her password on
     /// stdin.
     pub async fn enroll_client(&self, client: &str, dir: &std::path::Path) {
-        use std::io::Write;
         let (code, fingerprint) = self.enrollment_code().await;
-        let gateway = self.quic_addr();
-        let mut child = client_command(
+        let out = enroll_with_password(
             client,
             dir,
-            &[
-                "enroll",
-                "--gateway",
-                &gateway,
-                "--code",
-                &code,
-                "--fingerprint",
-                &fingerprint,
-                "--password-stdin",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = writeln!(stdin, "vendor password 1");
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
+            &self.quic_addr(),
+            &code,
+            &fingerprint,
+            "vendor password 1",
+        );
         assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// pacs gets a Remote Desktop on `port`; its reference level logs in to it (and only to
+    /// it: no SSH, no clipboard, no drives) as `account` with `password`.
+    pub async fn remote_desktop(&self, port: u16, account: &str, password: &str) {
+        let (status, body) = self
+            .http
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/targets/{}", self.target_id),
+                Some(&self.admin),
+                Some(
+                    json!({"rdp_port": port, "levels": {"reference": {"account": account,
+                    "credential": {"password": password}, "ssh": false, "rdp": true,
+                    "rdp_drives": false}}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// An approver terminates session `id` (202).
+    pub async fn terminate(&self, id: &str) {
+        let (status, body) = self
+            .http
+            .post(
+                &format!("/api/v1/sessions/{id}/terminate"),
+                &self.approver,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
     }
 
     /// Lets pacs's change level forward to `ports` (its SSH port is always among them).
@@ -525,6 +542,39 @@ pub fn client_command(client: &str, dir: &std::path::Path, args: &[&str]) -> Com
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
+}
+
+/// `sekisho-client enroll` with `code` and `fingerprint`, `password` on stdin.
+pub fn enroll_with_password(
+    client: &str,
+    dir: &std::path::Path,
+    gateway: &str,
+    code: &str,
+    fingerprint: &str,
+    password: &str,
+) -> Output {
+    use std::io::Write;
+    let mut child = client_command(
+        client,
+        dir,
+        &[
+            "enroll",
+            "--gateway",
+            gateway,
+            "--code",
+            code,
+            "--fingerprint",
+            fingerprint,
+            "--password-stdin",
+        ],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = writeln!(stdin, "{password}");
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
 
 /// Starts `sekisho-client tunnel pacs PORT --local 127.0.0.1:0` with its stderr to

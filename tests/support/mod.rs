@@ -390,3 +390,15 @@ pub fn incompressible(len: usize) -> Vec<u8> {
     }
     block
 }
+
+/// A benchmark's `--name N` argument, or `default` when absent.
+pub fn bench_arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} wants a number, not {v:?}"))
+        })
+}

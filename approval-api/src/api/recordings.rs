@@ -270,9 +270,7 @@ pub async fn screen(
                 screen: Some(screen),
             }));
         }
-        let desktop = names
-            .iter()
-            .find(|n| n.ends_with(".skr") && sekisho_recorder::desktop::is_rdp(&dir.join(n)));
+        let desktop = sekisho_recorder::desktop::desktop_streams(&dir, &names).next();
         if let Some(file) = desktop {
             let drawn = if live && q.t.is_none() {
                 sekisho_recorder::desktop::screen_now(&dir, file)?

@@ -185,20 +185,19 @@ pub(crate) async fn screen_png(
     Path(id): Path<String>,
     Query(q): Query<AtQuery>,
 ) -> Response {
-    if ctx.token.is_none() {
-        return Redirect::to("/console/login").into_response();
-    }
     let at =
         q.t.map(|t| format!("?t={}", t.max(0.0)))
             .unwrap_or_default();
-    console
-        .raw(
-            &ctx,
-            Method::GET,
-            &format!("/api/v1/recordings/{}/screen{at}", urlencode(&id)),
-            None,
-        )
-        .await
+    let path = format!("/api/v1/recordings/{}/screen{at}", urlencode(&id));
+    passed_on(&console, &ctx, &path).await
+}
+
+/// The API's answer to a GET, as it is (a logged-out caller goes to the login page).
+async fn passed_on(console: &Console, ctx: &Ctx, path: &str) -> Response {
+    if ctx.token.is_none() {
+        return Redirect::to("/console/login").into_response();
+    }
+    console.raw(ctx, Method::GET, path, None).await
 }
 
 pub(crate) async fn transcript(
@@ -206,17 +205,8 @@ pub(crate) async fn transcript(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Response {
-    if ctx.token.is_none() {
-        return Redirect::to("/console/login").into_response();
-    }
-    console
-        .raw(
-            &ctx,
-            Method::GET,
-            &format!("/api/v1/recordings/{}/text", urlencode(&id)),
-            None,
-        )
-        .await
+    let path = format!("/api/v1/recordings/{}/text", urlencode(&id));
+    passed_on(&console, &ctx, &path).await
 }
 
 pub(crate) async fn download(
@@ -224,15 +214,12 @@ pub(crate) async fn download(
     ctx: Ctx,
     Path((id, name)): Path<(String, String)>,
 ) -> Response {
-    if ctx.token.is_none() {
-        return Redirect::to("/console/login").into_response();
-    }
     let path = format!(
         "/api/v1/recordings/{}/files/{}",
         urlencode(&id),
         urlencode(&name)
     );
-    let mut r = console.raw(&ctx, Method::GET, &path, None).await;
+    let mut r = passed_on(&console, &ctx, &path).await;
     if r.status().is_success()
         && let Ok(v) =
             HeaderValue::from_str(&format!("attachment; filename=\"{}\"", urlencode(&name)))

@@ -10,6 +10,7 @@
 
 pub mod client_api;
 pub mod enroll;
+mod open;
 pub mod rdp;
 pub mod tunnel;
 

@@ -26,7 +26,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::refusal::{Channel, Code, Refusal};
-use sekisho_protocol::{ClientMessage, ServerMessage, Service};
+use sekisho_protocol::{ServerMessage, Service};
 use sekisho_rdp::channels::{ChannelPolicy, Channels};
 use sekisho_rdp::nego;
 use sekisho_rdp::pdu::{Pdu, PduReader};
@@ -336,7 +336,13 @@ pub async fn connection(
 ) {
     let port = live.target.rdp_port.unwrap_or(3389);
     let opened = async {
-        check_open(live, &mut recv).await?;
+        let only = || {
+            format!(
+                "this session is for the desktop of {} only",
+                live.target.name
+            )
+        };
+        super::open::expect_open(live, Service::Rdp, only, &mut recv).await?;
         target_leg(shared, live, port).await
     };
     let target = match opened.await {
@@ -377,26 +383,6 @@ pub async fn connection(
         Err(e) => {
             tracing::warn!(session = %live.session.id, channel = ch, error = %e, "remote desktop connection ended")
         }
-    }
-}
-
-/// The stream must ask for this target's desktop.
-async fn check_open(live: &Live, recv: &mut quinn::RecvStream) -> Result<(), Refusal> {
-    let asked = tokio::time::timeout(STEP, sekisho_protocol::read::<ClientMessage, _>(recv)).await;
-    match asked {
-        Ok(Ok(ClientMessage::Open {
-            target,
-            service: Service::Rdp,
-        })) if target == live.target.name => Ok(()),
-        Ok(Ok(_)) => Err(refusal(
-            Code::ProtocolError,
-            format!(
-                "this session is for the desktop of {} only",
-                live.target.name
-            ),
-        )),
-        Ok(Err(e)) => Err(refusal(Code::ProtocolError, e.to_string())),
-        Err(_) => Err(refusal(Code::Timeout, "no open request within 30 s")),
     }
 }
 
@@ -598,6 +584,15 @@ async fn audit_channels(shared: &Shared, live: &Live, channels: &Channels) {
     }
 }
 
+/// What a slow-path PDU is, for [`pump`].
+enum Seen {
+    /// Data on a channel the level refuses.
+    Refused,
+    ClientInfo,
+    ConfirmActive,
+    Other,
+}
+
 /// Copies PDUs one way: the Client Info gets the target account (recorded without its
 /// password), data on refused channels is dropped, everything else is recorded and passed.
 #[allow(clippy::too_many_arguments)]
@@ -618,26 +613,41 @@ where
     while let Some(pdu) = reader.next(&mut from).await.map_err(|e| e.to_string())? {
         let mut forward = pdu.bytes;
         let mut recorded = forward.clone();
-        if pdu.action == ironrdp_pdu::Action::X224 {
-            if let Some(acc) = account
-                && setup::is_client_info(&forward)
-            {
+        // Slow-path data is decoded once to see its channel and what it is; only the two
+        // PDUs the relay rewrites are decoded further.
+        let seen = (pdu.action == ironrdp_pdu::Action::X224)
+            .then(|| setup::send_data(&forward))
+            .flatten()
+            .map(|(channel, user_data)| {
+                if channels.refused(channel).is_some() {
+                    Seen::Refused
+                } else if account.is_some() && setup::is_client_info(&user_data) {
+                    Seen::ClientInfo
+                } else if direction == Direction::ToTarget
+                    && setup::share_control_type(&user_data) == Some(setup::CONFIRM_ACTIVE)
+                {
+                    Seen::ConfirmActive
+                } else {
+                    Seen::Other
+                }
+            });
+        match (seen, account) {
+            (Some(Seen::Refused), _) => continue,
+            (Some(Seen::ClientInfo), Some(acc)) => {
                 let rewritten =
                     setup::rewrite_client_info(&forward, acc).map_err(|e| e.to_string())?;
                 tracing::info!(session = %live.session.id, vendor_user = %rewritten.vendor_username, account = %acc.username, "Client Info: the target account is logged in");
                 forward = Bytes::from(rewritten.to_target);
                 recorded = Bytes::from(rewritten.recorded);
                 account = None;
-            } else if direction == Direction::ToTarget
-                && let Some(rewritten) = setup::rewrite_confirm_active(&forward)
-            {
-                forward = Bytes::from(rewritten.map_err(|e| e.to_string())?);
-                recorded = forward.clone();
-            } else if let Some(id) = setup::data_channel(&forward)
-                && channels.refused(id).is_some()
-            {
-                continue;
             }
+            (Some(Seen::ConfirmActive), _) => {
+                if let Some(rewritten) = setup::rewrite_confirm_active(&forward) {
+                    forward = Bytes::from(rewritten.map_err(|e| e.to_string())?);
+                    recorded = forward.clone();
+                }
+            }
+            _ => {}
         }
         let n = forward.len();
         record(live, ch, direction, recorded).await?;

@@ -18,7 +18,7 @@ use sekisho_domain::authorize::ChannelKind;
 use sekisho_domain::session::{SessionEnd, Transport};
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
-use sekisho_protocol::{ClientMessage, ServerMessage, Service};
+use sekisho_protocol::{ServerMessage, Service};
 use sekisho_recorder::stream::{Direction, StreamKind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -32,9 +32,6 @@ use sekisho_domain::refusal::{Channel, Code, Refusal};
 use sekisho_protocol::transport;
 
 use crate::session::{Link, LinkFuture, Live, Shared, admit};
-
-/// How long a new stream has to say what it is.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn denied(code: Code, message: impl Into<String>) -> ServerMessage {
     ServerMessage::Denied {
@@ -292,23 +289,10 @@ async fn open(
     timeout: Duration,
     recv: &mut quinn::RecvStream,
 ) -> Result<(TcpStream, u32), ServerMessage> {
-    let asked = tokio::time::timeout(
-        OPEN_TIMEOUT,
-        sekisho_protocol::read::<ClientMessage, _>(recv),
-    )
-    .await;
-    match asked {
-        Ok(Ok(ClientMessage::Open {
-            target,
-            service: Service::Tcp { port: p },
-        })) if target == live.target.name && p == port => {}
-        Ok(Ok(_)) => {
-            let m = format!("this tunnel is for {} port {port} only", live.target.name);
-            return Err(denied(Code::ProtocolError, m));
-        }
-        Ok(Err(e)) => return Err(denied(Code::ProtocolError, e.to_string())),
-        Err(_) => return Err(denied(Code::Timeout, "no open request within 15 s")),
-    }
+    let only = || format!("this tunnel is for {} port {port} only", live.target.name);
+    super::open::expect_open(live, Service::Tcp { port }, only, recv)
+        .await
+        .map_err(|r| denied(r.code, r.message))?;
     let addr = format!("{host}:{port}");
     let tcp = match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,

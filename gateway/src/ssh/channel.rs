@@ -200,46 +200,38 @@ impl Conn {
         }
         let rec = chan.rec;
         let who = format!("{}@{}", live.user.username, live.target.name);
+        // A shell or command on a terminal is recorded as one; without, as a stream.
+        let label = match &what {
+            Start::Shell => "shell",
+            Start::Exec(cmd) => cmd.as_str(),
+            Start::Sftp => "sftp",
+        };
         let (recorded, track) = match (&what, &chan.pty) {
-            (Start::Shell, Some((term, w, h))) => (
+            (Start::Shell | Start::Exec(_), Some((term, w, h))) => (
                 live.recording
                     .terminal(
                         rec,
                         dimension(*w, 80),
                         dimension(*h, 24),
-                        format!("{who}: shell"),
+                        format!("{who}: {label}"),
                         Some(term.clone()),
                     )
                     .await,
                 Track::Terminal(rec),
             ),
-            (Start::Exec(cmd), Some((term, w, h))) => (
-                live.recording
-                    .terminal(
-                        rec,
-                        dimension(*w, 80),
-                        dimension(*h, 24),
-                        format!("{who}: {cmd}"),
-                        Some(term.clone()),
-                    )
-                    .await,
-                Track::Terminal(rec),
-            ),
-            (Start::Shell, None) => (
-                live.recording
-                    .stream(rec, StreamKind::Exec, "shell (no terminal)".into())
-                    .await,
-                Track::Stream(rec),
-            ),
-            (Start::Exec(cmd), None) => (
-                live.recording
-                    .stream(rec, StreamKind::Exec, cmd.clone())
-                    .await,
-                Track::Stream(rec),
-            ),
+            (Start::Shell | Start::Exec(_), None) => {
+                let detail = match &what {
+                    Start::Shell => "shell (no terminal)".to_owned(),
+                    _ => label.to_owned(),
+                };
+                (
+                    live.recording.stream(rec, StreamKind::Exec, detail).await,
+                    Track::Stream(rec),
+                )
+            }
             (Start::Sftp, _) => (
                 live.recording
-                    .stream(rec, StreamKind::Sftp, "sftp".into())
+                    .stream(rec, StreamKind::Sftp, label.to_owned())
                     .await,
                 Track::Stream(rec),
             ),
@@ -265,7 +257,6 @@ impl Conn {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
     ) -> Result<(), russh::Error> {
         let live = match &self.state {
             State::Pending => return Ok(()),
@@ -343,6 +334,15 @@ impl Conn {
         Self::reply(ok, channel, session)
     }
 
+    /// At a level without upload, what the vendor sends on `channel` is watched.
+    fn watch_input(&mut self, live: &Live, channel: ChannelId) {
+        if Self::upload_check(live).is_err()
+            && let Some(chan) = self.channels.get_mut(&channel)
+        {
+            chan.watch = Some(ChannelWatch::default());
+        }
+    }
+
     pub(super) async fn on_shell_request(
         &mut self,
         channel: ChannelId,
@@ -351,11 +351,7 @@ impl Conn {
         let Some(live) = self.live() else {
             return self.show_refusal(channel, session);
         };
-        if Self::upload_check(&live).is_err()
-            && let Some(chan) = self.channels.get_mut(&channel)
-        {
-            chan.watch = Some(ChannelWatch::default());
-        }
+        self.watch_input(&live, channel);
         self.start(&live, channel, Start::Shell, session).await
     }
 
@@ -377,11 +373,7 @@ impl Conn {
                 .refuse_on_channel(&live, channel, Audited::FileUpload, refusal, session)
                 .await;
         }
-        if ban.is_some()
-            && let Some(chan) = self.channels.get_mut(&channel)
-        {
-            chan.watch = Some(ChannelWatch::default());
-        }
+        self.watch_input(&live, channel);
         self.start(&live, channel, Start::Exec(command), session)
             .await
     }
@@ -531,11 +523,7 @@ impl Conn {
         Ok(())
     }
 
-    pub(super) async fn on_channel_eof(
-        &mut self,
-        channel: ChannelId,
-        _session: &mut Session,
-    ) -> Result<(), russh::Error> {
+    pub(super) async fn on_channel_eof(&mut self, channel: ChannelId) -> Result<(), russh::Error> {
         if let Some(chan) = self.channels.get(&channel) {
             chan.uplink.eof();
         }
@@ -545,7 +533,6 @@ impl Conn {
     pub(super) async fn on_channel_close(
         &mut self,
         channel: ChannelId,
-        _session: &mut Session,
     ) -> Result<(), russh::Error> {
         if let Some(chan) = self.channels.remove(&channel) {
             chan.uplink.close();
@@ -560,7 +547,6 @@ impl Conn {
         row_height: u32,
         pix_width: u32,
         pix_height: u32,
-        _session: &mut Session,
     ) -> Result<(), russh::Error> {
         let Some(live) = self.live() else {
             return Ok(());
@@ -588,7 +574,6 @@ impl Conn {
         &mut self,
         channel: ChannelId,
         signal: Sig,
-        _session: &mut Session,
     ) -> Result<(), russh::Error> {
         if let Some(chan) = self.channels.get(&channel) {
             let _ = chan.target.signal(signal).await;

@@ -173,7 +173,7 @@ impl server::Handler for Conn {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_channel_open_session(channel, reply, _session).await
+        self.on_channel_open_session(channel, reply).await
     }
 
     async fn channel_open_direct_tcpip(
@@ -184,14 +184,14 @@ impl server::Handler for Conn {
         originator_address: &str,
         originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let asked = Forward {
             host: host_to_connect,
             port: port_to_connect,
             originator: (originator_address, originator_port),
         };
-        self.on_channel_open_direct_tcpip(channel, asked, reply, _session)
+        self.on_channel_open_direct_tcpip(channel, asked, reply, session)
             .await
     }
 
@@ -266,7 +266,7 @@ impl server::Handler for Conn {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_channel_eof(channel, _session).await
+        self.on_channel_eof(channel).await
     }
 
     async fn channel_close(
@@ -274,7 +274,7 @@ impl server::Handler for Conn {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_channel_close(channel, _session).await
+        self.on_channel_close(channel).await
     }
 
     /// The window the vendor is granted next: a trickle while a channel's target lags
@@ -300,10 +300,8 @@ impl server::Handler for Conn {
         pix_height: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_window_change_request(
-            channel, col_width, row_height, pix_width, pix_height, _session,
-        )
-        .await
+        self.on_window_change_request(channel, col_width, row_height, pix_width, pix_height)
+            .await
     }
 
     async fn signal(
@@ -312,7 +310,7 @@ impl server::Handler for Conn {
         signal: Sig,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_signal(channel, signal, _session).await
+        self.on_signal(channel, signal).await
     }
 
     async fn x11_request(
@@ -324,15 +322,7 @@ impl server::Handler for Conn {
         _x11_screen_number: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.on_x11_request(
-            channel,
-            _single_connection,
-            _x11_auth_protocol,
-            _x11_auth_cookie,
-            _x11_screen_number,
-            session,
-        )
-        .await
+        self.on_x11_request(channel, session).await
     }
 
     async fn agent_request(
@@ -340,7 +330,7 @@ impl server::Handler for Conn {
         _channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        self.on_agent_request(_channel, _session).await
+        self.on_agent_request().await
     }
 
     async fn tcpip_forward(
@@ -349,6 +339,6 @@ impl server::Handler for Conn {
         _port: &mut u32,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        self.on_tcpip_forward(_address, _port, _session).await
+        self.on_tcpip_forward().await
     }
 }

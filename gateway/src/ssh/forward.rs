@@ -30,7 +30,7 @@ impl Conn {
         channel: Channel<Msg>,
         asked: Forward<'_>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), russh::Error> {
         let Forward {
             host: host_to_connect,
@@ -88,7 +88,7 @@ impl Conn {
         if let Some(chan) = self.channels.get_mut(&id) {
             chan.rec = rec;
         }
-        let handle = _session.handle();
+        let handle = session.handle();
         self.start_pump_with(&live, id, Track::Stream(rec), handle);
         Ok(())
     }
@@ -96,10 +96,6 @@ impl Conn {
     pub(super) async fn on_x11_request(
         &mut self,
         channel: ChannelId,
-        _single_connection: bool,
-        _x11_auth_protocol: &str,
-        _x11_auth_cookie: &str,
-        _x11_screen_number: u32,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
         self.refuse_forward(ChannelKind::X11Forward, Audited::X11Forward)
@@ -107,22 +103,13 @@ impl Conn {
         session.channel_failure(channel)
     }
 
-    pub(super) async fn on_agent_request(
-        &mut self,
-        _channel: ChannelId,
-        _session: &mut Session,
-    ) -> Result<bool, russh::Error> {
+    pub(super) async fn on_agent_request(&mut self) -> Result<bool, russh::Error> {
         self.refuse_forward(ChannelKind::AgentForward, Audited::AgentForward)
             .await;
         Ok(false)
     }
 
-    pub(super) async fn on_tcpip_forward(
-        &mut self,
-        _address: &str,
-        _port: &mut u32,
-        _session: &mut Session,
-    ) -> Result<bool, russh::Error> {
+    pub(super) async fn on_tcpip_forward(&mut self) -> Result<bool, russh::Error> {
         self.refuse_forward(ChannelKind::RemoteForward, Audited::RemoteForward)
             .await;
         Ok(false)
