@@ -7,7 +7,6 @@
 //! Without the programs, tests skip with a loud message, except when `CI` is set: there it is
 //! a failure (`.ci/run` installs them).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,31 +49,60 @@ pub struct Display {
 
 impl Display {
     /// Starts an X server of `width`x`height` at 24 bits on a free display number.
+    ///
+    /// The number is chosen here, not by `Xvfb -displayfd`: that option turns off X's lock
+    /// files, and an `Xvfb` probing for a free number unlinks the socket file of a server that
+    /// just started on it (seen with parallel tests: "failed to open display :0"). With an
+    /// explicit number the lock file is taken atomically; an `Xvfb` that finds it taken exits and
+    /// the next number is tried. The server is ready once a client can use it.
     pub fn start(width: u16, height: u16) -> Display {
-        let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0"])
-            .arg(format!("{width}x{height}x24"))
-            .args([
-                "-nolisten",
-                "tcp",
-                "+extension",
-                "DAMAGE",
-                "+extension",
-                "XFIXES",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start Xvfb");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("Xvfb stdout"))
-            .read_line(&mut line)
-            .expect("Xvfb display number");
-        let number = line
-            .trim()
-            .parse()
-            .expect("Xvfb printed its display number");
-        Display { number, child }
+        let first = 100 + std::process::id() % 400 * 20;
+        for number in (first..first + 20).chain(600..1000) {
+            let mut child = Command::new("Xvfb")
+                .arg(format!(":{number}"))
+                .args(["-screen", "0"])
+                .arg(format!("{width}x{height}x24"))
+                .args([
+                    "-nolisten",
+                    "tcp",
+                    "+extension",
+                    "DAMAGE",
+                    "+extension",
+                    "XFIXES",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start Xvfb");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if child.try_wait().ok().flatten().is_some() {
+                    break; // the number is taken
+                }
+                let ready = Command::new("xdotool")
+                    .arg("getdisplaygeometry")
+                    .env("DISPLAY", format!(":{number}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                // Ours only if the lock file names our process (another test's server may
+                // answer on this number while ours is still finding the lock taken).
+                let owner = std::fs::read_to_string(format!("/tmp/.X{number}-lock"))
+                    .ok()
+                    .and_then(|pid| pid.trim().parse::<u32>().ok());
+                if ready && owner == Some(child.id()) {
+                    return Display { number, child };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("no free X display number for Xvfb");
     }
 
     pub fn name(&self) -> String {
