@@ -43,6 +43,9 @@ enum Command {
     Recording(commands::recording::RecordingCommand),
     /// Play a terminal session back (or print it as text with --text).
     Replay(commands::recording::ReplayArgs),
+    /// Several gateway nodes as one: export and join the group's keys, list the nodes.
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,
             Command::Audit(c) => commands::audit::run(c, cli.config.as_deref()).await,
             Command::Recording(c) => commands::recording::run(c, cli.config.as_deref()),
+            Command::Node(c) => commands::node::run(c, cli.config.as_deref()).await,
             Command::Replay(a) => commands::recording::replay(a, cli.config.as_deref()).await,
         }
     });

@@ -355,15 +355,7 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
         "{session}"
     );
     assert!(session["ended_at"].is_null());
-    let (status, body) = w
-        .http
-        .post(
-            &format!("/api/v1/requests/{request}/revoke"),
-            &w.approver,
-            json!({"comment": "stop"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.revoke(&request).await;
     let (out, took) = exited(child, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
     assert!(

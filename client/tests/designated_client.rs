@@ -409,15 +409,7 @@ async fn tunnel_to_an_allowed_port_inside_the_window_recorded_and_ended_by_revoc
     );
 
     // Revocation closes the tunnel within a second, with the reason shown.
-    let (status, body) = w
-        .http
-        .post(
-            &format!("/api/v1/requests/{request}/revoke"),
-            &w.approver,
-            json!({"comment": "done"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    w.revoke(&request).await;
     let (out, took) = exited(child, Duration::from_secs(5));
     assert!(took < Duration::from_secs(1), "revocation took {took:?}");
     refused(&out, "request R-1 was revoked");

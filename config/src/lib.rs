@@ -17,7 +17,7 @@ use sekisho_domain::zone::DisplayZone;
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    ApiConfig, Config, DatabaseConfig, LogConfig, LogFormat, PolicyConfig, QuicConfig,
+    ApiConfig, Config, DatabaseConfig, LogConfig, LogFormat, NodesConfig, PolicyConfig, QuicConfig,
     RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
 use reader::Reader;
@@ -60,6 +60,7 @@ impl Config {
             "policy",
             "time",
             "server",
+            "nodes",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -344,6 +345,36 @@ impl Config {
             ),
         };
 
+        let s = r.section(
+            "nodes",
+            &["name", "heartbeat_seconds", "down_after_seconds"],
+        );
+        let nodes = NodesConfig {
+            name: r.opt(s, "name", Reader::non_empty_string).or(d.nodes.name),
+            heartbeat_seconds: r.get(
+                s,
+                "heartbeat_seconds",
+                |v| Reader::int(v, 1, 60),
+                d.nodes.heartbeat_seconds,
+            ),
+            down_after_seconds: r.get(
+                s,
+                "down_after_seconds",
+                |v| Reader::int(v, 3, 3600),
+                d.nodes.down_after_seconds,
+            ),
+        };
+        if nodes.down_after_seconds < 3 * nodes.heartbeat_seconds {
+            r.problem_at(
+                s,
+                "down_after_seconds",
+                format!(
+                    "must be at least three heartbeats ({} seconds): a node is not down because one heartbeat was late",
+                    3 * nodes.heartbeat_seconds
+                ),
+            );
+        }
+
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
             level: r.get(s, "level", Reader::non_empty_string, d.log.level),
@@ -360,6 +391,7 @@ impl Config {
             policy,
             time,
             server,
+            nodes,
             log,
         };
         // Listeners that would collide.

@@ -126,6 +126,18 @@ pub struct ServerConfig {
     pub max_connections: u32,
 }
 
+/// `[nodes]`: several gateway nodes on one PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodesConfig {
+    /// This node's name for people (`GET /api/v1/nodes`); the machine's name when unset.
+    pub name: Option<String>,
+    /// How often this node tells the database it is alive.
+    pub heartbeat_seconds: u32,
+    /// A node silent this long is marked down by another, which ends its open sessions as
+    /// aborted and seals their recordings.
+    pub down_after_seconds: u32,
+}
+
 /// `[log]`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -153,6 +165,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub time: TimeConfig,
     pub server: ServerConfig,
+    pub nodes: NodesConfig,
     pub log: LogConfig,
 }
 
@@ -219,6 +232,11 @@ impl Default for Config {
             server: ServerConfig {
                 shutdown_grace_seconds: 10,
                 max_connections: 512,
+            },
+            nodes: NodesConfig {
+                name: None,
+                heartbeat_seconds: 2,
+                down_after_seconds: 30,
             },
             log: LogConfig {
                 level: "info".into(),

@@ -303,6 +303,21 @@ pub enum AuditEvent {
         /// Up to five of the names claimed, as [`claimed`] keeps them.
         claimed: Vec<String>,
     },
+    /// The first node to use a database claimed it for its keys; every later node must hold
+    /// the same keys (`sekisho node join`).
+    GroupKeysClaimed {
+        node: String,
+        /// SHA-256 over the group's public keys and the at-rest key's digest, hex.
+        fingerprint: String,
+    },
+    /// A node stopped heartbeating for longer than the configured time: another node marked
+    /// it down and ended its open sessions as aborted.
+    NodeDown {
+        node: String,
+        name: String,
+        last_heartbeat: Timestamp,
+        sessions: Vec<SessionId>,
+    },
 }
 
 impl AuditEvent {
@@ -312,6 +327,8 @@ impl AuditEvent {
             AuditEvent::GatewayInitialized { .. } => "gateway_initialized",
             AuditEvent::GatewayStarted { .. } => "gateway_started",
             AuditEvent::GatewayStopped { .. } => "gateway_stopped",
+            AuditEvent::GroupKeysClaimed { .. } => "group_keys_claimed",
+            AuditEvent::NodeDown { .. } => "node_down",
             AuditEvent::LoginSucceeded { .. } => "login_succeeded",
             AuditEvent::LoginFailed { .. } => "login_failed",
             AuditEvent::UserCreated { .. } => "user_created",

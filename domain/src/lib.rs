@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod authorize;
 pub mod ids;
+pub mod node;
 pub mod policy;
 pub mod refusal;
 pub mod request;

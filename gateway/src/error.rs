@@ -27,6 +27,13 @@ pub enum GatewayError {
     Recording(#[from] sekisho_recorder::RecordingError),
     #[error("cannot use the HTTPS certificate: {0}")]
     Tls(#[from] https::TlsError),
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
+    #[error(
+        "{0} is locked by another running sekisho: a data directory and a SQLite database serve one node only; \
+         a second node needs its own data directory and the group's PostgreSQL database (README: Several nodes)"
+    )]
+    Locked(std::path::PathBuf),
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }

@@ -8,8 +8,10 @@
 
 pub mod bootstrap;
 pub mod error;
+pub mod group;
 pub mod https;
 pub mod keys;
+pub mod nodes;
 pub mod quic;
 pub mod retention;
 pub mod serve;

@@ -85,7 +85,8 @@ pub struct Prepared {
     pub events: Events,
     pub hasher: Hasher,
     pub failures: Arc<FailureLog>,
-    node: String,
+    node: sekisho_store::nodes::NodeInfo,
+    lock: crate::nodes::DataLock,
 }
 
 /// Initialises what is missing (data dir, keys, database, admin), seals recordings and ends
@@ -96,8 +97,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
         path: data_dir.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     })?;
+    let lock = crate::nodes::lock(config)?;
     let (keys, created_keys) = GatewayKeys::load_or_create(&data_dir.join("keys"))?;
     let store = Store::open(&config.database_url(), config.database.max_connections).await?;
+    // Every node of a group holds the same keys (`sekisho node join`); the first one to use
+    // the database claims it for its keys. A stranger is refused before it writes anything.
+    let node = node_id(&data_dir)?;
+    store
+        .claim_group_keys(&node, &crate::group::fingerprint(&keys)?)
+        .await?;
     if !created_keys.is_empty() {
         store
             .audit(NewAuditEvent::system(AuditEvent::GatewayInitialized {
@@ -107,12 +115,20 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
             .await?;
     }
     let initial_admin = bootstrap::ensure_admin(&store, &data_dir).await?;
-    // Recordings left open by a crash are sealed as `aborted` before anything new starts.
+    // Recordings left open by a crash are sealed as `aborted` before anything new starts,
+    // except those other live nodes are writing (a recordings directory shared by nodes).
+    let elsewhere = store.live_sessions_elsewhere(&node).await?;
     let library = sekisho_recorder::Library::new(&config.recordings_dir());
     let recording_key = keys.recording.clone();
-    let sealed = tokio::task::spawn_blocking(move || library.seal_abandoned(&recording_key))
-        .await
-        .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
+    let sealed = tokio::task::spawn_blocking(move || {
+        library.seal_abandoned(
+            &recording_key,
+            |s| !elsewhere.contains(s),
+            "the gateway stopped while the session was open",
+        )
+    })
+    .await
+    .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
     if !sealed.is_empty() {
         tracing::warn!(
             count = sealed.len(),
@@ -120,7 +136,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
         );
     }
     // Sessions this node left open when it stopped are over.
-    let node = node_id(&data_dir)?;
     let aborted = store.abort_open_sessions(&node).await?;
     if !aborted.is_empty() {
         tracing::warn!(
@@ -128,16 +143,19 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
             "marked sessions left open by an earlier stop as aborted"
         );
     }
+    let info = crate::nodes::info(config, &node);
+    store.heartbeat(&info, true).await?;
     Ok(Prepared {
         config: config.clone(),
         failures: Arc::new(FailureLog::new(store.clone())),
+        events: Events::across_nodes(&store),
         store,
         keys,
         created_keys,
         initial_admin,
-        events: Events::new(),
         hasher: Hasher::for_this_machine(),
-        node,
+        node: info,
+        lock,
     })
 }
 
@@ -182,6 +200,7 @@ impl Prepared {
             hasher,
             failures,
             node,
+            lock,
         } = self;
         let config = &config;
         let api = bind("api", config.api.listen).await?;
@@ -224,7 +243,7 @@ impl Prepared {
                 paste: config.ssh.paste_flag_bytes,
             },
             warnings: config.policy.window_end_warnings_minutes.clone(),
-            node: node.clone(),
+            node: node.id.clone(),
             shutdown: shutdown.clone(),
             sessions: sessions.clone(),
         });
@@ -280,6 +299,24 @@ impl Prepared {
             config.display_zone(),
             shutdown.clone(),
         ));
+        // Heartbeats go on while sessions drain, so the others do not take over meanwhile.
+        let beating = CancellationToken::new();
+        tokio::spawn({
+            let (store, events, stop) = (store.clone(), events.clone(), shutdown.clone());
+            async move { store.listen(events, stop).await }
+        });
+        tokio::spawn(
+            crate::nodes::Heartbeats {
+                store: store.clone(),
+                info: node.clone(),
+                every: Duration::from_secs(u64::from(config.nodes.heartbeat_seconds)),
+                down_after: Duration::from_secs(u64::from(config.nodes.down_after_seconds)),
+                library: sekisho_recorder::Library::new(&config.recordings_dir()),
+                key: keys.recording.clone(),
+                events: events.clone(),
+            }
+            .run(beating.clone()),
+        );
         tokio::spawn(crate::sweeps::flush_failures(
             failures.clone(),
             shutdown.clone(),
@@ -302,6 +339,11 @@ impl Prepared {
             if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
                 tracing::warn!("sessions did not finish ending within the grace period");
             }
+            // Stopped on purpose: the other nodes do not take over from it.
+            beating.cancel();
+            if let Err(e) = store.node_stopped(&node.id).await {
+                tracing::error!(error = %e, "cannot mark this node stopped");
+            }
             let reason = match &result {
                 Ok(()) => "shutdown requested".to_owned(),
                 Err(e) => format!("error: {e}"),
@@ -315,6 +357,7 @@ impl Prepared {
             store.close().await;
             tracing::info!("sekisho stopped");
             drop(keys);
+            drop(lock);
             result
         });
         Ok(Started {

@@ -252,17 +252,25 @@ impl Library {
 
     /// Seals recordings left `open` by a crash: indexes what is there, hashes it, marks the
     /// manifest `aborted` and signs it. Returns the sealed manifests.
-    pub fn seal_abandoned(&self, key: &RecordingKey) -> Result<Vec<Manifest>> {
+    ///
+    /// `ours` says which sessions' recordings this caller may seal: in a recordings directory
+    /// shared by several gateway nodes, a recording another live node is writing is left alone.
+    pub fn seal_abandoned(
+        &self,
+        key: &RecordingKey,
+        ours: impl Fn(&str) -> bool,
+        reason: &str,
+    ) -> Result<Vec<Manifest>> {
         let mut sealed = vec![];
         for dir in self.folders()? {
             let Ok(mut m) = Manifest::read(&dir) else {
                 continue;
             };
-            if m.state != RecordingState::Open {
+            if m.state != RecordingState::Open || !ours(&m.meta.session) {
                 continue;
             }
             m.state = RecordingState::Aborted;
-            m.end_reason = Some("the gateway stopped while the session was open".into());
+            m.end_reason = Some(reason.to_owned());
             m.ended_at = Some(jiff::Timestamp::now());
             finish(&dir, &mut m, key)?;
             for f in &m.files {

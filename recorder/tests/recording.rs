@@ -413,7 +413,20 @@ async fn a_writer_killed_mid_stream_leaves_a_sealed_aborted_recording() {
     let k = key();
     let lib = Library::new(dir.path());
     assert_eq!(lib.list().unwrap()[0].state, RecordingState::Open);
-    let sealed = lib.seal_abandoned(&k).unwrap();
+    // Another node's recording (a shared directory) is left open.
+    assert!(
+        lib.seal_abandoned(&k, |s| s != "crashed", "elsewhere")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(lib.list().unwrap()[0].state, RecordingState::Open);
+    let sealed = lib
+        .seal_abandoned(
+            &k,
+            |_| true,
+            "the gateway stopped while the session was open",
+        )
+        .unwrap();
     assert_eq!(sealed.len(), 1);
     assert_eq!(sealed[0].state, RecordingState::Aborted);
     let v = lib.verify("crashed", &k.public_key_b64()).unwrap();
@@ -426,5 +439,13 @@ async fn a_writer_killed_mid_stream_leaves_a_sealed_aborted_recording() {
     let t = index::transcript(&text).unwrap();
     assert!(t.contains("line 10\n"), "{t}");
     // Sealing twice changes nothing.
-    assert!(lib.seal_abandoned(&k).unwrap().is_empty());
+    assert!(
+        lib.seal_abandoned(
+            &k,
+            |_| true,
+            "the gateway stopped while the session was open"
+        )
+        .unwrap()
+        .is_empty()
+    );
 }

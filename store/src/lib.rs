@@ -15,6 +15,7 @@ pub mod certs;
 pub mod crypto;
 pub mod events;
 pub mod failures;
+pub mod nodes;
 pub mod password;
 pub mod requests;
 pub mod sessions;
@@ -54,6 +55,11 @@ pub enum StoreError {
     Connect { url: String, source: sqlx::Error },
     #[error("unsupported database url `{0}`: use sqlite:... or postgres://...")]
     UnsupportedUrl(String),
+    #[error(
+        "this node's keys are not those of the nodes already using this database (group keys {group}, this node's {node}): \
+         on an existing node run `sekisho node export FILE`, then `sekisho node join FILE` here with an empty data directory"
+    )]
+    KeysDiffer { group: String, node: String },
     #[error("cannot create database directory {path}: {source}")]
     CreateDir {
         path: String,
@@ -114,6 +120,8 @@ fn opened_before_a_file_error(age: Duration) -> bool {
 pub struct Store {
     pool: AnyPool,
     kind: DbKind,
+    /// PostgreSQL's URL, for the connection that listens to other nodes' events.
+    url: Option<std::sync::Arc<sekisho_domain::secret::Secret<String>>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -193,11 +201,17 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool, kind })
+        let url = (kind == DbKind::Postgres)
+            .then(|| std::sync::Arc::new(sekisho_domain::secret::Secret::new(url)));
+        Ok(Self { pool, kind, url })
     }
 
     pub fn kind(&self) -> DbKind {
         self.kind
+    }
+
+    pub(crate) fn url(&self) -> Option<std::sync::Arc<sekisho_domain::secret::Secret<String>>> {
+        self.url.clone()
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -62,6 +62,7 @@ pub fn settings(policy: Policy) -> ApiSettings {
             fingerprint: "SHA256:test".into(),
             code_ttl: SignedDuration::from_hours(24),
         },
+        node_down_after: std::time::Duration::from_secs(30),
     }
 }
 

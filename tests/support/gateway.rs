@@ -404,13 +404,31 @@ impl World {
 
     /// Disables alice's account through the API.
     pub async fn disable_alice(&self) {
-        let (status, body) = self
+        self.set_alice_status("disabled").await;
+    }
+
+    /// Sets alice's account status (`active`, `disabled`) through the API.
+    pub async fn set_alice_status(&self, status: &str) {
+        let (code, body) = self
             .http
             .send(
                 reqwest::Method::PATCH,
                 &format!("/api/v1/users/{}", self.alice_id),
                 Some(&self.admin),
-                Some(json!({"status": "disabled"})),
+                Some(json!({ "status": status })),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+
+    /// An approver revokes the request through the API.
+    pub async fn revoke(&self, request: &str) {
+        let (status, body) = self
+            .http
+            .post(
+                &format!("/api/v1/requests/{request}/revoke"),
+                &self.approver,
+                json!({"comment": "stop"}),
             )
             .await;
         assert_eq!(status, 200, "{body}");

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod gateway;
+pub mod nodes;
 
 use serde_json::{Value, json};
 
@@ -148,9 +149,14 @@ pub fn client_trusting(
     certificate: Option<&Path>,
     source: Option<std::net::IpAddr>,
 ) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().tls_certs_only(
-        certificate.map(|c| reqwest::Certificate::from_pem(&std::fs::read(c).unwrap()).unwrap()),
-    );
+    let mut builder = reqwest::Client::builder()
+        .tls_certs_only(
+            certificate
+                .map(|c| reqwest::Certificate::from_pem(&std::fs::read(c).unwrap()).unwrap()),
+        )
+        // The server closes a connection idle for `[api] header_read_timeout_seconds` (30 s);
+        // a test that waits longer must not reuse one it is closing.
+        .pool_idle_timeout(std::time::Duration::from_secs(10));
     if let Some(ip) = source {
         builder = builder.local_address(ip);
     }
@@ -298,6 +304,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// A JSON client for the API.
+#[derive(Clone)]
 pub struct Http {
     pub base: String,
     pub client: reqwest::Client,

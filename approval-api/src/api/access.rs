@@ -120,6 +120,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         "/api/v1/sessions/{id}/hold",
         Access::Roles(DECIDERS),
     ),
+    ("GET", "/api/v1/nodes", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/search", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/{id}", Access::Roles(STAFF)),

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod nodes;
 pub mod recordings;
 pub mod requests;
 pub mod sessions;
@@ -137,6 +138,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(recordings::verify))
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))
+        .routes(routes!(nodes::list_nodes))
 }
 
 /// The OpenAPI document of [`api_routes`].

@@ -260,6 +260,16 @@ pub async fn screen(
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             // While it is written, the last line may be incomplete: draw what is complete.
             let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+            if live && complete.is_empty() {
+                // Nothing written yet (the writer flushes once a second).
+                return Ok(Drawn::Terminal(ScreenView {
+                    file: Some(file.clone()),
+                    live,
+                    t: 0.0,
+                    length: 0.0,
+                    screen: None,
+                }));
+            }
             let (screen, length) = index::screen_at(complete, t)
                 .map_err(|e| ApiError::Internal(format!("{file}: {e}")))?;
             return Ok(Drawn::Terminal(ScreenView {

@@ -68,21 +68,32 @@ pub async fn terminate(
             message: format!("session {id} has already ended"),
         });
     }
-    state
+    // Kept with the session (the node carrying it honours it at its next re-check even if it
+    // missed the event) and audited in one transaction.
+    let requested = state
         .store
-        .audit(NewAuditEvent {
-            actor: caller.actor(),
-            outcome: Outcome::Success,
-            vendor_id: Some(s.session.vendor_id),
-            source_addr: caller.source.clone(),
-            reason: None,
-            event: AuditEvent::SessionTerminateRequested {
-                session: id,
-                request: s.session.request_id,
-                target: s.session.target_id,
+        .request_terminate(
+            id,
+            NewAuditEvent {
+                actor: caller.actor(),
+                outcome: Outcome::Success,
+                vendor_id: Some(s.session.vendor_id),
+                source_addr: caller.source.clone(),
+                reason: None,
+                event: AuditEvent::SessionTerminateRequested {
+                    session: id,
+                    request: s.session.request_id,
+                    target: s.session.target_id,
+                },
             },
-        })
+        )
         .await?;
+    if !requested {
+        return Err(ApiError::Conflict {
+            code: "invalid_transition",
+            message: format!("session {id} has already ended"),
+        });
+    }
     state
         .events
         .send(GatewayEvent::TerminateSession { session: id });

@@ -22,6 +22,8 @@ pub struct ApiSettings {
     pub attestation_validity: SignedDuration,
     /// What enrollment codes tell the designated client.
     pub enrollment: EnrollmentSettings,
+    /// `[nodes] down_after_seconds`: when a silent node is taken over.
+    pub node_down_after: std::time::Duration,
 }
 
 /// The gateway the designated client enrolls with.
@@ -72,6 +74,9 @@ impl ApiSettings {
                 fingerprint: gateway_fingerprint.to_owned(),
                 code_ttl: SignedDuration::from_hours(i64::from(config.quic.enrollment_code_hours)),
             },
+            node_down_after: std::time::Duration::from_secs(u64::from(
+                config.nodes.down_after_seconds,
+            )),
         }
     }
 }

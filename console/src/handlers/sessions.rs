@@ -3,6 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use sekisho_approval_api::api::dto::{RequestView, SessionView};
+use sekisho_approval_api::api::nodes::NodeView;
 
 use crate::client::{Console, Ignored};
 use crate::extract::{CsrfForm, LoggedIn, Notice, Posted, back_to, frame};
@@ -19,11 +20,14 @@ pub(crate) async fn sessions(
         .get(&ctx, "/api/v1/requests?limit=1000")
         .await
         .unwrap_or_default();
+    // Staff only (vendors are refused this list, and see none).
+    let nodes: Vec<NodeView> = console.get(&ctx, "/api/v1/nodes").await.unwrap_or_default();
     Ok(page::sessions(
         &frame(&ctx, &me, notice),
         &console.zone,
         &live,
         &requests,
+        &nodes,
     ))
 }
 

@@ -5,6 +5,8 @@ use axum::response::Response;
 use jiff::Timestamp;
 use maud::html;
 use sekisho_approval_api::api::dto::{RequestView, SessionView};
+use sekisho_approval_api::api::nodes::NodeView;
+use sekisho_domain::node::NodeState;
 use sekisho_domain::user::Role;
 use sekisho_domain::zone::DisplayZone;
 
@@ -17,6 +19,7 @@ pub fn sessions(
     zone: &DisplayZone,
     live: &[SessionView],
     requests: &[RequestView],
+    nodes: &[NodeView],
 ) -> Response {
     let lang = f.lang;
     let t = |k: T| k.get(lang);
@@ -26,7 +29,25 @@ pub fn sessions(
         let r = requests.iter().find(|r| r.id == s.request_id)?;
         Some(r.window_end.duration_since(now).as_mins().max(0))
     };
+    let state = |s: NodeState| match s {
+        NodeState::Up => t(T::NodeUp),
+        NodeState::Late => t(T::NodeLate),
+        NodeState::Stopped => t(T::NodeStopped),
+        NodeState::Down => t(T::NodeDown),
+    };
     let body = html! {
+        @if !nodes.is_empty() {
+            p.nodes {
+                (t(T::GatewayNodes)) ": "
+                @for (i, n) in nodes.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    span class={ "node " (n.state.as_str()) } {
+                        (n.name) " " (state(n.state))
+                        @if n.live_sessions > 0 { " (" (t(T::LiveCount)) " " (n.live_sessions) ")" }
+                    }
+                }
+            }
+        }
         @if live.is_empty() {
             p.empty { (t(T::NoSessions)) }
         } @else {

@@ -1,6 +1,7 @@
 //! A live session's supervisor: it ends the session for the first of the window's end, an
 //! event from the API (revocation, disabled account, suspended vendor, terminate), a failed
-//! re-check of the rule (every 10 s, fail closed), the vendor leaving, or shutdown, warns
+//! re-check of the rule and of the session's row (every 10 s, and at once when events from
+//! other nodes may have been missed; fail closed), the vendor leaving, or shutdown, warns
 //! the vendor before the window closes and writes live byte counts.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use sekisho_domain::authorize::{AccessQuery, Decision, authorize};
 use sekisho_domain::session::SessionEnd;
 use sekisho_store::StoreError;
 use sekisho_store::events::GatewayEvent;
+use sekisho_store::nodes::Standing;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +63,7 @@ pub async fn supervise(
                 }
             }
             ev = events.recv() => match ev {
+                Ok(GatewayEvent::Recheck) => recheck_now(&live, &shared).await,
                 Ok(ev) => if let Some((how, msg)) = affects(&live, &ev) { live.end(how, msg) },
                 Err(RecvError::Lagged(_)) => recheck_now(&live, &shared).await,
                 Err(RecvError::Closed) => live.end(SessionEnd::Aborted, "the gateway is shutting down"),
@@ -149,7 +152,7 @@ fn affects(live: &Live, ev: &GatewayEvent) -> Option<(SessionEnd, String)> {
 async fn recheck_now(live: &Live, shared: &Shared) {
     match still_allowed(live, shared).await {
         Ok(None) => {}
-        Ok(Some(reason)) => live.end(SessionEnd::Revoked, reason),
+        Ok(Some((how, reason))) => live.end(how, reason),
         Err(e) => {
             tracing::error!(session = %live.session.id, error = %e, "cannot re-check a live session; ending it (fail closed)");
             live.end(
@@ -160,10 +163,33 @@ async fn recheck_now(live: &Live, shared: &Shared) {
     }
 }
 
-async fn still_allowed(live: &Live, shared: &Shared) -> Result<Option<String>, StoreError> {
+async fn still_allowed(
+    live: &Live,
+    shared: &Shared,
+) -> Result<Option<(SessionEnd, String)>, StoreError> {
     let store = &shared.store;
+    // An approver's terminate received by another node, or this session ended by another node
+    // while this one was cut off from the database.
+    match store.standing(live.session.id).await? {
+        Standing::Live => {}
+        Standing::TerminateRequested => {
+            return Ok(Some((
+                SessionEnd::Terminated,
+                "an approver terminated this session".into(),
+            )));
+        }
+        Standing::Ended => {
+            return Ok(Some((
+                SessionEnd::Aborted,
+                "another gateway node ended this session while this one was unreachable".into(),
+            )));
+        }
+    }
     let Some(user) = store.user(live.user.id).await? else {
-        return Ok(Some("your account no longer exists".into()));
+        return Ok(Some((
+            SessionEnd::Revoked,
+            "your account no longer exists".into(),
+        )));
     };
     let vendor = match user.vendor_id {
         Some(v) => store.vendor(v).await?,
@@ -187,7 +213,7 @@ async fn still_allowed(live: &Live, shared: &Shared) -> Result<Option<String>, S
     });
     Ok(match decision {
         Decision::Allow(_) => None,
-        Decision::Deny(reason) => Some(reason.message(&shared.zone)),
+        Decision::Deny(reason) => Some((SessionEnd::Revoked, reason.message(&shared.zone))),
     })
 }
 

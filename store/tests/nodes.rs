@@ -1,0 +1,105 @@
+//! Several nodes on one database, at the storage level, on SQLite and PostgreSQL: the group's
+//! keys, heartbeats and taking over from a silent node.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use sekisho_store::StoreError;
+use sekisho_store::nodes::{GroupKeys, Heartbeat, NodeInfo};
+use sekisho_testkit::for_each_db;
+
+fn node(id: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        name: format!("gw-{id}"),
+        version: "0.1.0".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_first_node_claims_the_database_for_its_keys_and_a_stranger_is_refused() {
+    for_each_db(|db| async move {
+        let s = &db.store;
+        assert_eq!(s.claim_group_keys("a", "fp-1").await.unwrap(), GroupKeys::Claimed);
+        assert_eq!(s.claim_group_keys("b", "fp-1").await.unwrap(), GroupKeys::Same);
+        assert_eq!(s.claim_group_keys("a", "fp-1").await.unwrap(), GroupKeys::Same);
+        let err = s.claim_group_keys("c", "fp-2").await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::KeysDiffer { group, node } if group == "fp-1" && node == "fp-2"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("sekisho node join"), "{err}");
+        // Claimed once, audited once.
+        let claims: Vec<_> = s
+            .recent_audit_events(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.entry.kind == "group_keys_claimed")
+            .collect();
+        assert_eq!(claims.len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_node_is_taken_over_once_and_a_stopped_one_never() {
+    for_each_db(|db| async move {
+        let s = &db.store;
+        for id in ["a", "b", "c"] {
+            s.heartbeat(&node(id), true).await.unwrap();
+        }
+        s.node_stopped("c").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Only "a" goes on heartbeating.
+        assert_eq!(
+            s.heartbeat(&node("a"), false).await.unwrap(),
+            Heartbeat::Alive
+        );
+        let taken = s
+            .take_over_silent_nodes("a", Duration::from_millis(200))
+            .await
+            .unwrap();
+        let ids: Vec<_> = taken.iter().map(|(n, _)| n.id.as_str()).collect();
+        assert_eq!(ids, ["b"], "a is the caller, c stopped on purpose");
+        // A second taker (another node, or the same one again) finds nothing to do.
+        assert!(
+            s.take_over_silent_nodes("a", Duration::from_millis(200))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let listed = s.nodes().await.unwrap();
+        let b = listed.iter().find(|n| n.id == "b").unwrap();
+        assert!(b.down_at.is_some() && b.stopped_at.is_none());
+        let down: Vec<_> = s
+            .recent_audit_events(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.entry.kind == "node_down")
+            .collect();
+        assert_eq!(down.len(), 1);
+        assert!(
+            down[0].entry.details.contains("gw-b"),
+            "{}",
+            down[0].entry.details
+        );
+        // "b" comes back: it learns it was marked down, and is up again.
+        assert_eq!(
+            s.heartbeat(&node("b"), false).await.unwrap(),
+            Heartbeat::WasMarkedDown
+        );
+        let listed = s.nodes().await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .find(|n| n.id == "b")
+                .unwrap()
+                .down_at
+                .is_none()
+        );
+        assert!(s.verify_audit_chain(|_| {}).await.unwrap().is_intact());
+    })
+    .await;
+}
