@@ -84,7 +84,7 @@ async fn user_add_works_offline_and_refuses_bad_input() {
     assert!(sekisho_store::password::verify(&pw, &hash));
     store.close().await;
 
-    let cases: [(&[&str], &str, &str); 4] = [
+    let cases: [(&[&str], &str, &str); 6] = [
         (
             &["--username", "hana", "--role", "auditor"],
             "another long password\n",
@@ -104,6 +104,23 @@ async fn user_add_works_offline_and_refuses_bad_input() {
             &["--username", "vend", "--role", "vendor"],
             "another long password\n",
             "vendor engineers belong to a vendor",
+        ),
+        (
+            &["--username", "boss", "--role", "admin", "--site", "east"],
+            "another long password\n",
+            "--site limits approvers and auditors only",
+        ),
+        (
+            &[
+                "--username",
+                "hana",
+                "--role",
+                "approver",
+                "--site",
+                "\u{202e}east",
+            ],
+            "another long password\n",
+            "invalid site",
         ),
     ];
     for (args, input, expected) in cases {

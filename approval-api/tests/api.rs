@@ -947,44 +947,62 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
     );
 }
 
-#[tokio::test]
-async fn approvers_and_auditors_read_search_and_verify_recordings_vendors_cannot() {
+/// A recorded terminal session: session id, target name, request number, input, output.
+type Recorded<'a> = (&'a str, &'a str, i64, &'a [u8], &'a [u8]);
+
+/// One closed terminal recording per [`Recorded`] in `dir`, and an API over `db` reading them.
+async fn with_recordings(db: &TestDb, dir: &std::path::Path, sessions: &[Recorded<'_>]) -> Api {
     use sekisho_recorder::manifest::RecordingKey;
     use sekisho_recorder::{Recorder, SessionMeta};
-    let db = sekisho_testkit::sqlite().await;
-    let dir = tempfile::tempdir().unwrap();
     let key = std::sync::Arc::new(
         RecordingKey::from_pkcs8(&RecordingKey::generate_pkcs8().unwrap()).unwrap(),
     );
-    let rec = Recorder::new(dir.path(), key.clone()).unwrap();
-    let s = rec
-        .open(SessionMeta {
-            session: "5e55-1011".into(),
-            request: "r".into(),
-            request_number: 3,
-            vendor: "Acme".into(),
-            vendor_user: "alice".into(),
-            target: "pacs".into(),
-            level: "change".into(),
-            source_addr: "127.0.0.1".into(),
-        })
-        .await
-        .unwrap();
-    s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
-    s.input(0, b"systemctl restart dcmqrscp\r").await.unwrap();
-    s.output(0, b"$ systemctl restart dcmqrscp\r\nok\r\n")
-        .await
-        .unwrap();
-    s.close("closed").await.unwrap();
-
-    let api = Api {
+    let rec = Recorder::new(dir, key.clone()).unwrap();
+    for (session, target, number, input, output) in sessions {
+        let s = rec
+            .open(SessionMeta {
+                session: (*session).into(),
+                request: "r".into(),
+                request_number: *number,
+                vendor: "Acme".into(),
+                vendor_user: "alice".into(),
+                target: (*target).into(),
+                level: "change".into(),
+                source_addr: "127.0.0.1".into(),
+            })
+            .await
+            .unwrap();
+        s.terminal(0, 80, 24, "t".into(), None).await.unwrap();
+        s.input(0, input).await.unwrap();
+        s.output(0, output).await.unwrap();
+        s.close("closed").await.unwrap();
+    }
+    Api {
         state: sekisho_testkit::api::state_with_recordings(
             db.store.clone(),
             Policy::default(),
-            dir.path(),
+            dir,
             &key.public_key_b64(),
         ),
-    };
+    }
+}
+
+#[tokio::test]
+async fn approvers_and_auditors_read_search_and_verify_recordings_vendors_cannot() {
+    let db = sekisho_testkit::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = with_recordings(
+        &db,
+        dir.path(),
+        &[(
+            "5e55-1011",
+            "pacs",
+            3,
+            b"systemctl restart dcmqrscp\r",
+            b"$ systemctl restart dcmqrscp\r\nok\r\n",
+        )],
+    )
+    .await;
     let admin = api.staff("admin", Role::Admin).await;
     let auditor = api.staff("kenji", Role::Auditor).await;
     let (_, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
@@ -1311,6 +1329,162 @@ async fn the_last_admin_cannot_be_disabled_or_expired() {
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{value}");
+    })
+    .await;
+}
+
+/// A hospital group: approvers and auditors limited to one site see and decide only that
+/// site's requests, sessions, targets, recordings and audit events; the rest reads as absent.
+#[tokio::test]
+async fn staff_limited_to_a_site_see_and_decide_only_that_sites_work() {
+    for_each_db(|db| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let api = with_recordings(
+            &db,
+            dir.path(),
+            &[
+                ("ea57-0001", "east-pacs", 1, b"", b"site-marker east-pacs\r\n"),
+                ("5e57-0002", "west-pacs", 2, b"", b"site-marker west-pacs\r\n"),
+            ],
+        )
+        .await;
+        let admin = api.staff("admin", Role::Admin).await;
+        let hana = api.staff("hana", Role::Approver).await;
+        let kenji = api.staff("kenji", Role::Auditor).await;
+        let everywhere = api.staff("taro", Role::Approver).await;
+        let (_, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let mut target_ids = std::collections::HashMap::new();
+        for (name, site) in [("east-pacs", json!("east")), ("west-pacs", json!("west")), ("group-ris", Value::Null)] {
+            let (status, t) = api
+                .post(
+                    "/api/v1/targets",
+                    &admin,
+                    json!({"name": name, "host": "127.0.0.1", "site": site,
+                           "levels": {"reference": {"account": "ro", "credential": {"password": "ro-secret-pw"}}}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{t}");
+            assert_eq!(t["site"], site);
+            target_ids.insert(name, t["id"].as_str().unwrap().to_owned());
+        }
+        let (_, users) = api.get("/api/v1/users", &admin).await;
+        let id_of = |name: &str| {
+            users
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["username"] == name)
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        for (user, site) in [("hana", "east"), ("kenji", "west")] {
+            let (status, u) = api
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{}", id_of(user)),
+                    Some(&admin),
+                    Some(json!({"site": site})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{u}");
+            assert_eq!(u["site"], site);
+        }
+        // Admins manage the whole group: they are not limited.
+        let (status, body) = api
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/users/{}", id_of("admin")),
+                Some(&admin),
+                Some(json!({"site": "east"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.to_string().contains("only approvers and auditors"), "{body}");
+
+        let east = api.file(&alice, "east-pacs", "reference").await;
+        let west = api.file(&alice, "west-pacs", "reference").await;
+        let group = api.file(&alice, "group-ris", "reference").await;
+        let id = |r: &Value| r["id"].as_str().unwrap().to_owned();
+
+        // hana (east) sees east's request only and may decide only it.
+        let (_, list) = api.get("/api/v1/requests", &hana).await;
+        let seen: Vec<String> = list.as_array().unwrap().iter().map(id).collect();
+        assert_eq!(seen, [id(&east)]);
+        for other in [&west, &group] {
+            let (status, _) = api.get(&format!("/api/v1/requests/{}", id(other)), &hana).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            let (status, body) = api
+                .post(&format!("/api/v1/requests/{}/approve", id(other)), &hana, json!({}))
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        }
+        let (status, body) = api
+            .post(&format!("/api/v1/requests/{}/approve", id(&east)), &hana, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "approved");
+        let (_, targets) = api.get("/api/v1/targets", &hana).await;
+        let names: Vec<&str> = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["east-pacs"]);
+        let (status, _) = api
+            .get(&format!("/api/v1/targets/{}", target_ids["west-pacs"]), &hana)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, sessions) = api.get("/api/v1/sessions", &hana).await;
+        assert_eq!((status, sessions), (StatusCode::OK, json!([])));
+        // An approver of the whole group sees all three.
+        let (_, list) = api.get("/api/v1/requests", &everywhere).await;
+        assert_eq!(list.as_array().unwrap().len(), 3);
+
+        // hana's audit view holds east's events only; anyone may filter by site.
+        let (_, page) = api.get("/api/v1/audit?limit=1000", &hana).await;
+        let events = page["events"].as_array().unwrap();
+        assert!(!events.is_empty());
+        assert!(
+            events.iter().all(|e| e["target_id"] == target_ids["east-pacs"].as_str()),
+            "{page}"
+        );
+        let (_, page) = api.get("/api/v1/audit?site=west&limit=1000", &admin).await;
+        let events = page["events"].as_array().unwrap();
+        assert!(!events.is_empty());
+        assert!(events.iter().all(|e| e["target_id"] == target_ids["west-pacs"].as_str()));
+
+        // kenji (west) reads west's recording only.
+        let (_, list) = api.get("/api/v1/recordings", &kenji).await;
+        let sessions: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["session"].as_str().unwrap())
+            .collect();
+        assert_eq!(sessions, ["5e57-0002"]);
+        for path in ["", "/verify", "/text", "/screen"] {
+            let (status, _) = api
+                .get(&format!("/api/v1/recordings/ea57-0001{path}"), &kenji)
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            let (status, _) = api
+                .get(&format!("/api/v1/recordings/5e57-0002{path}"), &kenji)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+        let (_, hits) = api.get("/api/v1/recordings/search?q=site-marker", &kenji).await;
+        let hit_targets: Vec<&str> = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["target"].as_str().unwrap())
+            .collect();
+        assert!(!hit_targets.is_empty() && hit_targets.iter().all(|t| *t == "west-pacs"), "{hits}");
+        let (_, hits) = api.get("/api/v1/recordings/search?q=site-marker", &admin).await;
+        assert!(hits.to_string().contains("east-pacs"), "{hits}");
     })
     .await;
 }

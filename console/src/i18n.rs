@@ -191,6 +191,7 @@ pub enum T {
     PortForwarding,
     AllowedPorts,
     RdpPort,
+    Site,
     RemoteDesktop,
     RdpClipboard,
     RdpDrives,
@@ -372,6 +373,10 @@ impl T {
             ),
             T::FileUpload => ("File upload allowed", "ファイルのアップロードを許可"),
             T::PortForwarding => ("Port forwarding allowed", "ポート転送を許可"),
+            T::Site => (
+                "Site (hospital group; empty: the group's own)",
+                "拠点（病院グループ。空欄：グループ共通）",
+            ),
             T::RdpPort => (
                 "Remote Desktop port (empty: none)",
                 "リモートデスクトップのポート（空欄：なし）",

@@ -14,6 +14,7 @@ pub mod refusal;
 pub mod request;
 pub mod secret;
 pub mod session;
+pub mod site;
 pub mod target;
 pub mod text;
 pub mod upload;

@@ -94,6 +94,9 @@ pub struct Target {
     /// The SHA-256 fingerprint (hex) of the target's RDP TLS certificate, pinned on first use.
     #[serde(default)]
     pub rdp_certificate: Option<String>,
+    /// The site of a hospital group the target belongs to; `None`: the group's own.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 impl Target {

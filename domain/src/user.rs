@@ -93,6 +93,9 @@ pub struct User {
     /// After this instant the account no longer works (vendor engineers' contracts end).
     pub expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
+    /// The one site of a hospital group a staff account is limited to; `None`: every site.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 /// Why a username is not acceptable.

@@ -37,6 +37,7 @@ fn user(role: Role, vendor: Option<VendorId>) -> User {
         status: UserStatus::Active,
         expires_at: None,
         created_at: t("2026-01-01T00:00:00Z"),
+        site: None,
     }
 }
 
@@ -93,6 +94,7 @@ fn target() -> Target {
         host_key: None,
         rdp_port: None,
         rdp_certificate: None,
+        site: None,
     }
 }
 

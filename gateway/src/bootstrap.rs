@@ -43,6 +43,7 @@ pub async fn ensure_admin(store: &Store, data_dir: &Path) -> Result<Option<Initi
                 vendor_id: None,
                 expires_at: None,
                 password_hash: Some(hash),
+                site: None,
             },
             &Actor::System,
             None,

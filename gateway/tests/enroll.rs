@@ -61,6 +61,7 @@ async fn a_code_and_a_csr_become_a_client_certificate_once() {
                     vendor_id: Some(vendor.id),
                     expires_at: None,
                     password_hash: None,
+                    site: None,
                 },
                 &sys,
                 None,

@@ -38,6 +38,7 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
             vendor_id: None,
             expires_at: None,
             password_hash: Some(password::hash(&Secret::new("x".repeat(12))).unwrap()),
+            site: None,
         };
         let approver = store
             .create_user(staff("hana", Role::Approver), &sys, None)
@@ -56,6 +57,7 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
                     port: 22,
                     host_key: None,
                     rdp_port: None,
+                    site: None,
                     levels: vec![LevelSpec {
                         level: AccessLevel::Reference,
                         policy: LevelPolicy {

@@ -30,6 +30,9 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input (for scripts).
         #[arg(long)]
         password_stdin: bool,
+        /// Limit an approver or auditor to one site of a hospital group (default: every site).
+        #[arg(long)]
+        site: Option<String>,
     },
 }
 
@@ -40,8 +43,15 @@ pub async fn run(cmd: UserCommand, config_path: Option<&Path>) -> anyhow::Result
         display_name,
         email,
         password_stdin,
+        site,
     } = cmd;
     validate_username(&username).with_context(|| format!("invalid username `{username}`"))?;
+    if let Some(s) = &site {
+        sekisho_domain::site::check_site(s).with_context(|| format!("invalid site `{s}`"))?;
+        if !sekisho_domain::site::may_be_limited(role) {
+            bail!("--site limits approvers and auditors only (admins manage the whole group)");
+        }
+    }
     if role == Role::Vendor {
         bail!(
             "vendor engineers belong to a vendor: create them with POST /api/v1/vendors/{{id}}/users"
@@ -81,6 +91,7 @@ pub async fn run(cmd: UserCommand, config_path: Option<&Path>) -> anyhow::Result
                 vendor_id: None,
                 expires_at: None,
                 password_hash: Some(hash),
+                site,
             },
             &Actor::Cli { os_user },
             None,

@@ -326,6 +326,8 @@ pub struct AuditFilter {
     pub request_id: Option<String>,
     pub kind: Option<String>,
     pub outcome: Option<Outcome>,
+    /// Only events about targets of this site.
+    pub site: Option<String>,
 }
 
 /// Which way to page.
@@ -366,6 +368,13 @@ impl Store {
             &filter.outcome.map(|o| o.as_str().to_owned()),
             &mut sql,
         );
+        if let Some(site) = &filter.site {
+            texts.push(site.clone());
+            sql.push_str(&format!(
+                " AND target_id IN (SELECT id FROM targets WHERE site = ${})",
+                texts.len()
+            ));
+        }
         // Integer conditions follow the text ones, so placeholders stay in order.
         let base = texts.len();
         let mut add_int = |cond: &str, v: i64, sql: &mut String| {

@@ -163,6 +163,8 @@ pub struct RequestFilter {
     pub requester: Option<UserId>,
     pub target_id: Option<TargetId>,
     pub status: Option<RequestStatus>,
+    /// Only requests for targets of this site.
+    pub site: Option<String>,
     pub limit: i64,
 }
 
@@ -389,6 +391,9 @@ impl Store {
         }
         if let Some(s) = filter.status {
             cond("r.status", s.as_str().to_owned());
+        }
+        if let Some(site) = &filter.site {
+            cond("t.site", site.clone());
         }
         let limit = if filter.limit <= 0 {
             200

@@ -99,27 +99,35 @@ fn row_to_session(row: &AnyRow) -> Result<StoredSession> {
 }
 
 impl Store {
-    /// Sessions, newest first; only open ones with `active_only`; one vendor's with `vendor`.
+    /// Sessions, newest first; only open ones with `active_only`; one vendor's with `vendor`;
+    /// those on one site's targets with `site`.
     pub async fn sessions(
         &self,
         active_only: bool,
         vendor: Option<VendorId>,
+        site: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StoredSession>> {
         let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE 1 = 1");
+        let mut args: Vec<String> = vec![];
         if active_only {
             sql.push_str(" AND s.ended_at IS NULL");
         }
-        if vendor.is_some() {
-            sql.push_str(" AND s.vendor_id = $1");
+        if let Some(v) = vendor {
+            args.push(v.to_string());
+            sql.push_str(&format!(" AND s.vendor_id = ${}", args.len()));
+        }
+        if let Some(site) = site {
+            args.push(site.to_owned());
+            sql.push_str(&format!(" AND t.site = ${}", args.len()));
         }
         sql.push_str(&format!(
             " ORDER BY s.started_at DESC LIMIT {}",
             limit.clamp(1, 1000)
         ));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        if let Some(v) = vendor {
-            q = q.bind(v.to_string());
+        for a in args {
+            q = q.bind(a);
         }
         q.fetch_all(&self.pool)
             .await?

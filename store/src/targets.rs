@@ -59,6 +59,8 @@ pub struct NewTarget {
     pub host_key: Option<String>,
     /// The Remote Desktop port, when the target offers Remote Desktop.
     pub rdp_port: Option<u16>,
+    /// The site of a hospital group it belongs to; `None`: the group's own.
+    pub site: Option<String>,
     pub levels: Vec<LevelSpec>,
 }
 
@@ -74,6 +76,8 @@ pub struct TargetChanges {
     pub rdp_port: Option<Option<u16>>,
     /// `Some(None)` clears the pinned RDP certificate (re-pinned on next use).
     pub rdp_certificate: Option<Option<String>>,
+    /// `Some(None)` makes it the group's own (no site).
+    pub site: Option<Option<String>>,
     /// Levels to set (replacing that level); credentials may be omitted to keep them.
     pub levels: Vec<LevelSpec>,
     /// Levels to remove.
@@ -106,7 +110,7 @@ fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {
 
 async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<Option<Target>> {
     let sql = format!(
-        "SELECT id, name, host, port, host_key, rdp_port, rdp_certificate FROM targets WHERE {where_sql}"
+        "SELECT id, name, host, port, host_key, rdp_port, rdp_certificate, site FROM targets WHERE {where_sql}"
     );
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(arg)
@@ -132,6 +136,7 @@ async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<
         host_key: row.try_get("host_key")?,
         rdp_port,
         rdp_certificate: row.try_get("rdp_certificate")?,
+        site: row.try_get("site")?,
     };
     let levels = sqlx::query(
         "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives \
@@ -241,7 +246,7 @@ impl Store {
         let id = TargetId::new();
         let t = now();
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO targets (id, name, host, port, host_key, rdp_port, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        sqlx::query("INSERT INTO targets (id, name, host, port, host_key, rdp_port, created_at, updated_at, site) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(id.to_string())
             .bind(&new.name)
             .bind(&new.host)
@@ -250,6 +255,7 @@ impl Store {
             .bind(new.rdp_port.map(i64::from))
             .bind(micros(t))
             .bind(micros(t))
+            .bind(&new.site)
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, || format!("a target named `{}` already exists", new.name)))?;
@@ -365,7 +371,14 @@ impl Store {
             );
             t.rdp_certificate = c;
         }
-        sqlx::query("UPDATE targets SET name = $1, host = $2, port = $3, host_key = $4, rdp_port = $5, rdp_certificate = $6, updated_at = $7 WHERE id = $8")
+        if let Some(site) = changes.site {
+            changed.push(match &site {
+                Some(s) => format!("site {s}"),
+                None => "site removed".to_owned(),
+            });
+            t.site = site;
+        }
+        sqlx::query("UPDATE targets SET name = $1, host = $2, port = $3, host_key = $4, rdp_port = $5, rdp_certificate = $6, updated_at = $7, site = $8 WHERE id = $9")
             .bind(&t.name)
             .bind(&t.host)
             .bind(i64::from(t.port))
@@ -373,6 +386,7 @@ impl Store {
             .bind(t.rdp_port.map(i64::from))
             .bind(&t.rdp_certificate)
             .bind(micros(now()))
+            .bind(&t.site)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await

@@ -21,10 +21,12 @@ pub struct NewUser {
     pub expires_at: Option<Timestamp>,
     /// Argon2 PHC string, or `None` for accounts that never log in with a password.
     pub password_hash: Option<String>,
+    /// The site a staff account is limited to; `None`: every site.
+    pub site: Option<String>,
 }
 
 const COLUMNS: &str =
-    "id, username, display_name, email, role, vendor_id, status, expires_at, created_at";
+    "id, username, display_name, email, role, vendor_id, status, expires_at, created_at, site";
 
 fn row_to_user(row: &AnyRow) -> Result<User> {
     let vendor: Option<String> = row.try_get("vendor_id")?;
@@ -43,6 +45,7 @@ fn row_to_user(row: &AnyRow) -> Result<User> {
         },
         expires_at: expires.map(from_micros).transpose()?,
         created_at: from_micros(row.try_get("created_at")?)?,
+        site: row.try_get("site")?,
     })
 }
 
@@ -65,12 +68,13 @@ impl Store {
             status: UserStatus::Active,
             expires_at: new.expires_at,
             created_at: now,
+            site: new.site,
         };
         let has_password = new.password_hash.is_some();
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO users (id, username, display_name, email, role, vendor_id, status, expires_at, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO users (id, username, display_name, email, role, vendor_id, status, expires_at, password_hash, created_at, updated_at, site) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(user.id.to_string())
         .bind(&user.username)
@@ -83,6 +87,7 @@ impl Store {
         .bind(new.password_hash)
         .bind(micros(now))
         .bind(micros(now))
+        .bind(&user.site)
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, || format!("username `{}` is already taken", user.username)))?;
@@ -163,6 +168,8 @@ pub struct UserChanges {
     pub status: Option<UserStatus>,
     pub expires_at: Option<Option<Timestamp>>,
     pub password_hash: Option<String>,
+    /// `Some(None)`: every site again.
+    pub site: Option<Option<String>>,
 }
 
 /// A registered SSH public key.
@@ -295,12 +302,20 @@ impl Store {
             changed.push("expires_at".to_owned());
             user.expires_at = e;
         }
-        sqlx::query("UPDATE users SET display_name = $1, email = $2, status = $3, expires_at = $4, updated_at = $5 WHERE id = $6")
+        if let Some(site) = changes.site {
+            changed.push(match &site {
+                Some(s) => format!("site {s}"),
+                None => "site removed".to_owned(),
+            });
+            user.site = site;
+        }
+        sqlx::query("UPDATE users SET display_name = $1, email = $2, status = $3, expires_at = $4, updated_at = $5, site = $6 WHERE id = $7")
             .bind(&user.display_name)
             .bind(&user.email)
             .bind(user.status.as_str())
             .bind(user.expires_at.map(micros))
             .bind(micros(super::now()))
+            .bind(&user.site)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;

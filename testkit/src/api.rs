@@ -111,6 +111,7 @@ pub fn staff_user(
         vendor_id: None,
         expires_at: None,
         password_hash,
+        site: None,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct AuditQuery {
     /// Event kind, e.g. `login_failed`, `request_decided`, `session_started`.
     pub kind: Option<String>,
     pub outcome: Option<Outcome>,
+    /// Only events about targets of this site (a hospital group's site).
+    pub site: Option<String>,
     /// From a previous page's `next_cursor`.
     pub cursor: Option<i64>,
     /// Page size (default 100, at most 1000).
@@ -71,6 +73,8 @@ pub async fn list_audit(
         request_id: q.request.clone(),
         kind: q.kind.clone(),
         outcome: q.outcome,
+        // Staff limited to a site see their site's events only.
+        site: super::site::filter(&caller).or_else(|| q.site.clone()),
     };
     // Checked for every format, though only the paged one uses it: a bad value is a bad request.
     let limit = super::extract::page_limit(q.limit, 100)?;

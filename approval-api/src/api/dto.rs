@@ -41,6 +41,9 @@ pub struct UserView {
     pub expires_at: Option<Timestamp>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// The site a staff account is limited to; `null`: every site.
+    #[serde(default)]
+    pub site: Option<String>,
 }
 
 impl From<&User> for UserView {
@@ -55,6 +58,7 @@ impl From<&User> for UserView {
             status: u.status,
             expires_at: u.expires_at,
             created_at: u.created_at,
+            site: u.site.clone(),
         }
     }
 }
@@ -111,6 +115,15 @@ pub struct UserPatchBody {
     #[schema(format = Password, min_length = 12, max_length = 1024)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// Staff only: limit the account to one site of a hospital group, or `null` for every
+    /// site.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub site: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

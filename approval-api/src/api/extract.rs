@@ -47,3 +47,19 @@ pub(crate) fn check_vendor_scope(
         _ => Ok(()),
     }
 }
+
+/// A site name from a request body (targets and staff accounts), checked.
+pub(crate) fn site(value: &str) -> Result<String, ApiError> {
+    sekisho_domain::site::check_site(value)
+        .map_err(|e| ApiError::invalid("site", e.to_string()))?;
+    Ok(value.to_owned())
+}
+
+/// Runs file work (recordings) on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}

@@ -15,6 +15,7 @@ pub mod nodes;
 pub mod recordings;
 pub mod requests;
 pub mod sessions;
+pub mod site;
 pub mod state;
 pub mod target_dto;
 pub mod targets;

@@ -2,6 +2,7 @@
 //! verification. Signing off a session's review is `POST /api/v1/sessions/{id}/review`
 //! (a recording's id is its session's id).
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -14,7 +15,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::{ApiError, ApiResult, ErrorBody, Json};
+use super::extract::blocking;
 use super::state::ApiState;
+use super::token::Caller;
 
 impl From<RecordingError> for ApiError {
     fn from(e: RecordingError) -> Self {
@@ -23,14 +26,6 @@ impl From<RecordingError> for ApiError {
             other => ApiError::Internal(other.to_string()),
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
 fn id_ok(id: &str) -> ApiResult<()> {
@@ -57,6 +52,7 @@ pub struct RecordingQuery {
     responses((status = 200, description = "manifests", body = Vec<Object>), (status = 403, body = ErrorBody)))]
 pub async fn list_recordings(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<RecordingQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<Manifest>>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -71,10 +67,12 @@ pub async fn list_recordings(
             )));
         }
     };
+    let names = super::site::target_names(&state, &caller).await?;
     let lib = state.recordings.clone();
     let all = blocking(move || Ok(lib.list()?)).await?;
     Ok(Json(
         all.into_iter()
+            .filter(|m| names.as_ref().is_none_or(|n| n.contains(&m.meta.target)))
             .filter(|m| q.target.as_ref().is_none_or(|t| *t == m.meta.target))
             .filter(|m| q.user.as_ref().is_none_or(|u| *u == m.meta.vendor_user))
             .filter(|m| wanted.is_none_or(|s| s == m.state))
@@ -87,9 +85,11 @@ pub async fn list_recordings(
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn get_recording(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Manifest>> {
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let m = blocking(move || Ok(Manifest::read(&lib.find(&id)?)?)).await?;
     Ok(Json(m))
@@ -103,9 +103,11 @@ pub async fn get_recording(
         (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path((id, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let (bytes, name) = blocking(move || {
         let dir = lib.find(&id)?;
@@ -144,8 +146,13 @@ pub async fn download(
 /// What was on screen, as plain text (the first terminal channel unless `?channel=`).
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/text", tag = "recordings", params(("id" = String, Path)),
     responses((status = 200, description = "the transcript", content_type = "text/plain", body = String), (status = 404, body = ErrorBody)))]
-pub async fn text(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn text(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let text = blocking(move || {
         let dir = lib.find(&id)?;
@@ -179,14 +186,21 @@ pub struct SearchQuery {
         (status = 422, description = "fewer than two characters to search for", body = ErrorBody)))]
 pub async fn search(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<Hit>>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     if q.q.trim().chars().count() < 2 {
         return Err(ApiError::invalid("q", "search for at least 2 characters"));
     }
+    let names = super::site::target_names(&state, &caller).await?;
     let lib = state.recordings.clone();
-    Ok(Json(blocking(move || Ok(lib.search(q.q.trim())?)).await?))
+    let hits = blocking(move || Ok(lib.search(q.q.trim())?)).await?;
+    Ok(Json(
+        hits.into_iter()
+            .filter(|h| names.as_ref().is_none_or(|n| n.contains(&h.target)))
+            .collect(),
+    ))
 }
 
 /// Recompute the recording's hashes and check its signature.
@@ -194,9 +208,11 @@ pub async fn search(
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn verify(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Verification>> {
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let key = state.recording_public_key.clone();
     Ok(Json(blocking(move || Ok(lib.verify(&id, &key)?)).await?))
@@ -237,11 +253,13 @@ pub struct ScreenView {
         (status = 404, body = ErrorBody)))]
 pub async fn screen(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<ScreenQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let drawn = blocking(move || {
         let dir = lib.find(&id)?;
@@ -362,11 +380,13 @@ pub struct PcapQuery {
     responses((status = 200, description = "a pcap capture", content_type = "application/vnd.tcpdump.pcap", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn pcap(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<PcapQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let name = format!("sekisho-{id}.pcap");
     let bytes = blocking(move || {
@@ -405,8 +425,13 @@ pub async fn pcap(
 /// signature, public key and a README telling how to verify it offline.
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/bundle", tag = "recordings", params(("id" = String, Path)),
     responses((status = 200, description = "a tar archive, gzip-compressed", content_type = "application/gzip", body = Vec<u8>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn bundle(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn bundle(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     id_ok(&id)?;
+    super::site::check_recording(&state, &caller, &id).await?;
     let lib = state.recordings.clone();
     let key = state.recording_public_key.clone();
     let name = format!("sekisho-recording-{id}.tar.gz");

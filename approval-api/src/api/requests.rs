@@ -50,6 +50,7 @@ pub async fn list_requests(
             .map(|t| parse_id(t, "target"))
             .transpose()?,
         status: q.status,
+        site: super::site::filter(&caller),
         limit: super::extract::page_limit(q.limit, 200)?,
     };
     let policy = &state.settings.policy;
@@ -109,6 +110,7 @@ pub async fn get_request(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
     check_vendor_scope(&caller, r.request.vendor_id)?;
+    super::site::check_target(&state, &caller, r.request.target_id).await?;
     Ok(Json(RequestView::stored(&r, &state.settings.policy)))
 }
 
@@ -120,13 +122,14 @@ async fn act(
     body: Option<DecisionBody>,
 ) -> ApiResult<Json<RequestView>> {
     let id: RequestId = parse_id(&id, "request")?;
-    if caller.user.role == Role::Vendor {
+    if caller.user.role == Role::Vendor || super::site::filter(&caller).is_some() {
         let r = state
             .store
             .request(id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("request {id}")))?;
         check_vendor_scope(&caller, r.request.vendor_id)?;
+        super::site::check_target(&state, &caller, r.request.target_id).await?;
     }
     let comment = body
         .and_then(|b| b.comment)

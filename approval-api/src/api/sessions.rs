@@ -42,6 +42,7 @@ pub async fn list_sessions(
         .sessions(
             q.active,
             caller.vendor_scope(),
+            super::site::filter(&caller).as_deref(),
             super::extract::page_limit(q.limit, 200)?,
         )
         .await?;
@@ -62,6 +63,7 @@ pub async fn terminate(
         .session(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    super::site::check_target(&state, &caller, s.session.target_id).await?;
     if s.session.ended_at.is_some() {
         return Err(ApiError::Conflict {
             code: "invalid_transition",
@@ -110,6 +112,7 @@ pub async fn review(
     OptionalJson(body): OptionalJson<DecisionBody>,
 ) -> ApiResult<Json<SessionView>> {
     let id: SessionId = parse_id(&id, "session")?;
+    in_scope(&state, &caller, id).await?;
     let comment = body
         .and_then(|b| b.comment)
         .filter(|c| !c.trim().is_empty());
@@ -137,6 +140,7 @@ pub async fn hold(
     Json(body): Json<HoldBody>,
 ) -> ApiResult<Json<SessionView>> {
     let id: SessionId = parse_id(&id, "session")?;
+    in_scope(&state, &caller, id).await?;
     state
         .store
         .set_legal_hold(id, body.on, &caller.user, caller.source())
@@ -147,4 +151,17 @@ pub async fn hold(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
     Ok(Json(SessionView::from(&s)))
+}
+
+/// Checks a caller limited to a site may act on session `id` (its target's site).
+async fn in_scope(state: &ApiState, caller: &Caller, id: SessionId) -> ApiResult<()> {
+    if super::site::filter(caller).is_none() {
+        return Ok(());
+    }
+    let s = state
+        .store
+        .session(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id}")))?;
+    super::site::check_target(state, caller, s.session.target_id).await
 }

@@ -88,6 +88,8 @@ pub struct NewTargetBody {
     #[serde(default, deserialize_with = "integral::optional_port")]
     #[schema(minimum = 1, maximum = 65535)]
     pub rdp_port: Option<u16>,
+    /// The site of a hospital group it belongs to; omit for the group's own.
+    pub site: Option<String>,
     pub levels: LevelsBody,
 }
 
@@ -152,6 +154,10 @@ pub struct TargetPatchBody {
     /// the target's certificate was legitimately replaced.
     #[serde(default)]
     pub clear_rdp_certificate: bool,
+    /// Another site, or `null` for the group's own.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub site: Option<Option<String>>,
     #[serde(default)]
     pub levels: LevelsBody,
     #[serde(default)]
@@ -197,6 +203,9 @@ pub struct TargetView {
     pub rdp_port: Option<u16>,
     /// SHA-256 (hex) of the target's Remote Desktop TLS certificate, once pinned.
     pub rdp_certificate: Option<String>,
+    /// The site it belongs to; `null`: the group's own.
+    #[serde(default)]
+    pub site: Option<String>,
     pub reference: Option<LevelView>,
     pub change: Option<LevelView>,
 }
@@ -211,6 +220,7 @@ impl From<&Target> for TargetView {
             host_key: t.host_key.clone(),
             rdp_port: t.rdp_port,
             rdp_certificate: t.rdp_certificate.clone(),
+            site: t.site.clone(),
             reference: t.reference.as_ref().map(LevelView::from),
             change: t.change.as_ref().map(LevelView::from),
         }

@@ -137,13 +137,17 @@ fn host_key(key: &str) -> ApiResult<String> {
 /// All targets.
 #[utoipa::path(get, path = "/api/v1/targets", tag = "targets",
     responses((status = 200, body = Vec<TargetView>), (status = 401, body = ErrorBody)))]
-pub async fn list_targets(State(state): State<ApiState>) -> ApiResult<Json<Vec<TargetView>>> {
+pub async fn list_targets(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<TargetView>>> {
     Ok(Json(
         state
             .store
             .targets()
             .await?
             .iter()
+            .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
             .map(TargetView::from)
             .collect(),
     ))
@@ -183,6 +187,7 @@ pub async fn create_target(
         port: body.port,
         host_key: body.host_key.as_deref().map(host_key).transpose()?,
         rdp_port: body.rdp_port,
+        site: body.site.as_deref().map(super::extract::site).transpose()?,
         levels,
     };
     let t = state
@@ -197,6 +202,7 @@ pub async fn create_target(
     responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)))]
 pub async fn get_target(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TargetView>> {
     let id: TargetId = parse_id(&id, "target")?;
@@ -204,6 +210,7 @@ pub async fn get_target(
         .store
         .target(id)
         .await?
+        .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
         .ok_or_else(|| ApiError::not_found(format!("target {id}")))?;
     Ok(Json(TargetView::from(&t)))
 }
@@ -257,6 +264,10 @@ pub async fn update_target(
             .transpose()?,
         rdp_port: body.rdp_port,
         rdp_certificate: body.clear_rdp_certificate.then_some(None),
+        site: body
+            .site
+            .map(|s| s.as_deref().map(super::extract::site).transpose())
+            .transpose()?,
         levels: new_levels,
         remove_levels: body.remove_levels,
     };

@@ -121,6 +121,7 @@ pub async fn create_vendor_user(
                 vendor_id: Some(vendor),
                 expires_at: body.expires_at,
                 password_hash: Some(hash),
+                site: None,
             },
             &caller.actor(),
             caller.source(),
@@ -209,6 +210,16 @@ pub async fn update_user(
         status: body.status,
         expires_at: body.expires_at,
         password_hash,
+        site: match body.site {
+            Some(Some(_)) if !sekisho_domain::site::may_be_limited(target.role) => {
+                return Err(ApiError::invalid(
+                    "site",
+                    "only approvers and auditors are limited to a site (admins manage the whole group; a vendor engineer's scope is its vendor)",
+                ));
+            }
+            Some(s) => Some(s.as_deref().map(super::extract::site).transpose()?),
+            None => None,
+        },
     };
     let u = state
         .store

@@ -138,6 +138,7 @@ pub(crate) async fn set_user_status(
         status: Some(status),
         expires_at: None,
         password: None,
+        site: None,
     };
     let path = format!("/api/v1/users/{}", urlencode(&id));
     back_to_admin(
@@ -222,6 +223,7 @@ pub(crate) async fn create_target(
         port,
         rdp_port,
         host_key: optional(&f, "host_key"),
+        site: optional(&f, "site"),
         levels: LevelsBody {
             reference: level("reference"),
             change: level("change"),

@@ -140,6 +140,7 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                             td {
                                 (x.host) ":" (x.port)
                                 @if let Some(p) = x.rdp_port { " · RDP " (p) }
+                                @if let Some(site) = &x.site { " · " (t(T::Site)) ": " (site) }
                             }
                             td {
                                 @for (class, label, level) in [("reference", T::Reference, &x.reference), ("change", T::Change, &x.change)] {
@@ -169,6 +170,8 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                     input #tg-hostkey name="host_key";
                     label for="tg-rdp-port" { (t(T::RdpPort)) }
                     input #tg-rdp-port name="rdp_port" inputmode="numeric";
+                    label for="tg-site" { (t(T::Site)) }
+                    input #tg-site name="site";
                     fieldset {
                         legend { (t(T::Reference)) }
                         label for="tg-ref-account" { (t(T::Account)) }

@@ -48,6 +48,7 @@ pub async fn list(shared: &Shared, user: &User) -> ServerMessage {
     };
     let filter = RequestFilter {
         vendor_id: Some(vendor),
+        site: None,
         limit: 200,
         ..RequestFilter::default()
     };

@@ -77,6 +77,7 @@ pub(super) async fn requests_for(
         .requests(&RequestFilter {
             requester: Some(user.id),
             target_id: Some(target.id),
+            site: None,
             limit: 500,
             ..RequestFilter::default()
         })
