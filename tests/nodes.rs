@@ -272,3 +272,60 @@ async fn a_second_node_on_the_same_sqlite_data_refuses_to_start() {
     let again = env.serve();
     assert!(again.terminate().success());
 }
+
+/// `sekisho node rotate-token-key` on node B with a rolling restart: tokens signed with B's
+/// new key work on A at once, and tokens signed before keep working on both nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rotates_its_token_key_while_the_other_serves() {
+    let Some(Group {
+        world: w,
+        env_b,
+        b: server_b,
+        ..
+    }) = Group::start().await
+    else {
+        return;
+    };
+    let a = w.http.clone();
+    let kid = |token: &str| -> String {
+        use base64::Engine;
+        let head = token.split('.').next().unwrap();
+        let head = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(head)
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&head).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = server_b.http().login("hana", "approver password 1").await;
+    assert!(server_b.terminate().success());
+    let out = env_b.cli(&["node", "rotate-token-key"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("new token key"), "{}", stdout(&out));
+    let server_b = env_b.serve();
+    let b = server_b.http();
+    let after = b.login("hana", "approver password 1").await;
+    assert_ne!(kid(&before), kid(&after));
+    for (http, token, what) in [
+        (&a, &after, "B's new key on A"),
+        (&b, &after, "B's new key on B"),
+        (&a, &before, "B's old key on A"),
+        (&b, &before, "B's old key on B"),
+        (&b, &w.approver, "A's key on B"),
+    ] {
+        let (status, body) = http.get("/api/v1/auth/me", token).await;
+        assert_eq!(status, 200, "{what}: {body}");
+    }
+    let rotated = w.audit("kind=token_key_rotated").await;
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    assert_eq!(rotated[0]["details"]["kid"], kid(&after).as_str());
+    let published = w.audit("kind=token_key_published").await;
+    assert!(
+        published
+            .iter()
+            .any(|e| e["details"]["kid"] == kid(&after).as_str()),
+        "{published:?}"
+    );
+    assert!(server_b.terminate().success());
+}

@@ -106,6 +106,7 @@ async fn serve_on_embedded_sqlite_initialises_serves_and_drains() {
         [
             // The keys are claimed for the database before the node writes anything else.
             "group_keys_claimed",
+            "token_key_published",
             "gateway_initialized",
             "user_created",
             "gateway_started",
@@ -125,8 +126,12 @@ async fn serve_on_postgresql() {
     let env = Env::new(Some(&db.url));
     first_start_then_restart(&env).await;
     assert_eq!(
-        audit_kinds(&db.url).await[..2],
-        ["group_keys_claimed", "gateway_initialized"]
+        audit_kinds(&db.url).await[..3],
+        [
+            "group_keys_claimed",
+            "token_key_published",
+            "gateway_initialized"
+        ]
     );
 }
 

@@ -1488,3 +1488,69 @@ async fn staff_limited_to_a_site_see_and_decide_only_that_sites_work() {
     })
     .await;
 }
+
+/// Another node's token key is accepted once it is published in the database (read again
+/// for a token naming a key not known yet), and no longer once it is retired.
+#[tokio::test]
+async fn tokens_signed_with_another_nodes_published_key_are_accepted() {
+    use sekisho_approval_api::api::token::{Claims, TokenKeys};
+    use sekisho_domain::secret::Secret;
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let (_, me) = api.get("/api/v1/auth/me", &admin).await;
+        let id = me["id"]
+            .as_str()
+            .or(me["user"]["id"].as_str())
+            .unwrap()
+            .to_owned();
+        let (private, public) = sekisho_testkit::api::ed25519_pems();
+        let node_b = TokenKeys::ed25519("kid-b".into(), &Secret::new(private), &public).unwrap();
+        let now = Timestamp::now().as_second();
+        let token = node_b
+            .issue(&Claims {
+                sub: id.clone(),
+                role: Role::Admin,
+                vendor: None,
+                iat: now,
+                exp: now + 600,
+                jti: "jti-b".into(),
+                tgen: db
+                    .store
+                    .token_generation(id.parse().unwrap())
+                    .await
+                    .unwrap(),
+            })
+            .unwrap();
+        let (status, body) = api.get("/api/v1/auth/me", &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(body.to_string().contains("unknown key"), "{body}");
+        db.store
+            .heartbeat(
+                &sekisho_store::nodes::NodeInfo {
+                    id: "b".into(),
+                    name: "b".into(),
+                    version: "0".into(),
+                },
+                true,
+            )
+            .await
+            .unwrap();
+        db.store
+            .publish_token_key("b", "kid-b", &public, std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Read again at most once a second for an unknown key.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (status, body) = api.get("/api/v1/auth/me", &token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // A retired key is dropped at the next reading of the published keys.
+        let keys = sekisho_testkit::api::token_keys("kid-a");
+        keys.accept(&[("kid-b".into(), public.clone())]);
+        assert!(keys.verify(&token).is_ok());
+        keys.accept(&[]);
+        assert_eq!(keys.verify(&token), Err("token signed by an unknown key"));
+    })
+    .await;
+}

@@ -310,6 +310,20 @@ pub enum AuditEvent {
         /// SHA-256 over the group's public keys and the at-rest key's digest, hex.
         fingerprint: String,
     },
+    /// A node published the public half of its token-signing key; `retired` are its earlier
+    /// keys, accepted until `retired_at` (when the tokens they signed have expired).
+    TokenKeyPublished {
+        node: String,
+        kid: String,
+        retired: Vec<String>,
+        retired_at: Option<Timestamp>,
+    },
+    /// An admin made a new token-signing key for a node (`sekisho node rotate-token-key`).
+    TokenKeyRotated {
+        node: String,
+        previous_kid: String,
+        kid: String,
+    },
     /// A node stopped heartbeating for longer than the configured time: another node marked
     /// it down and ended its open sessions as aborted.
     NodeDown {
@@ -329,6 +343,8 @@ impl AuditEvent {
             AuditEvent::GatewayStopped { .. } => "gateway_stopped",
             AuditEvent::GroupKeysClaimed { .. } => "group_keys_claimed",
             AuditEvent::NodeDown { .. } => "node_down",
+            AuditEvent::TokenKeyPublished { .. } => "token_key_published",
+            AuditEvent::TokenKeyRotated { .. } => "token_key_rotated",
             AuditEvent::LoginSucceeded { .. } => "login_succeeded",
             AuditEvent::LoginFailed { .. } => "login_failed",
             AuditEvent::UserCreated { .. } => "user_created",

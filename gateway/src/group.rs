@@ -2,9 +2,12 @@
 //! fingerprint (kept in the database by the first node, checked by every later start), and
 //! the export a new node joins with.
 //!
-//! Shared: the token-signing key, the SSH host key, the client CA, the at-rest key, the
-//! recording key and the designated client's TLS certificate (clients pin it). Not shared: the
-//! HTTPS certificate the gateway makes for itself (it names this machine) and `node-id`.
+//! Shared: the SSH host key, the client CA, the at-rest key, the recording key and the
+//! designated client's TLS certificate (clients pin it); these make the fingerprint. The
+//! token-signing key is copied to a joining node too, but each node may rotate its own
+//! (`sekisho node rotate-token-key`): every node accepts the keys the others published in
+//! the database, so it is not part of the fingerprint. Not shared: the HTTPS certificate the
+//! gateway makes for itself (it names this machine) and `node-id`.
 //!
 //! The export is a JSON file holding those key files as they are on disk, written 0600: it is
 //! exactly as secret as the keys directory and is handled like it (copied over SSH, deleted
@@ -31,7 +34,7 @@ pub const GROUP_FILES: &[&str] = &[
     keys::TLS_CERT,
 ];
 
-const FORMAT: &str = "sekisho-group-keys/1";
+const FORMAT: &str = "sekisho-group-keys/2";
 
 /// Why an export or a join failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +66,8 @@ struct Export {
     files: BTreeMap<String, String>,
 }
 
-/// SHA-256 (hex) over the group's public keys and a digest of the at-rest key: equal on two
-/// nodes exactly when they hold the same group keys. Shows nothing secret.
+/// SHA-256 (hex) over the group's public keys (but the token key) and a digest of the at-rest
+/// key: equal on two nodes exactly when they hold the same group keys. Shows nothing secret.
 pub fn fingerprint(keys: &GatewayKeys) -> Result<String, GroupError> {
     let at_rest = read(&keys.dir.join(keys::AT_REST_KEY))?;
     let at_rest_digest = hex(digest(&SHA256, at_rest.as_bytes()).as_ref());
@@ -79,7 +82,6 @@ pub fn fingerprint(keys: &GatewayKeys) -> Result<String, GroupError> {
         })?;
     let parts = [
         FORMAT,
-        &keys.jwt_public_pem,
         &ssh_public,
         &keys.ca_cert_pem,
         &at_rest_digest,

@@ -106,6 +106,21 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
     store
         .claim_group_keys(&node, &crate::group::fingerprint(&keys)?)
         .await?;
+    let info = crate::nodes::info(config, &node);
+    store.heartbeat(&info, true).await?;
+    // Tokens this node signs are accepted by every node; a key no node signs with any more
+    // retires once the tokens it signed have expired.
+    let retired = store
+        .publish_token_key(
+            &node,
+            &keys.jwt_kid,
+            &keys.jwt_public_pem,
+            Duration::from_secs(60 * u64::from(config.api.token_ttl_minutes)),
+        )
+        .await?;
+    if !retired.is_empty() {
+        tracing::info!(kid = %keys.jwt_kid, retired = ?retired, "published a new token key; earlier ones retire when their tokens expire");
+    }
     if !created_keys.is_empty() {
         store
             .audit(NewAuditEvent::system(AuditEvent::GatewayInitialized {
@@ -143,8 +158,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
             "marked sessions left open by an earlier stop as aborted"
         );
     }
-    let info = crate::nodes::info(config, &node);
-    store.heartbeat(&info, true).await?;
     Ok(Prepared {
         config: config.clone(),
         failures: Arc::new(FailureLog::new(store.clone())),

@@ -19,6 +19,10 @@ pub enum NodeCommand {
     Join { file: PathBuf },
     /// The nodes using the database: version, last heartbeat, state, live sessions.
     List,
+    /// Make a new token-signing key for this node (the old file is kept, renamed). Restart
+    /// the node afterwards, one node at a time: it publishes the new key, which every node
+    /// accepts at once, and the old one keeps working until the tokens it signed expire.
+    RotateTokenKey,
 }
 
 pub async fn run(cmd: NodeCommand, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
@@ -54,6 +58,7 @@ pub async fn run(cmd: NodeCommand, config_path: Option<&Path>) -> anyhow::Result
                 file.display()
             );
         }
+        NodeCommand::RotateTokenKey => rotate_token_key(&config).await?,
         NodeCommand::List => {
             let store = super::open_store(&config).await?;
             let nodes = store.nodes().await?;
@@ -83,4 +88,54 @@ pub async fn run(cmd: NodeCommand, config_path: Option<&Path>) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Replaces this node's token-signing key file (the old one kept as
+/// `jwt-signing.KID.retired.pem`) and audits it; the running node goes on with the old key
+/// until it is restarted.
+async fn rotate_token_key(config: &sekisho_config::Config) -> anyhow::Result<()> {
+    if !sekisho_gateway::serve::is_initialised(&config.data_dir) {
+        bail!(
+            "{} holds no keys yet: start the node once first",
+            config.data_dir.display()
+        );
+    }
+    let dir = config.data_dir.join("keys");
+    let (before, _) = GatewayKeys::load_or_create(&dir)?;
+    let old = dir.join(sekisho_gateway::keys::JWT_KEY);
+    let kept = dir.join(format!("jwt-signing.{}.retired.pem", before.jwt_kid));
+    std::fs::rename(&old, &kept)
+        .with_context(|| format!("cannot move {} to {}", old.display(), kept.display()))?;
+    let (after, _) = GatewayKeys::load_or_create(&dir)?;
+    let node = std::fs::read_to_string(config.data_dir.join("node-id"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let store = super::open_store(config).await?;
+    let os_user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    store
+        .audit(sekisho_store::audit::NewAuditEvent {
+            actor: sekisho_domain::audit::Actor::Cli { os_user },
+            outcome: sekisho_domain::audit::Outcome::Success,
+            vendor_id: None,
+            source_addr: None,
+            reason: None,
+            event: sekisho_domain::audit::AuditEvent::TokenKeyRotated {
+                node,
+                previous_kid: before.jwt_kid.clone(),
+                kid: after.jwt_kid.clone(),
+            },
+        })
+        .await?;
+    store.close().await;
+    println!(
+        "new token key {} (the previous one, {}, is kept in {})",
+        after.jwt_kid,
+        before.jwt_kid,
+        kept.display()
+    );
+    println!(
+        "restart this node now; tokens signed with {} stay valid until they expire",
+        before.jwt_kid
+    );
+    Ok(())
 }

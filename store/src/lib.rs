@@ -20,6 +20,7 @@ pub mod password;
 pub mod requests;
 pub mod sessions;
 pub mod targets;
+pub mod token_keys;
 pub mod users;
 pub mod vendors;
 

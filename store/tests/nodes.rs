@@ -103,3 +103,77 @@ async fn a_silent_node_is_taken_over_once_and_a_stopped_one_never() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_token_key_retires_when_no_node_signs_with_it_and_returns_when_one_does_again() {
+    for_each_db(|db| async move {
+        let s = &db.store;
+        for id in ["a", "b"] {
+            s.heartbeat(&node(id), true).await.unwrap();
+        }
+        let keep = Duration::ZERO;
+        let kids = || async {
+            let mut k: Vec<String> = s
+                .token_keys()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            k.sort();
+            k
+        };
+        // Both nodes start with the group's key (a joined node copies it).
+        assert!(
+            s.publish_token_key("a", "k0", "pem0", keep)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            s.publish_token_key("b", "k0", "pem0", keep)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // b rotates: k0 is still a's, so nothing retires.
+        assert!(
+            s.publish_token_key("b", "k1", "pem1", keep)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(kids().await, ["k0", "k1"]);
+        // a rotates too: nobody signs with k0 any more.
+        assert_eq!(
+            s.publish_token_key("a", "k2", "pem2", keep).await.unwrap(),
+            ["k0"]
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(kids().await, ["k1", "k2"]);
+        // a goes back to k0 (a restored backup): k0 is accepted again and k2 retires.
+        assert_eq!(
+            s.publish_token_key("a", "k0", "pem0", keep).await.unwrap(),
+            ["k2"]
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(kids().await, ["k0", "k1"]);
+        // Kept while the tokens they signed may still be valid.
+        assert_eq!(
+            s.publish_token_key("b", "k3", "pem3", Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            ["k1"]
+        );
+        assert_eq!(kids().await, ["k0", "k1", "k3"]);
+        let published = s
+            .recent_audit_events(100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.entry.kind == "token_key_published")
+            .count();
+        assert_eq!(published, 5, "every change, and only changes, audited");
+    })
+    .await;
+}

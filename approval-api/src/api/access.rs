@@ -216,6 +216,11 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
 /// Resolves a bearer token into a [`Caller`], refusing disabled or expired accounts and
 /// engineers of vendors that are not active.
 async fn authenticate(state: &ApiState, token: &str, source: Option<String>) -> ApiResult<Caller> {
+    // Keys the other nodes published (and retirements) are read before a token that names
+    // a key not known yet, and once a minute.
+    if state.tokens.reload_due(token) {
+        state.tokens.accept(&state.store.token_keys().await?);
+    }
     let claims = state
         .tokens
         .verify(token)

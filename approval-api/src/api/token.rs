@@ -10,16 +10,28 @@ use sekisho_domain::secret::Secret;
 use sekisho_domain::user::{Role, User};
 use sekisho_domain::vendor::Vendor;
 use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use super::error::ApiError;
 
-/// The gateway's token keys: the current signing key and every key accepted for checking,
-/// each with its `kid`, so a key can be rotated without logging everyone out.
+/// The gateway's token keys: this node's signing key, and every key accepted for checking,
+/// each with its `kid`: this node's, and those the other nodes of the group published in the
+/// database (reloaded when a token names a key not known yet, at most once a second, and
+/// every minute so that retired keys stop being accepted). A node's key can so be rotated
+/// without logging anyone out.
 pub struct TokenKeys {
     kid: String,
     encoding: EncodingKey,
-    decoding: Vec<(String, DecodingKey)>,
+    own: DecodingKey,
+    decoding: RwLock<Vec<(String, DecodingKey)>>,
+    /// When the published keys were last read: at all, and for a token naming an unknown key.
+    reloaded: Mutex<(Option<Instant>, Option<Instant>)>,
 }
+
+/// How often the published keys are read again, and how soon again for an unknown `kid`.
+const RELOAD_EVERY: Duration = Duration::from_secs(60);
+const RELOAD_UNKNOWN: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,13 +55,64 @@ impl TokenKeys {
     ) -> Result<Self, TokenKeyError> {
         let encoding = EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
             .map_err(|e| TokenKeyError(e.to_string()))?;
-        let decoding = DecodingKey::from_ed_pem(public_pem.as_bytes())
+        let own = DecodingKey::from_ed_pem(public_pem.as_bytes())
             .map_err(|e| TokenKeyError(e.to_string()))?;
         Ok(Self {
-            decoding: vec![(kid.clone(), decoding)],
+            decoding: RwLock::new(vec![(kid.clone(), own.clone())]),
+            own,
             kid,
             encoding,
+            reloaded: Mutex::new((None, None)),
         })
+    }
+
+    /// Whether the published keys should be read again before checking `token`: it names a
+    /// key not known here (at most once a second, so that made-up key ids cannot flood the
+    /// database), or the last regular reading is a minute old. Claims the reload, so that
+    /// concurrent requests do not all read.
+    pub fn reload_due(&self, token: &str) -> bool {
+        let unknown = jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| !self.read().iter().any(|(k, _)| *k == kid));
+        let mut last = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
+        let (regular, for_unknown) = &mut *last;
+        let now = Instant::now();
+        if unknown {
+            if for_unknown.is_none_or(|at| now.duration_since(at) >= RELOAD_UNKNOWN) {
+                *for_unknown = Some(now);
+                *regular = Some(now);
+                return true;
+            }
+            return false;
+        }
+        if regular.is_none_or(|at| now.duration_since(at) >= RELOAD_EVERY) {
+            *regular = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// Accepts exactly this node's key and `published` (`(kid, public key PEM)`, as the
+    /// database lists the keys not retired); a key that does not parse is skipped and logged.
+    pub fn accept(&self, published: &[(String, String)]) {
+        let mut keys = vec![(self.kid.clone(), self.own.clone())];
+        for (kid, pem) in published {
+            if *kid == self.kid {
+                continue;
+            }
+            match DecodingKey::from_ed_pem(pem.as_bytes()) {
+                Ok(k) => keys.push((kid.clone(), k)),
+                Err(e) => {
+                    tracing::warn!(kid = %kid, error = %e, "ignoring a published token key that does not parse")
+                }
+            }
+        }
+        *self.decoding.write().unwrap_or_else(|e| e.into_inner()) = keys;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<(String, DecodingKey)>> {
+        self.decoding.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn kid(&self) -> &str {
@@ -80,15 +143,15 @@ impl TokenKeys {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         let kid = header.kid.ok_or("token has no key id")?;
         let key = self
-            .decoding
+            .read()
             .iter()
             .find(|(k, _)| *k == kid)
-            .map(|(_, key)| key)
+            .map(|(_, key)| key.clone())
             .ok_or("token signed by an unknown key")?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub", "iat", "jti"]);
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
+        jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => "token expired; log in again",
