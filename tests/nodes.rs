@@ -102,6 +102,8 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(found.to_string().contains(&id), "{found}");
 
     // Revoking the request through A ends B's session within a second.
+    // The previous session's end is stored (live sessions are told apart by that).
+    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let since = Instant::now();
@@ -122,6 +124,8 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     // kill -9 B mid-session: A marks the session aborted within the configured time, seals
     // its recording, and audits the node down.
     w.approved("reference").await;
+    // The previous session's end is stored (live sessions are told apart by that).
+    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let id = session["id"].as_str().unwrap().to_owned();
@@ -181,8 +185,29 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     let b = server_b.http();
     let b_ssh = ssh_port(&server_b);
     assert_eq!(nodes(&a, &w.approver).await[1]["state"], "up");
+    // The nodes' listening connections are cut (as a database restart or a network cut
+    // would): they come back by themselves, and a terminate reaches B again within a second.
+    let store = sekisho_store::Store::open(&db.url, 1).await.unwrap();
+    let cut = sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(cut.len(), 2, "one listening connection per node");
+    store.close().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.wait_all_ended().await;
+    let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
+    let session = live(&w, &mut child).await;
+    let since = Instant::now();
+    w.terminate(session["id"].as_str().unwrap()).await;
+    let (took, _) = ended(child, since);
+    eprintln!("terminate after the listeners were cut → ended in {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
     // A terminate whose notification never arrived (written straight into the database, as
     // a node cut off from the others would find it) is honoured at the next re-check.
+    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let store = sekisho_store::Store::open(&db.url, 1).await.unwrap();
@@ -197,6 +222,8 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(took < Duration::from_secs(12), "{took:?}");
     assert!(err.contains("an approver terminated this session"), "{err}");
 
+    // The previous session's end is stored (live sessions are told apart by that).
+    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let since = Instant::now();
@@ -209,6 +236,8 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
 
     // Failover drill: A stops gracefully with a live session; B serves new connections at
     // once; the audit log has each stop once and its chain is intact.
+    // The previous session's end is stored (live sessions are told apart by that).
+    w.wait_all_ended().await;
     let mut child = ssh_via(&w, w.ssh_port, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let stopped = w.server.take().unwrap().terminate();

@@ -159,6 +159,11 @@ impl Store {
                     }
                 }
             }
+            // Not in a tight loop against a server that accepts and then fails at once.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
         }
     }
 }
