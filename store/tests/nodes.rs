@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use sekisho_store::StoreError;
+use sekisho_store::audit::StoredAuditEvent;
 use sekisho_store::nodes::{GroupKeys, Heartbeat, NodeInfo};
+use sekisho_store::{Store, StoreError};
 use sekisho_testkit::for_each_db;
 
 fn node(id: &str) -> NodeInfo {
@@ -14,6 +15,16 @@ fn node(id: &str) -> NodeInfo {
         name: format!("gw-{id}"),
         version: "0.1.0".into(),
     }
+}
+
+/// The audit rows of `kind`, newest first.
+async fn audited(s: &Store, kind: &str) -> Vec<StoredAuditEvent> {
+    s.recent_audit_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.entry.kind == kind)
+        .collect()
 }
 
 #[tokio::test]
@@ -30,14 +41,7 @@ async fn the_first_node_claims_the_database_for_its_keys_and_a_stranger_is_refus
         );
         assert!(err.to_string().contains("sekisho node join"), "{err}");
         // Claimed once, audited once.
-        let claims: Vec<_> = s
-            .recent_audit_events(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.entry.kind == "group_keys_claimed")
-            .collect();
-        assert_eq!(claims.len(), 1);
+        assert_eq!(audited(s, "group_keys_claimed").await.len(), 1);
     })
     .await;
 }
@@ -72,13 +76,7 @@ async fn a_silent_node_is_taken_over_once_and_a_stopped_one_never() {
         let listed = s.nodes().await.unwrap();
         let b = listed.iter().find(|n| n.id == "b").unwrap();
         assert!(b.down_at.is_some() && b.stopped_at.is_none());
-        let down: Vec<_> = s
-            .recent_audit_events(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.entry.kind == "node_down")
-            .collect();
+        let down = audited(s, "node_down").await;
         assert_eq!(down.len(), 1);
         assert!(
             down[0].entry.details.contains("gw-b"),
@@ -166,14 +164,11 @@ async fn a_token_key_retires_when_no_node_signs_with_it_and_returns_when_one_doe
             ["k1"]
         );
         assert_eq!(kids().await, ["k0", "k1", "k3"]);
-        let published = s
-            .recent_audit_events(100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.entry.kind == "token_key_published")
-            .count();
-        assert_eq!(published, 5, "every change, and only changes, audited");
+        assert_eq!(
+            audited(s, "token_key_published").await.len(),
+            5,
+            "every change, and only changes, audited"
+        );
     })
     .await;
 }
