@@ -234,6 +234,42 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(err.contains("was disabled"), "{err}");
     w.set_alice_status("active").await;
 
+    // Suspending the vendor through A ends B's session within a second, too.
+    let (_, vendors) = a.get("/api/v1/vendors", &w.admin).await;
+    let vendor = vendors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "Acme Medical")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let vendor_status = |status: &'static str| {
+        let (a, admin, vendor) = (a.clone(), w.admin.clone(), vendor.clone());
+        async move {
+            let (code, body) = a
+                .send(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/vendors/{vendor}"),
+                    Some(&admin),
+                    Some(json!({ "status": status })),
+                )
+                .await;
+            assert_eq!(code, 200, "{body}");
+        }
+    };
+    w.wait_all_ended().await;
+    let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
+    live(&w, &mut child).await;
+    let since = Instant::now();
+    vendor_status("suspended").await;
+    let (took, err) = ended(child, since);
+    eprintln!("suspend on A → ssh through B closed in {took:?}");
+    assert!(took < Duration::from_secs(1), "suspend took {took:?}");
+    assert!(err.contains("suspended"), "{err}");
+    vendor_status("active").await;
+
     // Failover drill: A stops gracefully with a live session; B serves new connections at
     // once; the audit log has each stop once and its chain is intact.
     // The previous session's end is stored (live sessions are told apart by that).
