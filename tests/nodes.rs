@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::gateway::ssh_options;
 use support::nodes::{
-    Group, ended, host_key, live, nodes, register_vendors, serve_to_the_end, shared_config,
-    ssh_port, ssh_via,
+    Group, ended, live, nodes, register_vendors, serve_to_the_end, shared_config, ssh_via,
 };
 use support::{Env, stderr, stdout};
 
@@ -29,7 +28,7 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     };
     let a = w.http.clone();
     let b = server_b.http();
-    let b_ssh = ssh_port(&server_b);
+    let b_ssh = server_b.ssh_port().unwrap();
 
     // A node with keys of its own is refused, with what to do.
     let stranger = Env::new(Some(&db.url));
@@ -45,7 +44,10 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     );
 
     // One identity: the same SSH host key, and A's tokens are good on B.
-    assert_eq!(host_key(&server_b), host_key(w.server.as_ref().unwrap()));
+    assert_eq!(
+        server_b.ssh_host_key().unwrap(),
+        w.server.as_ref().unwrap().ssh_host_key().unwrap()
+    );
     let listed = nodes(&b, &w.approver).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     assert!(listed.iter().all(|n| n["state"] == "up"), "{listed:?}");
@@ -102,8 +104,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(found.to_string().contains(&id), "{found}");
 
     // Revoking the request through A ends B's session within a second.
-    // The previous session's end is stored (live sessions are told apart by that).
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let since = Instant::now();
@@ -124,8 +124,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     // kill -9 B mid-session: A marks the session aborted within the configured time, seals
     // its recording, and audits the node down.
     w.approved("reference").await;
-    // The previous session's end is stored (live sessions are told apart by that).
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let id = session["id"].as_str().unwrap().to_owned();
@@ -152,19 +150,10 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert_eq!(listed[1]["state"], "down", "{listed:?}");
     // The console's live sessions page says so, in both languages.
     for (lang, words) in [("en", "node-b down"), ("ja", "node-b ダウン")] {
-        let page = a
-            .client
-            .get(format!("{}/console/sessions", a.base))
-            .header(
-                "cookie",
-                format!("sekisho_token={}; sekisho_lang={lang}", w.approver),
-            )
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let (_, page) = a
+            .console("/console/sessions", &w.approver, Some(lang))
+            .await;
+        let page = String::from_utf8(page).unwrap();
         assert!(page.contains(words) && page.contains("node-a"), "{page}");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -183,7 +172,7 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     // B comes back; disabling the engineer through A ends B's session within a second.
     let server_b = env_b.serve();
     let b = server_b.http();
-    let b_ssh = ssh_port(&server_b);
+    let b_ssh = server_b.ssh_port().unwrap();
     assert_eq!(nodes(&a, &w.approver).await[1]["state"], "up");
     // The nodes' listening connections are cut (as a database restart or a network cut
     // would): they come back by themselves, and a terminate reaches B again within a second.
@@ -197,7 +186,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert_eq!(cut.len(), 2, "one listening connection per node");
     store.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let since = Instant::now();
@@ -207,7 +195,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(took < Duration::from_secs(1), "{took:?}");
     // A terminate whose notification never arrived (written straight into the database, as
     // a node cut off from the others would find it) is honoured at the next re-check.
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let store = sekisho_store::Store::open(&db.url, 1).await.unwrap();
@@ -222,8 +209,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(took < Duration::from_secs(12), "{took:?}");
     assert!(err.contains("an approver terminated this session"), "{err}");
 
-    // The previous session's end is stored (live sessions are told apart by that).
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let since = Instant::now();
@@ -259,7 +244,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
             assert_eq!(code, 200, "{body}");
         }
     };
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let since = Instant::now();
@@ -272,8 +256,6 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
 
     // Failover drill: A stops gracefully with a live session; B serves new connections at
     // once; the audit log has each stop once and its chain is intact.
-    // The previous session's end is stored (live sessions are told apart by that).
-    w.wait_all_ended().await;
     let mut child = ssh_via(&w, w.ssh_port, "echo ready; sleep 60");
     live(&w, &mut child).await;
     let stopped = w.server.take().unwrap().terminate();

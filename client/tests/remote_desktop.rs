@@ -517,14 +517,7 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
 
 /// A console page or picture, as the approver (the console's cookie holds the API token).
 async fn console_get(w: &World, path: &str) -> Vec<u8> {
-    let response = w
-        .http
-        .client
-        .get(format!("{}{path}", w.http.base))
-        .header("cookie", format!("sekisho_token={}", w.approver))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.bytes().await.unwrap().to_vec()
+    let (status, body) = w.http.console(path, &w.approver, None).await;
+    assert_eq!(status, 200, "{path}");
+    body
 }

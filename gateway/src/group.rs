@@ -70,7 +70,7 @@ struct Export {
 /// key: equal on two nodes exactly when they hold the same group keys. Shows nothing secret.
 pub fn fingerprint(keys: &GatewayKeys) -> Result<String, GroupError> {
     let at_rest = read(&keys.dir.join(keys::AT_REST_KEY))?;
-    let at_rest_digest = hex(digest(&SHA256, at_rest.as_bytes()).as_ref());
+    let at_rest_digest = hex::encode(digest(&SHA256, at_rest.as_bytes()));
     let ssh_public = keys
         .ssh_host
         .public_key()
@@ -88,7 +88,7 @@ pub fn fingerprint(keys: &GatewayKeys) -> Result<String, GroupError> {
         &keys.recording.public_key_b64(),
         &keys.tls_cert_pem,
     ];
-    Ok(hex(digest(&SHA256, parts.join("\n").as_bytes()).as_ref()))
+    Ok(hex::encode(digest(&SHA256, parts.join("\n").as_bytes())))
 }
 
 /// Writes the group's keys from `keys` to `out` (0600; never over an existing file).
@@ -187,10 +187,6 @@ fn read(path: &Path) -> Result<String, GroupError> {
         path: path.to_owned(),
         source,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

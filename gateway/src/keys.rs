@@ -66,6 +66,13 @@ pub const RECORDING_PUBLIC_KEY: &str = "recording-ed25519.pub";
 pub const API_TLS_KEY: &str = "api-tls.key";
 pub const API_TLS_CERT: &str = "api-tls.crt";
 
+/// This machine's name (the kernel's host name), when it is a usable host name.
+pub fn machine_name() -> Option<String> {
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let host = host.trim();
+    (!host.is_empty() && sekisho_domain::text::check_host(host).is_ok()).then(|| host.to_owned())
+}
+
 /// The self-signed HTTPS certificate and key files in `dir`, made if missing (never replaced:
 /// browsers that accepted it keep accepting it). `listen` and this machine's name go into its
 /// names. Returns the two paths and whether they were made now.
@@ -92,11 +99,8 @@ pub fn ensure_api_certificate(
         if !listen.is_unspecified() && !listen.is_loopback() {
             names.push(listen.to_string());
         }
-        if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
-            let host = host.trim();
-            if !host.is_empty() && sekisho_domain::text::check_host(host).is_ok() {
-                names.push(host.to_owned());
-            }
+        if let Some(host) = machine_name() {
+            names.push(host);
         }
         let mut params = CertificateParams::new(names).map_err(|e| gen_err(WHAT, e))?;
         params

@@ -28,7 +28,7 @@ pub struct DataLock {
 /// writing one SQLite file, or sharing one node's identity, would corrupt what they share.
 pub fn lock(config: &Config) -> Result<DataLock> {
     let mut paths = vec![config.data_dir.join("sekisho.lock")];
-    if let Some(db) = sqlite_path(&config.database_url()) {
+    if let Some(db) = sekisho_store::sqlite_file(&config.database_url()) {
         let mut name = db.into_os_string();
         name.push(".lock");
         paths.push(PathBuf::from(name));
@@ -58,23 +58,15 @@ pub fn lock(config: &Config) -> Result<DataLock> {
     Ok(DataLock { _files: files })
 }
 
-/// The file of a `sqlite:` URL (none for `:memory:` or PostgreSQL).
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let path = rest.trim_start_matches("//").split('?').next()?;
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
-
 /// What this node tells the others: its id, its name (the configured one, or the machine's)
 /// and its version.
 pub fn info(config: &Config, id: &str) -> NodeInfo {
-    let name = config.nodes.name.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_owned())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "unnamed".into())
-    });
+    let name = config
+        .nodes
+        .name
+        .clone()
+        .or_else(crate::keys::machine_name)
+        .unwrap_or_else(|| "unnamed".into());
     NodeInfo {
         id: id.to_owned(),
         name,
@@ -82,26 +74,22 @@ pub fn info(config: &Config, id: &str) -> NodeInfo {
     }
 }
 
-/// Seals the open recordings of `sessions` (a node that went silent) as aborted.
-async fn seal(library: Library, key: Arc<RecordingKey>, sessions: HashSet<String>, name: String) {
-    let reason = format!("gateway node {name} stopped answering while the session was open");
-    let sealed = tokio::task::spawn_blocking(move || {
-        library.seal_abandoned(&key, |s| sessions.contains(s), &reason)
-    })
-    .await;
-    match sealed {
-        Ok(Ok(m)) if !m.is_empty() => {
-            tracing::warn!(
-                count = m.len(),
-                "sealed recordings of a node that went silent"
-            );
-        }
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot seal the recordings of a node that went silent")
-        }
-        Err(e) => tracing::error!(error = %e, "sealing recordings failed"),
+/// Seals, on a blocking thread, the open recordings of the sessions `ours` accepts as
+/// aborted with `reason`; logs how many. Used at start-up (this node's recordings left open)
+/// and when taking over from a silent node (its recordings).
+pub async fn seal_open(
+    library: Library,
+    key: Arc<RecordingKey>,
+    ours: impl Fn(&str) -> bool + Send + 'static,
+    reason: String,
+) -> Result<usize> {
+    let sealed = tokio::task::spawn_blocking(move || library.seal_abandoned(&key, ours, &reason))
+        .await
+        .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
+    if !sealed.is_empty() {
+        tracing::warn!(count = sealed.len(), "sealed recordings left open");
     }
+    Ok(sealed.len())
 }
 
 /// What the heartbeat loop needs.
@@ -149,8 +137,18 @@ impl Heartbeats {
                 Ok(taken) => {
                     for (node, sessions) in taken {
                         tracing::warn!(node = %node.id, name = %node.name, last_heartbeat = %node.heartbeat_at, sessions = sessions.len(), "a gateway node stopped answering; its sessions were ended as aborted");
-                        let ids = sessions.iter().map(ToString::to_string).collect();
-                        seal(self.library.clone(), self.key.clone(), ids, node.name).await;
+                        let ids: HashSet<String> =
+                            sessions.iter().map(ToString::to_string).collect();
+                        let reason = format!(
+                            "gateway node {} stopped answering while the session was open",
+                            node.name
+                        );
+                        let ours = move |s: &str| ids.contains(s);
+                        if let Err(e) =
+                            seal_open(self.library.clone(), self.key.clone(), ours, reason).await
+                        {
+                            tracing::error!(error = %e, "cannot seal the recordings of a node that went silent");
+                        }
                         if let Err(e) = self.store.notify(&GatewayEvent::Recheck).await {
                             tracing::warn!(error = %e, "cannot ask the other nodes to re-check");
                         }

@@ -133,23 +133,13 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
     // Recordings left open by a crash are sealed as `aborted` before anything new starts,
     // except those other live nodes are writing (a recordings directory shared by nodes).
     let elsewhere = store.live_sessions_elsewhere(&node).await?;
-    let library = sekisho_recorder::Library::new(&config.recordings_dir());
-    let recording_key = keys.recording.clone();
-    let sealed = tokio::task::spawn_blocking(move || {
-        library.seal_abandoned(
-            &recording_key,
-            |s| !elsewhere.contains(s),
-            "the gateway stopped while the session was open",
-        )
-    })
-    .await
-    .map_err(|e| GatewayError::Serve(std::io::Error::other(e)))??;
-    if !sealed.is_empty() {
-        tracing::warn!(
-            count = sealed.len(),
-            "sealed recordings left open by an earlier stop"
-        );
-    }
+    crate::nodes::seal_open(
+        sekisho_recorder::Library::new(&config.recordings_dir()),
+        keys.recording.clone(),
+        move |s| !elsewhere.contains(s),
+        "the gateway stopped while the session was open".into(),
+    )
+    .await?;
     // Sessions this node left open when it stopped are over.
     let aborted = store.abort_open_sessions(&node).await?;
     if !aborted.is_empty() {

@@ -64,17 +64,14 @@ pub async fn run(cmd: NodeCommand, config_path: Option<&Path>) -> anyhow::Result
             let nodes = store.nodes().await?;
             store.close().await;
             let now = jiff::Timestamp::now();
+            let down_after =
+                std::time::Duration::from_secs(u64::from(config.nodes.down_after_seconds));
             println!(
                 "{:<36}  {:<16}  {:<8}  {:<8}  {:>5}  last heartbeat",
                 "node", "name", "version", "state", "live"
             );
             for n in nodes {
-                let state = sekisho_domain::node::NodeState::of(
-                    n.stopped_at.is_some(),
-                    n.down_at.is_some(),
-                    now.duration_since(n.heartbeat_at),
-                    std::time::Duration::from_secs(u64::from(config.nodes.down_after_seconds)),
-                );
+                let state = n.state(now, down_after);
                 println!(
                     "{:<36}  {:<16}  {:<8}  {:<8}  {:>5}  {}",
                     n.id,

@@ -24,7 +24,7 @@ pub mod token_keys;
 pub mod users;
 pub mod vendors;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -142,14 +142,9 @@ impl Store {
     /// created if missing and kept in rollback-journal mode (see [`SQLITE_JOURNAL`]).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
         install_default_drivers();
-        let (kind, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let path_only = path.split('?').next().unwrap_or_default();
-            if !path_only.is_empty()
-                && path_only != ":memory:"
-                && let Some(dir) = Path::new(path_only)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
+        let (kind, url) = if url.starts_with("sqlite:") {
+            if let Some(file) = sqlite_file(url)
+                && let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
             {
                 std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                     path: dir.display().to_string(),
@@ -273,6 +268,13 @@ async fn clean(conn: &mut sqlx::AnyConnection, age: Duration) -> Result<bool, sq
 /// returned to a caller equals the value read back later.
 pub(crate) fn now() -> Timestamp {
     Timestamp::from_microsecond(Timestamp::now().as_microsecond()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The file of a `sqlite:` URL; `None` for `:memory:` and other databases.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//").split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// A database URL with its password replaced by `***`, for messages and logs.

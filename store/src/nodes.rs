@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use sekisho_domain::audit::AuditEvent;
 use sekisho_domain::ids::SessionId;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::audit::{self, NewAuditEvent};
 use super::{Result, Store, StoreError, from_micros, micros, now, parse};
@@ -35,6 +36,39 @@ pub struct NodeRow {
     /// Marked down by another node after it stopped heartbeating.
     pub down_at: Option<Timestamp>,
     pub live_sessions: u64,
+}
+
+const SELECT_NODES: &str = "SELECT n.id, n.name, n.version, n.started_at, n.heartbeat_at, n.stopped_at, n.down_at, \
+     (SELECT COUNT(*) FROM sessions s WHERE s.node = n.id AND s.ended_at IS NULL) AS live FROM nodes n";
+
+fn row_to_node(r: &AnyRow) -> Result<NodeRow> {
+    let opt = |col: &str| -> Result<Option<Timestamp>> {
+        r.try_get::<Option<i64>, _>(col)?
+            .map(from_micros)
+            .transpose()
+    };
+    Ok(NodeRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        version: r.try_get("version")?,
+        started_at: from_micros(r.try_get("started_at")?)?,
+        heartbeat_at: from_micros(r.try_get("heartbeat_at")?)?,
+        stopped_at: opt("stopped_at")?,
+        down_at: opt("down_at")?,
+        live_sessions: u64::try_from(r.try_get::<i64, _>("live")?).unwrap_or(0),
+    })
+}
+
+impl NodeRow {
+    /// How the node is doing at `now`, a silent node being taken over after `down_after`.
+    pub fn state(&self, now: Timestamp, down_after: Duration) -> sekisho_domain::node::NodeState {
+        sekisho_domain::node::NodeState::of(
+            self.stopped_at.is_some(),
+            self.down_at.is_some(),
+            now.duration_since(self.heartbeat_at),
+            down_after,
+        )
+    }
 }
 
 /// Whether this node's keys were the group's already or made them the group's now.
@@ -153,32 +187,11 @@ impl Store {
 
     /// Every node that ever used the database, with its live sessions, first started first.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>> {
-        let rows = sqlx::query(
-            "SELECT n.id, n.name, n.version, n.started_at, n.heartbeat_at, n.stopped_at, n.down_at, \
-             (SELECT COUNT(*) FROM sessions s WHERE s.node = n.id AND s.ended_at IS NULL) AS live \
-             FROM nodes n ORDER BY n.started_at, n.id",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let opt = |col: &str| -> Result<Option<Timestamp>> {
-                    r.try_get::<Option<i64>, _>(col)?
-                        .map(from_micros)
-                        .transpose()
-                };
-                Ok(NodeRow {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    version: r.try_get("version")?,
-                    started_at: from_micros(r.try_get("started_at")?)?,
-                    heartbeat_at: from_micros(r.try_get("heartbeat_at")?)?,
-                    stopped_at: opt("stopped_at")?,
-                    down_at: opt("down_at")?,
-                    live_sessions: u64::try_from(r.try_get::<i64, _>("live")?).unwrap_or(0),
-                })
-            })
-            .collect()
+        let sql = format!("{SELECT_NODES} ORDER BY n.started_at, n.id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(row_to_node).collect()
     }
 
     /// Marks down every other node silent for longer than `timeout` that neither stopped nor
@@ -191,17 +204,18 @@ impl Store {
         timeout: Duration,
     ) -> Result<Vec<(NodeRow, Vec<SessionId>)>> {
         let cutoff = micros(now()) - i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX);
-        let silent: Vec<NodeRow> = self
-            .nodes()
+        // Runs at every heartbeat: only the silent ones are read.
+        let sql = format!(
+            "{SELECT_NODES} WHERE n.id <> $1 AND n.stopped_at IS NULL AND n.down_at IS NULL AND n.heartbeat_at < $2"
+        );
+        let silent = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(me)
+            .bind(cutoff)
+            .fetch_all(self.pool())
             .await?
-            .into_iter()
-            .filter(|n| {
-                n.id != me
-                    && n.stopped_at.is_none()
-                    && n.down_at.is_none()
-                    && micros(n.heartbeat_at) < cutoff
-            })
-            .collect();
+            .iter()
+            .map(row_to_node)
+            .collect::<Result<Vec<_>>>()?;
         let mut taken = Vec::new();
         for node in silent {
             let mut tx = self.begin().await?;

@@ -11,6 +11,10 @@ use sqlx::Row;
 use super::audit::{self, NewAuditEvent};
 use super::{Result, Store, micros, now};
 
+/// Keys still accepted that no node signs with any more.
+const UNUSED: &str =
+    "retired_at IS NULL AND kid NOT IN (SELECT token_kid FROM nodes WHERE token_kid IS NOT NULL)";
+
 impl Store {
     /// Says that `node` signs tokens with `kid` (its public key `public_pem`) from now on.
     /// A key used again is accepted again; keys no node signs with any more are retired as of
@@ -58,10 +62,9 @@ impl Store {
             .bind(node)
             .execute(&mut *tx)
             .await?;
-        let retired: Vec<String> = sqlx::query(
-            "SELECT kid FROM token_keys WHERE retired_at IS NULL \
-             AND kid NOT IN (SELECT token_kid FROM nodes WHERE token_kid IS NOT NULL) ORDER BY created_at",
-        )
+        let retired: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT kid FROM token_keys WHERE {UNUSED} ORDER BY created_at"
+        )))
         .fetch_all(&mut *tx)
         .await?
         .iter()
@@ -70,12 +73,13 @@ impl Store {
         let retired_at = (!retired.is_empty()).then(|| {
             at + jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::ZERO)
         });
-        for old in &retired {
-            sqlx::query("UPDATE token_keys SET retired_at = $1 WHERE kid = $2")
-                .bind(retired_at.map(micros))
-                .bind(old)
-                .execute(&mut *tx)
-                .await?;
+        if let Some(until) = retired_at {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE token_keys SET retired_at = $1 WHERE {UNUSED}"
+            )))
+            .bind(micros(until))
+            .execute(&mut *tx)
+            .await?;
         }
         if changed || !retired.is_empty() {
             audit::append(

@@ -50,7 +50,7 @@ impl World {
     pub async fn with_env(env: Env, pin: Pin) -> Option<World> {
         let sshd = Sshd::start()?;
         let server = env.serve();
-        let ssh_port = banner_ssh_port(&server);
+        let ssh_port = server.ssh_port().unwrap_or(0);
         let http = server.http();
         Some(Self::setup(env, sshd, pin, http, ssh_port, Some(server), None).await)
     }
@@ -301,7 +301,7 @@ impl World {
     pub async fn restart(&mut self) {
         let server = self.env.serve();
         self.http = server.http();
-        self.ssh_port = banner_ssh_port(&server);
+        self.ssh_port = server.ssh_port().unwrap_or(0);
         self.server = Some(server);
         self.approver = self.http.login("hana", "approver password 1").await;
     }
@@ -512,7 +512,7 @@ pub fn exited(mut child: std::process::Child, limit: Duration) -> (Output, Durat
             let _ = child.kill();
             panic!("child still running after {limit:?}");
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(2));
     }
     (child.wait_with_output().unwrap(), started.elapsed())
 }
@@ -536,17 +536,6 @@ pub fn ssh_options(key: &std::path::Path) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-/// The SSH port `sekisho serve` printed.
-/// The SSH port the banner shows; 0 when `[ssh] enabled = false`.
-fn banner_ssh_port(server: &Server) -> u16 {
-    server
-        .banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .map_or(0, |p| p.parse().unwrap())
 }
 
 /// `sekisho-client --dir DIR ARGS...` (`client` is the binary's path, which only the client

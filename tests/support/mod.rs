@@ -238,6 +238,28 @@ impl Server {
         }
     }
 
+    /// What the start banner printed after `label`.
+    fn banner_value(&self, label: &str) -> Option<&str> {
+        self.banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .map(str::trim)
+    }
+
+    /// The SSH port the banner shows; `None` when `[ssh] enabled = false`.
+    pub fn ssh_port(&self) -> Option<u16> {
+        self.banner_value("SSH gateway:   ssh -p ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The SSH host key fingerprint the banner shows.
+    pub fn ssh_host_key(&self) -> Option<&str> {
+        self.banner_value("SSH host key:")
+    }
+
     pub fn base(&self) -> String {
         format!("{}://{}", self.scheme, self.api)
     }
@@ -355,6 +377,24 @@ impl Http {
     pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, Some(token), None)
             .await
+    }
+
+    /// A console page (or picture) as a browser logged in with `token` gets it, in `lang`
+    /// (`en`, `ja`) or the default: the status and the body.
+    pub async fn console(&self, path: &str, token: &str, lang: Option<&str>) -> (u16, Vec<u8>) {
+        let mut cookie = format!("sekisho_token={token}");
+        if let Some(lang) = lang {
+            cookie.push_str(&format!("; sekisho_lang={lang}"));
+        }
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
     }
 }
 

@@ -63,7 +63,7 @@ impl Group {
     }
 
     pub fn b_ssh(&self) -> u16 {
-        ssh_port(&self.b)
+        self.b.ssh_port().expect("node B's SSH port")
     }
 }
 
@@ -73,25 +73,6 @@ pub fn shared_config(env: &Env, recordings: &std::path::Path, name: &str) {
         "[recordings]\ndir = \"{}\"\n{NODES}name = \"{name}\"\n",
         recordings.display()
     ));
-}
-
-pub fn ssh_port(server: &Server) -> u16 {
-    server
-        .banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("SSH gateway:   ssh -p "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .expect("SSH port in the banner")
-}
-
-pub fn host_key(server: &Server) -> String {
-    server
-        .banner
-        .iter()
-        .find_map(|l| l.trim().strip_prefix("SSH host key:"))
-        .map(|s| s.trim().to_owned())
-        .expect("SSH host key in the banner")
 }
 
 /// `ssh -tt -p PORT alice+pacs@127.0.0.1 CMD` (a terminal, as a vendor at work has),
@@ -111,9 +92,9 @@ pub fn ssh_via(w: &World, port: u16, command: &str) -> Child {
         .unwrap()
 }
 
-/// Waits until a session runs on the target (it printed `ready`), returns it.
+/// Waits until a session runs on the target (it printed `ready`), returns it: the newest
+/// live one (the previous session may not have its end stored yet).
 pub async fn live(w: &World, child: &mut Child) -> Value {
-    let session = w.wait_live().await;
     let mut out = child.stdout.take().unwrap();
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -128,21 +109,14 @@ pub async fn live(w: &World, child: &mut Child) -> Value {
         });
         seen.extend_from_slice(&buf[..n]);
     }
-    session
+    w.wait_live().await
 }
 
 /// How long after `since` the vendor's `ssh` ended, and what it printed on stderr.
-pub fn ended(mut child: Child, since: Instant) -> (Duration, String) {
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            since.elapsed() < Duration::from_secs(15),
-            "ssh still running"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let took = since.elapsed();
-    let out = child.wait_with_output().unwrap();
-    (took, stderr(&out))
+pub fn ended(child: Child, since: Instant) -> (Duration, String) {
+    let limit = Duration::from_secs(15).saturating_sub(since.elapsed());
+    let (out, _) = exited(child, limit);
+    (since.elapsed(), stderr(&out))
 }
 
 /// `GET /api/v1/nodes`.

@@ -15,7 +15,7 @@ use sekisho_domain::vendor::VendorStatus;
 
 use super::error::{ApiError, ApiResult};
 use super::state::ApiState;
-use super::token::Caller;
+use super::token::{Caller, UNKNOWN_KEY};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug)]
@@ -216,15 +216,19 @@ pub(super) async fn guard(State(state): State<ApiState>, mut req: Request, next:
 /// Resolves a bearer token into a [`Caller`], refusing disabled or expired accounts and
 /// engineers of vendors that are not active.
 async fn authenticate(state: &ApiState, token: &str, source: Option<String>) -> ApiResult<Caller> {
-    // Keys the other nodes published (and retirements) are read before a token that names
-    // a key not known yet, and once a minute.
-    if state.tokens.reload_due(token) {
+    // The keys the other nodes published (and retirements) are read once a minute, and again
+    // for a token naming a key not known yet.
+    if state.tokens.reload_due(false) {
         state.tokens.accept(&state.store.token_keys().await?);
     }
-    let claims = state
-        .tokens
-        .verify(token)
-        .map_err(|m| ApiError::Unauthorized(m.to_owned()))?;
+    let claims = match state.tokens.verify(token) {
+        Err(UNKNOWN_KEY) if state.tokens.reload_due(true) => {
+            state.tokens.accept(&state.store.token_keys().await?);
+            state.tokens.verify(token)
+        }
+        checked => checked,
+    }
+    .map_err(|m| ApiError::Unauthorized(m.to_owned()))?;
     let id: UserId = claims
         .sub
         .parse()

@@ -42,12 +42,7 @@ pub async fn list_nodes(State(state): State<ApiState>) -> ApiResult<Json<Vec<Nod
         nodes
             .into_iter()
             .map(|n| NodeView {
-                state: NodeState::of(
-                    n.stopped_at.is_some(),
-                    n.down_at.is_some(),
-                    now.duration_since(n.heartbeat_at),
-                    state.settings.node_down_after,
-                ),
+                state: n.state(now, state.settings.node_down_after),
                 id: n.id,
                 name: n.name,
                 version: n.version,

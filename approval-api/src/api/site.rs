@@ -57,16 +57,15 @@ pub(crate) async fn target_names(
 
 /// Checks the caller may see the recording `id` (its target's site).
 pub(crate) async fn check_recording(state: &ApiState, caller: &Caller, id: &str) -> ApiResult<()> {
-    let Some(names) = target_names(state, caller).await? else {
+    if limited_to(&caller.user).is_none() {
         return Ok(());
-    };
+    }
     let lib = state.recordings.clone();
     let id = id.to_owned();
     let target =
         super::extract::blocking(move || Ok(Manifest::read(&lib.find(&id)?)?.meta.target)).await?;
-    if names.contains(&target) {
-        Ok(())
-    } else {
-        Err(absent())
+    match state.store.target_by_name(&target).await? {
+        Some(t) if in_scope(&caller.user, &t) => Ok(()),
+        _ => Err(absent()),
     }
 }

@@ -29,6 +29,9 @@ pub struct TokenKeys {
     reloaded: Mutex<(Option<Instant>, Option<Instant>)>,
 }
 
+/// What [`TokenKeys::verify`] answers for a token signed with a key not known here.
+pub const UNKNOWN_KEY: &str = "token signed by an unknown key";
+
 /// How often the published keys are read again, and how soon again for an unknown `kid`.
 const RELOAD_EVERY: Duration = Duration::from_secs(60);
 const RELOAD_UNKNOWN: Duration = Duration::from_secs(1);
@@ -66,31 +69,26 @@ impl TokenKeys {
         })
     }
 
-    /// Whether the published keys should be read again before checking `token`: it names a
-    /// key not known here (at most once a second, so that made-up key ids cannot flood the
-    /// database), or the last regular reading is a minute old. Claims the reload, so that
-    /// concurrent requests do not all read.
-    pub fn reload_due(&self, token: &str) -> bool {
-        let unknown = jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|h| h.kid)
-            .is_some_and(|kid| !self.read().iter().any(|(k, _)| *k == kid));
+    /// Whether the published keys should be read again: for a token naming a key not known
+    /// here (`unknown`, what [`TokenKeys::verify`] answers with [`UNKNOWN_KEY`]) at most once a
+    /// second, so that made-up key ids cannot flood the database; otherwise when the last
+    /// reading is a minute old. Claims the reload, so that concurrent requests do not all read.
+    pub fn reload_due(&self, unknown: bool) -> bool {
         let mut last = self.reloaded.lock().unwrap_or_else(|e| e.into_inner());
         let (regular, for_unknown) = &mut *last;
         let now = Instant::now();
+        let recent =
+            |at: &Option<Instant>, every| at.is_some_and(|at| now.duration_since(at) < every);
         if unknown {
-            if for_unknown.is_none_or(|at| now.duration_since(at) >= RELOAD_UNKNOWN) {
-                *for_unknown = Some(now);
-                *regular = Some(now);
-                return true;
+            if recent(for_unknown, RELOAD_UNKNOWN) {
+                return false;
             }
+            *for_unknown = Some(now);
+        } else if recent(regular, RELOAD_EVERY) {
             return false;
         }
-        if regular.is_none_or(|at| now.duration_since(at) >= RELOAD_EVERY) {
-            *regular = Some(now);
-            return true;
-        }
-        false
+        *regular = Some(now);
+        true
     }
 
     /// Accepts exactly this node's key and `published` (`(kid, public key PEM)`, as the
@@ -147,7 +145,7 @@ impl TokenKeys {
             .iter()
             .find(|(k, _)| *k == kid)
             .map(|(_, key)| key.clone())
-            .ok_or("token signed by an unknown key")?;
+            .ok_or(UNKNOWN_KEY)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub", "iat", "jti"]);
