@@ -710,14 +710,14 @@ async fn an_admin_registers_a_vendor_an_engineer_and_a_target_and_issues_an_enro
     b.fill("#tg-host", "127.0.0.1").await;
     b.fill("#tg-ref-account", "ris-ro").await;
     b.fill("#tg-ref-key", &key).await;
+    b.fill("#tg-site", "east").await;
     b.click("section[aria-labelledby=targets] form button.primary")
         .await;
     b.at("/console/admin?done=ok").await;
-    assert!(
-        b.text("section[aria-labelledby=targets] table")
-            .await
-            .contains("ris-ro")
-    );
+    let targets = b.text("section[aria-labelledby=targets] table").await;
+    assert!(targets.contains("ris-ro"), "{targets}");
+    // The site a hospital group's target belongs to is kept and shown.
+    assert!(targets.contains("east"), "{targets}");
     let page = b.client.source().await.unwrap();
     assert!(!page.contains("PRIVATE KEY"), "a credential was shown");
     b.screenshot("admin.png").await;

@@ -169,14 +169,41 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert_eq!(verify["state"], "aborted", "{verify}");
     assert_eq!(verify["problems"], json!([]), "{verify}");
 
-    // B comes back; disabling the engineer through A ends B's session within a second.
+    // B comes back while a session runs on A: B's start seals what it left open, not the
+    // recording A is writing in the shared directory.
+    let mut on_a = ssh_via(&w, w.ssh_port, "echo ready; sleep 60");
+    let session_a = live(&w, &mut on_a).await;
+    let id_a = session_a["id"].as_str().unwrap().to_owned();
     let server_b = env_b.serve();
     let b = server_b.http();
     let b_ssh = server_b.ssh_port().unwrap();
     assert_eq!(nodes(&a, &w.approver).await[1]["state"], "up");
+    let (_, manifest) = a
+        .get(&format!("/api/v1/recordings/{id_a}"), &w.approver)
+        .await;
+    assert_eq!(manifest["state"], "open", "{manifest}");
+    w.terminate(&id_a).await;
+    ended(on_a, Instant::now());
+    w.wait_ended(&id_a).await;
+    let (_, verify) = a
+        .get(&format!("/api/v1/recordings/{id_a}/verify"), &w.approver)
+        .await;
+    assert_eq!(verify["state"], "closed", "{verify}");
+    assert_eq!(verify["problems"], json!([]), "{verify}");
+
     // The nodes' listening connections are cut (as a database restart or a network cut
-    // would): they come back by themselves, and a terminate reaches B again within a second.
+    // would). A terminate stored meanwhile without a notification is honoured as soon as B
+    // listens again (every session re-checks then), not at the next 10 s re-check; and a
+    // terminate reaches B again within a second afterwards.
+    let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
+    let session = live(&w, &mut child).await;
     let store = sekisho_store::Store::open(&db.url, 1).await.unwrap();
+    sqlx::query("UPDATE sessions SET terminate_requested_at = 1 WHERE id = $1")
+        .bind(session["id"].as_str().unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let since = Instant::now();
     let cut = sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
     )
@@ -185,7 +212,11 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     .unwrap();
     assert_eq!(cut.len(), 2, "one listening connection per node");
     store.close().await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (took, err) = ended(child, since);
+    eprintln!("terminate stored while the listeners were cut → ended after {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(err.contains("an approver terminated this session"), "{err}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
     let session = live(&w, &mut child).await;
     let since = Instant::now();
@@ -218,6 +249,47 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(took < Duration::from_secs(1), "disable took {took:?}");
     assert!(err.contains("was disabled"), "{err}");
     w.set_alice_status("active").await;
+
+    // B frozen (SIGSTOP) longer than down_after_seconds: A marks it down and ends its session
+    // in the database; when B runs again it learns it was marked down and ends the session
+    // itself, telling the vendor why.
+    let mut child = ssh_via(&w, b_ssh, "echo ready; sleep 60");
+    let frozen = live(&w, &mut child).await;
+    support::signal(&server_b.child, "STOP");
+    let ended_in_db = w.wait_ended(frozen["id"].as_str().unwrap()).await;
+    support::signal(&server_b.child, "CONT");
+    assert_eq!(ended_in_db["end"], "aborted", "{ended_in_db}");
+    let (took, err) = ended(child, Instant::now());
+    eprintln!(
+        "node B frozen and marked down → its vendor disconnected {took:?} after it ran again"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        err.contains("another gateway node ended this session"),
+        "{err}"
+    );
+    // Its recording, sealed by A while B was frozen and sealed again by B with everything it
+    // wrote, verifies.
+    let frozen_id = frozen["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let verify = loop {
+        let (_, v) = a
+            .get(
+                &format!("/api/v1/recordings/{frozen_id}/verify"),
+                &w.approver,
+            )
+            .await;
+        if v["problems"] == json!([]) || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(verify["problems"], json!([]), "{verify}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes(&a, &w.approver).await[1]["state"] != "up" {
+        assert!(Instant::now() < deadline, "B did not come back up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Suspending the vendor through A ends B's session within a second, too.
     let (_, vendors) = a.get("/api/v1/vendors", &w.admin).await;

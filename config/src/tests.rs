@@ -150,3 +150,28 @@ fn accept_env_patterns_match_names_and_prefixes_and_refuse_bad_entries() {
         problems[0]
     );
 }
+
+#[test]
+fn a_node_is_not_taken_over_because_one_heartbeat_was_late() {
+    let c =
+        Config::parse("[nodes]\nname = \"gw-a\"\nheartbeat_seconds = 5\ndown_after_seconds = 15\n")
+            .unwrap();
+    assert_eq!(
+        (
+            c.nodes.name.as_deref(),
+            c.nodes.heartbeat_seconds,
+            c.nodes.down_after_seconds
+        ),
+        (Some("gw-a"), 5, 15)
+    );
+    let problems =
+        Config::parse("[nodes]\nheartbeat_seconds = 5\ndown_after_seconds = 10\n").unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "nodes.down_after_seconds");
+    assert_eq!(problems[0].line, Some(3));
+    assert!(
+        problems[0]
+            .message
+            .contains("at least three heartbeats (15 seconds)")
+    );
+}
