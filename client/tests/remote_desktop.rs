@@ -78,6 +78,13 @@ struct Launched {
     log: std::path::PathBuf,
 }
 
+impl Launched {
+    /// What the client (and xfreerdp) printed so far, for failure messages.
+    fn printed(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 /// `sekisho-client rdp pacs --launch` on `vendor`'s display with `extra` xfreerdp arguments.
 fn launch(dir: &std::path::Path, vendor: &Display, extra: &[&str]) -> Launched {
     let mut args = vec!["rdp", "pacs", "--launch", "--"];
@@ -142,9 +149,10 @@ async fn a_desktop_through_the_gateway_with_the_injected_password_recorded_and_d
     eprintln!("desktop seen after {seen:?}");
     assert!(
         seen.is_ok(),
-        "vendor screen: {seen:?}\nlog: {}\nshadow: {}",
+        "vendor screen: {seen:?}\nlog: {}\nshadow: {}\nclient: {}",
         w.log(),
-        target.log()
+        target.log(),
+        child.printed()
     );
     // Watching it live: red now (the first look draws the recording so far) ...
     let id = session["id"].as_str().unwrap().to_owned();
@@ -391,7 +399,12 @@ async fn a_desktop_is_warned_and_closed_at_the_window_end_and_a_changed_certific
     let session = w.wait_live().await;
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(40), red);
     eprintln!("desktop seen after {seen:?}");
-    assert!(seen.is_ok(), "vendor screen: {seen:?}\nlog: {}", w.log());
+    assert!(
+        seen.is_ok(),
+        "vendor screen: {seen:?}\nlog: {}\nclient: {}",
+        w.log(),
+        child.printed()
+    );
     let (err, _) = finished(child, Duration::from_secs(60));
     assert!(
         err.contains("the window of request R-1 closes at")
@@ -502,9 +515,10 @@ async fn a_tls_only_desktop_gets_the_password_in_the_client_info_and_a_wrong_one
     let seen = vendor.wait_pixel(400, 300, Duration::from_secs(30), red);
     assert!(
         seen.is_ok(),
-        "vendor screen: {seen:?}\nlog: {}\nshadow: {}",
+        "vendor screen: {seen:?}\nlog: {}\nshadow: {}\nclient: {}",
         w.log(),
-        target.log()
+        target.log(),
+        child.printed()
     );
     let sessions = w.sessions(true).await;
     let id = sessions[0]["id"].as_str().unwrap().to_owned();
