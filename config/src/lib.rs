@@ -17,8 +17,8 @@ use sekisho_domain::zone::DisplayZone;
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    ApiConfig, Config, DatabaseConfig, LogConfig, LogFormat, NodesConfig, PolicyConfig, QuicConfig,
-    RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
+    ApiConfig, Config, DatabaseConfig, FilesConfig, LogConfig, LogFormat, NodesConfig,
+    PolicyConfig, QuicConfig, RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
 use reader::Reader;
 
@@ -61,6 +61,7 @@ impl Config {
             "time",
             "server",
             "nodes",
+            "files",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -375,6 +376,52 @@ impl Config {
             );
         }
 
+        let s = r.section(
+            "files",
+            &[
+                "clamd",
+                "scan_command",
+                "scan_timeout_seconds",
+                "quarantine_dir",
+                "quarantine_session_bytes",
+                "quarantine_total_bytes",
+            ],
+        );
+        let files = FilesConfig {
+            clamd: r
+                .opt(s, "clamd", Reader::non_empty_string)
+                .or(d.files.clamd),
+            scan_command: r.get(s, "scan_command", Reader::command, d.files.scan_command),
+            scan_timeout_seconds: r.get(
+                s,
+                "scan_timeout_seconds",
+                |v| Reader::int(v, 1, 3600),
+                d.files.scan_timeout_seconds,
+            ),
+            quarantine_dir: r
+                .opt(s, "quarantine_dir", Reader::path)
+                .or(d.files.quarantine_dir),
+            quarantine_session_bytes: r.get(
+                s,
+                "quarantine_session_bytes",
+                |v| Reader::int(v, 1024 * 1024, i64::MAX),
+                d.files.quarantine_session_bytes,
+            ),
+            quarantine_total_bytes: r.get(
+                s,
+                "quarantine_total_bytes",
+                |v| Reader::int(v, 1024 * 1024, i64::MAX),
+                d.files.quarantine_total_bytes,
+            ),
+        };
+        if files.quarantine_session_bytes > files.quarantine_total_bytes {
+            r.problem_at(
+                s,
+                "quarantine_session_bytes",
+                "must not be larger than quarantine_total_bytes".into(),
+            );
+        }
+
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
             level: r.get(s, "level", Reader::non_empty_string, d.log.level),
@@ -392,6 +439,7 @@ impl Config {
             time,
             server,
             nodes,
+            files,
             log,
         };
         // Listeners that would collide.
@@ -413,6 +461,13 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("sekisho.db").display()),
         }
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.files
+            .quarantine_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("quarantine"))
     }
 
     pub fn recordings_dir(&self) -> PathBuf {

@@ -138,6 +138,47 @@ pub struct NodesConfig {
     pub down_after_seconds: u32,
 }
 
+/// `[files]`: files that cross the gateway (issue #16).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilesConfig {
+    /// ClamAV's `clamd`: a Unix socket path, or `tcp:HOST:PORT`. Uploads are scanned with it.
+    pub clamd: Option<String>,
+    /// A command run on each staged upload (the file's path is its last argument); exit
+    /// status 0 lets the file through, 1 blocks it, anything else is a scanner failure.
+    pub scan_command: Vec<String>,
+    /// A scan that takes longer fails (and the upload is blocked).
+    pub scan_timeout_seconds: u32,
+    /// Where uploads are staged and blocked files kept; `DATA_DIR/quarantine` when unset.
+    pub quarantine_dir: Option<PathBuf>,
+    /// Bytes one session may have staged at once.
+    pub quarantine_session_bytes: u64,
+    /// Bytes staged by all sessions at once.
+    pub quarantine_total_bytes: u64,
+}
+
+impl FilesConfig {
+    /// Whether uploads are scanned (and so staged in quarantine first).
+    pub fn scanning(&self) -> bool {
+        self.clamd.is_some() || !self.scan_command.is_empty()
+    }
+
+    /// The scanners for people ("clamd at /run/clamav/clamd.ctl, scan command /usr/bin/x");
+    /// `None` when uploads are not scanned.
+    pub fn describe_scanners(&self) -> Option<String> {
+        let mut v = vec![];
+        if let Some(c) = &self.clamd {
+            match c.strip_prefix("tcp:") {
+                Some(addr) => v.push(format!("clamd at {addr}")),
+                None => v.push(format!("clamd at {c}")),
+            }
+        }
+        if let Some(p) = self.scan_command.first() {
+            v.push(format!("scan command {p}"));
+        }
+        (!v.is_empty()).then(|| v.join(", "))
+    }
+}
+
 /// `[log]`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -166,6 +207,7 @@ pub struct Config {
     pub time: TimeConfig,
     pub server: ServerConfig,
     pub nodes: NodesConfig,
+    pub files: FilesConfig,
     pub log: LogConfig,
 }
 
@@ -237,6 +279,14 @@ impl Default for Config {
                 name: None,
                 heartbeat_seconds: 2,
                 down_after_seconds: 30,
+            },
+            files: FilesConfig {
+                clamd: None,
+                scan_command: vec![],
+                scan_timeout_seconds: 120,
+                quarantine_dir: None,
+                quarantine_session_bytes: 4 << 30,
+                quarantine_total_bytes: 16 << 30,
             },
             log: LogConfig {
                 level: "info".into(),

@@ -294,6 +294,21 @@ impl Reader {
             .collect()
     }
 
+    /// A command as a list of strings (program first), e.g. `["/usr/bin/scan", "--strict"]`.
+    pub(crate) fn command(v: &Value) -> Parsed<Vec<String>> {
+        let Some(items) = v.as_array() else {
+            return Err("expected a list of strings, the program first".into());
+        };
+        let mut out = vec![];
+        for item in items {
+            match item.as_str() {
+                Some(s) if !s.is_empty() => out.push(s.to_owned()),
+                _ => return Err("expected a list of non-empty strings, the program first".into()),
+            }
+        }
+        Ok(out)
+    }
+
     pub(crate) fn socket_addr(v: &Value) -> Parsed<SocketAddr> {
         let s = Self::non_empty_string(v)?;
         s.parse()

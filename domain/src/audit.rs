@@ -8,6 +8,7 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::files::{Direction as FileDirection, Outcome as FileOutcome};
 use crate::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
 use crate::refusal::{Channel, Code};
 use crate::request::{Action, RequestStatus};
@@ -233,6 +234,33 @@ pub enum AuditEvent {
         allowed: Vec<String>,
         refused: Vec<String>,
     },
+    /// A file crossed the gateway (or tried to): see [`crate::files::FileRecord`].
+    FileTransferred {
+        session: SessionId,
+        request: RequestId,
+        target: TargetId,
+        transfer: String,
+        direction: FileDirection,
+        path: String,
+        bytes: u64,
+        sha256: Option<String>,
+        sequential: bool,
+        outcome: FileOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quarantine: Option<String>,
+    },
+    /// IT deleted a blocked file from the quarantine.
+    QuarantineDeleted {
+        quarantine: String,
+        path: String,
+        sha256: String,
+    },
+    /// IT downloaded a blocked file from the quarantine to inspect it.
+    QuarantineRetrieved {
+        quarantine: String,
+        path: String,
+        sha256: String,
+    },
     SessionTerminateRequested {
         session: SessionId,
         request: RequestId,
@@ -362,6 +390,9 @@ impl AuditEvent {
             AuditEvent::RecordingClosed { .. } => "recording_closed",
             AuditEvent::RecordingFailed { .. } => "recording_failed",
             AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
+            AuditEvent::FileTransferred { .. } => "file_transferred",
+            AuditEvent::QuarantineDeleted { .. } => "quarantine_deleted",
+            AuditEvent::QuarantineRetrieved { .. } => "quarantine_retrieved",
             AuditEvent::SessionReviewed { .. } => "session_reviewed",
             AuditEvent::RdpChannels { .. } => "rdp_channels",
             AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
@@ -390,6 +421,7 @@ impl AuditEvent {
             | AuditEvent::SessionTerminateRequested { target, .. }
             | AuditEvent::SessionReviewed { target, .. }
             | AuditEvent::RdpChannels { target, .. }
+            | AuditEvent::FileTransferred { target, .. }
             | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
             AuditEvent::AccessDenied { target, .. } => *target,
             _ => None,
@@ -408,6 +440,7 @@ impl AuditEvent {
             | AuditEvent::SessionTerminateRequested { request, .. }
             | AuditEvent::SessionReviewed { request, .. }
             | AuditEvent::RdpChannels { request, .. }
+            | AuditEvent::FileTransferred { request, .. }
             | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),
             AuditEvent::AccessDenied { request, .. } => *request,
             _ => None,

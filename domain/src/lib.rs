@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod authorize;
+pub mod files;
 pub mod ids;
 pub mod node;
 pub mod policy;

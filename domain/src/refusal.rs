@@ -29,6 +29,8 @@ pub enum Code {
     LevelNotOffered,
     SshNotAllowed,
     UploadNotAllowed,
+    /// A file download where the level denies downloads (or past its limit).
+    DownloadNotAllowed,
     RdpNotAllowed,
     PortForwardingNotAllowed,
     PortNotAllowed,
@@ -82,7 +84,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 60] = [
+    pub const ALL: [Code; 61] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -97,6 +99,7 @@ impl Code {
         Code::LevelNotOffered,
         Code::SshNotAllowed,
         Code::UploadNotAllowed,
+        Code::DownloadNotAllowed,
         Code::RdpNotAllowed,
         Code::PortForwardingNotAllowed,
         Code::PortNotAllowed,
@@ -167,6 +170,7 @@ impl Code {
             Code::LevelNotOffered => "level_not_offered",
             Code::SshNotAllowed => "ssh_not_allowed",
             Code::UploadNotAllowed => "upload_not_allowed",
+            Code::DownloadNotAllowed => "download_not_allowed",
             Code::RdpNotAllowed => "rdp_not_allowed",
             Code::PortForwardingNotAllowed => "port_forwarding_not_allowed",
             Code::PortNotAllowed => "port_not_allowed",
@@ -238,6 +242,8 @@ pub enum Channel {
     Enroll,
     /// A file transfer.
     FileUpload,
+    /// A file read over sftp.
+    FileDownload,
     /// A `direct-tcpip` channel.
     PortForward,
     /// An SSH subsystem.
@@ -254,12 +260,13 @@ pub enum Channel {
 }
 
 impl Channel {
-    pub const ALL: [Channel; 13] = [
+    pub const ALL: [Channel; 14] = [
         Channel::Ssh,
         Channel::Quic,
         Channel::Tunnel,
         Channel::Enroll,
         Channel::FileUpload,
+        Channel::FileDownload,
         Channel::PortForward,
         Channel::Subsystem,
         Channel::X11Forward,
@@ -277,6 +284,7 @@ impl Channel {
             Channel::Tunnel => "tunnel",
             Channel::Enroll => "enroll",
             Channel::FileUpload => "file_upload",
+            Channel::FileDownload => "file_download",
             Channel::PortForward => "port_forward",
             Channel::Subsystem => "subsystem",
             Channel::X11Forward => "x11_forward",

@@ -64,6 +64,12 @@ pub struct LevelPolicy {
     pub port_forwarding: bool,
     /// Whether files may be written over sftp/scp.
     pub file_upload: bool,
+    /// Whether files may be read over sftp (every download is logged with its hash).
+    #[serde(default = "yes")]
+    pub file_download: bool,
+    /// The largest file (in bytes) a vendor may download at this level; `None`: no limit.
+    #[serde(default)]
+    pub download_max_bytes: Option<u64>,
     /// Whether Remote Desktop is offered at this level (the target must have an RDP port).
     #[serde(default)]
     pub rdp: bool,
@@ -73,6 +79,10 @@ pub struct LevelPolicy {
     /// Whether the vendor's drives (and other devices) may be redirected to the desktop.
     #[serde(default)]
     pub rdp_drives: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A hospital system reachable through the gateway.

@@ -72,6 +72,8 @@ fn level_policy(account: &str) -> LevelPolicy {
         allowed_ports: vec![443],
         port_forwarding: false,
         file_upload: false,
+        file_download: true,
+        download_max_bytes: None,
         rdp: false,
         rdp_clipboard: false,
         rdp_drives: false,
@@ -88,6 +90,8 @@ fn target() -> Target {
         change: Some(LevelPolicy {
             port_forwarding: true,
             file_upload: true,
+            file_download: true,
+            download_max_bytes: None,
             allowed_ports: vec![443, 104],
             ..level_policy("maint-rw")
         }),

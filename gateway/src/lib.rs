@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod error;
+pub mod files;
 pub mod group;
 pub mod https;
 pub mod keys;

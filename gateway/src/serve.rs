@@ -245,6 +245,16 @@ impl Prepared {
                 terminal: config.ssh.upload_ban_terminal_input_bytes,
                 paste: config.ssh.paste_flag_bytes,
             },
+            scanners: crate::files::scan::Scanners::from_config(&config.files),
+            quarantine: crate::files::quarantine::Quarantine::open(
+                &config.quarantine_dir(),
+                config.files.quarantine_session_bytes,
+                config.files.quarantine_total_bytes,
+            )
+            .map_err(|e| GatewayError::DataDir {
+                path: config.quarantine_dir().display().to_string(),
+                source: e,
+            })?,
             warnings: config.policy.window_end_warnings_minutes.clone(),
             node: node.id.clone(),
             shutdown: shutdown.clone(),

@@ -66,6 +66,8 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
                             allowed_ports: vec![],
                             port_forwarding: false,
                             file_upload: false,
+                            file_download: true,
+                            download_max_bytes: None,
                             rdp: false,
                             rdp_clipboard: false,
                             rdp_drives: false,

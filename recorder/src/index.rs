@@ -33,6 +33,8 @@ pub enum Source {
     Click,
     /// Clipboard text that crossed a remote desktop.
     Clipboard,
+    /// A file that crossed (`files.jsonl`): direction, path, size, hash, outcome.
+    File,
 }
 
 impl Source {
@@ -45,6 +47,7 @@ impl Source {
             Source::Flag => "flag",
             Source::Click => "click",
             Source::Clipboard => "clipboard",
+            Source::File => "file",
         }
     }
 }
@@ -236,6 +239,10 @@ pub fn build(dir: &Path) -> Result<()> {
     let mut entries = Vec::new();
     for name in crate::manifest::recording_files(dir)? {
         let path = dir.join(&name);
+        if name == crate::manifest::FILES {
+            entries.extend(file_entries(dir, &path));
+            continue;
+        }
         let result: std::result::Result<_, Box<dyn std::error::Error>> = if name.ends_with(".cast")
         {
             std::fs::read_to_string(&path)
@@ -268,6 +275,36 @@ pub fn build(dir: &Path) -> Result<()> {
     }
     let path = dir.join(INDEX);
     std::fs::write(&path, text).map_err(io_err("write", &path))
+}
+
+/// Index entries for the files that crossed: one per line of `files.jsonl` that parses.
+fn file_entries(dir: &Path, path: &Path) -> Vec<Entry> {
+    let start_us = crate::manifest::Manifest::read(dir)
+        .map(|m| m.started_at.as_microsecond())
+        .unwrap_or(0);
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "not indexed");
+            return vec![];
+        }
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<sekisho_domain::files::FileRecord>(l).ok())
+        .map(|f| Entry {
+            file: crate::manifest::FILES.to_owned(),
+            t: (f.started_at_us - start_us).max(0) as f64 / 1e6,
+            source: Source::File,
+            text: format!(
+                "{} {} ({} bytes, {}, sha256 {})",
+                f.direction.as_str(),
+                f.path,
+                f.bytes,
+                f.outcome.as_str(),
+                f.sha256.as_deref().unwrap_or("-")
+            ),
+        })
+        .collect()
 }
 
 /// Reads `index.jsonl`.

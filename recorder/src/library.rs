@@ -19,6 +19,8 @@ fn kind_of(name: &str) -> (FileKind, Option<u32>) {
     };
     if name == INDEX {
         (FileKind::Index, None)
+    } else if name == manifest::FILES {
+        (FileKind::Files, None)
     } else if name.ends_with(".screens") {
         (FileKind::Screens, channel("stream-", ".screens"))
     } else if name.ends_with(".cast") {

@@ -58,6 +58,8 @@ pub enum FileKind {
     Asciicast,
     Stream,
     Index,
+    /// `files.jsonl`: the files that crossed, one JSON line each.
+    Files,
     /// Snapshots of a remote desktop stream's screen.
     Screens,
 }
@@ -231,6 +233,9 @@ pub fn verify_signature(
         .map_err(|_| SignatureError::Altered)
 }
 
+/// The files that crossed in a session, one JSON line each (`sekisho_domain::files::FileRecord`).
+pub const FILES: &str = "files.jsonl";
+
 /// The recording files of a session folder (not the manifest or index), sorted.
 pub fn recording_files(dir: &Path) -> Result<Vec<String>> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -238,7 +243,8 @@ pub fn recording_files(dir: &Path) -> Result<Vec<String>> {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| {
-            (n.starts_with("term-") && n.ends_with(".cast"))
+            n == FILES
+                || (n.starts_with("term-") && n.ends_with(".cast"))
                 || (n.starts_with("stream-") && n.ends_with(".skr"))
         })
         .collect();

@@ -15,6 +15,7 @@ pub mod certs;
 pub mod crypto;
 pub mod events;
 pub mod failures;
+pub mod files;
 pub mod nodes;
 pub mod password;
 pub mod requests;

@@ -101,6 +101,10 @@ fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {
             )?,
             port_forwarding: row.try_get::<i64, _>("port_forwarding")? != 0,
             file_upload: row.try_get::<i64, _>("file_upload")? != 0,
+            file_download: row.try_get::<i64, _>("file_download")? != 0,
+            download_max_bytes: row
+                .try_get::<Option<i64>, _>("download_max_bytes")?
+                .map(|n| u64::try_from(n).unwrap_or(0)),
             rdp: row.try_get::<i64, _>("rdp")? != 0,
             rdp_clipboard: row.try_get::<i64, _>("rdp_clipboard")? != 0,
             rdp_drives: row.try_get::<i64, _>("rdp_drives")? != 0,
@@ -139,7 +143,7 @@ async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<
         site: row.try_get("site")?,
     };
     let levels = sqlx::query(
-        "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives \
+        "SELECT level, account, ssh, allowed_ports, port_forwarding, file_upload, file_download, download_max_bytes, rdp, rdp_clipboard, rdp_drives \
          FROM target_levels WHERE target_id = $1",
     )
     .bind(id.to_string())
@@ -153,6 +157,11 @@ async fn load(conn: &mut AnyConnection, where_sql: &str, arg: String) -> Result<
         }
     }
     Ok(Some(target))
+}
+
+/// A download limit as stored (BIGINT; a limit beyond it is no limit).
+fn max_bytes(limit: Option<u64>) -> Option<i64> {
+    limit.and_then(|n| i64::try_from(n).ok())
 }
 
 async fn put_level(
@@ -186,8 +195,8 @@ async fn put_level(
         }
         (false, Some((kind, sealed))) => {
             sqlx::query(
-                "INSERT INTO target_levels (target_id, level, account, credential_kind, credential_sealed, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO target_levels (target_id, level, account, credential_kind, credential_sealed, ssh, allowed_ports, port_forwarding, file_upload, rdp, rdp_clipboard, rdp_drives, file_download, download_max_bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(target.to_string())
             .bind(level)
@@ -201,13 +210,16 @@ async fn put_level(
             .bind(i64::from(p.rdp))
             .bind(i64::from(p.rdp_clipboard))
             .bind(i64::from(p.rdp_drives))
+            .bind(i64::from(p.file_download))
+            .bind(max_bytes(p.download_max_bytes))
             .execute(&mut *conn)
             .await?;
         }
         (true, sealed) => {
             sqlx::query(
                 "UPDATE target_levels SET account = $1, ssh = $2, allowed_ports = $3, port_forwarding = $4, file_upload = $5, \
-                 rdp = $6, rdp_clipboard = $7, rdp_drives = $8 WHERE target_id = $9 AND level = $10",
+                 rdp = $6, rdp_clipboard = $7, rdp_drives = $8, file_download = $9, download_max_bytes = $10 \
+                 WHERE target_id = $11 AND level = $12",
             )
             .bind(&p.account)
             .bind(i64::from(p.ssh))
@@ -217,6 +229,8 @@ async fn put_level(
             .bind(i64::from(p.rdp))
             .bind(i64::from(p.rdp_clipboard))
             .bind(i64::from(p.rdp_drives))
+            .bind(i64::from(p.file_download))
+            .bind(max_bytes(p.download_max_bytes))
             .bind(target.to_string())
             .bind(level)
             .execute(&mut *conn)

@@ -63,6 +63,8 @@ pub fn settings(policy: Policy) -> ApiSettings {
             code_ttl: SignedDuration::from_hours(24),
         },
         node_down_after: std::time::Duration::from_secs(30),
+        quarantine_dir: std::env::temp_dir().join("sekisho-no-quarantine"),
+        upload_scanning: None,
     }
 }
 

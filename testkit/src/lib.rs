@@ -6,6 +6,7 @@
 mod accounts;
 pub use port::free_port;
 pub mod api;
+pub mod clamd;
 pub mod desktop;
 pub mod fs;
 pub mod port;

@@ -384,22 +384,54 @@ impl World {
         assert_eq!(status, 202, "{body}");
     }
 
-    /// Lets pacs's change level forward to `ports` (its SSH port is always among them).
-    pub async fn allow_change_ports(&self, ports: &[u16]) {
+    /// `sftp -b BATCH LOGIN@gateway`: the batch's commands, stopping at the first failure.
+    pub fn sftp(&self, login: &str, batch: &str) -> Output {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), batch).unwrap();
+        Command::new("sftp")
+            .arg("-P")
+            .arg(self.ssh_port.to_string())
+            .args(self.client_options())
+            .arg("-b")
+            .arg(file.path())
+            .arg(format!("{login}@127.0.0.1"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Replaces pacs's `level` (`reference` or `change`) with `policy` (the account and the
+    /// gateway's key are added).
+    pub async fn set_level(&self, level: &str, mut policy: Value) {
         let private = std::fs::read_to_string(self.keys.path().join("gateway-to-pacs")).unwrap();
-        let mut allowed = vec![self.sshd.port];
-        allowed.extend_from_slice(ports);
+        let account = if level == "change" {
+            CHANGE_ACCOUNT
+        } else {
+            REFERENCE_ACCOUNT
+        };
+        policy["account"] = json!(account);
+        policy["credential"] = json!({"private_key": private});
         let (status, body) = self
             .http
             .send(
                 reqwest::Method::PATCH,
                 &format!("/api/v1/targets/{}", self.target_id),
                 Some(&self.admin),
-                Some(json!({"levels": {"change": {"account": CHANGE_ACCOUNT, "credential": {"private_key": private},
-                    "port_forwarding": true, "allowed_ports": allowed}}})),
+                Some(json!({"levels": {level: policy}})),
             )
             .await;
         assert_eq!(status, 200, "{body}");
+    }
+
+    /// Lets pacs's change level forward to `ports` (its SSH port is always among them).
+    pub async fn allow_change_ports(&self, ports: &[u16]) {
+        let mut allowed = vec![self.sshd.port];
+        allowed.extend_from_slice(ports);
+        self.set_level(
+            "change",
+            json!({"port_forwarding": true, "allowed_ports": allowed}),
+        )
+        .await;
     }
 
     /// Disables alice's account through the API.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod nodes;
 pub mod recordings;
 pub mod requests;
@@ -48,7 +49,7 @@ pub use token::Caller;
     modifiers(&BearerAuth),
     tags(
         (name = "auth"), (name = "vendors"), (name = "users"), (name = "targets"),
-        (name = "requests"), (name = "sessions"), (name = "recordings"), (name = "audit"), (name = "system")
+        (name = "requests"), (name = "sessions"), (name = "recordings"), (name = "audit"), (name = "files"), (name = "system")
     )
 )]
 struct ApiDoc;
@@ -140,6 +141,10 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))
         .routes(routes!(nodes::list_nodes))
+        .routes(routes!(files::list_files))
+        .routes(routes!(files::list_quarantine))
+        .routes(routes!(files::quarantine_content))
+        .routes(routes!(files::delete_quarantine))
 }
 
 /// The OpenAPI document of [`api_routes`].

@@ -35,11 +35,11 @@ pub(crate) async fn check_target(
     }
 }
 
-/// The names of the targets the caller may see; `None` for all.
-pub(crate) async fn target_names(
+/// The targets the caller may see; `None` for all.
+async fn visible(
     state: &ApiState,
     caller: &Caller,
-) -> ApiResult<Option<HashSet<String>>> {
+) -> ApiResult<Option<Vec<sekisho_domain::target::Target>>> {
     if limited_to(&caller.user).is_none() {
         return Ok(None);
     }
@@ -50,9 +50,28 @@ pub(crate) async fn target_names(
             .await?
             .into_iter()
             .filter(|t| in_scope(&caller.user, t))
-            .map(|t| t.name)
             .collect(),
     ))
+}
+
+/// The names of the targets the caller may see; `None` for all.
+pub(crate) async fn target_names(
+    state: &ApiState,
+    caller: &Caller,
+) -> ApiResult<Option<HashSet<String>>> {
+    Ok(visible(state, caller)
+        .await?
+        .map(|v| v.into_iter().map(|t| t.name).collect()))
+}
+
+/// The ids of the targets the caller may see; `None` for all.
+pub(crate) async fn target_ids(
+    state: &ApiState,
+    caller: &Caller,
+) -> ApiResult<Option<HashSet<TargetId>>> {
+    Ok(visible(state, caller)
+        .await?
+        .map(|v| v.into_iter().map(|t| t.id).collect()))
 }
 
 /// Checks the caller may see the recording `id` (its target's site).

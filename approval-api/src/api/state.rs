@@ -24,6 +24,10 @@ pub struct ApiSettings {
     pub enrollment: EnrollmentSettings,
     /// `[nodes] down_after_seconds`: when a silent node is taken over.
     pub node_down_after: std::time::Duration,
+    /// This node's quarantine directory (`[files]`): blocked uploads are in `blocked/<id>`.
+    pub quarantine_dir: std::path::PathBuf,
+    /// The upload scanners configured, for people; `None`: uploads are not scanned.
+    pub upload_scanning: Option<String>,
 }
 
 /// The gateway the designated client enrolls with.
@@ -77,6 +81,8 @@ impl ApiSettings {
             node_down_after: std::time::Duration::from_secs(u64::from(
                 config.nodes.down_after_seconds,
             )),
+            quarantine_dir: config.quarantine_dir(),
+            upload_scanning: config.files.describe_scanners(),
         }
     }
 }

@@ -54,6 +54,13 @@ pub struct LevelBody {
     pub port_forwarding: bool,
     #[serde(default)]
     pub file_upload: bool,
+    /// Whether files may be read over sftp (each download is logged with its SHA-256).
+    #[serde(default = "yes")]
+    pub file_download: bool,
+    /// The largest file a vendor may download at this level, in bytes; omit for no limit.
+    #[serde(default, deserialize_with = "integral::optional_bytes")]
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
+    pub download_max_bytes: Option<u64>,
     /// Remote Desktop at this level (the target needs an `rdp_port` and the level a password
     /// credential: the gateway logs into Windows with it).
     #[serde(default)]
@@ -122,6 +129,18 @@ mod integral {
         Option::<Number>::deserialize(d)?.map(to_u16).transpose()
     }
 
+    /// A byte count: 1 to 2^63-1 (0 and larger counts are refused by the handler).
+    pub fn optional_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<Number>::deserialize(d)?
+            .map(|n| match n {
+                Number::Int(i) => u64::try_from(i)
+                    .map_err(|_| D::Error::custom(format!("{i} is not a number of bytes"))),
+                Number::Float(f) if f.fract() == 0.0 && (0.0..9.2e18).contains(&f) => Ok(f as u64),
+                Number::Float(f) => Err(D::Error::custom(format!("{f} is not a number of bytes"))),
+            })
+            .transpose()
+    }
+
     pub fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
         Vec::<Number>::deserialize(d)?
             .into_iter()
@@ -171,6 +190,8 @@ pub struct LevelView {
     pub allowed_ports: Vec<u16>,
     pub port_forwarding: bool,
     pub file_upload: bool,
+    pub file_download: bool,
+    pub download_max_bytes: Option<u64>,
     pub rdp: bool,
     pub rdp_clipboard: bool,
     pub rdp_drives: bool,
@@ -184,6 +205,8 @@ impl From<&LevelPolicy> for LevelView {
             allowed_ports: p.allowed_ports.clone(),
             port_forwarding: p.port_forwarding,
             file_upload: p.file_upload,
+            file_download: p.file_download,
+            download_max_bytes: p.download_max_bytes,
             rdp: p.rdp,
             rdp_clipboard: p.rdp_clipboard,
             rdp_drives: p.rdp_drives,
@@ -208,6 +231,10 @@ pub struct TargetView {
     pub site: Option<String>,
     pub reference: Option<LevelView>,
     pub change: Option<LevelView>,
+    /// How uploads at levels that allow them are scanned ("clamd at …"); `null`: not
+    /// scanned, they go straight to the target (logged with their hash).
+    #[serde(default)]
+    pub upload_scanning: Option<String>,
 }
 
 impl From<&Target> for TargetView {
@@ -223,6 +250,7 @@ impl From<&Target> for TargetView {
             site: t.site.clone(),
             reference: t.reference.as_ref().map(LevelView::from),
             change: t.change.as_ref().map(LevelView::from),
+            upload_scanning: None,
         }
     }
 }

@@ -50,6 +50,12 @@ fn level(level: AccessLevel, body: LevelBody) -> ApiResult<LevelSpec> {
     if body.allowed_ports.contains(&0) {
         return Err(ApiError::invalid("allowed_ports", "port 0 is not a port"));
     }
+    if body.download_max_bytes == Some(0) || body.download_max_bytes > Some(i64::MAX as u64) {
+        return Err(ApiError::invalid(
+            "download_max_bytes",
+            "a download limit is between 1 byte and 2^63-1 bytes (omit it for no limit)",
+        ));
+    }
     if (body.rdp_clipboard || body.rdp_drives) && !body.rdp {
         return Err(ApiError::invalid(
             "rdp",
@@ -64,6 +70,8 @@ fn level(level: AccessLevel, body: LevelBody) -> ApiResult<LevelSpec> {
             allowed_ports: body.allowed_ports,
             port_forwarding: body.port_forwarding,
             file_upload: body.file_upload,
+            file_download: body.file_download,
+            download_max_bytes: body.download_max_bytes,
             rdp: body.rdp,
             rdp_clipboard: body.rdp_clipboard,
             rdp_drives: body.rdp_drives,
@@ -148,7 +156,7 @@ pub async fn list_targets(
             .await?
             .iter()
             .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
-            .map(TargetView::from)
+            .map(|t| view(&state, t))
             .collect(),
     ))
 }
@@ -194,7 +202,7 @@ pub async fn create_target(
         .store
         .create_target(&state.at_rest, new, &caller.actor(), caller.source())
         .await?;
-    Ok((StatusCode::CREATED, Json(TargetView::from(&t))))
+    Ok((StatusCode::CREATED, Json(view(&state, &t))))
 }
 
 /// One target.
@@ -212,7 +220,7 @@ pub async fn get_target(
         .await?
         .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
         .ok_or_else(|| ApiError::not_found(format!("target {id}")))?;
-    Ok(Json(TargetView::from(&t)))
+    Ok(Json(view(&state, &t)))
 }
 
 /// Change a target: address, pinned host key, levels and credentials.
@@ -281,5 +289,12 @@ pub async fn update_target(
             caller.source(),
         )
         .await?;
-    Ok(Json(TargetView::from(&t)))
+    Ok(Json(view(&state, &t)))
+}
+
+/// A target as the API shows it, with how this gateway scans uploads.
+fn view(state: &ApiState, t: &sekisho_domain::target::Target) -> TargetView {
+    let mut v = TargetView::from(t);
+    v.upload_scanning = state.settings.upload_scanning.clone();
+    v
 }

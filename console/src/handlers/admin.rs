@@ -196,6 +196,8 @@ pub(crate) async fn create_target(
             allowed_ports: if change { ports.clone() } else { vec![] },
             port_forwarding: change && f.contains_key("port_forwarding"),
             file_upload: change && f.contains_key("file_upload"),
+            file_download: f.contains_key(&format!("{prefix}_download")),
+            download_max_bytes: None,
             rdp: f.contains_key(&format!("{prefix}_rdp")),
             rdp_clipboard: change && f.contains_key("rdp_clipboard"),
             rdp_drives: change && f.contains_key("rdp_drives"),

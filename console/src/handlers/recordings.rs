@@ -15,6 +15,7 @@ use crate::context::Ctx;
 use crate::extract::{DecisionForm, LoggedIn, Notice, Posted, back_to, frame, query};
 use crate::pages::layout::urlencode;
 use crate::pages::recordings::{self as page, Drawn, Filters, RecordingView};
+use sekisho_approval_api::api::files::TransferView;
 
 #[derive(Deserialize)]
 pub(crate) struct RecordingsQuery {
@@ -119,6 +120,13 @@ pub(crate) async fn recording(
         format!("?t={}", pq.t.unwrap_or(0.0).max(0.0))
     };
     let drawn = drawn(&console, &ctx, &format!("{base}/screen{at}")).await;
+    let transfers = console
+        .get::<Vec<TransferView>>(
+            &ctx,
+            &format!("/api/v1/files?session={}&limit=1000", urlencode(&id)),
+        )
+        .await
+        .unwrap_or_default();
     let notice = Notice {
         done: pq.done.clone(),
         error: pq.error.clone(),
@@ -137,6 +145,7 @@ pub(crate) async fn recording(
             playing: pq.play,
             speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
             live: pq.live,
+            transfers: &transfers,
         },
     ))
 }

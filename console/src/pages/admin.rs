@@ -147,6 +147,16 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                                     @if let Some(l) = level {
                                         span class={ "badge " (class) } { (t(label)) } " "
                                         (l.account) " "
+                                        @if l.file_upload { "(" (t(T::Upload)) ") " }
+                                        @if !l.file_download { "(" (t(T::Download)) " ✕) " }
+                                    }
+                                }
+                                @if [&x.reference, &x.change].iter().any(|l| l.as_ref().is_some_and(|l| l.file_upload)) {
+                                    p.upload-scanning {
+                                        @match &x.upload_scanning {
+                                            Some(s) => { (t(T::UploadsScanned)) " " (s) }
+                                            None => strong { (t(T::UploadsNotScanned)) }
+                                        }
                                     }
                                 }
                             }
@@ -178,6 +188,7 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                         input #tg-ref-account name="reference_account";
                         label for="tg-ref-key" { (t(T::PrivateKey)) }
                         textarea #tg-ref-key name="reference_key" rows="3" autocomplete="off" {}
+                        label { input type="checkbox" name="reference_download" value="yes" checked; " " (t(T::FileDownload)) }
                         label { input type="checkbox" name="reference_rdp" value="yes"; " " (t(T::RemoteDesktop)) }
                     }
                     fieldset {
@@ -187,6 +198,7 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                         label for="tg-chg-key" { (t(T::PrivateKey)) }
                         textarea #tg-chg-key name="change_key" rows="3" autocomplete="off" {}
                         label { input type="checkbox" name="file_upload" value="yes"; " " (t(T::FileUpload)) }
+                        label { input type="checkbox" name="change_download" value="yes" checked; " " (t(T::FileDownload)) }
                         label { input type="checkbox" name="port_forwarding" value="yes"; " " (t(T::PortForwarding)) }
                         label { input type="checkbox" name="change_rdp" value="yes"; " " (t(T::RemoteDesktop)) }
                         label { input type="checkbox" name="rdp_clipboard" value="yes"; " " (t(T::RdpClipboard)) }

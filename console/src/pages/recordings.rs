@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use sekisho_approval_api::api::dto::{ReviewState, SessionView};
+use sekisho_approval_api::api::files::TransferView;
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::zone::DisplayZone;
 use sekisho_recorder::Manifest;
@@ -150,6 +151,8 @@ pub struct RecordingView<'a> {
     pub speed: f64,
     /// Watching a live session: the latest screen, refreshed every second.
     pub live: bool,
+    /// The files that crossed in the session.
+    pub transfers: &'a [TransferView],
 }
 
 /// What the player shows.
@@ -203,6 +206,13 @@ fn screen_html(s: &Screen) -> Markup {
                 "\n"
             }
         }
+    }
+}
+
+fn direction(d: sekisho_domain::files::Direction, lang: Lang) -> &'static str {
+    match d {
+        sekisho_domain::files::Direction::Upload => T::Upload.get(lang),
+        sekisho_domain::files::Direction::Download => T::Download.get(lang),
     }
 }
 
@@ -296,6 +306,34 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
                 }
                 " · "
                 a.bundle href={ (here) "/bundle" } { (t(T::Bundle)) }
+            }
+        }
+        section aria-labelledby="transfers" {
+            h2 #transfers { (t(T::FilesTransferred)) }
+            @if v.transfers.is_empty() {
+                p.empty { (t(T::NoFilesTransferred)) }
+            } @else {
+                table {
+                    thead { tr {
+                        th { (t(T::Direction)) } th { (t(T::Path)) } th { (t(T::Size)) }
+                        th { "SHA-256" } th { (t(T::Outcome)) } th { (t(T::Time)) }
+                    } }
+                    tbody {
+                        @for x in v.transfers {
+                            tr {
+                                td { (direction(x.direction, lang)) }
+                                td { code { (x.path) } }
+                                td { (x.bytes) }
+                                td { code.hash { (x.sha256.as_deref().unwrap_or("—")) } }
+                                td {
+                                    (x.outcome.as_str())
+                                    @if let Some(d) = &x.detail { " — " (d) }
+                                }
+                                td { (when(zone, Some(x.ended_at))) }
+                            }
+                        }
+                    }
+                }
             }
         }
         section aria-labelledby="review" {

@@ -31,6 +31,8 @@ pub struct Live {
     /// What the vendor sent so far at a level without uploads (bounded, see
     /// `sekisho_domain::upload`).
     pub input: Mutex<sekisho_domain::upload::SessionInput>,
+    /// Bytes of this session's uploads staged in quarantine now (bounded by `[files]`).
+    pub staged: std::sync::Arc<AtomicU64>,
     /// Cancelled when the session must end; every pump watches it.
     pub ended: CancellationToken,
     reason: Mutex<Option<(SessionEnd, String)>>,
@@ -61,6 +63,7 @@ impl Live {
             to_target: AtomicU64::new(0),
             from_target: AtomicU64::new(0),
             input: Mutex::default(),
+            staged: std::sync::Arc::default(),
             ended: CancellationToken::new(),
             reason: Mutex::new(None),
             notices: watch::channel(String::new()).0,

@@ -61,6 +61,11 @@ pub struct Shared {
     pub ssh: SshConfig,
     /// What a vendor may send at a level without uploads.
     pub input_limits: sekisho_domain::upload::InputLimits,
+    /// Upload scanners (`[files]`); `None`: uploads at levels that allow them go straight
+    /// to the target, logged.
+    pub scanners: Option<crate::files::scan::Scanners>,
+    /// Where uploads are staged and blocked files kept.
+    pub quarantine: crate::files::quarantine::Quarantine,
     /// Minutes before the window end at which vendors are warned.
     pub warnings: Vec<u32>,
     /// This gateway node (sessions it leaves open are aborted on its next start).

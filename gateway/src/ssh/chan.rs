@@ -5,8 +5,8 @@ use russh::{ChannelMsg, ChannelReadHalf, Pty};
 use sekisho_domain::upload::ChannelWatch;
 use tokio::sync::mpsc;
 
-use super::pump::{Track, VendorWrite};
-use super::sftp::UploadGuard;
+use super::notice::{Track, VendorWrite};
+use super::sftp::relay::SftpSlot;
 use super::uplink::{TargetWrite, Uplink};
 
 /// A vendor's `pty-req`, as russh hands it over.
@@ -30,7 +30,9 @@ pub(super) struct Chan {
     pub(super) rec: u32,
     pub(super) pty: Option<(String, u32, u32)>,
     pub(super) track: Option<Track>,
-    pub(super) guard: Option<UploadGuard>,
+    /// Set when the channel speaks sftp (the subsystem, or `sftp -s` on an exec channel):
+    /// every request and reply then goes through the relay. Shared with the pump.
+    pub(super) sftp: SftpSlot,
     /// At levels without upload: what the vendor sends, looked at for upload protocols and
     /// counted against the session's input bound (see `sekisho_domain::upload`).
     pub(super) watch: Option<ChannelWatch>,

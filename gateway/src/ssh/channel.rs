@@ -15,14 +15,17 @@ use sekisho_recorder::stream::StreamKind;
 use tokio::sync::mpsc;
 
 use super::limits::MAX_CHANNELS;
-use super::pump::{self, Pump, Track};
-use super::sftp::{Framer, UploadGuard};
+use super::notice::{self, Track};
+use super::pump::Pump;
+use super::sftp::relay::SftpRelay;
 use super::uplink::Uplink;
-use crate::session::Live;
+use crate::session::{Live, Shared};
+use sekisho_domain::files::{self, DownloadMode, UploadMode};
 use sekisho_domain::refusal::{Channel as Audited, Code, Refusal};
 
 use super::chan::{Chan, PtyRequest};
 use super::conn::{Conn, State};
+use super::sftp::relay::SftpSlot;
 
 /// How long the gateway waits for the target to answer a channel request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,7 +147,7 @@ impl Conn {
                 rec: live.next_channel(),
                 pty: None,
                 track: None,
-                guard: None,
+                sftp: SftpSlot::default(),
                 watch: None,
                 inject: None,
                 refusals: 0,
@@ -167,11 +170,11 @@ impl Conn {
         };
         chan.track = Some(track);
         // A watched channel may turn out to be an SFTP session (`sftp -s PROGRAM`) and get
-        // the guard later: it needs the way back for refusals from the start.
-        let inject = (chan.guard.is_some() || chan.watch.is_some()).then(|| {
-            let (tx, rx) = mpsc::channel(16);
+        // the relay later: it needs the way back for the gateway's own replies from the start.
+        let inject = (chan.sftp.get().is_some() || chan.watch.is_some()).then(|| {
+            let (tx, rx) = mpsc::channel(64);
             chan.inject = Some(tx);
-            (rx, Framer::default())
+            rx
         });
         let pump = Pump {
             live: live.clone(),
@@ -181,6 +184,7 @@ impl Conn {
             stash: std::mem::take(&mut chan.stash),
             track,
             inject,
+            sftp: chan.sftp.clone(),
         };
         live.pumps.spawn(pump.run());
     }
@@ -334,9 +338,10 @@ impl Conn {
         Self::reply(ok, channel, session)
     }
 
-    /// At a level without upload, what the vendor sends on `channel` is watched.
+    /// Where uploads may not reach the target unchecked (no upload, or uploads scanned in
+    /// quarantine), what the vendor sends on `channel` outside sftp is watched.
     fn watch_input(&mut self, live: &Live, channel: ChannelId) {
-        if Self::upload_check(live).is_err()
+        if file_modes(&self.shared, live).0 != UploadMode::Direct
             && let Some(chan) = self.channels.get_mut(&channel)
         {
             chan.watch = Some(ChannelWatch::default());
@@ -396,10 +401,9 @@ impl Conn {
                 .refuse_on_channel(&live, channel, Audited::Subsystem, &refusal, session)
                 .await;
         }
-        if Self::upload_check(&live).is_err()
-            && let Some(chan) = self.channels.get_mut(&channel)
-        {
-            chan.guard = Some(UploadGuard::default());
+        let relay = sftp_relay(&self.shared, &live);
+        if let Some(chan) = self.channels.get_mut(&channel) {
+            let _ = chan.sftp.set(relay);
         }
         self.start(&live, channel, Start::Sftp, session).await
     }
@@ -453,17 +457,23 @@ impl Conn {
                         return Ok(());
                     }
                 }
-                // `sftp -s PROGRAM`: an SFTP session on an exec channel gets the same
-                // read-only guard as the sftp subsystem.
+                // `sftp -s PROGRAM`: an SFTP session on an exec channel goes through the
+                // same relay as the sftp subsystem.
                 Verdict::Sftp => {
                     chan.watch = None;
-                    chan.guard = Some(UploadGuard::default());
+                    let _ = chan.sftp.set(sftp_relay(&self.shared, &live));
                 }
                 Verdict::Refuse(upload) => {
-                    let message = format!(
-                        "{upload} refused: file upload to {} is not allowed at {} level",
-                        live.target.name, live.grant.level
-                    );
+                    let message = match file_modes(&self.shared, &live).0 {
+                        UploadMode::Quarantine => format!(
+                            "{upload} refused: uploads to {} at {} level are scanned in quarantine and go over sftp only (sftp, or scp without -O)",
+                            live.target.name, live.grant.level
+                        ),
+                        _ => format!(
+                            "{upload} refused: file upload to {} is not allowed at {} level",
+                            live.target.name, live.grant.level
+                        ),
+                    };
                     return self
                         .stop_channel(&live, channel, upload.code(), &message, session)
                         .await;
@@ -472,12 +482,12 @@ impl Conn {
             watched = bytes;
             data = &watched;
         }
-        let Some(guard) = chan.guard.as_mut() else {
+        let Some(relay) = chan.sftp.get().cloned() else {
             chan.uplink.send(Bytes::copy_from_slice(data)).await;
             return Ok(());
         };
-        let filtered = match guard.feed(data) {
-            Ok(f) => f,
+        let handled = match relay.from_vendor(&live, data).await {
+            Ok(h) => h,
             Err(e) => {
                 let refusal =
                     Refusal::new(Code::SftpMalformed, format!("sftp stream refused: {e}"));
@@ -487,38 +497,56 @@ impl Conn {
             }
         };
         let mut audits = vec![];
-        for (status, what) in filtered.refused {
+        for (direction, what) in handled.refused {
             if chan.refusals == 0 {
                 let vendor = chan.vendor.clone();
-                let text = Self::upload_check(&live)
-                    .err()
-                    .map(|r| r.message)
-                    .unwrap_or_else(|| "file upload is not allowed".into());
-                pump::notice(&live, &vendor, None, &text).await;
+                let text = match direction {
+                    files::Direction::Upload => Self::upload_check(&live)
+                        .err()
+                        .map(|r| r.message)
+                        .unwrap_or_else(|| format!("refused: {what}")),
+                    files::Direction::Download => format!(
+                        "file download from {} is not allowed at {} level ({what})",
+                        live.target.name, live.grant.level
+                    ),
+                };
+                notice::notice(&live, &vendor, None, &text).await;
             }
             chan.refusals += 1;
             if chan.refusals <= AUDITED_REFUSALS {
-                audits.push(what);
-            }
-            if let Some(tx) = &chan.inject {
-                let _ = tx.send(status).await;
+                audits.push((direction, what));
             }
         }
-        if !filtered.forward.is_empty() {
-            chan.uplink.send(Bytes::from(filtered.forward)).await;
+        if let Some(tx) = &chan.inject {
+            for p in handled.reply {
+                let _ = tx.send(p).await;
+            }
+            for (handle, id) in handled.closed {
+                live.pumps.spawn(relay.clone().deliver(
+                    live.clone(),
+                    chan.uplink.clone(),
+                    (tx.clone(), chan.vendor.clone()),
+                    handle,
+                    id,
+                ));
+            }
         }
-        let code = Self::upload_check(&live)
-            .err()
-            .map_or(Code::UploadNotAllowed, |r| r.code);
-        for what in audits {
+        if !handled.forward.is_empty() {
+            chan.uplink.send(Bytes::from(handled.forward)).await;
+        }
+        for (direction, what) in audits {
+            let (code, audited) = match direction {
+                files::Direction::Download => (Code::DownloadNotAllowed, Audited::FileDownload),
+                files::Direction::Upload => (
+                    Self::upload_check(&live)
+                        .err()
+                        .map_or(Code::UploadNotAllowed, |r| r.code),
+                    Audited::FileUpload,
+                ),
+            };
             let refusal = Refusal::new(code, format!("sftp: {what}"));
-            self.audit_denied(
-                &live.user,
-                Some(live.target.id),
-                Audited::FileUpload,
-                &refusal,
-            )
-            .await;
+            self.audit_denied(&live.user, Some(live.target.id), audited, &refusal)
+                .await;
         }
         Ok(())
     }
@@ -580,6 +608,30 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// How files may cross at a session's level.
+fn file_modes(shared: &Shared, live: &Live) -> (UploadMode, DownloadMode) {
+    match live.target.level(live.grant.level) {
+        Some(policy) => (
+            files::upload_mode(policy, shared.scanners.is_some()),
+            files::download_mode(policy),
+        ),
+        None => (UploadMode::Deny, DownloadMode::Deny),
+    }
+}
+
+/// The sftp relay for a channel of a session.
+fn sftp_relay(shared: &Shared, live: &Live) -> Arc<SftpRelay> {
+    let (upload, download) = file_modes(shared, live);
+    Arc::new(SftpRelay::new(
+        upload,
+        download,
+        shared.store.clone(),
+        shared.node.clone(),
+        shared.scanners.clone(),
+        shared.quarantine.clone(),
+    ))
 }
 
 /// What a session channel runs.

@@ -11,7 +11,7 @@ use sekisho_recorder::stream::StreamKind;
 use super::chan::Forward;
 use super::conn::Conn;
 use super::limits::MAX_CHANNELS;
-use super::pump::Track;
+use super::notice::Track;
 
 impl Conn {
     async fn refuse_forward(&self, kind: ChannelKind, audited: Audited) {

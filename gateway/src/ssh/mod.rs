@@ -18,6 +18,7 @@ mod gate;
 mod limits;
 mod link;
 pub mod login;
+mod notice;
 mod pump;
 pub mod sftp;
 pub mod target;

@@ -9,41 +9,11 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use russh::ChannelMsg;
 use russh::server;
-use sekisho_recorder::stream::Direction;
 use tokio::sync::mpsc;
 
-use super::sftp::Framer;
+use super::notice::{Track, VendorWrite, notice};
+use super::sftp::relay::SftpSlot;
 use crate::session::Live;
-
-/// How a channel is recorded.
-#[derive(Clone, Copy, Debug)]
-pub enum Track {
-    /// asciicast: output and input events.
-    Terminal(u32),
-    /// Raw timestamped frames in both directions.
-    Stream(u32),
-}
-
-impl Track {
-    pub async fn record_input(&self, live: &Live, data: &[u8]) -> bool {
-        let r = match *self {
-            Track::Terminal(ch) => live.recording.input(ch, data).await,
-            Track::Stream(ch) => live.recording.frame(ch, Direction::ToTarget, data).await,
-        };
-        r.map_err(|e| live.recording_failed(&e)).is_ok()
-    }
-
-    pub async fn record_output(&self, live: &Live, data: &[u8]) -> bool {
-        let r = match *self {
-            Track::Terminal(ch) => live.recording.output(ch, data).await,
-            Track::Stream(ch) => live.recording.frame(ch, Direction::FromTarget, data).await,
-        };
-        r.map_err(|e| live.recording_failed(&e)).is_ok()
-    }
-}
-
-/// The vendor side of a channel, shared by the handler and the pump.
-pub type VendorWrite = Arc<russh::ChannelWriteHalf<server::Msg>>;
 
 pub struct Pump {
     pub live: Arc<Live>,
@@ -53,21 +23,11 @@ pub struct Pump {
     /// Messages read from the target while the channel was being set up.
     pub stash: Vec<ChannelMsg>,
     pub track: Track,
-    /// Refusals from the sftp guard, written between the target's packets.
-    pub inject: Option<(mpsc::Receiver<Vec<u8>>, Framer)>,
-}
-
-const STDERR: u32 = 1;
-
-/// Writes a `sekisho: ...` line to the vendor's terminal (stderr) and to the recording.
-pub async fn notice(live: &Live, vendor: &VendorWrite, track: Option<Track>, text: &str) {
-    let line = format!("\r\nsekisho: {text}\r\n");
-    if let Some(Track::Terminal(ch)) = track {
-        let _ = live.recording.output(ch, line.as_bytes()).await;
-    }
-    let _ = vendor
-        .extended_data_bytes(STDERR, Bytes::from(line.into_bytes()))
-        .await;
+    /// Packets the gateway answers the vendor with itself (sftp refusals, staged uploads),
+    /// written between the target's packets.
+    pub inject: Option<mpsc::Receiver<Vec<u8>>>,
+    /// The channel's sftp relay once it speaks sftp: the target's replies go through it.
+    pub sftp: SftpSlot,
 }
 
 impl Pump {
@@ -80,13 +40,13 @@ impl Pump {
         let stash = std::mem::take(&mut self.stash);
         for msg in stash {
             if !self.on_target(msg, &mut pending).await {
-                return;
+                return self.finish().await;
             }
         }
         loop {
             let injected = async {
                 match &mut self.inject {
-                    Some((rx, _)) => rx.recv().await,
+                    Some(rx) => rx.recv().await,
                     None => std::future::pending().await,
                 }
             };
@@ -99,7 +59,7 @@ impl Pump {
                     }
                     let _ = self.vendor.eof().await;
                     let _ = self.vendor.close().await;
-                    return;
+                    return self.finish().await;
                 }
                 Ok(()) = notices.changed() => {
                     let text = notices.borrow_and_update().clone();
@@ -110,20 +70,27 @@ impl Pump {
                     self.flush_injected(&mut pending).await;
                 }
                 msg = self.target.wait() => match msg {
-                    Some(msg) => if !self.on_target(msg, &mut pending).await { return },
+                    Some(msg) => if !self.on_target(msg, &mut pending).await { return self.finish().await },
                     None => {
                         let _ = self.vendor.close().await;
-                        return;
+                        return self.finish().await;
                     }
                 },
             }
         }
     }
 
-    /// Writes refusals if the target's stream is between packets.
+    /// Files still open when the channel ended are logged.
+    async fn finish(&self) {
+        if let Some(relay) = self.sftp.get() {
+            relay.finish(&self.live).await;
+        }
+    }
+
+    /// Writes the gateway's own packets (the pump writes only whole packets of the target's,
+    /// so this is always between two of them).
     async fn flush_injected(&mut self, pending: &mut VecDeque<Vec<u8>>) {
-        let at_boundary = self.inject.as_ref().is_none_or(|(_, f)| f.at_boundary());
-        while at_boundary && let Some(p) = pending.pop_front() {
+        while let Some(p) = pending.pop_front() {
             if self.track.record_output(&self.live, &p).await {
                 let _ = self.vendor.data_bytes(Bytes::from(p)).await;
             }
@@ -138,20 +105,34 @@ impl Pump {
                 self.live
                     .from_target
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
-                if !self.track.record_output(&self.live, &data).await {
-                    return true; // the supervisor ends the session
-                }
-                if self.inject.is_none() {
+                let Some(relay) = self.sftp.get().cloned() else {
+                    if !self.track.record_output(&self.live, &data).await {
+                        return true; // the supervisor ends the session
+                    }
                     return vendor.data_bytes(data).await.is_ok();
-                }
-                let mut rest = data;
-                while !rest.is_empty() {
-                    let n = match &mut self.inject {
-                        Some((_, framer)) => framer.advance(&rest),
-                        None => rest.len(),
-                    };
-                    let chunk = rest.split_to(n);
-                    if vendor.data_bytes(chunk).await.is_err() {
+                };
+                // sftp: whole packets, as the relay passes them on (what the vendor receives
+                // is what is recorded).
+                let packets = match relay.from_target(&self.live, &data).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(session = %self.live.session.id, error = %e, "sftp reply stream refused");
+                        notice(
+                            &self.live,
+                            &vendor,
+                            None,
+                            &format!("sftp stream refused: {e}"),
+                        )
+                        .await;
+                        let _ = vendor.close().await;
+                        return false;
+                    }
+                };
+                for p in packets {
+                    if !self.track.record_output(&self.live, &p).await {
+                        return true;
+                    }
+                    if vendor.data_bytes(Bytes::from(p)).await.is_err() {
                         return false;
                     }
                     self.flush_injected(pending).await;

@@ -41,6 +41,7 @@ enum Up {
     Close,
 }
 
+#[derive(Clone)]
 pub struct Uplink {
     tx: mpsc::UnboundedSender<Up>,
     /// [`HARD`] permits, one per byte that may be queued.

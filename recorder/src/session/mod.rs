@@ -370,6 +370,17 @@ impl SessionRecording {
         .await
     }
 
+    /// A file that crossed: a line of the recording's `files.jsonl`.
+    pub async fn file(&self, record: &sekisho_domain::files::FileRecord) -> Result<()> {
+        if !self.is_recorded() {
+            return Ok(());
+        }
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| RecordingError::Failed(e.to_string()))?;
+        line.push(b'\n');
+        self.send(Cmd::File { line }).await
+    }
+
     /// Flushes, indexes, hashes and signs. Returns the sealed manifest.
     pub async fn close(self, reason: &str) -> Result<Manifest> {
         if !self.is_recorded() {

@@ -46,6 +46,10 @@ pub(super) enum Cmd {
         direction: Direction,
         data: Bytes,
     },
+    /// One line of `files.jsonl`: a file that crossed.
+    File {
+        line: Vec<u8>,
+    },
     Close {
         reason: String,
         reply: oneshot::Sender<Result<Manifest>>,
@@ -350,6 +354,16 @@ impl Writer {
                 if track.buf.len() >= window.flush_at() {
                     track.flush(&window)?;
                 }
+            }
+            Cmd::File { line } => {
+                use std::io::Write as _;
+                let path = self.dir.join(crate::manifest::FILES);
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err("open", &path))?;
+                f.write_all(&line).map_err(io_err("write", &path))?;
             }
             Cmd::Close { .. } | Cmd::Flush => {}
         }
