@@ -145,6 +145,25 @@ async fn uploads_are_scanned_in_quarantine_and_every_file_is_logged_with_its_has
             .unwrap()
             .contains("Eicar-Test-Signature")
     );
+    // The console lists it, in both languages; only admins get the buttons.
+    for (token, lang, says, buttons) in [
+        (&w.approver, "en", "Quarantine", false),
+        (&w.admin, "ja", "隔離ファイル", true),
+    ] {
+        let (status, page) = w
+            .http
+            .console("/console/quarantine", token, Some(lang))
+            .await;
+        assert_eq!(status, 200);
+        let page = String::from_utf8_lossy(&page);
+        assert!(page.contains(says) && page.contains(&infected), "{page}");
+        assert!(page.contains("Eicar-Test-Signature"), "{page}");
+        assert_eq!(
+            page.contains(&format!("/console/quarantine/{qid}/delete")),
+            buttons,
+            "{page}"
+        );
+    }
     // IT inspects it (admin only, audited) and deletes it (audited).
     let (status, _) = w
         .http
@@ -274,6 +293,25 @@ async fn downloads_follow_the_level_and_without_a_scanner_uploads_go_straight_th
         stderr(&out)
     );
     assert!(!fetched.exists());
+    // The legacy protocol too.
+    let out = w.scp(
+        "alice+pacs",
+        &["-O"],
+        "REMOTE:/etc/passwd",
+        fetched.to_str().unwrap(),
+    );
+    assert!(
+        !out.status.success(),
+        "a legacy download succeeded where denied"
+    );
+    assert!(
+        stderr(&out).contains(
+            "file download from pacs is not allowed at reference level (scp -f /etc/passwd)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!fetched.exists());
     let denied = w.audit("kind=access_denied").await;
     assert!(
         denied
@@ -302,6 +340,38 @@ async fn downloads_follow_the_level_and_without_a_scanner_uploads_go_straight_th
         "{t}"
     );
 
+    // Legacy scp at change: a small file comes through, logged with its hash; one over the
+    // limit is cut before its bytes cross.
+    let hostname = local.path().join("hostname");
+    let out = w.scp(
+        "alice+pacs+change",
+        &["-O"],
+        "REMOTE:/etc/hostname",
+        hostname.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = transfer(&w, "/etc/hostname").await;
+    assert_eq!(t["outcome"], "completed", "{t}");
+    assert_eq!(t["sha256"], sha256sum("/etc/hostname"), "{t}");
+    let big = local.path().join("group");
+    let out = w.scp(
+        "alice+pacs+change",
+        &["-O"],
+        "REMOTE:/etc/group",
+        big.to_str().unwrap(),
+    );
+    assert!(
+        !out.status.success(),
+        "a legacy download past the limit succeeded"
+    );
+    assert!(
+        stderr(&out).contains("larger than the download limit of 100 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let t = transfer(&w, "/etc/group").await;
+    assert_eq!(t["outcome"], "refused", "{t}");
+
     // No scanner configured: an upload goes straight to the target, logged with its hash,
     // and the console says uploads are not scanned.
     let out_dir = Drop0::new("files-direct");
@@ -316,6 +386,19 @@ async fn downloads_follow_the_level_and_without_a_scanner_uploads_go_straight_th
     assert_eq!(status, 200);
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains("Uploads are not scanned"), "{page}");
+    // Legacy scp uploads too.
+    let legacy = out_dir.path("legacy.txt");
+    let from_legacy = write(local.path(), "legacy.txt", b"legacy protocol notes\n");
+    let out = w.scp(
+        "alice+pacs+change",
+        &["-O"],
+        &from_legacy,
+        &format!("REMOTE:{legacy}"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = transfer(&w, &legacy).await;
+    assert_eq!(t["outcome"], "completed", "{t}");
+    assert_eq!(t["sha256"], sha256sum(&legacy), "{t}");
     // Searchable by name.
     let found = files(&w, "name=NOTES.TXT").await;
     assert_eq!(found.len(), 1, "{found:?}");

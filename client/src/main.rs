@@ -73,6 +73,21 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Upload FILE to TARGET (to REMOTE_PATH, default your home directory) through the
+    /// gateway: logged with its hash and, where the hospital configured a scanner, scanned
+    /// in quarantine before it reaches the target. Runs OpenSSH's scp (its progress meter).
+    Put {
+        target: String,
+        file: PathBuf,
+        remote_path: Option<String>,
+    },
+    /// Download REMOTE_PATH of TARGET (to FILE, default the current directory) through the
+    /// gateway, logged with its hash. Runs OpenSSH's scp (its progress meter).
+    Get {
+        target: String,
+        remote_path: String,
+        file: Option<PathBuf>,
+    },
     /// The stdio ProxyCommand that `ssh` uses (stdin/stdout carry the SSH connection).
     Proxy { target: String },
     /// Forward a local TCP port to PORT of TARGET (device web UI, DICOM, a database...).
@@ -175,6 +190,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ssh { target, args } => ssh(&dir, &target, &args),
+        Command::Put {
+            target,
+            file,
+            remote_path,
+        } => {
+            let remote = remote_path.unwrap_or_default();
+            copy(&dir, &target, Copy::Put(file, remote))
+        }
+        Command::Get {
+            target,
+            remote_path,
+            file,
+        } => copy(
+            &dir,
+            &target,
+            Copy::Get(remote_path, file.unwrap_or_else(|| PathBuf::from("."))),
+        ),
         Command::Proxy { target } => proxy(&dir, &target).await,
         Command::Tunnel {
             target,
@@ -499,8 +531,14 @@ async fn status(dir: &ClientDir) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCode> {
-    use std::os::unix::process::CommandExt;
+/// OpenSSH (`program`: ssh or scp) set up to reach TARGET through this client: the client
+/// itself as ProxyCommand, the gateway's pinned host key, no keys or passwords offered (the
+/// client certificate is the credential). Returns the command and the login to use.
+fn openssh(
+    dir: &ClientDir,
+    target: &str,
+    program: &str,
+) -> anyhow::Result<(std::process::Command, String)> {
     let e = dir.enrollment()?;
     if let Some(w) = Expiry::warning(&e) {
         eprintln!("{w}");
@@ -513,8 +551,8 @@ fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCod
         quote(&dir.0.display().to_string()),
         quote(target)
     );
-    let err = std::process::Command::new("ssh")
-        .arg("-o")
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg("-o")
         .arg(format!("ProxyCommand={proxy}"))
         .arg("-o")
         .arg(format!(
@@ -527,7 +565,6 @@ fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCod
             "-o",
             "StrictHostKeyChecking=yes",
         ])
-        // The client certificate is the credential: no keys or passwords are offered.
         .args([
             "-o",
             "PubkeyAuthentication=no",
@@ -539,11 +576,47 @@ fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCod
             "KbdInteractiveAuthentication=no",
             "-o",
             "GSSAPIAuthentication=no",
-        ])
-        .arg(format!("{}+{target}@{HOST_ALIAS}", e.username))
-        .args(args)
-        .exec();
+        ]);
+    Ok((cmd, format!("{}+{target}@{HOST_ALIAS}", e.username)))
+}
+
+fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let (mut cmd, login) = openssh(dir, target, "ssh")?;
+    let err = cmd.arg(login).args(args).exec();
     bail!("cannot run ssh: {err}")
+}
+
+/// Which way `put` / `get` copies.
+enum Copy {
+    /// Local file → remote path ("" for the home directory).
+    Put(PathBuf, String),
+    /// Remote path → local file or directory.
+    Get(String, PathBuf),
+}
+
+/// `scp` (its sftp protocol, so the gateway logs each file and scans uploads) through the
+/// gateway, with scp's own progress meter on a terminal.
+fn copy(dir: &ClientDir, target: &str, what: Copy) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let (mut cmd, login) = openssh(dir, target, "scp")?;
+    // No `-O`: the legacy protocol is refused where uploads are scanned.
+    match what {
+        Copy::Put(file, remote) => {
+            if !file.is_file() {
+                bail!("{} is not a file", file.display());
+            }
+            cmd.arg("--").arg(&file).arg(format!("{login}:{remote}"));
+        }
+        Copy::Get(remote, file) => {
+            if remote.is_empty() {
+                bail!("name the file to download from {target}");
+            }
+            cmd.arg("--").arg(format!("{login}:{remote}")).arg(&file);
+        }
+    }
+    let err = cmd.exec();
+    bail!("cannot run scp: {err}")
 }
 
 async fn proxy(dir: &ClientDir, target: &str) -> anyhow::Result<ExitCode> {

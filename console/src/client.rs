@@ -140,6 +140,15 @@ impl Console {
         self.answer(ctx, method, path, Some(json)).await
     }
 
+    /// A DELETE.
+    pub(crate) async fn delete<T: DeserializeOwned>(
+        &self,
+        ctx: &Ctx,
+        path: &str,
+    ) -> Result<T, Refusal> {
+        self.answer(ctx, Method::DELETE, path, None).await
+    }
+
     /// A POST without a body.
     pub(crate) async fn post<T: DeserializeOwned>(
         &self,

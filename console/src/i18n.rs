@@ -190,6 +190,10 @@ pub enum T {
     FileUpload,
     FileDownload,
     FilesTransferred,
+    Quarantine,
+    QuarantineAbout,
+    QuarantineEmpty,
+    Delete,
     NoFilesTransferred,
     Direction,
     Path,
@@ -384,6 +388,16 @@ impl T {
             ),
             T::FileUpload => ("File upload allowed", "ファイルのアップロードを許可"),
             T::FilesTransferred => ("Files transferred", "転送されたファイル"),
+            T::Quarantine => ("Quarantine", "隔離ファイル"),
+            T::QuarantineAbout => (
+                "Uploads a scanner blocked: they never reached the target. Downloading one to inspect it and deleting it are audited.",
+                "検査で遮断されたアップロードです（ターゲットには書き込まれていません）。調査のためのダウンロードと削除は監査ログに記録されます。",
+            ),
+            T::QuarantineEmpty => (
+                "No blocked file is kept.",
+                "保管中の遮断ファイルはありません。",
+            ),
+            T::Delete => ("Delete", "削除"),
             T::NoFilesTransferred => (
                 "No file crossed in this session.",
                 "このセッションで転送されたファイルはありません。",

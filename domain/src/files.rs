@@ -119,6 +119,42 @@ pub fn download_mode(policy: &LevelPolicy) -> DownloadMode {
     }
 }
 
+/// Which side of the legacy scp protocol a command runs on the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScpMode {
+    /// `scp -t PATH`: the target receives (an upload).
+    Sink,
+    /// `scp -f PATH`: the target sends (a download).
+    Source,
+}
+
+/// The legacy scp command in an exec command line (`scp -t /tmp/x`, `scp -r -f /var/log`),
+/// and the path it names. Read as a shell would split it, roughly: the first `scp` whose
+/// flags include `t` or `f`.
+pub fn scp_command(cmd: &str) -> Option<(ScpMode, String)> {
+    let words = crate::upload::shell_words(cmd);
+    words.iter().enumerate().find_map(|(i, w)| {
+        if crate::upload::program(w) != "scp" {
+            return None;
+        }
+        let rest = &words[i + 1..];
+        let flags: Vec<&&str> = rest.iter().take_while(|a| a.starts_with('-')).collect();
+        let path = rest.get(flags.len()).map(|p| (*p).to_owned())?;
+        let short = |c: char| {
+            flags
+                .iter()
+                .any(|a| !a.starts_with("--") && a[1..].contains(c))
+        };
+        if short('t') {
+            Some((ScpMode::Sink, path))
+        } else if short('f') {
+            Some((ScpMode::Source, path))
+        } else {
+            None
+        }
+    })
+}
+
 /// Whether a read of `len` bytes at `offset` stays within `limit` (a file's first `limit`
 /// bytes may be read; a read reaching past them is refused whole).
 pub fn read_within(limit: Option<u64>, offset: u64, len: u64) -> bool {
@@ -158,6 +194,25 @@ mod tests {
             upload_mode(&level(true, true, None), true),
             UploadMode::Quarantine
         );
+    }
+
+    #[test]
+    fn legacy_scp_commands_are_read_with_their_path() {
+        assert_eq!(
+            scp_command("scp -t /tmp/x"),
+            Some((ScpMode::Sink, "/tmp/x".into()))
+        );
+        assert_eq!(
+            scp_command("scp -r -p -f /var/log/app"),
+            Some((ScpMode::Source, "/var/log/app".into()))
+        );
+        assert_eq!(
+            scp_command("sh -c '/usr/bin/scp -pf /etc/hostname'"),
+            Some((ScpMode::Source, "/etc/hostname".into()))
+        );
+        assert_eq!(scp_command("scp -t"), None);
+        assert_eq!(scp_command("ls -t /tmp"), None);
+        assert_eq!(scp_command("cat /tmp/scp"), None);
     }
 
     #[test]

@@ -247,14 +247,10 @@ fn scp_time_header(b: &[u8]) -> Option<String> {
 /// (it refuses before anything runs, with a clear message); [`ChannelWatch`] is the one that
 /// counts.
 pub fn is_upload_command(cmd: &str) -> bool {
-    let words: Vec<&str> = cmd
-        .split(|c: char| c.is_whitespace() || ";&|()'\"`$<>{}".contains(c))
-        .filter(|w| !w.is_empty())
-        .collect();
-    let program = |w: &str| w.rsplit('/').next().unwrap_or(w).to_owned();
+    let words = shell_words(cmd);
     words.iter().enumerate().any(|(i, w)| {
         let rest = &words[i + 1..];
-        match program(w).as_str() {
+        match program(w) {
             "scp" => rest
                 .iter()
                 .take_while(|a| a.starts_with('-'))
@@ -263,6 +259,18 @@ pub fn is_upload_command(cmd: &str) -> bool {
             _ => false,
         }
     })
+}
+
+/// A command's words as a shell would split them, roughly (separators and quotes dropped).
+pub(crate) fn shell_words(cmd: &str) -> Vec<&str> {
+    cmd.split(|c: char| c.is_whitespace() || ";&|()'\"`$<>{}".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// A program's name without its directory.
+pub(crate) fn program(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
 }
 
 #[cfg(test)]

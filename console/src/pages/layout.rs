@@ -78,6 +78,7 @@ pub(crate) fn page_with(
                             @if f.role != Role::Vendor {
                                 a href="/console/recordings" { (t(T::Recordings)) }
                                 a href="/console/audit" { (t(T::AuditLog)) }
+                                a href="/console/quarantine" { (t(T::Quarantine)) }
                             }
                             @if f.role == Role::Admin {
                                 a href="/console/admin" { (t(T::Admin)) }

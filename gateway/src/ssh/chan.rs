@@ -6,6 +6,7 @@ use sekisho_domain::upload::ChannelWatch;
 use tokio::sync::mpsc;
 
 use super::notice::{Track, VendorWrite};
+use super::scp::ScpSlot;
 use super::sftp::relay::SftpSlot;
 use super::uplink::{TargetWrite, Uplink};
 
@@ -33,6 +34,8 @@ pub(super) struct Chan {
     /// Set when the channel speaks sftp (the subsystem, or `sftp -s` on an exec channel):
     /// every request and reply then goes through the relay. Shared with the pump.
     pub(super) sftp: SftpSlot,
+    /// Set when the command is legacy scp (`scp -t`, `scp -f`): each file is logged.
+    pub(super) scp: ScpSlot,
     /// At levels without upload: what the vendor sends, looked at for upload protocols and
     /// counted against the session's input bound (see `sekisho_domain::upload`).
     pub(super) watch: Option<ChannelWatch>,

@@ -14,18 +14,20 @@ use sekisho_domain::upload::{self, ChannelWatch, Verdict};
 use sekisho_recorder::stream::StreamKind;
 use tokio::sync::mpsc;
 
+use super::file_log::FileLog;
 use super::limits::MAX_CHANNELS;
 use super::notice::{self, Track};
 use super::pump::Pump;
-use super::sftp::relay::SftpRelay;
 use super::uplink::Uplink;
-use crate::session::{Live, Shared};
-use sekisho_domain::files::{self, DownloadMode, UploadMode};
+use crate::session::Live;
+use sekisho_domain::files::{self, UploadMode};
 use sekisho_domain::refusal::{Channel as Audited, Code, Refusal};
 
 use super::chan::{Chan, PtyRequest};
 use super::conn::{Conn, State};
+use super::scp::{ScpEvent, ScpSlot};
 use super::sftp::relay::SftpSlot;
+use super::transfers;
 
 /// How long the gateway waits for the target to answer a channel request.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,6 +150,7 @@ impl Conn {
                 pty: None,
                 track: None,
                 sftp: SftpSlot::default(),
+                scp: ScpSlot::default(),
                 watch: None,
                 inject: None,
                 refusals: 0,
@@ -185,6 +188,8 @@ impl Conn {
             track,
             inject,
             sftp: chan.sftp.clone(),
+            scp: chan.scp.clone(),
+            files: FileLog::new(self.shared.store.clone(), self.shared.node.clone()),
         };
         live.pumps.spawn(pump.run());
     }
@@ -341,7 +346,7 @@ impl Conn {
     /// Where uploads may not reach the target unchecked (no upload, or uploads scanned in
     /// quarantine), what the vendor sends on `channel` outside sftp is watched.
     fn watch_input(&mut self, live: &Live, channel: ChannelId) {
-        if file_modes(&self.shared, live).0 != UploadMode::Direct
+        if transfers::file_modes(&self.shared, live).0 != UploadMode::Direct
             && let Some(chan) = self.channels.get_mut(&channel)
         {
             chan.watch = Some(ChannelWatch::default());
@@ -378,6 +383,21 @@ impl Conn {
                 .refuse_on_channel(&live, channel, Audited::FileUpload, refusal, session)
                 .await;
         }
+        match transfers::scp_stream(&self.shared, &live, &command) {
+            Err(refusal) => {
+                return self
+                    .refuse_on_channel(&live, channel, Audited::FileDownload, &refusal, session)
+                    .await;
+            }
+            Ok(stream) => {
+                if let Some(chan) = self.channels.get_mut(&channel) {
+                    *chan
+                        .scp
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = stream;
+                }
+            }
+        }
         self.watch_input(&live, channel);
         self.start(&live, channel, Start::Exec(command), session)
             .await
@@ -401,7 +421,7 @@ impl Conn {
                 .refuse_on_channel(&live, channel, Audited::Subsystem, &refusal, session)
                 .await;
         }
-        let relay = sftp_relay(&self.shared, &live);
+        let relay = transfers::sftp_relay(&self.shared, &live);
         if let Some(chan) = self.channels.get_mut(&channel) {
             let _ = chan.sftp.set(relay);
         }
@@ -461,10 +481,10 @@ impl Conn {
                 // same relay as the sftp subsystem.
                 Verdict::Sftp => {
                     chan.watch = None;
-                    let _ = chan.sftp.set(sftp_relay(&self.shared, &live));
+                    let _ = chan.sftp.set(transfers::sftp_relay(&self.shared, &live));
                 }
                 Verdict::Refuse(upload) => {
-                    let message = match file_modes(&self.shared, &live).0 {
+                    let message = match transfers::file_modes(&self.shared, &live).0 {
                         UploadMode::Quarantine => format!(
                             "{upload} refused: uploads to {} at {} level are scanned in quarantine and go over sftp only (sftp, or scp without -O)",
                             live.target.name, live.grant.level
@@ -483,7 +503,21 @@ impl Conn {
             data = &watched;
         }
         let Some(relay) = chan.sftp.get().cloned() else {
+            // `scp -t` where uploads go straight to the target: each file logged.
+            let events = chan
+                .scp
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_mut()
+                .filter(|s| s.is_sink())
+                .map(|s| s.feed(data));
             chan.uplink.send(Bytes::copy_from_slice(data)).await;
+            let files = FileLog::new(self.shared.store.clone(), self.shared.node.clone());
+            for e in events.into_iter().flatten() {
+                if let ScpEvent::Done(record) = e {
+                    files.log(&live, &record).await;
+                }
+            }
             return Ok(());
         };
         let handled = match relay.from_vendor(&live, data).await {
@@ -608,30 +642,6 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// How files may cross at a session's level.
-fn file_modes(shared: &Shared, live: &Live) -> (UploadMode, DownloadMode) {
-    match live.target.level(live.grant.level) {
-        Some(policy) => (
-            files::upload_mode(policy, shared.scanners.is_some()),
-            files::download_mode(policy),
-        ),
-        None => (UploadMode::Deny, DownloadMode::Deny),
-    }
-}
-
-/// The sftp relay for a channel of a session.
-fn sftp_relay(shared: &Shared, live: &Live) -> Arc<SftpRelay> {
-    let (upload, download) = file_modes(shared, live);
-    Arc::new(SftpRelay::new(
-        upload,
-        download,
-        shared.store.clone(),
-        shared.node.clone(),
-        shared.scanners.clone(),
-        shared.quarantine.clone(),
-    ))
 }
 
 /// What a session channel runs.

@@ -13,6 +13,7 @@ mod auth;
 mod chan;
 mod channel;
 pub mod conn;
+mod file_log;
 mod forward;
 mod gate;
 mod limits;
@@ -20,8 +21,10 @@ mod link;
 pub mod login;
 mod notice;
 mod pump;
+mod scp;
 pub mod sftp;
 pub mod target;
+mod transfers;
 mod uplink;
 
 use gate::refused_at_gate;

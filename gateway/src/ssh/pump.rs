@@ -11,7 +11,9 @@ use russh::ChannelMsg;
 use russh::server;
 use tokio::sync::mpsc;
 
+use super::file_log::FileLog;
 use super::notice::{Track, VendorWrite, notice};
+use super::scp::{ScpEvent, ScpSlot};
 use super::sftp::relay::SftpSlot;
 use crate::session::Live;
 
@@ -28,6 +30,9 @@ pub struct Pump {
     pub inject: Option<mpsc::Receiver<Vec<u8>>>,
     /// The channel's sftp relay once it speaks sftp: the target's replies go through it.
     pub sftp: SftpSlot,
+    /// The channel's legacy scp stream when its command is scp.
+    pub scp: ScpSlot,
+    pub files: FileLog,
 }
 
 impl Pump {
@@ -85,6 +90,49 @@ impl Pump {
         if let Some(relay) = self.sftp.get() {
             relay.finish(&self.live).await;
         }
+        let left = self
+            .scp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .and_then(|mut s| s.finish());
+        if let Some(record) = left {
+            self.files.log(&self.live, &record).await;
+        }
+    }
+
+    /// `scp -f`: the files in the target's bytes are logged; one over the level's download
+    /// limit ends the channel before any of its bytes reach the vendor. `false`: ended.
+    async fn scp_source(&self, data: &[u8]) -> bool {
+        let events = match self
+            .scp
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+            .filter(|s| !s.is_sink())
+        {
+            Some(s) => s.feed(data),
+            None => return true,
+        };
+        for e in events {
+            match e {
+                ScpEvent::Done(record) => self.files.log(&self.live, &record).await,
+                ScpEvent::Refused(record) => {
+                    let text = format!(
+                        "refused: {} ({})",
+                        record.path,
+                        record.detail.as_deref().unwrap_or_default()
+                    );
+                    self.files.log(&self.live, &record).await;
+                    notice(&self.live, &self.vendor, Some(self.track), &text).await;
+                    let _ = self.vendor.eof().await;
+                    let _ = self.vendor.close().await;
+                    return false;
+                }
+                ScpEvent::Start { .. } => {}
+            }
+        }
+        true
     }
 
     /// Writes the gateway's own packets (the pump writes only whole packets of the target's,
@@ -106,6 +154,9 @@ impl Pump {
                     .from_target
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
                 let Some(relay) = self.sftp.get().cloned() else {
+                    if !self.scp_source(&data).await {
+                        return false;
+                    }
                     if !self.track.record_output(&self.live, &data).await {
                         return true; // the supervisor ends the session
                     }

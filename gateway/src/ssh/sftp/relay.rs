@@ -11,8 +11,6 @@ use std::time::Duration;
 use aws_lc_rs::digest::{Context, SHA256};
 use bytes::Bytes;
 use sekisho_domain::files::{Direction, DownloadMode, FileRecord, Outcome, UploadMode};
-use sekisho_store::Store;
-use sekisho_store::files::TransferContext;
 use tokio::sync::{mpsc, oneshot};
 
 use super::proxy::{Out, Proxy};
@@ -21,6 +19,7 @@ use super::wire::{self, FX_FAILURE, FX_OK, FX_PERMISSION_DENIED, FXP_HANDLE, Pac
 use crate::files::quarantine::{Quarantine, Staged};
 use crate::files::scan::{Scanners, Verdict};
 use crate::session::Live;
+use crate::ssh::file_log::FileLog;
 use crate::ssh::notice::{VendorWrite, notice};
 use crate::ssh::uplink::Uplink;
 
@@ -56,8 +55,7 @@ pub struct SftpRelay {
     proxy: Mutex<Proxy>,
     waiters: Mutex<HashMap<u32, oneshot::Sender<Vec<u8>>>>,
     uploads: Mutex<HashMap<Vec<u8>, Upload>>,
-    store: Store,
-    node: String,
+    files: FileLog,
     scanners: Option<Scanners>,
     quarantine: Quarantine,
 }
@@ -83,8 +81,7 @@ impl SftpRelay {
     pub fn new(
         upload: UploadMode,
         download: DownloadMode,
-        store: Store,
-        node: String,
+        files: FileLog,
         scanners: Option<Scanners>,
         quarantine: Quarantine,
     ) -> Self {
@@ -92,41 +89,15 @@ impl SftpRelay {
             proxy: Mutex::new(Proxy::new(upload, download)),
             waiters: Mutex::new(HashMap::new()),
             uploads: Mutex::new(HashMap::new()),
-            store,
-            node,
+            files,
             scanners,
             quarantine,
         }
     }
 
-    /// Logs a file that crossed: the recording's `files.jsonl`, the database and the audit.
+    /// Logs a file that crossed.
     pub async fn log(&self, live: &Live, record: &FileRecord) {
-        if let Err(e) = live.recording.file(record).await {
-            live.recording_failed(&e);
-        }
-        let ctx = TransferContext {
-            session: live.session.id,
-            request: live.session.request_id,
-            target: live.session.target_id,
-            vendor: Some(live.session.vendor_id),
-            source_addr: Some(live.session.source_addr.clone()),
-        };
-        tracing::info!(
-            session = %live.session.id,
-            direction = record.direction.as_str(),
-            path = %record.path,
-            bytes = record.bytes,
-            sha256 = record.sha256.as_deref().unwrap_or("-"),
-            outcome = record.outcome.as_str(),
-            "file transfer"
-        );
-        if let Err(e) = self
-            .store
-            .record_transfer(&ctx, &live.user, record, &self.node)
-            .await
-        {
-            tracing::error!(session = %live.session.id, path = %record.path, error = %e, "file transfer not stored");
-        }
+        self.files.log(live, record).await;
     }
 
     /// Vendor bytes: decided by the proxy; staging done here.

@@ -47,6 +47,11 @@ impl Tracker {
         }
     }
 
+    /// Bytes that crossed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// `data` crossed at `offset`.
     pub fn feed(&mut self, offset: u64, data: &[u8]) {
         self.bytes += data.len() as u64;
