@@ -268,6 +268,7 @@ impl Config {
                 "attestation_validity_days",
                 "checklist",
                 "credential_separation_days",
+                "mfa_required",
             ],
         );
         let policy = PolicyConfig {
@@ -313,6 +314,12 @@ impl Config {
                 "credential_separation_days",
                 |v| Reader::int(v, 0, 365 * 5),
                 d.policy.credential_separation_days,
+            ),
+            mfa_required: r.get(
+                s,
+                "mfa_required",
+                Reader::staff_roles,
+                d.policy.mfa_required,
             ),
         };
         if let Some(max) = policy.window_end_warnings_minutes.iter().max()

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use sekisho_domain::policy::{ChecklistItem, default_checklist};
+use sekisho_domain::user::Role;
 
 /// `[database]`
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +109,8 @@ pub struct PolicyConfig {
     /// Days during which whoever issued or reset a vendor engineer's credentials may not
     /// approve that engineer's requests; 0 turns the rule off.
     pub credential_separation_days: u32,
+    /// Roles whose API and console logins need a second factor (TOTP).
+    pub mfa_required: Vec<Role>,
 }
 
 /// `[time]`
@@ -267,6 +270,7 @@ impl Default for Config {
                 attestation_validity_days: 365,
                 checklist: default_checklist(),
                 credential_separation_days: 30,
+                mfa_required: vec![],
             },
             time: TimeConfig {
                 zone: "Asia/Tokyo".into(),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use sekisho_domain::policy::ChecklistItem;
+use sekisho_domain::user::Role;
 use sekisho_domain::zone::DisplayZone;
 use toml_edit::{Document, Item, TableLike, Value};
 
@@ -292,6 +293,28 @@ impl Reader {
                 }
             })
             .collect()
+    }
+
+    /// Staff roles (`["admin", "approver"]`). Vendor engineers are not accepted yet: their
+    /// sessions (SSH, the designated client) do not ask for a second factor yet, and a
+    /// setting that covered only their web logins would promise more than it does.
+    pub(crate) fn staff_roles(v: &Value) -> Parsed<Vec<Role>> {
+        let Some(items) = v.as_array() else {
+            return Err("expected a list of roles, e.g. [\"admin\", \"approver\"]".into());
+        };
+        let mut out = vec![];
+        for item in items {
+            match item.as_str() {
+                Some("admin") => out.push(Role::Admin),
+                Some("approver") => out.push(Role::Approver),
+                Some("auditor") => out.push(Role::Auditor),
+                Some("vendor") => {
+                    return Err("vendor is not supported yet: SSH and the designated client do not ask for a second factor yet".into());
+                }
+                _ => return Err("expected admin, approver or auditor".into()),
+            }
+        }
+        Ok(out)
     }
 
     /// A command as a list of strings (program first), e.g. `["/usr/bin/scan", "--strict"]`.

@@ -175,3 +175,34 @@ fn a_node_is_not_taken_over_because_one_heartbeat_was_late() {
             .contains("at least three heartbeats (15 seconds)")
     );
 }
+
+#[test]
+fn the_roles_that_need_a_second_factor_are_staff_roles_and_scanners_are_read() {
+    let c = Config::parse(
+        "[policy]\nmfa_required = [\"admin\", \"auditor\"]\n[files]\nclamd = \"tcp:127.0.0.1:3310\"\nscan_command = [\"/usr/local/bin/sanitize\", \"--strict\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.policy.mfa_required,
+        [
+            sekisho_domain::user::Role::Admin,
+            sekisho_domain::user::Role::Auditor
+        ]
+    );
+    assert_eq!(
+        c.files.describe_scanners().as_deref(),
+        Some("clamd at 127.0.0.1:3310, scan command /usr/local/bin/sanitize")
+    );
+    // Vendor engineers' sessions do not ask for a second factor yet: refused, not half-done.
+    let problems = Config::parse("[policy]\nmfa_required = [\"vendor\"]\n").unwrap_err();
+    assert_eq!(problems[0].key, "policy.mfa_required");
+    assert!(
+        problems[0].message.contains("vendor is not supported yet"),
+        "{}",
+        problems[0]
+    );
+    let problems =
+        Config::parse("[files]\nscan_command = \"clamscan\"\nquarantine_session_bytes = 10\n")
+            .unwrap_err();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+}

@@ -30,6 +30,8 @@ pub struct Console {
 pub(crate) struct Refusal {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// The API's error code (`mfa_required`, …); empty when the answer had none.
+    pub(crate) code: String,
 }
 
 impl Refusal {
@@ -37,6 +39,7 @@ impl Refusal {
         Self {
             status,
             message: message.into(),
+            code: String::new(),
         }
     }
 }
@@ -94,7 +97,11 @@ impl Console {
                 Refusal::new(StatusCode::BAD_GATEWAY, "the API answer could not be read")
             })?;
         if !status.is_success() {
-            return Err(Refusal::new(status, refusal_message(status, &bytes)));
+            let mut refusal = Refusal::new(status, refusal_message(status, &bytes));
+            refusal.code = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|b| b.error.code)
+                .unwrap_or_default();
+            return Err(refusal);
         }
         serde_json::from_slice(&bytes).map_err(|e| {
             tracing::error!(error = %e, path, "console: an API answer is not what the console expects");

@@ -26,7 +26,7 @@ pub use client::Console;
 pub use context::Ctx;
 pub use i18n::{Lang, T};
 
-use handlers::{admin, audit, auth, quarantine, recordings, requests, sessions};
+use handlers::{admin, audit, auth, mfa, quarantine, recordings, requests, sessions};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
@@ -91,6 +91,9 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
             "/console/admin/users/{id}/enrollment-code",
             post(admin::enrollment_code),
         )
+        .route("/console/mfa", get(mfa::start))
+        .route("/console/mfa/enroll", post(mfa::enroll))
+        .route("/console/mfa/confirm", post(mfa::confirm))
         .route("/console/quarantine", get(quarantine::quarantine))
         .route("/console/quarantine/{id}/content", get(quarantine::content))
         .route("/console/quarantine/{id}/delete", post(quarantine::delete))

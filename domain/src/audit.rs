@@ -352,6 +352,28 @@ pub enum AuditEvent {
         previous_kid: String,
         kid: String,
     },
+    /// A user began enrolling a second factor (a new secret, pending until confirmed).
+    MfaEnrollmentStarted {
+        user: UserId,
+        username: String,
+    },
+    /// A user's second factor is on (a first code proved the authenticator holds it).
+    MfaEnabled {
+        user: UserId,
+        username: String,
+        recovery_codes: u32,
+    },
+    /// A login used a one-time recovery code instead of a TOTP code.
+    MfaRecoveryCodeUsed {
+        user: UserId,
+        username: String,
+        left: u32,
+    },
+    /// An admin removed a user's second factor (a lost phone).
+    MfaReset {
+        user: UserId,
+        username: String,
+    },
     /// A node stopped heartbeating for longer than the configured time: another node marked
     /// it down and ended its open sessions as aborted.
     NodeDown {
@@ -375,6 +397,10 @@ impl AuditEvent {
             AuditEvent::TokenKeyRotated { .. } => "token_key_rotated",
             AuditEvent::LoginSucceeded { .. } => "login_succeeded",
             AuditEvent::LoginFailed { .. } => "login_failed",
+            AuditEvent::MfaEnrollmentStarted { .. } => "mfa_enrollment_started",
+            AuditEvent::MfaEnabled { .. } => "mfa_enabled",
+            AuditEvent::MfaRecoveryCodeUsed { .. } => "mfa_recovery_code_used",
+            AuditEvent::MfaReset { .. } => "mfa_reset",
             AuditEvent::UserCreated { .. } => "user_created",
             AuditEvent::UserUpdated { .. } => "user_updated",
             AuditEvent::VendorCreated { .. } => "vendor_created",

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod events;
 pub mod failures;
 pub mod files;
+pub mod mfa;
 pub mod nodes;
 pub mod password;
 pub mod requests;

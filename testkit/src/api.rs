@@ -65,6 +65,7 @@ pub fn settings(policy: Policy) -> ApiSettings {
         node_down_after: std::time::Duration::from_secs(30),
         quarantine_dir: std::env::temp_dir().join("sekisho-no-quarantine"),
         upload_scanning: None,
+        mfa_required: vec![],
     }
 }
 

@@ -17,6 +17,7 @@ use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::state::ApiState;
 use super::token::{Caller, Claims};
 use sekisho_store::audit::NewAuditEvent;
+use sekisho_store::mfa::MfaCheck;
 use sekisho_store::password;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -25,6 +26,10 @@ pub struct LoginBody {
     pub username: String,
     #[schema(format = Password)]
     pub password: String,
+    /// The second factor: the authenticator's 6-digit code, or a one-time recovery code.
+    /// Needed when the account has one (the answer is 401 `mfa_required` without it).
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -61,33 +66,17 @@ fn wait_message(wait: Duration, zone: &sekisho_domain::zone::DisplayZone) -> Api
     }
 }
 
-/// Log in with a username and password.
-///
-/// Failures slow down the address they come from (after `[api] login_max_failures` in a row
-/// it must wait, longer each time, up to `[api] lockout_minutes`) and the name tried (each
-/// failure answers a little later), but never lock the account itself: the rightful user at
-/// another address logs in. Names that exist and names that do not are treated alike.
-#[utoipa::path(
-    post, path = "/api/v1/auth/login", tag = "auth",
-    request_body = LoginBody,
-    responses(
-        (status = 200, body = LoginResponse),
-        (status = 400, description = "malformed body", body = ErrorBody),
-        (status = 401, description = "wrong username or password", body = ErrorBody),
-        (status = 403, description = "the vendor is not active", body = ErrorBody),
-        (status = 415, description = "not JSON", body = ErrorBody),
-        (status = 429, description = "too many failures from this address; see Retry-After", body = ErrorBody),
-        (status = 503, description = "busy or the database is unavailable; see Retry-After", body = ErrorBody),
-    )
-)]
-pub async fn login(
-    State(state): State<ApiState>,
-    source: super::extract::Source,
-    Json(body): Json<LoginBody>,
-) -> ApiResult<Json<LoginResponse>> {
-    let source = source.0;
+/// A username and password, checked as a login checks them (the address and the name are
+/// slowed down after failures; every refusal audited); the usable account they name.
+pub(crate) async fn check_password(
+    state: &ApiState,
+    username: &str,
+    password: String,
+    source: Option<&str>,
+) -> ApiResult<User> {
+    let source = source.map(ToOwned::to_owned);
     let settings = &state.settings;
-    let claimed = sekisho_domain::audit::claimed(&body.username);
+    let claimed = sekisho_domain::audit::claimed(username);
     let fail = |reason: &str, user: Option<&User>| NewAuditEvent {
         actor: match user {
             Some(u) => Actor::user(u),
@@ -114,8 +103,8 @@ pub async fn login(
         return Err(wait_message(wait, &settings.zone));
     }
     // A name no account can have is not looked up (and costs the log a short row).
-    let user = match sekisho_domain::user::validate_username(&body.username) {
-        Ok(()) => state.store.user_by_username(&body.username).await?,
+    let user = match sekisho_domain::user::validate_username(username) {
+        Ok(()) => state.store.user_by_username(username).await?,
         Err(_) => None,
     };
     let generic = || ApiError::Unauthorized("wrong username or password".into());
@@ -124,7 +113,7 @@ pub async fn login(
         Some(u) => state.store.password_hash(u.id).await?,
         None => None,
     };
-    let checked = state.hasher.verify(Secret::new(body.password), hash).await;
+    let checked = state.hasher.verify(Secret::new(password), hash).await;
     let matched = match checked {
         Ok(m) => m,
         Err(e) => {
@@ -140,7 +129,7 @@ pub async fn login(
         }
     };
     if !matched {
-        let slowdown = state.throttle.failed(source.as_deref(), &body.username);
+        let slowdown = state.throttle.failed(source.as_deref(), username);
         let reason = if user.is_some() {
             "wrong password"
         } else {
@@ -181,6 +170,45 @@ pub async fn login(
             return Err(ApiError::Forbidden(reason));
         }
     }
+    Ok(user)
+}
+
+/// Log in with a username and password.
+///
+/// Failures slow down the address they come from (after `[api] login_max_failures` in a row
+/// it must wait, longer each time, up to `[api] lockout_minutes`) and the name tried (each
+/// failure answers a little later), but never lock the account itself: the rightful user at
+/// another address logs in. Names that exist and names that do not are treated alike.
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth", security(()),
+    request_body = LoginBody,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, description = "malformed body", body = ErrorBody),
+        (status = 401, description = "wrong username or password; or `mfa_required`: the account's one-time code is needed (`otp`)", body = ErrorBody),
+        (status = 403, description = "the vendor is not active; or `mfa_enrollment_required`: the role must enrol a second factor first", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+        (status = 429, description = "too many failures from this address; see Retry-After", body = ErrorBody),
+        (status = 503, description = "busy or the database is unavailable; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn login(
+    State(state): State<ApiState>,
+    source: super::extract::Source,
+    Json(body): Json<LoginBody>,
+) -> ApiResult<Json<LoginResponse>> {
+    let source = source.0;
+    let settings = &state.settings;
+    let user = check_password(&state, &body.username, body.password, source.as_deref()).await?;
+    let now = Timestamp::now();
+    second_factor(
+        &state,
+        &user,
+        body.otp.as_deref(),
+        source.as_deref(),
+        &body.username,
+    )
+    .await?;
     state.throttle.succeeded(source.as_deref(), &body.username);
     let expires_at = now + SignedDuration::from_mins(i64::from(settings.token_ttl_minutes));
     let token = state.tokens.issue(&Claims {
@@ -210,6 +238,68 @@ pub async fn login(
         expires_at,
         user: UserView::from(&user),
     }))
+}
+
+/// After the right password: the second factor, if the account has one or its role needs
+/// one. A wrong or replayed code is a failed login (audited, and it slows the address and
+/// the name down like a wrong password).
+async fn second_factor(
+    state: &ApiState,
+    user: &User,
+    otp: Option<&str>,
+    source: Option<&str>,
+    name: &str,
+) -> ApiResult<()> {
+    let mfa = state.store.mfa_state(user.id).await?;
+    if !mfa.enabled {
+        if state.settings.mfa_required.contains(&user.role) {
+            return Err(ApiError::SecondFactor {
+                enrol: true,
+                message: format!(
+                    "{}s must use a second factor: enrol one with POST /api/v1/auth/mfa/enroll (or the console's login page), then log in with its code",
+                    user.role.as_str()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    let Some(code) = otp.filter(|c| !c.trim().is_empty()) else {
+        return Err(ApiError::SecondFactor {
+            enrol: false,
+            message: "this account needs its one-time code (otp): the 6 digits of its authenticator, or a recovery code".into(),
+        });
+    };
+    let now = u64::try_from(Timestamp::now().as_second()).unwrap_or(0);
+    let checked = state
+        .store
+        .mfa_check(user, &state.at_rest, code, now, source)
+        .await?;
+    let reason = match checked {
+        MfaCheck::Accepted | MfaCheck::RecoveryCode { .. } => return Ok(()),
+        MfaCheck::Replayed => "one-time code already used",
+        MfaCheck::Wrong => "wrong one-time code",
+    };
+    let slowdown = state.throttle.failed(source, name);
+    state
+        .failures
+        .record(
+            sekisho_domain::refusal::Channel::ApiLogin,
+            NewAuditEvent {
+                actor: Actor::user(user),
+                outcome: Outcome::Denied,
+                vendor_id: user.vendor_id,
+                source_addr: source.map(ToOwned::to_owned),
+                reason: Some(reason.to_owned()),
+                event: AuditEvent::LoginFailed {
+                    username: user.username.clone(),
+                },
+            },
+        )
+        .await?;
+    tokio::time::sleep(slowdown).await;
+    Err(ApiError::Unauthorized(format!(
+        "{reason}: enter the current code of your authenticator"
+    )))
 }
 
 /// A random token id (128 bits, hex).

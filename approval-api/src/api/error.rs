@@ -33,6 +33,12 @@ pub struct ErrorDetail {
 pub enum ApiError {
     BadRequest(String),
     Unauthorized(String),
+    /// The password was right; the login needs the second factor's code too (401,
+    /// `mfa_required`), or the account must enrol one first (403, `mfa_enrollment_required`).
+    SecondFactor {
+        enrol: bool,
+        message: String,
+    },
     Forbidden(String),
     NotFound(String),
     MethodNotAllowed(String),
@@ -89,6 +95,14 @@ impl ApiError {
         match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m),
+            ApiError::SecondFactor {
+                enrol: false,
+                message,
+            } => (StatusCode::UNAUTHORIZED, "mfa_required", message),
+            ApiError::SecondFactor {
+                enrol: true,
+                message,
+            } => (StatusCode::FORBIDDEN, "mfa_enrollment_required", message),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
             ApiError::MethodNotAllowed(m) => {

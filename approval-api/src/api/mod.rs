@@ -12,6 +12,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod mfa;
 pub mod nodes;
 pub mod recordings;
 pub mod requests;
@@ -141,6 +142,9 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(audit::list_audit))
         .routes(routes!(audit::verify))
         .routes(routes!(nodes::list_nodes))
+        .routes(routes!(mfa::enroll))
+        .routes(routes!(mfa::confirm))
+        .routes(routes!(mfa::reset))
         .routes(routes!(files::list_files))
         .routes(routes!(files::list_quarantine))
         .routes(routes!(files::quarantine_content))

@@ -28,6 +28,8 @@ pub struct ApiSettings {
     pub quarantine_dir: std::path::PathBuf,
     /// The upload scanners configured, for people; `None`: uploads are not scanned.
     pub upload_scanning: Option<String>,
+    /// `[policy] mfa_required`: roles whose logins need a second factor.
+    pub mfa_required: Vec<sekisho_domain::user::Role>,
 }
 
 /// The gateway the designated client enrolls with.
@@ -83,6 +85,7 @@ impl ApiSettings {
             )),
             quarantine_dir: config.quarantine_dir(),
             upload_scanning: config.files.describe_scanners(),
+            mfa_required: config.policy.mfa_required.clone(),
         }
     }
 }

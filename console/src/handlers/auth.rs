@@ -17,6 +17,8 @@ use crate::pages::layout;
 pub(crate) struct LoginForm {
     username: String,
     password: String,
+    #[serde(default)]
+    otp: String,
 }
 
 pub(crate) async fn login_page(ctx: Ctx) -> Response {
@@ -33,9 +35,11 @@ pub(crate) async fn login(
     }
     let origin_https = ctx.origin_https;
     let anonymous = Ctx { token: None, ..ctx };
+    let username = form.username.clone();
     let body = LoginBody {
         username: form.username,
         password: form.password,
+        otp: Some(form.otp).filter(|o| !o.trim().is_empty()),
     };
     let answer = console
         .send::<LoginResponse>(
@@ -47,6 +51,10 @@ pub(crate) async fn login(
         .await;
     let token = match answer {
         Ok(a) => a.token,
+        // A role that must use a second factor and has none yet: enrol first.
+        Err(r) if r.code == "mfa_enrollment_required" => {
+            return crate::pages::mfa::enroll_start(anonymous.lang, &username, Some(&r.message));
+        }
         Err(r) => return layout::login(anonymous.lang, Some(&r.message)),
     };
     // Over TLS (a reverse proxy in front, as the browser's origin shows) the cookie is

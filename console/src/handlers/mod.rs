@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod mfa;
 pub mod quarantine;
 pub mod recordings;
 pub mod requests;

@@ -144,8 +144,11 @@ pub fn login(lang: Lang, failure: Option<&str>) -> Response {
             input #username name="username" autocomplete="username" required autofocus;
             label for="password" { (t(T::Password)) }
             input #password type="password" name="password" autocomplete="current-password" required;
+            label for="otp" { (t(T::OneTimeCode)) }
+            input #otp name="otp" autocomplete="one-time-code" inputmode="numeric" maxlength="20";
             button.primary type="submit" { (t(T::LogIn)) }
         }
+        p { a href="/console/mfa" { (t(T::MfaEnrol)) } }
     };
     let status = if failure.is_some() {
         StatusCode::UNAUTHORIZED

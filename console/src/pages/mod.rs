@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod layout;
+pub mod mfa;
 pub mod quarantine;
 pub mod recordings;
 pub mod requests;
