@@ -386,6 +386,17 @@ async fn downloads_follow_the_level_and_without_a_scanner_uploads_go_straight_th
     assert_eq!(status, 200);
     let page = String::from_utf8_lossy(&page);
     assert!(page.contains("Uploads are not scanned"), "{page}");
+    // An sftp server run as a command (`sftp -s PROGRAM`, an exec channel) is logged too.
+    let via_exec = out_dir.path("via-exec.txt");
+    let out = w.sftp_with(
+        "alice+pacs+change",
+        &["-s", "/usr/lib/openssh/sftp-server"],
+        &format!("put {from} {via_exec}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = transfer(&w, &via_exec).await;
+    assert_eq!(t["outcome"], "completed", "{t}");
+    assert_eq!(t["sha256"], sha256sum(&via_exec), "{t}");
     // Legacy scp uploads too.
     let legacy = out_dir.path("legacy.txt");
     let from_legacy = write(local.path(), "legacy.txt", b"legacy protocol notes\n");

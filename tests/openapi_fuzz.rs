@@ -31,7 +31,26 @@ fn schemathesis() -> Option<&'static str> {
 }
 
 /// One fuzzing run over the operations `filter` selects; panics with the report on failure.
+///
+/// One failure is the fuzzer's own, not ours: CPython 3.11's `ast` module sometimes raises
+/// "AST constructor recursion depth mismatch" inside Hypothesis while it describes a lambda
+/// (seen once in CI on an operation that passed every other run). A report whose only
+/// problem is that error is run again once, and says so; any finding about the API fails.
 fn fuzz(st: &str, server: &support::Server, token: &str, filter: &[&str]) {
+    let (ok, report) = fuzz_once(st, server, token, filter);
+    if ok {
+        return;
+    }
+    let fuzzer_only = report.contains("AST constructor recursion depth mismatch")
+        && !report.contains("= FAILURES =");
+    assert!(fuzzer_only, "schemathesis found problems:\n{report}");
+    eprintln!("schemathesis crashed inside Python's ast module (not a finding); running again");
+    let (ok, report) = fuzz_once(st, server, token, filter);
+    assert!(ok, "schemathesis found problems:\n{report}");
+}
+
+/// A run: whether it passed, and its report.
+fn fuzz_once(st: &str, server: &support::Server, token: &str, filter: &[&str]) -> (bool, String) {
     let base = server.base();
     let certificate = server.certificate.as_ref().unwrap();
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis.toml");
@@ -58,11 +77,8 @@ fn fuzz(st: &str, server: &support::Server, token: &str, filter: &[&str]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        out.status.success(),
-        "schemathesis found problems:\n{report}"
-    );
     assert!(report.contains("Tested:"), "{report}");
+    (out.status.success(), report)
 }
 
 #[tokio::test]

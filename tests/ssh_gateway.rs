@@ -89,19 +89,23 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
         );
         assert!(!std::path::Path::new(dest).exists());
     }
-    // Downloads are reading: allowed.
-    let fetched = w.keys.path().join("passwd");
-    let out = w.scp(
-        "alice+pacs",
-        &[],
-        "REMOTE:/etc/passwd",
-        fetched.to_str().unwrap(),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        std::fs::read(&fetched).unwrap(),
-        std::fs::read("/etc/passwd").unwrap()
-    );
+    // Downloads are reading: allowed, by sftp and by the legacy protocol (whose receiving
+    // side begins with a lone zero byte: it must not be held as a possible sftp start).
+    for extra in [&[][..], &["-O"][..]] {
+        let fetched = w.keys.path().join("passwd");
+        let _ = std::fs::remove_file(&fetched);
+        let out = w.scp(
+            "alice+pacs",
+            extra,
+            "REMOTE:/etc/passwd",
+            fetched.to_str().unwrap(),
+        );
+        assert!(out.status.success(), "scp {extra:?}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&fetched).unwrap(),
+            std::fs::read("/etc/passwd").unwrap()
+        );
+    }
     let refused = w.audit("kind=access_denied").await;
     assert!(
         refused
@@ -207,13 +211,13 @@ async fn levels_map_to_their_accounts_and_uploads_follow_the_target_policy() {
     // Every session ended, with its bytes, and its recording's hash is in the audit log.
     w.wait_all_ended().await;
     let sessions = w.sessions(false).await;
-    assert_eq!(sessions.len(), 13, "{sessions:?}");
+    assert_eq!(sessions.len(), 14, "{sessions:?}");
     assert!(
         sessions.iter().all(|s| s["end"] == "closed"),
         "{sessions:?}"
     );
     // The first, `whoami; echo ok`: 14 bytes of output.
-    assert_eq!(sessions[12]["bytes_from_target"], 14, "{sessions:?}");
+    assert_eq!(sessions[13]["bytes_from_target"], 14, "{sessions:?}");
     let sealed = w.audit("kind=recording_closed").await;
     assert_eq!(sealed.len(), sessions.len(), "{sealed:?}");
     assert_eq!(

@@ -101,6 +101,9 @@ pub struct ChannelWatch {
     held: Vec<u8>,
     /// The tail of the input so far, so signatures split across chunks are found.
     carry: Vec<u8>,
+    /// Only tell whether the channel speaks SFTP (at a level whose uploads go straight to
+    /// the target: nothing is refused or counted, but an SFTP session is still logged).
+    sftp_only: bool,
 }
 
 /// The input budget of one session (shared by its channels).
@@ -111,6 +114,20 @@ pub struct SessionInput {
 }
 
 impl ChannelWatch {
+    /// The channel is known not to speak SFTP (its command is legacy scp, whose receiving side
+    /// begins with a lone zero byte that must not be held back as a possible SFTP start).
+    pub fn rule_out_sftp(&mut self) {
+        self.decided = true;
+    }
+
+    /// A watch that only finds an SFTP session from the channel's first bytes.
+    pub fn sftp_only() -> Self {
+        Self {
+            sftp_only: true,
+            ..Self::default()
+        }
+    }
+
     /// Looks at `data`, the next vendor bytes of this channel (`terminal`: it has a PTY), and
     /// counts them against `budget`. Call only at levels without uploads. Returns the verdict
     /// and the bytes it applies to: `data`, preceded by any bytes held back before.
@@ -135,6 +152,9 @@ impl ChannelWatch {
             } else {
                 self.decided = true;
             }
+        }
+        if self.sftp_only {
+            return (Verdict::Pass, bytes);
         }
         let verdict = self.judge(&bytes, terminal, budget, limits);
         (verdict, bytes)
@@ -287,6 +307,34 @@ mod tests {
     }
 
     const INIT: &[u8] = &[0, 0, 0, 5, 1, 0, 0, 0, 3];
+
+    #[test]
+    fn a_channel_ruled_out_as_sftp_passes_a_lone_zero_byte() {
+        let mut budget = SessionInput::default();
+        let limits = InputLimits::default();
+        let mut w = ChannelWatch::sftp_only();
+        assert_eq!(w.feed(&[0], false, &mut budget, &limits).0, Verdict::Hold);
+        let mut w = ChannelWatch::sftp_only();
+        w.rule_out_sftp();
+        assert_eq!(
+            w.feed(&[0], false, &mut budget, &limits),
+            (Verdict::Pass, vec![0])
+        );
+    }
+
+    #[test]
+    fn an_sftp_only_watch_finds_sftp_and_refuses_nothing() {
+        let mut w = ChannelWatch::sftp_only();
+        let mut budget = SessionInput::default();
+        let limits = InputLimits::default();
+        assert_eq!(w.feed(INIT, false, &mut budget, &limits).0, Verdict::Sftp);
+        let mut w = ChannelWatch::sftp_only();
+        let scp = b"C0644 5 x\nhello\0".to_vec();
+        let big = vec![b'x'; 1 << 20];
+        assert_eq!(w.feed(&scp, false, &mut budget, &limits).0, Verdict::Pass);
+        assert_eq!(w.feed(&big, false, &mut budget, &limits).0, Verdict::Pass);
+        assert_eq!(budget, SessionInput::default());
+    }
 
     #[test]
     fn an_sftp_session_from_the_first_byte_is_guarded_not_refused() {

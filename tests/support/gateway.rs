@@ -386,12 +386,18 @@ impl World {
 
     /// `sftp -b BATCH LOGIN@gateway`: the batch's commands, stopping at the first failure.
     pub fn sftp(&self, login: &str, batch: &str) -> Output {
+        self.sftp_with(login, &[], batch)
+    }
+
+    /// [`World::sftp`] with more options (e.g. `-s PROGRAM`).
+    pub fn sftp_with(&self, login: &str, extra: &[&str], batch: &str) -> Output {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), batch).unwrap();
         Command::new("sftp")
             .arg("-P")
             .arg(self.ssh_port.to_string())
             .args(self.client_options())
+            .args(extra)
             .arg("-b")
             .arg(file.path())
             .arg(format!("{login}@127.0.0.1"))

@@ -345,11 +345,16 @@ impl Conn {
 
     /// Where uploads may not reach the target unchecked (no upload, or uploads scanned in
     /// quarantine), what the vendor sends on `channel` outside sftp is watched.
+    /// Where uploads go straight to the target, only an SFTP session is looked for (so that
+    /// `sftp -s PROGRAM` is logged file by file like the subsystem).
     fn watch_input(&mut self, live: &Live, channel: ChannelId) {
-        if transfers::file_modes(&self.shared, live).0 != UploadMode::Direct
-            && let Some(chan) = self.channels.get_mut(&channel)
-        {
-            chan.watch = Some(ChannelWatch::default());
+        let direct = transfers::file_modes(&self.shared, live).0 == UploadMode::Direct;
+        if let Some(chan) = self.channels.get_mut(&channel) {
+            chan.watch = Some(if direct {
+                ChannelWatch::sftp_only()
+            } else {
+                ChannelWatch::default()
+            });
         }
     }
 
@@ -399,6 +404,14 @@ impl Conn {
             }
         }
         self.watch_input(&live, channel);
+        if files::scp_command(&command).is_some()
+            && let Some(watch) = self
+                .channels
+                .get_mut(&channel)
+                .and_then(|c| c.watch.as_mut())
+        {
+            watch.rule_out_sftp();
+        }
         self.start(&live, channel, Start::Exec(command), session)
             .await
     }
