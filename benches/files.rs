@@ -65,10 +65,8 @@ async fn main() {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("upload.bin");
     std::fs::write(&file, support::incompressible(bytes as usize)).unwrap();
-    let dest = std::env::temp_dir().join(format!("sekisho-bench-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dest).unwrap();
-    std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    let to = dest.join("upload.bin").display().to_string();
+    let dest = support::SharedDir::new("bench-files");
+    let to = dest.path("upload.bin");
     let gateway_key = plain.keys.path().join("gateway-to-pacs");
     let direct = || {
         let mut c = Command::new("scp");
@@ -123,5 +121,4 @@ async fn main() {
         };
         println!("| {name} | {m:.0} | {:.2} | {c} |", m / base);
     }
-    let _ = std::fs::remove_dir_all(&dest);
 }

@@ -5,35 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use support::gateway::{Pin, World};
-use support::{Env, stderr};
-
-/// A directory every target account may write to, removed at the end.
-struct Drop0(PathBuf);
-
-impl Drop0 {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("sekisho-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
-            .unwrap();
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Drop0 {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{Env, SharedDir, stderr};
 
 /// `sha256sum FILE` as the target's own tool prints it.
 fn sha256sum(path: &str) -> String {
@@ -93,7 +69,7 @@ async fn uploads_are_scanned_in_quarantine_and_every_file_is_logged_with_its_has
         return;
     };
     w.approved("change").await;
-    let out_dir = Drop0::new("files-in");
+    let out_dir = SharedDir::new("files-in");
     let local = tempfile::tempdir().unwrap();
     let login = "alice+pacs+change";
 
@@ -374,7 +350,7 @@ async fn downloads_follow_the_level_and_without_a_scanner_uploads_go_straight_th
 
     // No scanner configured: an upload goes straight to the target, logged with its hash,
     // and the console says uploads are not scanned.
-    let out_dir = Drop0::new("files-direct");
+    let out_dir = SharedDir::new("files-direct");
     let from = write(local.path(), "notes.txt", b"maintenance notes\n");
     let dest = out_dir.path("notes.txt");
     let out = w.scp("alice+pacs+change", &[], &from, &format!("REMOTE:{dest}"));
@@ -433,17 +409,11 @@ fn peak_mib(pid: u32) -> f64 {
 /// the gateway packets of memory, not the file.
 #[tokio::test]
 async fn a_scan_command_decides_and_a_large_upload_is_staged_on_disk_not_in_memory() {
-    let hook_dir = tempfile::tempdir().unwrap();
-    let hook = hook_dir.path().join("sanitize");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\n\
-         if grep -q BLOCKME \"$1\"; then echo 'macro found by sanitizer'; exit 1; fi\n\
+    let (_hook_dir, hook) = support::script(
+        "if grep -q BLOCKME \"$1\"; then echo 'macro found by sanitizer'; exit 1; fi\n\
          if grep -q FAILME \"$1\"; then echo 'sanitizer crashed' >&2; exit 3; fi\n\
          exit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let env = Env::new(None);
     env.configure(&format!(
         "[files]\nscan_command = [\"{}\"]\n",
@@ -453,7 +423,7 @@ async fn a_scan_command_decides_and_a_large_upload_is_staged_on_disk_not_in_memo
         return;
     };
     w.approved("change").await;
-    let out_dir = Drop0::new("files-hook");
+    let out_dir = SharedDir::new("files-hook");
     let local = tempfile::tempdir().unwrap();
     let login = "alice+pacs+change";
 

@@ -19,14 +19,9 @@ fn client(dir: &std::path::Path, args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn put_and_get_go_through_the_gateway_logged_and_scanned() {
-    let hooks = tempfile::tempdir().unwrap();
-    let hook = hooks.path().join("sanitize");
-    std::fs::write(
-        &hook,
-        "#!/bin/sh\nif grep -q BLOCKME \"$1\"; then echo 'blocked by the test sanitizer'; exit 1; fi\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_hooks, hook) = support::script(
+        "if grep -q BLOCKME \"$1\"; then echo 'blocked by the test sanitizer'; exit 1; fi\nexit 0\n",
+    );
     let env = Env::new(None);
     env.configure(&format!(
         "[files]\nscan_command = [\"{}\"]\n",
@@ -38,14 +33,8 @@ async fn put_and_get_go_through_the_gateway_logged_and_scanned() {
     let dir = w.keys.path().join("client");
     w.enroll_client(CLIENT, &dir).await;
     w.approved("change").await;
-    let remote = std::env::temp_dir().join(format!("sekisho-client-put-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&remote);
-    std::fs::create_dir(&remote).unwrap();
-    std::fs::set_permissions(
-        &remote,
-        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-    )
-    .unwrap();
+    let shared = support::SharedDir::new("client-put");
+    let remote = shared.0.clone();
     let local = tempfile::tempdir().unwrap();
 
     // put: the file arrives; logged as an upload through the QUIC session.
@@ -121,5 +110,4 @@ async fn put_and_get_go_through_the_gateway_logged_and_scanned() {
         sessions.iter().all(|s| s["transport"] == "quic"),
         "{sessions:?}"
     );
-    let _ = std::fs::remove_dir_all(&remote);
 }

@@ -26,6 +26,26 @@ pub enum CryptoError {
     Random,
 }
 
+/// A code people type (an enrollment code, a recovery code): `groups` groups of `len`
+/// characters from a 32-letter alphabet without look-alikes (5 bits each, no bias), joined
+/// with `-`, e.g. `K7Q2M-X9W4P`.
+pub fn typed_code(groups: usize, len: usize) -> Result<String, CryptoError> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut raw = vec![0u8; groups * len];
+    SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| CryptoError::Random)?;
+    let letters: Vec<char> = raw
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b % 32)] as char)
+        .collect();
+    Ok(letters
+        .chunks(len)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-"))
+}
+
 /// The key that seals target credentials. Kept in `DATA_DIR/keys/at-rest.key` (0600).
 pub struct AtRestKey(LessSafeKey);
 

@@ -64,16 +64,9 @@ fn random(n: usize) -> Result<Vec<u8>> {
     Ok(b)
 }
 
-/// A recovery code for people: 10 characters of an alphabet without look-alikes, in two
-/// groups (`k7q2m-x9w4p`), about 50 bits.
+/// A recovery code: two groups of five typed characters (`K7Q2M-X9W4P`), 50 bits.
 fn recovery_code() -> Result<String> {
-    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
-    let bytes = random(10)?;
-    let chars: String = bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    Ok(format!("{}-{}", &chars[..5], &chars[5..]))
+    super::crypto::typed_code(2, 5).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn code_digest(code: &str) -> String {
@@ -203,7 +196,11 @@ impl Store {
             .into_iter()
             .find(|s| {
                 let expected = t.generate(s * STEP);
-                constant_time_eq(expected.as_bytes(), code.trim().as_bytes())
+                aws_lc_rs::constant_time::verify_slices_are_equal(
+                    expected.as_bytes(),
+                    code.trim().as_bytes(),
+                )
+                .is_ok()
             }))
     }
 
@@ -369,10 +366,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

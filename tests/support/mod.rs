@@ -449,3 +449,38 @@ pub fn bench_arg(name: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{name} wants a number, not {v:?}"))
         })
 }
+
+/// A directory every target account may write to (mode 1777), removed when dropped.
+pub struct SharedDir(pub PathBuf);
+
+impl SharedDir {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sekisho-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        Self(dir)
+    }
+
+    /// The path of `name` in it, as a string for a command line.
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for SharedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An executable shell script with `body` (after `#!/bin/sh`), in a directory that lives as
+/// long as the returned guard.
+pub fn script(body: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, path)
+}

@@ -418,7 +418,6 @@ pub async fn create_enrollment_code(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<EnrollmentCodeView>)> {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let id: UserId = parse_id(&id, "user")?;
     let user = state
         .store
@@ -438,23 +437,8 @@ pub async fn create_enrollment_code(
         ));
     }
     // 20 characters from a 32-letter alphabet without look-alikes: 100 bits.
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut raw = [0u8; 20];
-    SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| ApiError::Internal("random number generator failed".into()))?;
-    let letters: String = raw
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b % 32)] as char)
-        .collect();
-    let code = format!(
-        "{}-{}-{}-{}-{}",
-        &letters[0..4],
-        &letters[4..8],
-        &letters[8..12],
-        &letters[12..16],
-        &letters[16..20]
-    );
+    let code =
+        sekisho_store::crypto::typed_code(5, 4).map_err(|e| ApiError::Internal(e.to_string()))?;
     let hash = hex::encode(digest(&SHA256, code.as_bytes()));
     let e = &state.settings.enrollment;
     let expires_at = jiff::Timestamp::now() + e.code_ttl;

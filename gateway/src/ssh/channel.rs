@@ -525,10 +525,11 @@ impl Conn {
                 .filter(|s| s.is_sink())
                 .map(|s| s.feed(data));
             chan.uplink.send(Bytes::copy_from_slice(data)).await;
-            let files = FileLog::new(self.shared.store.clone(), self.shared.node.clone());
             for e in events.into_iter().flatten() {
                 if let ScpEvent::Done(record) = e {
-                    files.log(&live, &record).await;
+                    FileLog::new(self.shared.store.clone(), self.shared.node.clone())
+                        .log(&live, &record)
+                        .await;
                 }
             }
             return Ok(());
@@ -578,8 +579,8 @@ impl Conn {
                 ));
             }
         }
-        if !handled.forward.is_empty() {
-            chan.uplink.send(Bytes::from(handled.forward)).await;
+        for packet in handled.forward {
+            chan.uplink.send(Bytes::from(packet)).await;
         }
         for (direction, what) in audits {
             let (code, audited) = match direction {

@@ -63,8 +63,8 @@ pub struct SftpRelay {
 /// What the handler must do after vendor bytes were relayed.
 #[derive(Default)]
 pub struct Handled {
-    /// Whole packets for the target, in order.
-    pub forward: Vec<u8>,
+    /// Whole packets for the target, in order (each handed on as it was reassembled).
+    pub forward: Vec<Vec<u8>>,
     /// Packets for the vendor (through the pump).
     pub reply: Vec<Vec<u8>>,
     /// Refused requests, to audit: which way, and what.
@@ -106,7 +106,7 @@ impl SftpRelay {
         let mut h = Handled::default();
         for out in outs {
             match out {
-                Out::Target(p) => h.forward.extend_from_slice(&p),
+                Out::Target(p) => h.forward.push(p),
                 Out::Vendor(p) => h.reply.push(p),
                 Out::Refused(direction, what) => h.refused.push((direction, what)),
                 Out::Done(record) => self.log(live, &record).await,
