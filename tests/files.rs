@@ -409,14 +409,18 @@ fn peak_mib(pid: u32) -> f64 {
 /// the gateway packets of memory, not the file.
 #[tokio::test]
 async fn a_scan_command_decides_and_a_large_upload_is_staged_on_disk_not_in_memory() {
+    // Reads only the first bytes, so that the 1 GiB file below is scanned at once.
     let (_hook_dir, hook) = support::script(
-        "if grep -q BLOCKME \"$1\"; then echo 'macro found by sanitizer'; exit 1; fi\n\
-         if grep -q FAILME \"$1\"; then echo 'sanitizer crashed' >&2; exit 3; fi\n\
+        "case $(head -c 16 \"$1\") in\n\
+         *BLOCKME*) echo 'macro found by sanitizer'; exit 1 ;;\n\
+         *FAILME*) echo 'sanitizer crashed' >&2; exit 3 ;;\n\
+         *SLOWME*) sleep 30 ;;\n\
+         esac\n\
          exit 0\n",
     );
     let env = Env::new(None);
     env.configure(&format!(
-        "[files]\nscan_command = [\"{}\"]\n",
+        "[files]\nscan_command = [\"{}\"]\nscan_timeout_seconds = 2\n",
         hook.display()
     ));
     let Some(w) = World::with_env(env, Pin::FirstUse).await else {
@@ -443,6 +447,18 @@ async fn a_scan_command_decides_and_a_large_upload_is_staged_on_disk_not_in_memo
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("could not be scanned") && stderr(&out).contains("exit status 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(&dest).exists());
+
+    // A scan that takes longer than [files] scan_timeout_seconds blocks the upload.
+    let slow = write(local.path(), "slow.bin", b"SLOWME");
+    let dest = out_dir.path("slow.bin");
+    let out = w.scp(login, &[], &slow, &format!("REMOTE:{dest}"));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("did not finish within 2 seconds"),
         "{}",
         stderr(&out)
     );
