@@ -32,6 +32,12 @@ const CRATES: &[(&str, &[&str])] = &[
         "recorder",
         &["sekisho-domain", "sekisho-config", "sekisho-rdp"],
     ),
+    // Notifications: from the audit log and the outbox in the store, out by mail and
+    // webhooks; no HTTP API, no gateway.
+    (
+        "notify",
+        &["sekisho-domain", "sekisho-config", "sekisho-store"],
+    ),
     (
         "approval-api",
         &[
@@ -78,6 +84,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "sekisho-approval-api",
             "sekisho-console",
             "sekisho-gateway",
+            "sekisho-notify",
         ],
     ),
 ];

@@ -3,4 +3,5 @@
 //! Everything it stores or reads goes through `sekisho-store`.
 
 pub mod api;
-pub mod throttle;
+pub mod directory;
+pub use sekisho_store::throttle;

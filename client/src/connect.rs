@@ -187,20 +187,38 @@ pub async fn hello(
     }
 }
 
-/// Asks for `service` of `target` on a stream (the control stream after hello, or a tunnel's
-/// new stream); an error carries the gateway's reason.
+/// The gateway said no: its code (`mfa_required`, `no_request`, ...) and its reason.
+#[derive(Debug)]
+pub struct Denied {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Denied {}
+
+/// Asks for `service` of `target` on a stream (the control stream after hello, with the
+/// account's one-time code if it has one; or a tunnel's new stream, without); a refusal is a
+/// [`Denied`] carrying the gateway's code and reason.
 pub async fn open(
     conn: &quinn::Connection,
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     target: &str,
     service: Service,
+    otp: Option<&str>,
 ) -> anyhow::Result<()> {
     sekisho_protocol::write(
         send,
         &ClientMessage::Open {
             target: target.to_owned(),
             service,
+            otp: otp.map(|c| sekisho_protocol::Password(c.to_owned())),
         },
     )
     .await
@@ -210,8 +228,108 @@ pub async fn open(
         .map_err(|e| refused(conn, e))?
     {
         ServerMessage::Accepted => Ok(()),
-        ServerMessage::Denied { message, .. } => bail!("{message}"),
+        ServerMessage::Denied { code, message } => Err(Denied { code, message }.into()),
         other => bail!("unexpected answer from the gateway: {other:?}"),
+    }
+}
+
+/// Why a session could not be opened.
+pub enum Failure {
+    /// The gateway answered no: final.
+    Refused(anyhow::Error),
+    /// No answer: perhaps the network, worth retrying.
+    Unreachable(anyhow::Error),
+}
+
+/// The account's one-time code: given once on the command line (`--otp`, `SEKISHO_OTP`),
+/// then asked for on the terminal whenever the gateway wants one.
+pub struct OneTimeCode(std::sync::Mutex<Option<String>>);
+
+impl OneTimeCode {
+    pub fn new(given: Option<String>) -> Self {
+        Self(std::sync::Mutex::new(
+            given.filter(|c| !c.trim().is_empty()),
+        ))
+    }
+
+    /// The given code, once.
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Codes asked for on the terminal per session start.
+const CODE_PROMPTS: u32 = 3;
+
+/// Asks the engineer for the code on the terminal (not echoed).
+fn ask_code() -> anyhow::Result<String> {
+    let code = rpassword::prompt_password("Sekisho ワンタイムコード / one-time code: ").context(
+        "this account needs its one-time code and there is no terminal to ask on: pass --otp CODE (or set SEKISHO_OTP)",
+    )?;
+    Ok(code.trim().to_owned())
+}
+
+/// A session open on its control stream.
+pub struct Opened {
+    pub link: Link,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+}
+
+/// Connects, says hello and opens `service` on `target`. When the gateway wants the
+/// account's one-time code, the code given once is sent; without one (or after a wrong one
+/// typed here) the engineer is asked on the terminal, up to three times.
+pub async fn open_session(
+    gateway: &str,
+    fingerprint: &str,
+    identity: &(dyn Fn() -> anyhow::Result<Identity> + Send + Sync),
+    target: &str,
+    service: Service,
+    codes: &OneTimeCode,
+) -> Result<Opened, Failure> {
+    let mut code = codes.take();
+    let given = code.is_some();
+    let mut asked = 0;
+    loop {
+        let link = connect(
+            gateway,
+            fingerprint,
+            Some(identity().map_err(Failure::Refused)?),
+        )
+        .await
+        .map_err(Failure::Unreachable)?;
+        let attempt = async {
+            let (mut send, mut recv) = hello(&link.conn).await?;
+            open(
+                &link.conn,
+                &mut send,
+                &mut recv,
+                target,
+                service,
+                code.as_deref(),
+            )
+            .await?;
+            anyhow::Ok((send, recv))
+        };
+        let e = match attempt.await {
+            Ok((send, recv)) => return Ok(Opened { link, send, recv }),
+            Err(e) => e,
+        };
+        link.close("refused").await;
+        let denied = e.downcast_ref::<Denied>().map(|d| d.code.as_str());
+        let ask = match denied {
+            Some("mfa_required") => !given || asked > 0,
+            Some("wrong_one_time_code" | "one_time_code_replayed") => asked > 0,
+            _ => false,
+        };
+        if !ask || asked >= CODE_PROMPTS {
+            return Err(Failure::Refused(e));
+        }
+        if denied != Some("mfa_required") {
+            eprintln!("sekisho-client: {e}");
+        }
+        code = Some(ask_code().map_err(Failure::Refused)?);
+        asked += 1;
     }
 }
 

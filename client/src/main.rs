@@ -21,6 +21,10 @@ struct Cli {
     /// Where the enrollment lives (default: SEKISHO_CLIENT_DIR or ~/.config/sekisho).
     #[arg(long, global = true)]
     dir: Option<PathBuf>,
+    /// Your account's one-time code (authenticator app, or a recovery code), when it has a
+    /// second factor; without it you are asked on the terminal when the gateway wants one.
+    #[arg(long, global = true, env = "SEKISHO_OTP", hide_env_values = true)]
+    otp: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -131,6 +135,7 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dir = ClientDir::resolve(cli.dir)?;
+    let otp = cli.otp;
     match cli.command {
         Command::Enroll {
             gateway,
@@ -189,14 +194,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 other => bail!("unexpected answer from the gateway: {other:?}"),
             }
         }
-        Command::Ssh { target, args } => ssh(&dir, &target, &args),
+        Command::Ssh { target, args } => ssh(&dir, &target, otp, &args),
         Command::Put {
             target,
             file,
             remote_path,
         } => {
             let remote = remote_path.unwrap_or_default();
-            copy(&dir, &target, Copy::Put(file, remote))
+            copy(&dir, &target, otp, Copy::Put(file, remote))
         }
         Command::Get {
             target,
@@ -205,9 +210,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => copy(
             &dir,
             &target,
+            otp,
             Copy::Get(remote_path, file.unwrap_or_else(|| PathBuf::from("."))),
         ),
-        Command::Proxy { target } => proxy(&dir, &target).await,
+        Command::Proxy { target } => proxy(&dir, &target, otp).await,
         Command::Tunnel {
             target,
             port,
@@ -223,6 +229,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 identity: Box::new(move || dir.identity()),
                 target,
                 service: Service::Tcp { port },
+                codes: connect::OneTimeCode::new(otp),
                 launch: None,
             };
             sekisho_client::tunnel::run(t, local).await?;
@@ -250,6 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 identity: Box::new(move || dir.identity()),
                 target,
                 service: Service::Rdp,
+                codes: connect::OneTimeCode::new(otp),
                 launch,
             };
             sekisho_client::tunnel::run(t, local).await?;
@@ -538,6 +546,7 @@ fn openssh(
     dir: &ClientDir,
     target: &str,
     program: &str,
+    otp: Option<String>,
 ) -> anyhow::Result<(std::process::Command, String)> {
     let e = dir.enrollment()?;
     if let Some(w) = Expiry::warning(&e) {
@@ -552,6 +561,11 @@ fn openssh(
         quote(target)
     );
     let mut cmd = std::process::Command::new(program);
+    // The proxy (ssh's child) reads the one-time code from its environment, never from its
+    // command line, which others on this machine can see.
+    if let Some(code) = otp {
+        cmd.env("SEKISHO_OTP", code);
+    }
     cmd.arg("-o")
         .arg(format!("ProxyCommand={proxy}"))
         .arg("-o")
@@ -580,9 +594,14 @@ fn openssh(
     Ok((cmd, format!("{}+{target}@{HOST_ALIAS}", e.username)))
 }
 
-fn ssh(dir: &ClientDir, target: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+fn ssh(
+    dir: &ClientDir,
+    target: &str,
+    otp: Option<String>,
+    args: &[String],
+) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
-    let (mut cmd, login) = openssh(dir, target, "ssh")?;
+    let (mut cmd, login) = openssh(dir, target, "ssh", otp)?;
     let err = cmd.arg(login).args(args).exec();
     bail!("cannot run ssh: {err}")
 }
@@ -597,9 +616,14 @@ enum Copy {
 
 /// `scp` (its sftp protocol, so the gateway logs each file and scans uploads) through the
 /// gateway, with scp's own progress meter on a terminal.
-fn copy(dir: &ClientDir, target: &str, what: Copy) -> anyhow::Result<ExitCode> {
+fn copy(
+    dir: &ClientDir,
+    target: &str,
+    otp: Option<String>,
+    what: Copy,
+) -> anyhow::Result<ExitCode> {
     use std::os::unix::process::CommandExt;
-    let (mut cmd, login) = openssh(dir, target, "scp")?;
+    let (mut cmd, login) = openssh(dir, target, "scp", otp)?;
     // No `-O`: the legacy protocol is refused where uploads are scanned.
     match what {
         Copy::Put(file, remote) => {
@@ -619,11 +643,23 @@ fn copy(dir: &ClientDir, target: &str, what: Copy) -> anyhow::Result<ExitCode> {
     bail!("cannot run scp: {err}")
 }
 
-async fn proxy(dir: &ClientDir, target: &str) -> anyhow::Result<ExitCode> {
+async fn proxy(dir: &ClientDir, target: &str, otp: Option<String>) -> anyhow::Result<ExitCode> {
     let e = dir.enrollment()?;
-    let link = connect::connect(&e.gateway, &e.fingerprint, Some(dir.identity()?)).await?;
-    let (mut send, mut recv) = connect::hello(&link.conn).await?;
-    connect::open(&link.conn, &mut send, &mut recv, target, Service::Ssh).await?;
+    let opened = connect::open_session(
+        &e.gateway,
+        &e.fingerprint,
+        &|| dir.identity(),
+        target,
+        Service::Ssh,
+        &connect::OneTimeCode::new(otp),
+    )
+    .await
+    .map_err(|(connect::Failure::Refused(e) | connect::Failure::Unreachable(e))| e)?;
+    let connect::Opened {
+        link,
+        mut send,
+        mut recv,
+    } = opened;
     let upload = async {
         let mut stdin = tokio::io::stdin();
         let _ = tokio::io::copy(&mut stdin, &mut send).await;

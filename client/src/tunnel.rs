@@ -18,7 +18,7 @@ use tokio::io::AsyncRead;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::connect::{self, Identity, Link};
+use crate::connect::{self, Failure, Identity, Link};
 
 /// Reconnection attempts after the network is lost, with doubling delays up to 30 s.
 const RECONNECTS: u32 = 8;
@@ -31,6 +31,8 @@ pub struct Tunnel {
     pub target: String,
     /// `Service::Tcp { port }` or `Service::Rdp`.
     pub service: Service,
+    /// The account's one-time code, if given (else asked for when the gateway wants one).
+    pub codes: connect::OneTimeCode,
     /// For `Service::Rdp`: start this RDP client (program and arguments; the local address is
     /// added as `/v:`) and stop when it exits.
     pub launch: Option<Vec<String>>,
@@ -191,40 +193,24 @@ async fn notices(mut recv: quinn::RecvStream) {
     }
 }
 
-/// Why a session could not be established.
-enum Failure {
-    /// The gateway answered no: final.
-    Refused(anyhow::Error),
-    /// No answer: perhaps the network, worth retrying.
-    Unreachable(anyhow::Error),
-}
-
 /// Connects, says hello and asks for the tunnel on the control stream.
 async fn establish(t: &Tunnel) -> Result<Session, Failure> {
-    let identity = (t.identity)().map_err(Failure::Refused)?;
-    let link = connect::connect(&t.gateway, &t.fingerprint, Some(identity))
-        .await
-        .map_err(Failure::Unreachable)?;
-    let asked = async {
-        let (mut send, mut recv) = connect::hello(&link.conn).await?;
-        connect::open(&link.conn, &mut send, &mut recv, &t.target, t.service).await?;
-        anyhow::Ok((send, recv))
-    };
-    match asked.await {
-        Ok((send, recv)) => {
-            let mut printer = tokio::task::JoinSet::new();
-            printer.spawn(notices(recv));
-            Ok(Session {
-                link,
-                _control: send,
-                _notices: printer,
-            })
-        }
-        Err(e) => {
-            link.close("refused").await;
-            Err(Failure::Refused(e))
-        }
-    }
+    let opened = connect::open_session(
+        &t.gateway,
+        &t.fingerprint,
+        &*t.identity,
+        &t.target,
+        t.service,
+        &t.codes,
+    )
+    .await?;
+    let mut printer = tokio::task::JoinSet::new();
+    printer.spawn(notices(opened.recv));
+    Ok(Session {
+        link: opened.link,
+        _control: opened.send,
+        _notices: printer,
+    })
 }
 
 /// Accepts local connections until the user stops, the gateway ends the session, or the
@@ -289,7 +275,7 @@ async fn forward(
         .open_bi()
         .await
         .map_err(|e| connect::refused(conn, e))?;
-    connect::open(conn, &mut send, &mut recv, target, service).await?;
+    connect::open(conn, &mut send, &mut recv, target, service, None).await?;
     counts.connections.fetch_add(1, Ordering::Relaxed);
     let (tcp_read, mut tcp_write) = tcp.into_split();
     let (up, down) = tokio::join!(

@@ -954,11 +954,12 @@ async fn a_tunnelled_connection_survives_the_client_moving_to_a_new_address() {
         &mut control_recv,
         "pacs",
         tcp,
+        None,
     )
     .await
     .unwrap();
     let (mut send, mut recv) = link.conn.open_bi().await.unwrap();
-    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp)
+    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp, None)
         .await
         .unwrap();
     let session = w.wait_live().await;
@@ -984,7 +985,7 @@ async fn a_tunnelled_connection_survives_the_client_moving_to_a_new_address() {
     assert_eq!(String::from_utf8(reply).unwrap(), web_reply("/moved"));
     // ...new ones work, and it is all still the one session.
     let (mut send, mut recv) = link.conn.open_bi().await.unwrap();
-    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp)
+    connect::open(&link.conn, &mut send, &mut recv, "pacs", tcp, None)
         .await
         .unwrap();
     send.write_all(b"GET /again HTTP/1.1\r\nHost: device\r\n\r\n")

@@ -7,6 +7,7 @@
 
 mod error;
 mod model;
+mod notifications;
 mod reader;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ pub use model::{
     ApiConfig, Config, DatabaseConfig, FilesConfig, LogConfig, LogFormat, NodesConfig,
     PolicyConfig, QuicConfig, RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
+pub use model::{DirectoryConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookConfig};
 use reader::Reader;
 
 /// The commented default configuration (`sekisho config default`).
@@ -62,6 +64,8 @@ impl Config {
             "server",
             "nodes",
             "files",
+            "notifications",
+            "directory",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -315,12 +319,7 @@ impl Config {
                 |v| Reader::int(v, 0, 365 * 5),
                 d.policy.credential_separation_days,
             ),
-            mfa_required: r.get(
-                s,
-                "mfa_required",
-                Reader::staff_roles,
-                d.policy.mfa_required,
-            ),
+            mfa_required: r.get(s, "mfa_required", Reader::roles, d.policy.mfa_required),
         };
         if let Some(max) = policy.window_end_warnings_minutes.iter().max()
             && u64::from(*max) >= u64::from(policy.max_window_hours) * 60
@@ -429,6 +428,9 @@ impl Config {
             );
         }
 
+        let notifications = notifications::read(&r);
+        let directory = notifications::read_directory(&r);
+
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
             level: r.get(s, "level", Reader::non_empty_string, d.log.level),
@@ -447,6 +449,8 @@ impl Config {
             server,
             nodes,
             files,
+            notifications,
+            directory,
             log,
         };
         // Listeners that would collide.

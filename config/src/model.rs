@@ -109,7 +109,8 @@ pub struct PolicyConfig {
     /// Days during which whoever issued or reset a vendor engineer's credentials may not
     /// approve that engineer's requests; 0 turns the rule off.
     pub credential_separation_days: u32,
-    /// Roles whose API and console logins need a second factor (TOTP).
+    /// Roles whose logins need a second factor (TOTP): API and console logins, and for
+    /// vendor engineers also every session (SSH keyboard-interactive, the designated client).
     pub mfa_required: Vec<Role>,
 }
 
@@ -211,6 +212,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub nodes: NodesConfig,
     pub files: FilesConfig,
+    pub notifications: NotificationsConfig,
+    /// Staff from the directory; `None`: local accounts only.
+    pub directory: Option<DirectoryConfig>,
     pub log: LogConfig,
 }
 
@@ -292,10 +296,121 @@ impl Default for Config {
                 quarantine_session_bytes: 4 << 30,
                 quarantine_total_bytes: 16 << 30,
             },
+            notifications: NotificationsConfig::default(),
+            directory: None,
             log: LogConfig {
                 level: "info".into(),
                 format: LogFormat::Text,
             },
         }
     }
+}
+
+// `[notifications]` (issue #17), read by `notifications.rs`.
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain SMTP upgraded with STARTTLS (required: a server without it is an error).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+    /// No encryption: only for a relay on this machine or a test.
+    None,
+}
+
+/// Where mail goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// A file holding the SMTP password (kept out of the configuration).
+    pub password_file: Option<std::path::PathBuf>,
+    /// A PEM file of the CA that signed the server's certificate (besides the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The sender, e.g. `Sekisho <sekisho@hospital.example>`.
+    pub from: String,
+}
+
+/// One webhook: a chat tool or a ticket system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// A name for people and the audit log.
+    pub name: String,
+    pub url: String,
+    /// A file holding the HMAC-SHA256 secret the receiver shares.
+    pub secret_file: std::path::PathBuf,
+    /// What it is sent; empty: everything.
+    pub events: Vec<sekisho_domain::notify::NotificationKind>,
+}
+
+/// `[notifications]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotificationsConfig {
+    /// Mail; `None`: nobody is emailed.
+    pub smtp: Option<SmtpConfig>,
+    pub webhooks: Vec<WebhookConfig>,
+    /// The language of mail to people who have not chosen one (and to vendor contacts).
+    pub language: sekisho_domain::notify::Language,
+    /// The console's address as people reach it, for links in mail; none when unset.
+    pub console_url: Option<String>,
+    /// Tries before a delivery is given up (and audited).
+    pub max_attempts: u32,
+    /// The wait after the first failed try; it doubles after each (at most an hour).
+    pub retry_seconds: u32,
+    /// Days before an attestation expires on which its vendor and the admins are told.
+    pub attestation_warning_days: Vec<u32>,
+    /// A vendor engineer's account unused (no login, no session) this many days is reported
+    /// to the admins for removal.
+    pub unused_account_days: u32,
+    /// A session not reviewed this many days after it ended is reported to the approvers.
+    pub review_within_days: u32,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            smtp: None,
+            webhooks: vec![],
+            language: sekisho_domain::notify::Language::Ja,
+            console_url: None,
+            max_attempts: 8,
+            retry_seconds: 30,
+            attestation_warning_days: vec![30, 7],
+            unused_account_days: 90,
+            review_within_days: 7,
+        }
+    }
+}
+
+impl NotificationsConfig {
+    /// Whether anything is sent at all.
+    pub fn enabled(&self) -> bool {
+        self.smtp.is_some() || !self.webhooks.is_empty()
+    }
+}
+
+/// `[directory]`: staff from the hospital's LDAP or Active Directory (issue #17).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryConfig {
+    /// `ldaps://HOST[:PORT]` or `ldap://HOST[:PORT]` (then with `starttls`).
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS (required for anything but a test).
+    pub starttls: bool,
+    /// A PEM file of the CA that signed the directory's certificate (instead of the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The account Sekisho searches with; anonymous when unset.
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<std::path::PathBuf>,
+    /// Where people are searched.
+    pub base: String,
+    /// The search filter, `{username}` replaced by the escaped login name.
+    pub user_filter: String,
+    /// Group DNs whose members get each role (the first that matches, in this order).
+    pub admin_group: Option<String>,
+    pub approver_group: Option<String>,
+    pub auditor_group: Option<String>,
+    pub timeout_seconds: u32,
 }

@@ -24,7 +24,7 @@ pub(crate) struct Reader {
     problems: RefCell<Vec<Problem>>,
 }
 
-type Parsed<T> = Result<T, String>;
+pub(crate) type Parsed<T> = Result<T, String>;
 
 impl Reader {
     pub(crate) fn new(text: &str) -> Result<Self, Vec<Problem>> {
@@ -64,7 +64,7 @@ impl Reader {
         }
     }
 
-    fn unknown_keys(&self, table: &dyn TableLike, prefix: Option<&str>, known: &[&str]) {
+    pub(crate) fn unknown_keys(&self, table: &dyn TableLike, prefix: Option<&str>, known: &[&str]) {
         for (key, _) in table.iter() {
             if !known.contains(&key) {
                 let line = self.line(table.key(key).and_then(|k| k.span()));
@@ -113,7 +113,7 @@ impl Reader {
         self.convert(item, key.to_owned(), parse)
     }
 
-    fn convert<T>(
+    pub(crate) fn convert<T>(
         &self,
         item: &Item,
         key: String,
@@ -177,31 +177,8 @@ impl Reader {
 
     /// `[[policy.checklist]]` entries: `key` and `label`, keys unique.
     pub(crate) fn checklist(&self, sec: Sec<'_>) -> Option<Vec<ChecklistItem>> {
-        let item = sec.table?.get("checklist")?;
         let name = "policy.checklist";
-        let tables: Vec<&dyn TableLike> = if let Some(aot) = item.as_array_of_tables() {
-            aot.iter().map(|t| t as &dyn TableLike).collect()
-        } else if let Some(arr) = item.as_array() {
-            let mut out = Vec::new();
-            for v in arr.iter() {
-                match v.as_inline_table() {
-                    Some(t) => out.push(t as &dyn TableLike),
-                    None => self.push(
-                        self.line(v.span()),
-                        name.into(),
-                        "each entry must be a table with `key` and `label`",
-                    ),
-                }
-            }
-            out
-        } else {
-            self.push(
-                self.line(item.span()),
-                name.into(),
-                "must be a list of [[policy.checklist]] tables with `key` and `label`",
-            );
-            return None;
-        };
+        let tables = self.tables(sec, "checklist", "`key` and `label`")?;
         let mut items: Vec<ChecklistItem> = Vec::new();
         for t in tables {
             self.unknown_keys(t, Some(name), &["key", "label"]);
@@ -227,6 +204,42 @@ impl Reader {
             }
         }
         Some(items)
+    }
+
+    /// The entries of `[[SECTION.KEY]]` (or an array of inline tables), each a table with
+    /// `fields` (for the message); `None` when absent or not a list of tables.
+    pub(crate) fn tables<'s>(
+        &'s self,
+        sec: Sec<'s>,
+        key: &str,
+        fields: &str,
+    ) -> Option<Vec<&'s dyn TableLike>> {
+        let item = sec.table?.get(key)?;
+        let name = format!("{}.{key}", sec.name);
+        let tables: Vec<&dyn TableLike> = if let Some(aot) = item.as_array_of_tables() {
+            aot.iter().map(|t| t as &dyn TableLike).collect()
+        } else if let Some(arr) = item.as_array() {
+            let mut out = Vec::new();
+            for v in arr.iter() {
+                match v.as_inline_table() {
+                    Some(t) => out.push(t as &dyn TableLike),
+                    None => self.push(
+                        self.line(v.span()),
+                        name.clone(),
+                        format!("each entry must be a table with {fields}"),
+                    ),
+                }
+            }
+            out
+        } else {
+            self.push(
+                self.line(item.span()),
+                name.clone(),
+                format!("must be a list of [[{name}]] tables with {fields}"),
+            );
+            return None;
+        };
+        Some(tables)
     }
 
     pub(crate) fn finish<T>(self, value: T) -> Result<T, Vec<Problem>> {
@@ -298,7 +311,7 @@ impl Reader {
     /// Staff roles (`["admin", "approver"]`). Vendor engineers are not accepted yet: their
     /// sessions (SSH, the designated client) do not ask for a second factor yet, and a
     /// setting that covered only their web logins would promise more than it does.
-    pub(crate) fn staff_roles(v: &Value) -> Parsed<Vec<Role>> {
+    pub(crate) fn roles(v: &Value) -> Parsed<Vec<Role>> {
         let Some(items) = v.as_array() else {
             return Err("expected a list of roles, e.g. [\"admin\", \"approver\"]".into());
         };
@@ -308,10 +321,8 @@ impl Reader {
                 Some("admin") => out.push(Role::Admin),
                 Some("approver") => out.push(Role::Approver),
                 Some("auditor") => out.push(Role::Auditor),
-                Some("vendor") => {
-                    return Err("vendor is not supported yet: SSH and the designated client do not ask for a second factor yet".into());
-                }
-                _ => return Err("expected admin, approver or auditor".into()),
+                Some("vendor") => out.push(Role::Vendor),
+                _ => return Err("expected admin, approver, auditor or vendor".into()),
             }
         }
         Ok(out)

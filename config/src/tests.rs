@@ -193,11 +193,20 @@ fn the_roles_that_need_a_second_factor_are_staff_roles_and_scanners_are_read() {
         c.files.describe_scanners().as_deref(),
         Some("clamd at 127.0.0.1:3310, scan command /usr/local/bin/sanitize")
     );
-    // Vendor engineers' sessions do not ask for a second factor yet: refused, not half-done.
-    let problems = Config::parse("[policy]\nmfa_required = [\"vendor\"]\n").unwrap_err();
+    let c = Config::parse("[policy]\nmfa_required = [\"vendor\", \"admin\"]\n").unwrap();
+    assert_eq!(
+        c.policy.mfa_required,
+        vec![
+            sekisho_domain::user::Role::Vendor,
+            sekisho_domain::user::Role::Admin
+        ]
+    );
+    let problems = Config::parse("[policy]\nmfa_required = [\"vendors\"]\n").unwrap_err();
     assert_eq!(problems[0].key, "policy.mfa_required");
     assert!(
-        problems[0].message.contains("vendor is not supported yet"),
+        problems[0]
+            .message
+            .contains("admin, approver, auditor or vendor"),
         "{}",
         problems[0]
     );
@@ -205,4 +214,68 @@ fn the_roles_that_need_a_second_factor_are_staff_roles_and_scanners_are_read() {
         Config::parse("[files]\nscan_command = \"clamscan\"\nquarantine_session_bytes = 10\n")
             .unwrap_err();
     assert_eq!(problems.len(), 2, "{problems:?}");
+}
+
+#[test]
+fn notifications_are_read_with_their_webhooks_and_bad_values_named() {
+    let c = Config::parse(
+        "[notifications]\nsmtp_host = \"mail.hospital.example\"\nsmtp_security = \"tls\"\n\
+         smtp_username = \"sekisho\"\nsmtp_password_file = \"/etc/sekisho/smtp\"\nlanguage = \"en\"\n\
+         [[notifications.webhooks]]\nname = \"chat\"\nurl = \"https://chat.example/hook/\"\n\
+         secret_file = \"/etc/sekisho/hook\"\nevents = [\"request_filed\", \"session_ended\"]\n",
+    )
+    .unwrap();
+    let n = &c.notifications;
+    assert!(n.enabled());
+    let smtp = n.smtp.as_ref().unwrap();
+    assert_eq!((smtp.port, smtp.security), (465, crate::SmtpSecurity::Tls));
+    assert_eq!(n.language, sekisho_domain::notify::Language::En);
+    assert_eq!(n.webhooks[0].url, "https://chat.example/hook");
+    assert_eq!(n.webhooks[0].events.len(), 2);
+    assert!(!Config::default().notifications.enabled());
+
+    let problems = Config::parse(
+        "[notifications]\nsmtp_host = \"m\"\nsmtp_username = \"u\"\nlanguage = \"fr\"\n\
+         [[notifications.webhooks]]\nname = \"chat\"\nurl = \"ftp://x\"\nevents = [\"lunch\"]\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "notifications.smtp_username",
+        "notifications.language",
+        "notifications.webhooks.url",
+        "notifications.webhooks.secret_file",
+        "notifications.webhooks.events",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {problems:?}");
+    }
+}
+
+#[test]
+fn a_directory_needs_a_base_and_a_group() {
+    let c = Config::parse(
+        "[directory]\nurl = \"ldaps://dc.hospital.example\"\nbase = \"ou=people,dc=h\"\n\
+         approver_group = \"cn=approvers,dc=h\"\n",
+    )
+    .unwrap();
+    let d = c.directory.unwrap();
+    assert_eq!(d.user_filter, "(uid={username})");
+    assert!(!d.starttls);
+    assert!(Config::default().directory.is_none());
+    let problems = Config::parse(
+        "[directory]\nurl = \"ldaps://dc\"\nbase = \"o=h\"\nstarttls = true\nbind_dn = \"cn=s\"\n\
+         user_filter = \"uid={username}\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "directory.url",
+        "directory.starttls",
+        "directory.bind_dn",
+        "directory.user_filter",
+    ] {
+        assert!(keys.contains(&key), "{key} not in {problems:?}");
+    }
+    let problems = Config::parse("[directory]\nurl = \"http://dc\"\n").unwrap_err();
+    assert_eq!(problems[0].key, "directory.url");
 }

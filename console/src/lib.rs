@@ -26,7 +26,9 @@ pub use client::Console;
 pub use context::Ctx;
 pub use i18n::{Lang, T};
 
-use handlers::{admin, audit, auth, mfa, quarantine, recordings, requests, sessions};
+use handlers::{
+    admin, audit, auth, mfa, notifications, quarantine, recordings, requests, sessions,
+};
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
@@ -95,6 +97,7 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
         .route("/console/mfa/enroll", post(mfa::enroll))
         .route("/console/mfa/confirm", post(mfa::confirm))
         .route("/console/quarantine", get(quarantine::quarantine))
+        .route("/console/notifications", get(notifications::notifications))
         .route("/console/quarantine/{id}/content", get(quarantine::content))
         .route("/console/quarantine/{id}/delete", post(quarantine::delete))
         .route("/console/audit", get(audit::audit))

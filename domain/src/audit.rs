@@ -374,6 +374,15 @@ pub enum AuditEvent {
         user: UserId,
         username: String,
     },
+    /// A notification could not be delivered after every try: someone was not told.
+    NotificationFailed {
+        notification: String,
+        about: crate::notify::NotificationKind,
+        channel: crate::notify::DeliveryChannel,
+        recipient: String,
+        attempts: u32,
+        error: String,
+    },
     /// A node stopped heartbeating for longer than the configured time: another node marked
     /// it down and ended its open sessions as aborted.
     NodeDown {
@@ -401,6 +410,7 @@ impl AuditEvent {
             AuditEvent::MfaEnabled { .. } => "mfa_enabled",
             AuditEvent::MfaRecoveryCodeUsed { .. } => "mfa_recovery_code_used",
             AuditEvent::MfaReset { .. } => "mfa_reset",
+            AuditEvent::NotificationFailed { .. } => "notification_failed",
             AuditEvent::UserCreated { .. } => "user_created",
             AuditEvent::UserUpdated { .. } => "user_updated",
             AuditEvent::VendorCreated { .. } => "vendor_created",

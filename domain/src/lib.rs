@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod files;
 pub mod ids;
 pub mod node;
+pub mod notify;
 pub mod policy;
 pub mod refusal;
 pub mod request;

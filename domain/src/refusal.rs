@@ -53,6 +53,15 @@ pub enum Code {
     TooManyUnauthenticated,
     BadEnrollmentCode,
     EnrollmentPassword,
+    /// The account has a second factor and its one-time code was not given.
+    MfaRequired,
+    /// The account's role must use a second factor and none is enrolled.
+    MfaEnrollmentRequired,
+    WrongOneTimeCode,
+    /// A one-time code that was right but has been used already.
+    OneTimeCodeReplayed,
+    /// Too many failed second factors from this address: it must wait.
+    TooManyFailures,
     // The target and the gateway itself.
     UnknownTarget,
     DatabaseUnavailable,
@@ -84,7 +93,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 61] = [
+    pub const ALL: [Code; 66] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -121,6 +130,11 @@ impl Code {
         Code::TooManyUnauthenticated,
         Code::BadEnrollmentCode,
         Code::EnrollmentPassword,
+        Code::MfaRequired,
+        Code::MfaEnrollmentRequired,
+        Code::WrongOneTimeCode,
+        Code::OneTimeCodeReplayed,
+        Code::TooManyFailures,
         Code::UnknownTarget,
         Code::DatabaseUnavailable,
         Code::RecordingUnavailable,
@@ -192,6 +206,11 @@ impl Code {
             Code::TooManyUnauthenticated => "too_many_unauthenticated",
             Code::BadEnrollmentCode => "bad_enrollment_code",
             Code::EnrollmentPassword => "enrollment_password",
+            Code::MfaRequired => "mfa_required",
+            Code::MfaEnrollmentRequired => "mfa_enrollment_required",
+            Code::WrongOneTimeCode => "wrong_one_time_code",
+            Code::OneTimeCodeReplayed => "one_time_code_replayed",
+            Code::TooManyFailures => "too_many_failures",
             Code::UnknownTarget => "unknown_target",
             Code::DatabaseUnavailable => "database_unavailable",
             Code::RecordingUnavailable => "recording_unavailable",

@@ -57,6 +57,8 @@ mod tests {
             expires_at: None,
             created_at: jiff::Timestamp::UNIX_EPOCH,
             site: site.map(Into::into),
+            language: None,
+            source: Default::default(),
         }
     }
 

@@ -96,6 +96,34 @@ pub struct User {
     /// The one site of a hospital group a staff account is limited to; `None`: every site.
     #[serde(default)]
     pub site: Option<String>,
+    /// The language of the mail Sekisho sends them; `None`: `[notifications] language`.
+    #[serde(default)]
+    pub language: Option<crate::notify::Language>,
+    /// Where the account comes from.
+    #[serde(default)]
+    pub source: AccountSource,
+}
+
+/// Where an account comes from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountSource {
+    /// Made in Sekisho, with its own password: vendor engineers, and staff's break-glass way
+    /// in when the directory is down.
+    #[default]
+    Local,
+    /// Made and kept up to date by a login through the hospital's directory; no password here.
+    Directory,
+}
+
+impl AccountSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountSource::Local => "local",
+            AccountSource::Directory => "directory",
+        }
+    }
 }
 
 /// Why a username is not acceptable.

@@ -38,6 +38,8 @@ fn user(role: Role, vendor: Option<VendorId>) -> User {
         expires_at: None,
         created_at: t("2026-01-01T00:00:00Z"),
         site: None,
+        language: None,
+        source: Default::default(),
     }
 }
 

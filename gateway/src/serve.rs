@@ -18,6 +18,7 @@ use sekisho_store::audit::NewAuditEvent;
 use sekisho_store::events::Events;
 use sekisho_store::failures::FailureLog;
 use sekisho_store::password::Hasher;
+use sekisho_store::throttle::LoginThrottle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +86,8 @@ pub struct Prepared {
     pub events: Events,
     pub hasher: Hasher,
     pub failures: Arc<FailureLog>,
+    /// Failed logins and one-time codes: API, console and sessions count toward one limit.
+    pub throttle: Arc<LoginThrottle>,
     node: sekisho_store::nodes::NodeInfo,
     lock: crate::nodes::DataLock,
 }
@@ -157,6 +160,10 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
         created_keys,
         initial_admin,
         hasher: Hasher::for_this_machine(),
+        throttle: Arc::new(LoginThrottle::new(
+            config.api.login_max_failures,
+            Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
+        )),
         node: info,
         lock,
     })
@@ -202,6 +209,7 @@ impl Prepared {
             events,
             hasher,
             failures,
+            throttle,
             node,
             lock,
         } = self;
@@ -237,6 +245,8 @@ impl Prepared {
             events: events.clone(),
             failures: failures.clone(),
             hasher: hasher.clone(),
+            throttle: throttle.clone(),
+            mfa_required: config.policy.mfa_required.clone(),
             policy: config.domain_policy(),
             zone: config.display_zone(),
             ssh: config.ssh.clone(),

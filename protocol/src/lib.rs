@@ -50,8 +50,16 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         password: Option<Password>,
     },
-    /// Open `service` on `target` under the user's approved request.
-    Open { target: String, service: Service },
+    /// Open `service` on `target` under the user's approved request. `otp` is the account's
+    /// one-time code (the authenticator's 6 digits or a recovery code), needed on the control
+    /// stream when the account has a second factor (else `Denied` `mfa_required`); a tunnel's
+    /// further streams never carry it.
+    Open {
+        target: String,
+        service: Service,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        otp: Option<Password>,
+    },
     /// The work requests of the user's vendor, newest first.
     ListRequests,
     /// File a work request as the certificate's user.
@@ -60,7 +68,8 @@ pub enum ClientMessage {
     Renew { csr_pem: String },
 }
 
-/// A password on the wire: never shown by `Debug`, so it cannot reach a log.
+/// A password (or a one-time code) on the wire: never shown by `Debug`, so it cannot reach
+/// a log.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Password(pub String);

@@ -21,12 +21,16 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
                 }
             }
         ),
-        (".{0,40}", proptest::option::of(any::<u16>())).prop_map(|(target, port)| {
-            ClientMessage::Open {
+        (
+            ".{0,40}",
+            proptest::option::of(any::<u16>()),
+            proptest::option::of("[0-9A-Z-]{0,12}")
+        )
+            .prop_map(|(target, port, otp)| ClientMessage::Open {
                 target,
                 service: port.map_or(Service::Ssh, |port| Service::Tcp { port }),
-            }
-        }),
+                otp: otp.map(sekisho_protocol::Password),
+            }),
         Just(ClientMessage::ListRequests),
         (".{0,400}").prop_map(|csr_pem| ClientMessage::Renew { csr_pem }),
         (

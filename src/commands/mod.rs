@@ -32,6 +32,19 @@ pub fn redact(url: &str) -> String {
     sekisho_store::redact_url(url)
 }
 
+/// `[directory]`, ready to ask (its password and CA files read now).
+fn directory(
+    config: &Config,
+) -> anyhow::Result<Option<std::sync::Arc<sekisho_approval_api::directory::Directory>>> {
+    Ok(match &config.directory {
+        Some(d) => Some(std::sync::Arc::new(
+            sekisho_approval_api::directory::Directory::from_config(d)
+                .map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    })
+}
+
 /// The approval API's state over what the gateway prepared: the one place where the API,
 /// the console and the gateway are put together.
 pub fn api_state(
@@ -46,6 +59,8 @@ pub fn api_state(
             events: prepared.events.clone(),
             hasher: prepared.hasher.clone(),
             failures: prepared.failures.clone(),
+            throttle: prepared.throttle.clone(),
+            directory: directory(config)?,
             at_rest: keys.at_rest.clone(),
             jwt_pem: &keys.jwt_pem,
             jwt_public_pem: &keys.jwt_public_pem,

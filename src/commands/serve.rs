@@ -15,6 +15,9 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // banner (a supervisor, or a test) must stop the gateway gracefully, not kill it.
     tokio::spawn(wait_for_signal(Signals::install(), shutdown.clone()));
     let prepared = sekisho_gateway::prepare(&config).await?;
+    // Checked before anything listens: a webhook secret or SMTP setting that cannot be used
+    // stops the start with its reason.
+    let notifier = sekisho_notify::Notifier::new(&config, prepared.store.clone())?;
     let state = super::api_state(&config, &prepared)?;
     let zone = state.settings.zone.clone();
     let app = sekisho_console::app(sekisho_approval_api::api::router(state), zone);
@@ -25,6 +28,18 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             sekisho_gateway::StartOptions::default(),
         )
         .await?;
+    let notifications = match notifier {
+        Some(n) => {
+            let what = match (n.mails(), n.webhooks()) {
+                (true, 0) => "mail".to_owned(),
+                (true, w) => format!("mail, {w} webhook(s)"),
+                (false, w) => format!("{w} webhook(s)"),
+            };
+            tokio::spawn(n.run(shutdown.clone()));
+            what
+        }
+        None => "off (no [notifications] smtp_host or webhooks)".to_owned(),
+    };
 
     println!("Sekisho {} is running.", env!("CARGO_PKG_VERSION"));
     println!("  data dir:      {}", config.data_dir.display());
@@ -50,6 +65,7 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => println!("  SSH gateway:   disabled ([ssh] enabled = false)"),
     }
     println!("  SSH host key:  {}", started.ssh_host_fingerprint);
+    println!("  Notifications: {notifications}");
     match started.quic_addr {
         Some(addr) => println!("  Designated client (QUIC): udp {addr}"),
         None => println!("  Designated client (QUIC): disabled ([quic] enabled = false)"),

@@ -136,6 +136,27 @@ impl Store {
             .collect()
     }
 
+    /// Sessions that ended before `ended_before` and nobody has signed off yet, with the site
+    /// of their target; oldest first.
+    pub async fn unreviewed_sessions(
+        &self,
+        ended_before: jiff::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(StoredSession, Option<String>)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, t.site AS target_site {FROM} WHERE s.ended_at IS NOT NULL AND s.ended_at < $1 \
+             AND s.review_status = 'pending' ORDER BY s.ended_at LIMIT {}",
+            limit.clamp(1, 10_000)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(micros(ended_before))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row_to_session(row)?, row.try_get("target_site")?)))
+            .collect()
+    }
+
     pub async fn session(&self, id: SessionId) -> Result<Option<StoredSession>> {
         let sql = format!("SELECT {COLUMNS} {FROM} WHERE s.id = $1");
         sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -3,7 +3,10 @@
 use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent};
 use sekisho_domain::ids::{UserId, VendorId};
-use sekisho_domain::user::{CredentialIssue, CredentialKind, Role, SshKeyStatus, User, UserStatus};
+use sekisho_domain::notify::Language;
+use sekisho_domain::user::{
+    AccountSource, CredentialIssue, CredentialKind, Role, SshKeyStatus, User, UserStatus,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -25,10 +28,9 @@ pub struct NewUser {
     pub site: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, username, display_name, email, role, vendor_id, status, expires_at, created_at, site";
+pub(crate) const COLUMNS: &str = "id, username, display_name, email, role, vendor_id, status, expires_at, created_at, site, language, source";
 
-fn row_to_user(row: &AnyRow) -> Result<User> {
+pub(crate) fn row_to_user(row: &AnyRow) -> Result<User> {
     let vendor: Option<String> = row.try_get("vendor_id")?;
     let expires: Option<i64> = row.try_get("expires_at")?;
     Ok(User {
@@ -46,6 +48,17 @@ fn row_to_user(row: &AnyRow) -> Result<User> {
         expires_at: expires.map(from_micros).transpose()?,
         created_at: from_micros(row.try_get("created_at")?)?,
         site: row.try_get("site")?,
+        language: row
+            .try_get::<Option<String>, _>("language")?
+            .map(|l| {
+                Language::parse(&l).ok_or_else(|| StoreError::Corrupt(format!("language `{l}`")))
+            })
+            .transpose()?,
+        source: match row.try_get::<String, _>("source")?.as_str() {
+            "local" => AccountSource::Local,
+            "directory" => AccountSource::Directory,
+            other => return Err(StoreError::Corrupt(format!("account source `{other}`"))),
+        },
     })
 }
 
@@ -69,6 +82,8 @@ impl Store {
             expires_at: new.expires_at,
             created_at: now,
             site: new.site,
+            language: None,
+            source: AccountSource::Local,
         };
         let has_password = new.password_hash.is_some();
         let mut tx = self.begin().await?;
@@ -170,6 +185,8 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     /// `Some(None)`: every site again.
     pub site: Option<Option<String>>,
+    /// `Some(None)`: the configured default again.
+    pub language: Option<Option<Language>>,
 }
 
 /// A registered SSH public key.
@@ -309,13 +326,21 @@ impl Store {
             });
             user.site = site;
         }
-        sqlx::query("UPDATE users SET display_name = $1, email = $2, status = $3, expires_at = $4, updated_at = $5, site = $6 WHERE id = $7")
+        if let Some(language) = changes.language {
+            changed.push(format!(
+                "language {}",
+                language.map_or("default", Language::as_str)
+            ));
+            user.language = language;
+        }
+        sqlx::query("UPDATE users SET display_name = $1, email = $2, status = $3, expires_at = $4, updated_at = $5, site = $6, language = $7 WHERE id = $8")
             .bind(&user.display_name)
             .bind(&user.email)
             .bind(user.status.as_str())
             .bind(user.expires_at.map(micros))
             .bind(micros(super::now()))
             .bind(&user.site)
+            .bind(user.language.map(Language::as_str))
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;

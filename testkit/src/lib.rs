@@ -11,7 +11,10 @@ pub mod desktop;
 pub mod fs;
 pub mod port;
 pub mod postgres;
+pub mod slapd;
+pub mod smtp;
 pub mod sshd;
+pub mod tls;
 
 use sekisho_store::Store;
 

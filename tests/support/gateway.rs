@@ -74,6 +74,8 @@ impl World {
                 events: prepared.events.clone(),
                 hasher: prepared.hasher.clone(),
                 failures: prepared.failures.clone(),
+                throttle: prepared.throttle.clone(),
+                directory: None,
                 at_rest: keys.at_rest.clone(),
                 jwt_pem: &keys.jwt_pem,
                 jwt_public_pem: &keys.jwt_public_pem,
@@ -177,6 +179,43 @@ impl World {
             alice_id,
             target_id,
         }
+    }
+
+    /// Enrols a second factor for `username` (its password `password`) as its owner does
+    /// through the API; returns the TOTP secret (base32), what their authenticator holds, and
+    /// the one-time recovery codes.
+    pub async fn enrol_mfa(&self, username: &str, password: &str) -> (String, Vec<String>) {
+        let creds = json!({"username": username, "password": password});
+        let (status, body) = self
+            .http
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/auth/mfa/enroll",
+                None,
+                Some(creds.clone()),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let secret = body["secret"].as_str().unwrap().to_owned();
+        let mut confirm = creds;
+        confirm["code"] = json!(totp(&secret));
+        let (status, body) = self
+            .http
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/auth/mfa/confirm",
+                None,
+                Some(confirm),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let recovery = body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        (secret, recovery)
     }
 
     /// Files a request of `level` whose window runs from now for `window`; returns its id.
@@ -557,6 +596,19 @@ pub fn exited(mut child: std::process::Child, limit: Duration) -> (Output, Durat
 
 /// Options for a non-interactive OpenSSH client using only `key` and trusting any host key
 /// (the tests check the gateway's own host-key pinning, not the client's).
+/// The current one-time code of a TOTP `secret` (base32), as an authenticator shows it.
+pub fn totp(secret: &str) -> String {
+    totp_in(secret, 0)
+}
+
+/// The one-time code of `secret` `steps` periods (30 s) from now: the gateway accepts one
+/// step either side, and a code only of a step later than the last one used (enrolment uses
+/// the current one).
+pub fn totp_in(secret: &str, steps: i64) -> String {
+    let now = u64::try_from(Timestamp::now().as_second()).unwrap();
+    sekisho_store::mfa::code_at(secret, now.saturating_add_signed(steps * 30)).unwrap()
+}
+
 pub fn ssh_options(key: &std::path::Path) -> Vec<String> {
     [
         "-i",

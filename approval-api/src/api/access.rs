@@ -132,6 +132,7 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
         Access::Roles(ADMIN),
     ),
     ("DELETE", "/api/v1/quarantine/{id}", Access::Roles(ADMIN)),
+    ("GET", "/api/v1/notifications", Access::Roles(ADMIN)),
     ("GET", "/api/v1/recordings", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/search", Access::Roles(STAFF)),
     ("GET", "/api/v1/recordings/{id}", Access::Roles(STAFF)),

@@ -7,7 +7,7 @@ use axum::extract::State;
 use jiff::{SignedDuration, Timestamp};
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::secret::Secret;
-use sekisho_domain::user::User;
+use sekisho_domain::user::{AccountSource, User};
 use sekisho_domain::vendor::VendorStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,12 +54,12 @@ pub(crate) fn hasher_error(e: password::HasherError) -> ApiError {
 }
 
 /// The slowest answer to a failed login that an attacker can cause (see `throttle`).
-fn wait_message(wait: Duration, zone: &sekisho_domain::zone::DisplayZone) -> ApiError {
+fn wait_message(wait: Duration, zone: &sekisho_domain::zone::DisplayZone, from: &str) -> ApiError {
     let seconds = wait.as_secs().max(1);
     let until = Timestamp::now() + SignedDuration::from_secs(i64::try_from(seconds).unwrap_or(1));
     ApiError::TooManyRequests {
         message: format!(
-            "too many failed logins from your address; try again after {} ({seconds} s)",
+            "too many failed logins {from}; try again after {} ({seconds} s)",
             zone.date_time(until)
         ),
         retry_after: seconds,
@@ -100,13 +100,23 @@ pub(crate) async fn check_password(
                 fail("too many failed logins from this address", None),
             )
             .await?;
-        return Err(wait_message(wait, &settings.zone));
+        return Err(wait_message(wait, &settings.zone, "from your address"));
     }
     // A name no account can have is not looked up (and costs the log a short row).
-    let user = match sekisho_domain::user::validate_username(username) {
-        Ok(()) => state.store.user_by_username(username).await?,
-        Err(_) => None,
+    let valid = sekisho_domain::user::validate_username(username).is_ok();
+    let user = match valid {
+        true => state.store.user_by_username(username).await?,
+        false => None,
     };
+    // Names that are not local accounts are the directory's, when there is one.
+    if let Some(directory) = &state.directory
+        && valid
+        && user
+            .as_ref()
+            .is_none_or(|u| u.source == AccountSource::Directory)
+    {
+        return directory_login(state, directory, username, password, user, source).await;
+    }
     let generic = || ApiError::Unauthorized("wrong username or password".into());
     let now = Timestamp::now();
     let hash = match &user {
@@ -171,6 +181,90 @@ pub(crate) async fn check_password(
         }
     }
     Ok(user)
+}
+
+/// A login through the hospital's directory: the password is the directory's, the role its
+/// groups'; the account is made or brought up to date here, and cut off when the directory
+/// no longer puts the person in a Sekisho group.
+async fn directory_login(
+    state: &ApiState,
+    directory: &crate::directory::Directory,
+    username: &str,
+    password: String,
+    known: Option<User>,
+    source: Option<String>,
+) -> ApiResult<User> {
+    use crate::directory::Verdict;
+    let claimed = sekisho_domain::audit::claimed(username);
+    let failed = |reason: String, user: Option<&User>| NewAuditEvent {
+        actor: match user {
+            Some(u) => Actor::user(u),
+            None => Actor::Anonymous {
+                claimed: claimed.clone(),
+            },
+        },
+        outcome: Outcome::Denied,
+        vendor_id: None,
+        source_addr: source.clone(),
+        reason: Some(reason),
+        event: AuditEvent::LoginFailed {
+            username: claimed.clone(),
+        },
+    };
+    let login = sekisho_domain::refusal::Channel::ApiLogin;
+    let verdict = match directory.login(username, &password).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "the directory does not answer; refusing the login");
+            state
+                .failures
+                .record(login, failed(e.to_string(), known.as_ref()))
+                .await?;
+            return Err(ApiError::Unavailable {
+                code: "directory_unavailable",
+                message: "the hospital's directory does not answer: try again later, or log in with a local (break-glass) account".into(),
+                retry_after: 5,
+            });
+        }
+    };
+    match verdict {
+        Verdict::Refused(reason) => {
+            let slowdown = state.throttle.failed(source.as_deref(), username);
+            state
+                .failures
+                .record(login, failed(reason.to_owned(), known.as_ref()))
+                .await?;
+            tokio::time::sleep(slowdown).await;
+            Err(ApiError::Unauthorized("wrong username or password".into()))
+        }
+        Verdict::NoGroup { dn } => {
+            if let Some(u) = &known {
+                state.store.directory_removed(u, source.as_deref()).await?;
+            }
+            let reason = format!("{dn} is in no Sekisho group of the directory");
+            state.store.audit(failed(reason, known.as_ref())).await?;
+            Err(ApiError::Forbidden(format!(
+                "{username} is in none of Sekisho's groups in the hospital's directory: ask the hospital's IT"
+            )))
+        }
+        Verdict::Person(person) => {
+            let user = state
+                .store
+                .sync_directory_user(&person, source.as_deref())
+                .await?;
+            if !user.is_usable(Timestamp::now()) {
+                state
+                    .store
+                    .audit(failed("account disabled or expired".into(), Some(&user)))
+                    .await?;
+                return Err(ApiError::Unauthorized(format!(
+                    "account {} is disabled or expired",
+                    user.username
+                )));
+            }
+            Ok(user)
+        }
+    }
 }
 
 /// Log in with a username and password.
@@ -269,6 +363,27 @@ async fn second_factor(
             message: "this account needs its one-time code (otp): the 6 digits of its authenticator, or a recovery code".into(),
         });
     };
+    let failed = |reason: &str| NewAuditEvent {
+        actor: Actor::user(user),
+        outcome: Outcome::Denied,
+        vendor_id: user.vendor_id,
+        source_addr: source.map(ToOwned::to_owned),
+        reason: Some(reason.to_owned()),
+        event: AuditEvent::LoginFailed {
+            username: user.username.clone(),
+        },
+    };
+    let login = sekisho_domain::refusal::Channel::ApiLogin;
+    // Wrong codes hold the account's second factor back, from every address.
+    if let Err(wait) = state.throttle.check_second_factor(source, &user.username) {
+        let reason = "too many wrong one-time codes for this account";
+        state.failures.record(login, failed(reason)).await?;
+        return Err(wait_message(
+            wait,
+            &state.settings.zone,
+            "with a wrong one-time code for this account",
+        ));
+    }
     let now = u64::try_from(Timestamp::now().as_second()).unwrap_or(0);
     let checked = state
         .store
@@ -279,23 +394,8 @@ async fn second_factor(
         MfaCheck::Replayed => "one-time code already used",
         MfaCheck::Wrong => "wrong one-time code",
     };
-    let slowdown = state.throttle.failed(source, name);
-    state
-        .failures
-        .record(
-            sekisho_domain::refusal::Channel::ApiLogin,
-            NewAuditEvent {
-                actor: Actor::user(user),
-                outcome: Outcome::Denied,
-                vendor_id: user.vendor_id,
-                source_addr: source.map(ToOwned::to_owned),
-                reason: Some(reason.to_owned()),
-                event: AuditEvent::LoginFailed {
-                    username: user.username.clone(),
-                },
-            },
-        )
-        .await?;
+    let slowdown = state.throttle.failed_second_factor(source, name);
+    state.failures.record(login, failed(reason)).await?;
     tokio::time::sleep(slowdown).await;
     Err(ApiError::Unauthorized(format!(
         "{reason}: enter the current code of your authenticator"

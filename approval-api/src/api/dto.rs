@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use sekisho_domain::audit::Outcome;
 use sekisho_domain::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
+use sekisho_domain::notify::Language;
 use sekisho_domain::policy::Policy;
 use sekisho_domain::request::{ApprovalState, RequestStatus, Verdict, WorkRequest};
 use sekisho_domain::session::{SessionEnd, Transport};
 use sekisho_domain::target::AccessLevel;
-use sekisho_domain::user::{Role, User, UserStatus};
+use sekisho_domain::user::{AccountSource, Role, User, UserStatus};
 use sekisho_domain::vendor::{Vendor, VendorStatus};
 use sekisho_domain::zone::DisplayZone;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,13 @@ pub struct UserView {
     /// The site a staff account is limited to; `null`: every site.
     #[serde(default)]
     pub site: Option<String>,
+    /// The language of the mail Sekisho sends them; `null`: the configured default.
+    #[serde(default)]
+    pub language: Option<Language>,
+    /// `local`: made in Sekisho with its own password (vendor engineers; staff's break-glass
+    /// accounts); `directory`: from the hospital's directory, which holds its password.
+    #[serde(default)]
+    pub source: AccountSource,
 }
 
 impl From<&User> for UserView {
@@ -59,6 +67,8 @@ impl From<&User> for UserView {
             expires_at: u.expires_at,
             created_at: u.created_at,
             site: u.site.clone(),
+            language: u.language,
+            source: u.source,
         }
     }
 }
@@ -124,6 +134,15 @@ pub struct UserPatchBody {
     )]
     #[schema(value_type = Option<String>)]
     pub site: Option<Option<String>>,
+    /// The language of the mail Sekisho sends this person (`ja` or `en`), or `null` for the
+    /// configured default (`[notifications] language`).
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Language>)]
+    pub language: Option<Option<Language>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

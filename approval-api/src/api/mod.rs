@@ -14,6 +14,7 @@ pub mod extract;
 pub mod files;
 pub mod mfa;
 pub mod nodes;
+pub mod notifications;
 pub mod recordings;
 pub mod requests;
 pub mod sessions;
@@ -50,7 +51,7 @@ pub use token::Caller;
     modifiers(&BearerAuth),
     tags(
         (name = "auth"), (name = "vendors"), (name = "users"), (name = "targets"),
-        (name = "requests"), (name = "sessions"), (name = "recordings"), (name = "audit"), (name = "files"), (name = "system")
+        (name = "requests"), (name = "sessions"), (name = "recordings"), (name = "audit"), (name = "files"), (name = "notifications"), (name = "system")
     )
 )]
 struct ApiDoc;
@@ -149,6 +150,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(files::list_quarantine))
         .routes(routes!(files::quarantine_content))
         .routes(routes!(files::delete_quarantine))
+        .routes(routes!(notifications::list_notifications))
 }
 
 /// The OpenAPI document of [`api_routes`].

@@ -60,6 +60,8 @@ pub struct ApiState {
     pub throttle: Arc<crate::throttle::LoginThrottle>,
     /// Audits failures of unauthenticated callers without letting them flood the log.
     pub failures: Arc<sekisho_store::failures::FailureLog>,
+    /// Staff from the hospital's directory; `None`: local accounts only.
+    pub directory: Option<Arc<crate::directory::Directory>>,
 }
 
 impl ApiSettings {
@@ -97,6 +99,10 @@ pub struct StateParts<'a> {
     pub events: Events,
     pub hasher: sekisho_store::password::Hasher,
     pub failures: Arc<sekisho_store::failures::FailureLog>,
+    /// Failed logins and one-time codes, shared with the gateway's sessions.
+    pub throttle: Arc<crate::throttle::LoginThrottle>,
+    /// `[directory]`, made with [`crate::directory::Directory::from_config`].
+    pub directory: Option<Arc<crate::directory::Directory>>,
     pub at_rest: Arc<AtRestKey>,
     /// The token-signing key (PKCS#8 PEM), its public half (SPKI PEM) and its id.
     pub jwt_pem: &'a sekisho_domain::secret::Secret<String>,
@@ -127,10 +133,8 @@ impl ApiState {
             recordings: sekisho_recorder::Library::new(&config.recordings_dir()),
             recording_public_key: Arc::new(parts.recording_public_key),
             hasher: parts.hasher,
-            throttle: Arc::new(crate::throttle::LoginThrottle::new(
-                config.api.login_max_failures,
-                std::time::Duration::from_secs(60 * u64::from(config.api.lockout_minutes)),
-            )),
+            throttle: parts.throttle,
+            directory: parts.directory,
             failures: parts.failures,
         })
     }

@@ -193,6 +193,15 @@ pub async fn update_user(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("user {id}")))?;
     keep_an_admin(&state, &target, &body).await?;
+    if target.source == sekisho_domain::user::AccountSource::Directory && body.password.is_some() {
+        return Err(ApiError::Conflict {
+            code: "conflict",
+            message: format!(
+                "{} comes from the hospital's directory, which holds its password",
+                target.username
+            ),
+        });
+    }
     let password_hash = match body.password {
         Some(pw) => {
             let names = [target.username.as_str(), target.display_name.as_str()];
@@ -220,6 +229,7 @@ pub async fn update_user(
             Some(s) => Some(s.as_deref().map(super::extract::site).transpose()?),
             None => None,
         },
+        language: body.language,
     };
     let u = state
         .store

@@ -139,6 +139,7 @@ pub(crate) async fn set_user_status(
         expires_at: None,
         password: None,
         site: None,
+        language: None,
     };
     let path = format!("/api/v1/users/{}", urlencode(&id));
     back_to_admin(

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod mfa;
+pub mod notifications;
 pub mod quarantine;
 pub mod recordings;
 pub mod requests;

@@ -81,6 +81,7 @@ pub(crate) fn page_with(
                                 a href="/console/quarantine" { (t(T::Quarantine)) }
                             }
                             @if f.role == Role::Admin {
+                                a href="/console/notifications" { (t(T::Notifications)) }
                                 a href="/console/admin" { (t(T::Admin)) }
                             }
                         }

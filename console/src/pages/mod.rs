@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod layout;
 pub mod mfa;
+pub mod notifications;
 pub mod quarantine;
 pub mod recordings;
 pub mod requests;

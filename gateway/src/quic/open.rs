@@ -25,11 +25,9 @@ pub(super) async fn expect_open(
     )
     .await;
     match asked {
-        Ok(Ok(ClientMessage::Open { target, service: s }))
-            if target == live.target.name && s == service =>
-        {
-            Ok(())
-        }
+        Ok(Ok(ClientMessage::Open {
+            target, service: s, ..
+        })) if target == live.target.name && s == service => Ok(()),
         Ok(Ok(_)) => Err(Refusal::new(Code::ProtocolError, only())),
         Ok(Err(e)) => Err(Refusal::new(Code::ProtocolError, e.to_string())),
         Err(_) => Err(Refusal::new(Code::Timeout, "no open request within 15 s")),

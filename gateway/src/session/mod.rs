@@ -10,6 +10,7 @@
 pub mod admit;
 pub mod finish;
 pub mod live;
+pub mod second_factor;
 pub mod supervise;
 
 use std::future::Future;
@@ -56,6 +57,10 @@ pub struct Shared {
     pub failures: Arc<sekisho_store::failures::FailureLog>,
     /// Password checks (enrollment) go through the same bounded pool as API logins.
     pub hasher: sekisho_store::password::Hasher,
+    /// Failed one-time codes count here, with the API's failed logins.
+    pub throttle: Arc<sekisho_store::throttle::LoginThrottle>,
+    /// Roles that must use a second factor (`[policy] mfa_required`).
+    pub mfa_required: Vec<sekisho_domain::user::Role>,
     pub policy: Policy,
     pub zone: DisplayZone,
     pub ssh: SshConfig,

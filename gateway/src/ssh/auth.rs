@@ -20,7 +20,20 @@ use crate::session::Live;
 use crate::session::admit;
 use sekisho_domain::refusal::{Channel as Audited, Code, Refusal};
 
-use super::conn::{Conn, State, TargetConn};
+use super::conn::{Conn, SecondFactor, State, TargetConn};
+use crate::session::second_factor::{self, Needed};
+
+/// One-time codes a vendor may type on one SSH connection.
+const CODE_TRIES: u32 = 3;
+
+/// The keyboard-interactive request for the one-time code, `note` above it.
+fn ask(note: &str) -> Auth {
+    Auth::Partial {
+        name: "".into(),
+        instructions: note.to_owned().into(),
+        prompts: vec![(second_factor::PROMPT.into(), false)].into(),
+    }
+}
 use super::link::SshLink;
 
 impl Conn {
@@ -116,6 +129,10 @@ impl Conn {
             let name = target.map_or(login.target.as_str(), |t| t.name.as_str());
             State::Refused(format!("access to {name} refused: {message}"))
         };
+        if let Some(refusal) = self.refused_at_login.take() {
+            self.audit_denied(&user, None, Audited::Ssh, &refusal).await;
+            return refuse(None, &refusal.message);
+        }
         let admitted = admit::admit(
             &self.shared,
             &user,
@@ -267,12 +284,109 @@ impl Conn {
         if self.preauth.is_some() {
             return Ok(Auth::reject());
         }
-        match self.key_matches(user, key.public_key).await {
-            Some(identity) => {
-                self.identity = Some(identity);
+        let Some((account, login)) = self.key_matches(user, key.public_key).await else {
+            return Ok(Auth::reject());
+        };
+        match second_factor::needed(&self.shared, &account).await {
+            Ok(Needed::Nothing) => {
+                self.identity = Some((account, login));
                 Ok(Auth::Accept)
             }
-            None => Ok(Auth::reject()),
+            Ok(Needed::Code) => {
+                self.failure = Some((
+                    user.to_owned(),
+                    Code::MfaRequired,
+                    format!("{}'s one-time code was not given", account.username),
+                ));
+                // Offering the key again does not earn more tries.
+                let (tries, refused) = self
+                    .second_factor
+                    .as_ref()
+                    .map_or((0, false), |p| (p.tries, p.refused));
+                self.second_factor = Some(SecondFactor {
+                    user: account,
+                    login,
+                    name: user.to_owned(),
+                    tries,
+                    refused,
+                });
+                let mut methods = russh::MethodSet::empty();
+                methods.push(russh::MethodKind::KeyboardInteractive);
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(methods),
+                    partial_success: true,
+                })
+            }
+            // In, so that the vendor reads why on their terminal; refused before any session.
+            Err(refusal) => {
+                self.identity = Some((account, login));
+                self.refused_at_login = Some(refusal);
+                Ok(Auth::Accept)
+            }
+        }
+    }
+
+    /// The second step of a login whose key needs a one-time code: `answer` is `None` when
+    /// the client starts keyboard-interactive (the code is asked for), else what the vendor
+    /// typed. A wrong code is asked again, up to [`CODE_TRIES`] times per connection, with the
+    /// reason shown; a refusal that trying again cannot mend is shown, then the login fails.
+    pub(super) async fn on_auth_keyboard_interactive(
+        &mut self,
+        user: &str,
+        answer: Option<Option<String>>,
+    ) -> Result<Auth, russh::Error> {
+        let Some(pending) = self.second_factor.as_mut().filter(|p| p.name == user) else {
+            return Ok(Auth::reject()); // only after a registered key, for the same login
+        };
+        let stop = || Auth::Reject {
+            proceed_with_methods: Some(russh::MethodSet::empty()),
+            partial_success: false,
+        };
+        let Some(typed) = answer else {
+            return Ok(if pending.refused { stop() } else { ask("") });
+        };
+        if pending.refused {
+            return Ok(stop());
+        }
+        pending.tries += 1;
+        let tries = pending.tries;
+        let account = pending.user.clone();
+        let checked = second_factor::check(
+            &self.shared,
+            &account,
+            typed.as_deref(),
+            &self.peer,
+            Audited::Ssh,
+        )
+        .await;
+        // Audited already: nothing more when the connection goes.
+        self.failure = None;
+        match checked {
+            Ok(()) => {
+                if let Some(p) = self.second_factor.take() {
+                    self.identity = Some((p.user, p.login));
+                }
+                Ok(Auth::Accept)
+            }
+            Err(r)
+                if tries < CODE_TRIES
+                    && matches!(
+                        r.code,
+                        Code::WrongOneTimeCode | Code::OneTimeCodeReplayed | Code::MfaRequired
+                    ) =>
+            {
+                Ok(ask(&format!("Sekisho: {}", r.message)))
+            }
+            Err(r) => {
+                if let Some(p) = self.second_factor.as_mut() {
+                    p.refused = true;
+                }
+                Ok(Auth::Partial {
+                    name: "".into(),
+                    instructions: format!("Sekisho: {}", r.message).into(),
+                    prompts: Vec::new().into(),
+                })
+            }
         }
     }
 

@@ -36,10 +36,26 @@ pub(super) enum State {
     Live(Arc<Live>, Arc<TargetConn>),
 }
 
+/// A login whose key is proved and whose one-time code is being asked for.
+pub(super) struct SecondFactor {
+    pub(super) user: User,
+    pub(super) login: Login,
+    /// The login name as sent (the code must come for the same one).
+    pub(super) name: String,
+    /// Codes tried on this connection.
+    pub(super) tries: u32,
+    /// Set when the next answer can only be refused: the reason was shown to the vendor.
+    pub(super) refused: bool,
+}
+
 pub struct Conn {
     pub(super) shared: Arc<Shared>,
     pub(super) peer: String,
     pub(super) identity: Option<(User, Login)>,
+    /// The key is proved; the account's one-time code is asked for (keyboard-interactive).
+    pub(super) second_factor: Option<SecondFactor>,
+    /// Authenticated, but refused before any session: shown once a channel opens.
+    pub(super) refused_at_login: Option<sekisho_domain::refusal::Refusal>,
     /// The last authentication failure, audited if the connection never authenticates.
     pub(super) failure: Option<(String, Code, String)>,
     pub(super) state: State,
@@ -95,6 +111,8 @@ impl Conn {
             shared,
             peer,
             identity: None,
+            second_factor: None,
+            refused_at_login: None,
             failure: None,
             state: State::Pending,
             channels: HashMap::new(),
@@ -161,6 +179,19 @@ impl server::Handler for Conn {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         self.on_auth_publickey(user, key).await
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let answer = response.map(|mut r| {
+            r.next()
+                .map(|b| String::from_utf8_lossy(b.as_ref()).into_owned())
+        });
+        self.on_auth_keyboard_interactive(user, answer).await
     }
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {

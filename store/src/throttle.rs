@@ -11,8 +11,14 @@
 //!   row makes the answer to the next failure slower (200 ms, 400 ms, ... up to 3 s), which
 //!   costs an attacker time per guess but never refuses the right password.
 //!
+//! - **per account, for the second factor**: whoever is asked for a one-time code has proved
+//!   the first factor (password, key or certificate), so holding that account's second factor
+//!   back after `max_failures` wrong codes in a row (1 s, 2, 4, ... up to `max_delay`) is no
+//!   weapon for a stranger, and it stops a thief of the first factor from trying the million
+//!   codes from many addresses at once. A right code clears it.
+//!
 //! A distributed attacker (many addresses) is limited by the per-name slowdown, by the
-//! bounded password hashers ([`sekisho_store::password::Hasher`]) and, above all, by password
+//! bounded password hashers ([`crate::password::Hasher`]) and, above all, by password
 //! strength (`zxcvbn` at registration). The state is in memory, per gateway node, and
 //! bounded: old entries are dropped first when it grows.
 
@@ -37,6 +43,8 @@ struct Entry {
 struct Maps {
     sources: HashMap<String, Entry>,
     names: HashMap<String, Entry>,
+    /// Accounts whose second factor failed (by name key).
+    second: HashMap<String, Entry>,
 }
 
 /// The login throttle of one node.
@@ -73,29 +81,40 @@ impl LoginThrottle {
 
     /// `Err(wait)` when `source` must wait before trying again.
     pub fn check(&self, source: Option<&str>) -> Result<(), Duration> {
-        let now = Instant::now();
-        match self.maps().sources.get(&source_key(source)) {
-            Some(Entry {
-                until: Some(until), ..
-            }) if *until > now => Err(*until - now),
-            _ => Ok(()),
-        }
+        held(&self.maps().sources, &source_key(source))
+    }
+
+    /// `Err(wait)` when `source`, or the second factor of account `name`, must wait.
+    pub fn check_second_factor(&self, source: Option<&str>, name: &str) -> Result<(), Duration> {
+        let maps = self.maps();
+        held(&maps.sources, &source_key(source))?;
+        held(&maps.second, &name_key(name))
     }
 
     /// Counts a failure; returns how long to hold the answer back (the per-name slowdown).
     pub fn failed(&self, source: Option<&str>, name: &str) -> Duration {
         let now = Instant::now();
         let mut maps = self.maps();
-        let forget = self.max_delay.max(Duration::from_secs(60));
-        let source = bump(&mut maps.sources, source_key(source), now, forget);
-        if source.failures >= self.max_failures {
-            let doublings = (source.failures - self.max_failures).min(30);
-            let wait = Duration::from_secs(1u64 << doublings).min(self.max_delay);
-            source.until = Some(now + wait);
-        }
+        let forget = self.forget();
         let name = bump(&mut maps.names, name_key(name), now, forget);
         let doublings = name.failures.clamp(1, 5) - 1;
-        (Duration::from_millis(200) * (1u32 << doublings)).min(MAX_SLOWDOWN)
+        let slowdown = (Duration::from_millis(200) * (1u32 << doublings)).min(MAX_SLOWDOWN);
+        // The wait runs from the answer, which the slowdown holds back.
+        let source = bump(&mut maps.sources, source_key(source), now, forget);
+        self.hold(source, now + slowdown);
+        slowdown
+    }
+
+    /// Counts a wrong one-time code of account `name`: as [`Self::failed`], and the account's
+    /// second factor is held back too after `max_failures` in a row.
+    pub fn failed_second_factor(&self, source: Option<&str>, name: &str) -> Duration {
+        let slowdown = self.failed(source, name);
+        let now = Instant::now();
+        let forget = self.forget();
+        let mut maps = self.maps();
+        let account = bump(&mut maps.second, name_key(name), now, forget);
+        self.hold(account, now + slowdown);
+        slowdown
     }
 
     /// A success clears the address and the name.
@@ -103,6 +122,33 @@ impl LoginThrottle {
         let mut maps = self.maps();
         maps.sources.remove(&source_key(source));
         maps.names.remove(&name_key(name));
+        maps.second.remove(&name_key(name));
+    }
+
+    /// How long a quiet spell must be to start counting afresh.
+    fn forget(&self) -> Duration {
+        self.max_delay.max(Duration::from_secs(60))
+    }
+
+    /// After `max_failures` in a row, nothing more is checked for a while (doubling) from
+    /// `from`, when the failure is answered.
+    fn hold(&self, entry: &mut Entry, from: Instant) {
+        if entry.failures >= self.max_failures {
+            let doublings = (entry.failures - self.max_failures).min(30);
+            let wait = Duration::from_secs(1u64 << doublings).min(self.max_delay);
+            entry.until = Some(from + wait);
+        }
+    }
+}
+
+/// `Err(wait)` while the entry for `key` is held back.
+fn held(map: &HashMap<String, Entry>, key: &str) -> Result<(), Duration> {
+    let now = Instant::now();
+    match map.get(key) {
+        Some(Entry {
+            until: Some(until), ..
+        }) if *until > now => Err(*until - now),
+        _ => Ok(()),
     }
 }
 
@@ -152,14 +198,15 @@ mod tests {
             assert_eq!(t.check(attacker), Ok(()));
         }
         t.failed(attacker, "admin");
+        // 1 s from the answer, which the third failure of the name held back 800 ms.
         let wait = t.check(attacker).unwrap_err();
         assert!(
-            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            wait <= Duration::from_millis(1800) && wait > Duration::from_millis(1700),
             "{wait:?}"
         );
-        // The next failure doubles it.
+        // The next failure doubles it (2 s after an answer held back 1.6 s).
         t.failed(attacker, "admin");
-        assert!(t.check(attacker).unwrap_err() > Duration::from_secs(1));
+        assert!(t.check(attacker).unwrap_err() > Duration::from_millis(3500));
         // The rightful admin elsewhere is not held up; a success clears only their address.
         assert_eq!(t.check(Some("192.0.2.9")), Ok(()));
         t.succeeded(Some("192.0.2.9"), "admin");
@@ -192,5 +239,28 @@ mod tests {
         let maps = t.maps();
         assert!(maps.sources.len() <= MAX_ENTRIES);
         assert!(maps.names.len() <= MAX_ENTRIES);
+    }
+
+    #[test]
+    fn wrong_codes_hold_the_account_back_from_every_address() {
+        let t = LoginThrottle::new(3, Duration::from_secs(900));
+        for i in 0..3 {
+            assert_eq!(
+                t.check_second_factor(Some(&format!("10.1.0.{i}")), "eng"),
+                Ok(())
+            );
+            t.failed_second_factor(Some(&format!("10.1.0.{i}")), "eng");
+        }
+        // A fourth address, never seen, is held back for this account only.
+        assert!(t.check_second_factor(Some("10.1.0.99"), "eng").is_err());
+        assert_eq!(t.check_second_factor(Some("10.1.0.99"), "other"), Ok(()));
+        assert_eq!(t.check(Some("10.1.0.99")), Ok(()));
+        // Wrong passwords alone never hold an account back.
+        for i in 0..5 {
+            t.failed(Some(&format!("10.2.0.{i}")), "pw");
+        }
+        assert_eq!(t.check_second_factor(Some("10.3.0.1"), "pw"), Ok(()));
+        t.succeeded(Some("10.1.0.99"), "eng");
+        assert_eq!(t.check_second_factor(Some("10.1.0.98"), "eng"), Ok(()));
     }
 }
