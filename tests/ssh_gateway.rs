@@ -296,6 +296,54 @@ async fn an_interactive_session_is_recorded_and_replays_the_typed_command() {
     assert_eq!(status, 200, "{verify}");
     assert_eq!(verify["state"], "closed", "{verify}");
     assert_eq!(verify["problems"], json!([]), "{verify}");
+
+    // Reading is evidence too (issue #18): the search and the check are audited with who did
+    // them; the same check again soon after is not written twice; an export of the log is.
+    for _ in 0..2 {
+        let (status, _) = w
+            .http
+            .get(
+                &format!(
+                    "/api/v1/recordings/{}/verify",
+                    session["id"].as_str().unwrap()
+                ),
+                &w.approver,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let reads = w.audit("kind=recordings_read").await;
+    let by = |what: &str| {
+        reads
+            .iter()
+            .filter(|e| e["details"]["what"] == what)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let searched = by("search");
+    assert_eq!(searched.len(), 1, "{reads:?}");
+    assert_eq!(searched[0]["actor"], "hana");
+    assert_eq!(searched[0]["details"]["detail"], "sekisho-42-done");
+    let verified = by("verify");
+    assert_eq!(verified.len(), 1, "{reads:?}");
+    assert_eq!(verified[0]["details"]["recording"], session["id"]);
+    let csv = w
+        .http
+        .client
+        .get(format!(
+            "{}/api/v1/audit?format=csv&kind=recordings_read",
+            w.http.base
+        ))
+        .bearer_auth(&w.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let exported = w.audit("kind=audit_exported").await;
+    assert_eq!(exported.len(), 1, "{exported:?}");
+    assert_eq!(exported[0]["actor"], "admin");
+    assert_eq!(exported[0]["details"]["format"], "csv");
+    assert_eq!(exported[0]["details"]["filter"], "kind=recordings_read");
 }
 
 /// Starts `ssh ... 'sleep 60'`, waits until it runs on the target (not only admitted: the

@@ -321,6 +321,20 @@ pub enum AuditEvent {
     LoggedOut {
         username: String,
     },
+    /// Someone read recordings (issue #18: reading is evidence too): listed or searched them,
+    /// or opened, downloaded, replayed, exported or verified one.
+    RecordingsRead {
+        /// The recording (its session id); `None` for a list or a search.
+        recording: Option<String>,
+        what: RecordingUse,
+        /// The file, the search text, or the filter, when there is one.
+        detail: Option<String>,
+    },
+    /// Someone exported the audit log (CSV or JSON lines), with the filter they used.
+    AuditExported {
+        format: String,
+        filter: String,
+    },
     /// Repeated failures from one address within a minute, counted in one row instead of
     /// one each (a flood of failed logins must not flood the log).
     FailuresSummarized {
@@ -440,6 +454,8 @@ impl AuditEvent {
             AuditEvent::ClientRenewed { .. } => "client_renewed",
             AuditEvent::RecordingDeleted { .. } => "recording_deleted",
             AuditEvent::FailuresSummarized { .. } => "failures_summarized",
+            AuditEvent::RecordingsRead { .. } => "recordings_read",
+            AuditEvent::AuditExported { .. } => "audit_exported",
         }
     }
 
@@ -482,6 +498,30 @@ impl AuditEvent {
             _ => None,
         }
     }
+}
+
+/// What was done with recordings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingUse {
+    /// The list of recordings.
+    List,
+    /// A full-text search over them.
+    Search,
+    /// One recording's manifest (its page).
+    Manifest,
+    /// One of its files downloaded.
+    File,
+    /// Its typed text.
+    Text,
+    /// A desktop recording's picture at a moment, or its replay.
+    Screen,
+    /// Its traffic as a pcap.
+    Pcap,
+    /// The whole recording as one archive.
+    Bundle,
+    /// Its signature and hashes checked.
+    Verify,
 }
 
 /// One row of the log as stored: every field that the chain hash covers.

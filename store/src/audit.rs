@@ -178,7 +178,14 @@ pub enum ChainBreak {
     Unlinked { seq: i64 },
     /// Rows are missing at the end: the chain head records more than the table holds.
     Truncated { last_seq: i64, head_seq: i64 },
+    /// The row's time is earlier than the row before it by more than [`CLOCK_TOLERANCE`]:
+    /// the clock of the node that wrote it was set back (or the log rewritten).
+    TimeWentBack { seq: i64, by_ms: i64 },
 }
+
+/// How far a row's time may be behind the row before it: the clocks of the nodes of a group
+/// differ a little (their offset is checked against NTP), a set-back clock differs more.
+pub const CLOCK_TOLERANCE: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
 impl std::fmt::Display for ChainBreak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,6 +210,10 @@ impl std::fmt::Display for ChainBreak {
             ChainBreak::Truncated { last_seq, head_seq } => write!(
                 f,
                 "the log ends at row {last_seq} but the chain head records row {head_seq}: rows were deleted from the end"
+            ),
+            ChainBreak::TimeWentBack { seq, by_ms } => write!(
+                f,
+                "row {seq} is dated {by_ms} ms before the row before it: the clock was set back, or the log rewritten"
             ),
         }
     }
@@ -240,6 +251,7 @@ impl Store {
     /// `progress` is called after each page with the rows checked so far.
     pub async fn verify_audit_chain(&self, mut progress: impl FnMut(i64)) -> Result<ChainReport> {
         let mut prev_hash = GENESIS.to_owned();
+        let mut prev_at: Option<jiff::Timestamp> = None;
         let mut expected = 1i64;
         let mut rows = 0i64;
         let mut after = 0i64;
@@ -276,6 +288,14 @@ impl Store {
                 if stored.prev_hash != prev_hash {
                     return Ok(report(ChainBreak::Unlinked { seq }));
                 }
+                if let Some(before) = prev_at
+                    && before.duration_since(stored.entry.at) > CLOCK_TOLERANCE
+                {
+                    let by_ms = i64::try_from(before.duration_since(stored.entry.at).as_millis())
+                        .unwrap_or(i64::MAX);
+                    return Ok(report(ChainBreak::TimeWentBack { seq, by_ms }));
+                }
+                prev_at = Some(stored.entry.at);
                 prev_hash = stored.hash;
                 expected = seq + 1;
                 after = seq;

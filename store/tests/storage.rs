@@ -184,6 +184,42 @@ async fn a_forged_row_with_a_recomputed_hash_is_found() {
 }
 
 #[tokio::test]
+async fn a_consistent_rewrite_dated_into_the_past_is_found_by_its_time() {
+    for_each_db(|db| async move {
+        login_events(&db, 8).await;
+        // Someone rewrites the tail from row 5 with every hash recomputed and the head moved
+        // along (as a clock set back an hour would have written it): only the time shows it.
+        let mut rows = db.store.recent_audit_events(10).await.unwrap();
+        rows.reverse();
+        let mut prev = rows[3].hash.clone();
+        for row in &mut rows[4..] {
+            row.entry.at -= jiff::SignedDuration::from_hours(1);
+            row.prev_hash = prev.clone();
+            row.hash = sekisho_store::audit::chain_hash(&row.prev_hash, &row.entry);
+            let at = row.entry.at.as_microsecond();
+            tamper(
+                &db,
+                &format!(
+                    "UPDATE audit_events SET at = {at}, prev_hash = '{}', hash = '{}' WHERE seq = {}",
+                    row.prev_hash, row.hash, row.entry.seq
+                ),
+            )
+            .await;
+            prev = row.hash.clone();
+        }
+        tamper(&db, &format!("UPDATE audit_head SET hash = '{prev}' WHERE id = 1")).await;
+        let report = db.store.verify_audit_chain(|_| {}).await.unwrap();
+        match report.first_break {
+            Some(ChainBreak::TimeWentBack { seq: 5, by_ms }) => {
+                assert!((3_599_000..3_601_000).contains(&by_ms), "{by_ms}");
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn concurrent_appends_keep_one_unbroken_chain() {
     for_each_db(|db| async move {
         let mut tasks = vec![];

@@ -92,6 +92,7 @@ pub fn state_with_recordings(
         recording_public_key: Arc::new(public_key_b64.to_owned()),
         hasher: sekisho_store::password::Hasher::for_this_machine(),
         directory: None,
+        reads: Arc::default(),
         throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
             3,
             std::time::Duration::from_secs(15 * 60),

@@ -93,12 +93,56 @@ pub async fn list_audit(
             })
             .into_response())
         }
-        "csv" => Ok(export(state.store.clone(), filter, Format::Csv)),
-        "jsonl" => Ok(export(state.store.clone(), filter, Format::Jsonl)),
+        "csv" => {
+            exported(&state, &caller, "csv", &filter).await?;
+            Ok(export(state.store.clone(), filter, Format::Csv))
+        }
+        "jsonl" => {
+            exported(&state, &caller, "jsonl", &filter).await?;
+            Ok(export(state.store.clone(), filter, Format::Jsonl))
+        }
         other => Err(ApiError::BadRequest(format!(
             "unknown format `{other}`: use json, csv or jsonl"
         ))),
     }
+}
+
+/// Audits an export of the log (before it starts: one that cannot be audited is refused).
+async fn exported(
+    state: &ApiState,
+    caller: &Caller,
+    format: &str,
+    f: &AuditFilter,
+) -> ApiResult<()> {
+    let parts = [
+        ("from", f.from.map(|t| t.to_string())),
+        ("to", f.to.map(|t| t.to_string())),
+        ("vendor", f.vendor_id.clone()),
+        ("user", f.user_id.clone()),
+        ("target", f.target_id.clone()),
+        ("request", f.request_id.clone()),
+        ("kind", f.kind.clone()),
+        ("outcome", f.outcome.map(|o| o.as_str().to_owned())),
+        ("site", f.site.clone()),
+    ];
+    let filter = parts
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join("&");
+    state
+        .store
+        .audit(sekisho_store::audit::NewAuditEvent::success(
+            caller.actor(),
+            caller.user.vendor_id,
+            caller.source(),
+            sekisho_domain::audit::AuditEvent::AuditExported {
+                format: format.to_owned(),
+                filter,
+            },
+        ))
+        .await?;
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

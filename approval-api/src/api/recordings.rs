@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use sekisho_domain::audit::RecordingUse;
 use sekisho_recorder::library::TcpStreamError;
 use sekisho_recorder::library::{Hit, Verification};
 use sekisho_recorder::manifest::{Manifest, RecordingState};
@@ -68,6 +69,17 @@ pub async fn list_recordings(
         }
     };
     let names = super::site::target_names(&state, &caller).await?;
+    let filter = [
+        ("target", &q.target),
+        ("user", &q.user),
+        ("state", &q.state),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect::<Vec<_>>()
+    .join("&");
+    let detail = (!filter.is_empty()).then_some(filter);
+    super::reads::recording_read(&state, &caller, None, RecordingUse::List, detail).await?;
     let lib = state.recordings.clone();
     let all = blocking(move || Ok(lib.list()?)).await?;
     Ok(Json(
@@ -90,6 +102,7 @@ pub async fn get_recording(
 ) -> ApiResult<Json<Manifest>> {
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Manifest, None).await?;
     let lib = state.recordings.clone();
     let m = blocking(move || Ok(Manifest::read(&lib.find(&id)?)?)).await?;
     Ok(Json(m))
@@ -108,6 +121,14 @@ pub async fn download(
 ) -> ApiResult<Response> {
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(
+        &state,
+        &caller,
+        Some(&id),
+        RecordingUse::File,
+        Some(name.clone()),
+    )
+    .await?;
     let lib = state.recordings.clone();
     let (bytes, name) = blocking(move || {
         let dir = lib.find(&id)?;
@@ -153,6 +174,7 @@ pub async fn text(
 ) -> ApiResult<Response> {
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Text, None).await?;
     let lib = state.recordings.clone();
     let text = blocking(move || {
         let dir = lib.find(&id)?;
@@ -194,6 +216,9 @@ pub async fn search(
         return Err(ApiError::invalid("q", "search for at least 2 characters"));
     }
     let names = super::site::target_names(&state, &caller).await?;
+    let searched = q.q.trim().chars().take(200).collect::<String>();
+    super::reads::recording_read(&state, &caller, None, RecordingUse::Search, Some(searched))
+        .await?;
     let lib = state.recordings.clone();
     let hits = blocking(move || Ok(lib.search(q.q.trim())?)).await?;
     Ok(Json(
@@ -213,6 +238,7 @@ pub async fn verify(
 ) -> ApiResult<Json<Verification>> {
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Verify, None).await?;
     let lib = state.recordings.clone();
     let key = state.recording_public_key.clone();
     Ok(Json(blocking(move || Ok(lib.verify(&id, &key)?)).await?))
@@ -260,6 +286,7 @@ pub async fn screen(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Screen, None).await?;
     let lib = state.recordings.clone();
     let drawn = blocking(move || {
         let dir = lib.find(&id)?;
@@ -387,6 +414,7 @@ pub async fn pcap(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Pcap, None).await?;
     let lib = state.recordings.clone();
     let name = format!("sekisho-{id}.pcap");
     let bytes = blocking(move || {
@@ -432,6 +460,7 @@ pub async fn bundle(
 ) -> ApiResult<Response> {
     id_ok(&id)?;
     super::site::check_recording(&state, &caller, &id).await?;
+    super::reads::recording_read(&state, &caller, Some(&id), RecordingUse::Bundle, None).await?;
     let lib = state.recordings.clone();
     let key = state.recording_public_key.clone();
     let name = format!("sekisho-recording-{id}.tar.gz");

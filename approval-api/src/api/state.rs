@@ -62,6 +62,8 @@ pub struct ApiState {
     pub failures: Arc<sekisho_store::failures::FailureLog>,
     /// Staff from the hospital's directory; `None`: local accounts only.
     pub directory: Option<Arc<crate::directory::Directory>>,
+    /// Recent reads of recordings, so that polling writes one audit row, not hundreds.
+    pub reads: Arc<super::reads::ReadLog>,
 }
 
 impl ApiSettings {
@@ -135,6 +137,7 @@ impl ApiState {
             hasher: parts.hasher,
             throttle: parts.throttle,
             directory: parts.directory,
+            reads: Arc::default(),
             failures: parts.failures,
         })
     }
