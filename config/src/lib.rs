@@ -331,9 +331,37 @@ impl Config {
             );
         }
 
-        let s = r.section("time", &["zone"]);
+        let s = r.section(
+            "time",
+            &[
+                "zone",
+                "ntp_servers",
+                "max_offset_ms",
+                "check_minutes",
+                "refuse_sessions_when_off",
+            ],
+        );
         let time = TimeConfig {
             zone: r.get(s, "zone", Reader::zone, d.time.zone),
+            ntp_servers: r.get(s, "ntp_servers", Reader::host_ports, d.time.ntp_servers),
+            max_offset_ms: r.get(
+                s,
+                "max_offset_ms",
+                |v| Reader::int(v, 1, 3_600_000),
+                d.time.max_offset_ms,
+            ),
+            check_minutes: r.get(
+                s,
+                "check_minutes",
+                |v| Reader::int(v, 1, 24 * 60),
+                d.time.check_minutes,
+            ),
+            refuse_sessions_when_off: r.get(
+                s,
+                "refuse_sessions_when_off",
+                Reader::bool,
+                d.time.refuse_sessions_when_off,
+            ),
         };
 
         let s = r.section("server", &["shutdown_grace_seconds", "max_connections"]);

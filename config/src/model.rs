@@ -119,6 +119,14 @@ pub struct PolicyConfig {
 pub struct TimeConfig {
     /// IANA zone for display only; everything is stored in UTC.
     pub zone: String,
+    /// NTP servers (`HOST:PORT`) the clock is checked against, in order; empty: unchecked.
+    pub ntp_servers: Vec<String>,
+    /// The largest offset from NTP accepted.
+    pub max_offset_ms: u32,
+    /// How often the clock is checked.
+    pub check_minutes: u32,
+    /// Whether new sessions are refused while the clock is off by more than the limit.
+    pub refuse_sessions_when_off: bool,
 }
 
 /// `[server]`
@@ -278,6 +286,10 @@ impl Default for Config {
             },
             time: TimeConfig {
                 zone: "Asia/Tokyo".into(),
+                ntp_servers: vec![],
+                max_offset_ms: 1000,
+                check_minutes: 10,
+                refuse_sessions_when_off: true,
             },
             server: ServerConfig {
                 shutdown_grace_seconds: 10,

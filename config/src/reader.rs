@@ -328,6 +328,26 @@ impl Reader {
         Ok(out)
     }
 
+    /// A list of `HOST:PORT` strings (NTP servers).
+    pub(crate) fn host_ports(v: &Value) -> Parsed<Vec<String>> {
+        let Some(items) = v.as_array() else {
+            return Err("expected a list of \"HOST:PORT\" strings".into());
+        };
+        let mut out = vec![];
+        for item in items {
+            match item
+                .as_str()
+                .and_then(|s| s.rsplit_once(':').map(|(h, p)| (s, h, p)))
+            {
+                Some((s, h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
+                    out.push(s.to_owned());
+                }
+                _ => return Err("expected \"HOST:PORT\", e.g. \"ntp.hospital.example:123\"".into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// A command as a list of strings (program first), e.g. `["/usr/bin/scan", "--strict"]`.
     pub(crate) fn command(v: &Value) -> Parsed<Vec<String>> {
         let Some(items) = v.as_array() else {

@@ -330,6 +330,16 @@ pub enum AuditEvent {
         /// The file, the search text, or the filter, when there is one.
         detail: Option<String>,
     },
+    /// The gateway checked its clock against NTP: written at start and whenever the verdict
+    /// changes (within the limit, off, or no server answered).
+    ClockChecked {
+        /// The server that answered.
+        server: Option<String>,
+        /// This clock minus the server's, in milliseconds.
+        offset_ms: Option<i64>,
+        max_offset_ms: u32,
+        verdict: ClockVerdict,
+    },
     /// Someone exported the audit log (CSV or JSON lines), with the filter they used.
     AuditExported {
         format: String,
@@ -456,6 +466,7 @@ impl AuditEvent {
             AuditEvent::FailuresSummarized { .. } => "failures_summarized",
             AuditEvent::RecordingsRead { .. } => "recordings_read",
             AuditEvent::AuditExported { .. } => "audit_exported",
+            AuditEvent::ClockChecked { .. } => "clock_checked",
         }
     }
 
@@ -498,6 +509,17 @@ impl AuditEvent {
             _ => None,
         }
     }
+}
+
+/// What a clock check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockVerdict {
+    Within,
+    /// Off by more than the limit.
+    Off,
+    /// No NTP server answered.
+    Unchecked,
 }
 
 /// What was done with recordings.

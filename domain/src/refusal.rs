@@ -63,6 +63,8 @@ pub enum Code {
     /// Too many failed second factors from this address: it must wait.
     TooManyFailures,
     // The target and the gateway itself.
+    /// The gateway's clock is off by more than `[time] max_offset_ms` against NTP.
+    ClockOff,
     UnknownTarget,
     DatabaseUnavailable,
     RecordingUnavailable,
@@ -93,7 +95,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 66] = [
+    pub const ALL: [Code; 67] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -135,6 +137,7 @@ impl Code {
         Code::WrongOneTimeCode,
         Code::OneTimeCodeReplayed,
         Code::TooManyFailures,
+        Code::ClockOff,
         Code::UnknownTarget,
         Code::DatabaseUnavailable,
         Code::RecordingUnavailable,
@@ -211,6 +214,7 @@ impl Code {
             Code::WrongOneTimeCode => "wrong_one_time_code",
             Code::OneTimeCodeReplayed => "one_time_code_replayed",
             Code::TooManyFailures => "too_many_failures",
+            Code::ClockOff => "clock_off",
             Code::UnknownTarget => "unknown_target",
             Code::DatabaseUnavailable => "database_unavailable",
             Code::RecordingUnavailable => "recording_unavailable",

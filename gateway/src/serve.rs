@@ -236,6 +236,17 @@ impl Prepared {
             .await?;
         tracing::info!(api = %api_addr, ssh_host_key = %keys.ssh_host_fingerprint(), "sekisho started");
 
+        // The clock, before any session can start: checked now, then every check_minutes.
+        let clock = Arc::new(crate::clock::Clock::default());
+        crate::clock::check(&clock, &store, &config.time).await;
+        if !config.time.ntp_servers.is_empty() {
+            tokio::spawn(crate::clock::watch(
+                clock.clone(),
+                store.clone(),
+                config.time.clone(),
+                shutdown.clone(),
+            ));
+        }
         let sessions = tokio_util::task::TaskTracker::new();
         // Both listeners feed the same SSH gateway (decisions, recording, session ends).
         let shared = Arc::new(crate::session::Shared {
@@ -246,6 +257,7 @@ impl Prepared {
             failures: failures.clone(),
             hasher: hasher.clone(),
             throttle: throttle.clone(),
+            clock,
             mfa_required: config.policy.mfa_required.clone(),
             policy: config.domain_policy(),
             zone: config.display_zone(),

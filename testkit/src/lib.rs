@@ -9,6 +9,7 @@ pub mod api;
 pub mod clamd;
 pub mod desktop;
 pub mod fs;
+pub mod ntp;
 pub mod port;
 pub mod postgres;
 pub mod slapd;

@@ -59,6 +59,8 @@ pub struct Shared {
     pub hasher: sekisho_store::password::Hasher,
     /// Failed one-time codes count here, with the API's failed logins.
     pub throttle: Arc<sekisho_store::throttle::LoginThrottle>,
+    /// The last check of the clock against NTP (sessions are refused while it is off).
+    pub clock: Arc<crate::clock::Clock>,
     /// Roles that must use a second factor (`[policy] mfa_required`).
     pub mfa_required: Vec<sekisho_domain::user::Role>,
     pub policy: Policy,
