@@ -112,6 +112,12 @@ async fn approval_flow(env: &Env) {
     assert!(server.terminate().success());
     let out = env.cli(&["audit", "verify"], "");
     assert!(out.status.success(), "{}", stdout(&out));
+    // The node checkpointed the chain's head at start and after its last row.
+    assert!(
+        stdout(&out).contains(" signed checkpoints match the log"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[tokio::test]

@@ -175,8 +175,13 @@ async fn tamper_then_verify(env: &Env, url: &str) {
     let out = env.cli(&["audit", "verify"], "");
     assert!(out.status.success(), "{}", stdout(&out));
     assert_eq!(
-        stdout(&out),
-        "audit log intact: 3 rows, chain verified up to row 3\n"
+        stdout(&out).lines().next(),
+        Some("audit log intact: 3 rows, chain verified up to row 3")
+    );
+    assert!(
+        stdout(&out).contains("checkpoints: none found in"),
+        "{}",
+        stdout(&out)
     );
 
     let store = Store::open(url, 1).await.unwrap();
@@ -210,4 +215,114 @@ async fn audit_verify_names_an_altered_row_on_postgresql() {
     db.store.close().await;
     let env = Env::new(Some(&db.url));
     tamper_then_verify(&env, &db.url).await;
+}
+
+/// Issue #18: rewriting the tail of the log with every hash recomputed and the head moved
+/// along passes the chain walk, but not the signed checkpoints the gateway wrote outside the
+/// database; removing rows at the end, or forging a checkpoint, is named too.
+#[tokio::test]
+async fn checkpoints_find_a_tail_rewritten_with_its_hashes() {
+    let env = Env::new(None);
+    let url = format!("sqlite://{}", env.data_dir().join("sekisho.db").display());
+    let server = env.serve();
+    let http = server.http();
+    let admin = env.admin_password();
+    for _ in 0..3 {
+        http.login("admin", &admin).await;
+    }
+    assert!(server.terminate().success());
+    let out = env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let checkpoints = env.data_dir().join("recordings").join("checkpoints");
+    assert!(
+        stdout(&out).contains(&format!(
+            "signed checkpoints match the log (in {})",
+            checkpoints.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // The last two rows rewritten, hashes and head recomputed: the chain alone is intact.
+    let store = Store::open(&url, 1).await.unwrap();
+    let mut rows = store.recent_audit_events(2).await.unwrap();
+    rows.reverse();
+    let mut prev = rows[0].prev_hash.clone();
+    for row in &mut rows {
+        row.entry.reason = Some("nothing to see".into());
+        row.prev_hash = prev.clone();
+        row.hash = sekisho_store::audit::chain_hash(&row.prev_hash, &row.entry);
+        sqlx::query(
+            "UPDATE audit_events SET reason = $1, prev_hash = $2, hash = $3 WHERE seq = $4",
+        )
+        .bind(&row.entry.reason)
+        .bind(&row.prev_hash)
+        .bind(&row.hash)
+        .bind(row.entry.seq)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        prev = row.hash.clone();
+    }
+    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+        .bind(&prev)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let last = rows[1].entry.seq;
+    let out = env.cli(&["audit", "verify"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("audit log intact: {last} rows")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!(
+            "audit log BROKEN: row {last} differs from the checkpoint node"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // The rewritten rows removed and the head moved back: rows are gone.
+    let keep = rows[0].prev_hash.clone();
+    sqlx::query("DELETE FROM audit_events WHERE seq >= $1")
+        .bind(rows[0].entry.seq)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(rows[0].entry.seq - 1)
+        .bind(&keep)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let out = env.cli(&["audit", "verify"], "");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("row {last}, checkpointed by node")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("is gone: rows were removed"));
+
+    // A checkpoint edited by hand does not verify.
+    let file = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let forged = text.replacen("\"seq\":", "\"seq\":1", 1);
+    std::fs::write(&file, forged).unwrap();
+    let out = env.cli(&["audit", "verify"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("the checkpoint's signature does not verify"),
+        "{}",
+        stdout(&out)
+    );
 }

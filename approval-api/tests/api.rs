@@ -768,9 +768,15 @@ async fn audit_pages_with_a_cursor_and_exports_csv_and_jsonl() {
 
         let (_, jsonl) = api.get("/api/v1/audit?format=jsonl", &admin).await;
         let rows: Vec<Value> = jsonl.as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(rows.len(), 7);
+        // Each export is audited before it starts (issue #18): the CSV one, then this one.
+        assert_eq!(rows.len(), 9);
         assert_eq!(rows[0]["seq"], 1);
         assert_eq!(rows[6]["details"]["username"], "ghost4");
+        assert_eq!(rows[7]["kind"], "audit_exported");
+        assert_eq!(rows[7]["details"]["format"], "csv");
+        assert_eq!(rows[7]["details"]["filter"], "kind=login_failed");
+        assert_eq!(rows[8]["details"]["format"], "jsonl");
+        assert_eq!(rows[8]["actor"], "admin");
     })
     .await;
 }

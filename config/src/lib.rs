@@ -18,7 +18,7 @@ use sekisho_domain::zone::DisplayZone;
 
 pub use error::{ConfigError, Problem};
 pub use model::{
-    ApiConfig, Config, DatabaseConfig, FilesConfig, LogConfig, LogFormat, NodesConfig,
+    ApiConfig, AuditConfig, Config, DatabaseConfig, FilesConfig, LogConfig, LogFormat, NodesConfig,
     PolicyConfig, QuicConfig, RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
 pub use model::{DirectoryConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookConfig};
@@ -61,6 +61,7 @@ impl Config {
             "recordings",
             "policy",
             "time",
+            "audit",
             "server",
             "nodes",
             "files",
@@ -364,6 +365,16 @@ impl Config {
             ),
         };
 
+        let s = r.section("audit", &["checkpoint_minutes"]);
+        let audit = AuditConfig {
+            checkpoint_minutes: r.get(
+                s,
+                "checkpoint_minutes",
+                |v| Reader::int(v, 1, 24 * 60),
+                d.audit.checkpoint_minutes,
+            ),
+        };
+
         let s = r.section("server", &["shutdown_grace_seconds", "max_connections"]);
         let server = ServerConfig {
             shutdown_grace_seconds: r.get(
@@ -474,6 +485,7 @@ impl Config {
             recordings,
             policy,
             time,
+            audit,
             server,
             nodes,
             files,

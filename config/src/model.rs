@@ -129,6 +129,14 @@ pub struct TimeConfig {
     pub refuse_sessions_when_off: bool,
 }
 
+/// `[audit]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// How often each node writes a signed checkpoint of the audit chain's head to the
+    /// recordings share (and once more when it stops).
+    pub checkpoint_minutes: u32,
+}
+
 /// `[server]`
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -217,6 +225,7 @@ pub struct Config {
     pub recordings: RecordingsConfig,
     pub policy: PolicyConfig,
     pub time: TimeConfig,
+    pub audit: AuditConfig,
     pub server: ServerConfig,
     pub nodes: NodesConfig,
     pub files: FilesConfig,
@@ -290,6 +299,9 @@ impl Default for Config {
                 max_offset_ms: 1000,
                 check_minutes: 10,
                 refuse_sessions_when_off: true,
+            },
+            audit: AuditConfig {
+                checkpoint_minutes: 10,
             },
             server: ServerConfig {
                 shutdown_grace_seconds: 10,

@@ -7,6 +7,7 @@
 //! their protocol and implement [`session::Link`].
 
 pub mod bootstrap;
+pub mod checkpoints;
 pub mod clock;
 pub mod error;
 pub mod files;

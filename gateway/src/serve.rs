@@ -357,6 +357,16 @@ impl Prepared {
             shutdown.clone(),
         ));
         let ssh_host_fingerprint = keys.ssh_host_fingerprint();
+        let checkpoints = crate::checkpoints::Checkpoints {
+            store: store.clone(),
+            recordings: config.recordings_dir(),
+            key: keys.recording.clone(),
+            node: node.id.clone(),
+        };
+        tokio::spawn(checkpoints.clone().run(
+            Duration::from_secs(60 * u64::from(config.audit.checkpoint_minutes)),
+            shutdown.clone(),
+        ));
         let done = tokio::spawn(async move {
             let result = tokio::select! {
                 r = &mut server => r.unwrap_or_else(|e| Err(GatewayError::Serve(std::io::Error::other(e)))),
@@ -389,6 +399,8 @@ impl Prepared {
             {
                 tracing::error!(error = %e, "cannot record gateway stop in the audit log");
             }
+            // The head after this node's last row, out of the database's reach.
+            checkpoints.write(None).await;
             store.close().await;
             tracing::info!("sekisho stopped");
             drop(keys);

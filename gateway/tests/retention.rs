@@ -9,15 +9,13 @@ use sekisho_domain::ids::SessionId;
 use sekisho_domain::request::Window;
 use sekisho_domain::secret::Secret;
 use sekisho_domain::session::{Session, SessionEnd, Transport};
-use sekisho_domain::target::{AccessLevel, LevelPolicy};
+use sekisho_domain::target::AccessLevel;
 use sekisho_domain::user::Role;
 use sekisho_gateway::retention::sweep;
 use sekisho_recorder::manifest::RecordingKey;
 use sekisho_recorder::{Library, Recorder, SessionMeta};
-use sekisho_store::crypto::AtRestKey;
 use sekisho_store::password;
 use sekisho_store::requests::NewRequest;
-use sekisho_store::targets::{Credential, LevelSpec, NewTarget};
 use sekisho_store::users::NewUser;
 use sekisho_testkit::for_each_db;
 
@@ -47,39 +45,8 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
         let mut eng = staff("alice", Role::Vendor);
         eng.vendor_id = Some(vendor.id);
         let alice = store.create_user(eng, &sys, None).await.unwrap();
-        let key = AtRestKey::from_bytes(AtRestKey::generate().unwrap().expose()).unwrap();
-        let target = store
-            .create_target(
-                &key,
-                NewTarget {
-                    name: "pacs".into(),
-                    host: "127.0.0.1".into(),
-                    port: 22,
-                    host_key: None,
-                    rdp_port: None,
-                    site: None,
-                    levels: vec![LevelSpec {
-                        level: AccessLevel::Reference,
-                        policy: LevelPolicy {
-                            account: "ro".into(),
-                            ssh: true,
-                            allowed_ports: vec![],
-                            port_forwarding: false,
-                            file_upload: false,
-                            file_download: true,
-                            download_max_bytes: None,
-                            rdp: false,
-                            rdp_clipboard: false,
-                            rdp_drives: false,
-                        },
-                        credential: Some(Credential::Password(Secret::new("pw".into()))),
-                    }],
-                },
-                &sys,
-                None,
-            )
-            .await
-            .unwrap();
+        let target =
+            sekisho_testkit::api::ssh_target(&store, "pacs", None, AccessLevel::Reference).await;
         let now = Timestamp::now();
         let request = store
             .file_request(

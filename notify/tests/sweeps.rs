@@ -162,3 +162,130 @@ async fn attestations_and_unused_accounts_are_reported_once_to_the_right_people(
     })
     .await;
 }
+
+/// Emergency work still unapproved past the deadline, and a session nobody reviewed within
+/// `review_within_days`: the approvers who see the target's site are told, once.
+#[tokio::test]
+async fn overdue_emergency_approvals_and_unreviewed_recordings_go_to_approvers() {
+    use sekisho_domain::ids::SessionId;
+    use sekisho_domain::request::Window;
+    use sekisho_domain::session::{Session, SessionEnd, Transport};
+    use sekisho_domain::target::AccessLevel;
+    use sekisho_store::requests::NewRequest;
+
+    for_each_db(|db| async move {
+        let s = &db.store;
+        let sys = Actor::System;
+        let vendor = s
+            .create_vendor("Acme Medical".into(), Default::default(), None, &sys, None)
+            .await
+            .unwrap();
+        for (name, site) in [("hana", None), ("kenji", Some("west"))] {
+            let mut u = staff_user(name, Role::Approver, None);
+            u.email = Some(format!("{name}@hospital.test"));
+            u.site = site.map(Into::into);
+            s.create_user(u, &sys, None).await.unwrap();
+        }
+        let mut eng = staff_user("alice", Role::Vendor, None);
+        eng.vendor_id = Some(vendor.id);
+        let alice = s.create_user(eng, &sys, None).await.unwrap();
+        let target =
+            sekisho_testkit::api::ssh_target(s, "pacs", Some("east"), AccessLevel::Change).await;
+        let now = Timestamp::now();
+        let request = s
+            .file_request(
+                NewRequest {
+                    requester: alice.id,
+                    vendor_id: vendor.id,
+                    target_id: target.id,
+                    target_name: "pacs".into(),
+                    level: AccessLevel::Change,
+                    window: Window {
+                        start: now,
+                        end: now + SignedDuration::from_hours(2),
+                    },
+                    reason: "the archive is down".into(),
+                    plan: String::new(),
+                    emergency: true,
+                },
+                &sys,
+                None,
+            )
+            .await
+            .unwrap();
+        let session = SessionId::new();
+        s.start_session(
+            &Session {
+                id: session,
+                request_id: request.id,
+                user_id: alice.id,
+                vendor_id: vendor.id,
+                target_id: target.id,
+                level: AccessLevel::Change,
+                transport: Transport::Ssh,
+                source_addr: "127.0.0.1".into(),
+                started_at: now,
+                ended_at: None,
+                end: None,
+                bytes_to_target: 0,
+                bytes_from_target: 0,
+            },
+            &alice,
+            "test",
+        )
+        .await
+        .unwrap();
+        s.end_session(session, SessionEnd::Closed, 10, 20)
+            .await
+            .unwrap();
+
+        let config = config();
+        let zone = DisplayZone::named("Asia/Tokyo").unwrap();
+        let planner = Planner {
+            store: s,
+            config: &config,
+            zone: &zone,
+        };
+        let policy = sekisho_domain::policy::Policy::default();
+        // Within the deadline and the review period: nothing.
+        let found = planner.sweep(&policy, now).await.unwrap();
+        assert!(
+            of(NotificationKind::EmergencyApprovalOverdue, &found).is_empty()
+                && of(NotificationKind::RecordingUnreviewed, &found).is_empty(),
+            "{found:?}"
+        );
+        // Eight days on: both, to hana only (kenji sees the west site, pacs is east's).
+        let later = now + SignedDuration::from_hours(24 * 8);
+        let found = planner.sweep(&policy, later).await.unwrap();
+        let overdue = of(NotificationKind::EmergencyApprovalOverdue, &found);
+        assert_eq!(overdue.len(), 1, "{found:?}");
+        assert_eq!(overdue[0].recipient, "hana@hospital.test");
+        assert_eq!(
+            overdue[0].subject,
+            "[Sekisho] 緊急作業 R-1（pacs）の事後承認が期限を過ぎています"
+        );
+        let unreviewed = of(NotificationKind::RecordingUnreviewed, &found);
+        assert_eq!(unreviewed.len(), 1, "{found:?}");
+        assert_eq!(unreviewed[0].recipient, "hana@hospital.test");
+        assert!(
+            unreviewed[0].body.contains(&format!(
+                "https://sekisho.hospital.test/console/recordings/{session}"
+            )),
+            "{}",
+            unreviewed[0].body
+        );
+        // Once, however often the check runs.
+        let added = s.enqueue_notifications(&found, None).await.unwrap();
+        let again = planner.sweep(&policy, later).await.unwrap();
+        assert_eq!(s.enqueue_notifications(&again, None).await.unwrap(), 0);
+        assert!(added >= 2);
+        // Signed off: no longer reported (a new notification is not made for it).
+        let hana = s.user_by_username("hana").await.unwrap().unwrap();
+        s.sign_off_session(session, &hana, None, None)
+            .await
+            .unwrap();
+        let after = planner.sweep(&policy, later).await.unwrap();
+        assert!(of(NotificationKind::RecordingUnreviewed, &after).is_empty());
+    })
+    .await;
+}

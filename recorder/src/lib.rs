@@ -16,6 +16,7 @@
 
 pub mod bundle;
 pub mod cast;
+pub mod checkpoint;
 pub mod desktop;
 pub mod error;
 pub mod index;

@@ -184,6 +184,11 @@ impl RecordingKey {
         STANDARD.encode(self.pair.public_key().as_ref())
     }
 
+    /// An Ed25519 signature of `bytes`, base64.
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        STANDARD.encode(self.pair.sign(bytes).as_ref())
+    }
+
     pub fn sign(&self, m: &mut Manifest) {
         m.key_id = Some(self.id.clone());
         m.signature = None;

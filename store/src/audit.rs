@@ -322,6 +322,24 @@ impl Store {
         })
     }
 
+    /// The chain head: the last row's sequence number and hash.
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((head.try_get("seq")?, head.try_get("hash")?))
+    }
+
+    /// The hash of row `seq`, if the row exists.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT hash FROM audit_events WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("hash"))
+            .transpose()?)
+    }
+
     /// The newest `limit` events, newest first (the full filtered API comes with the HTTP API).
     pub async fn recent_audit_events(&self, limit: i64) -> Result<Vec<StoredAuditEvent>> {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY seq DESC LIMIT $1");

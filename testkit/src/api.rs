@@ -137,3 +137,50 @@ pub async fn create_staff(
         .await
         .unwrap();
 }
+
+/// A target `name` at 127.0.0.1:22 of `site` with one SSH level (`level`, account `ro` or
+/// `rw`, a password credential sealed with a fresh key), created by the system: for tests
+/// that need a target row, not a reachable one.
+pub async fn ssh_target(
+    store: &Store,
+    name: &str,
+    site: Option<&str>,
+    level: sekisho_domain::target::AccessLevel,
+) -> sekisho_domain::target::Target {
+    use sekisho_domain::target::{AccessLevel, LevelPolicy};
+    use sekisho_store::targets::{Credential, LevelSpec, NewTarget};
+    let key = AtRestKey::from_bytes(AtRestKey::generate().expect("key").expose()).expect("key");
+    let change = level == AccessLevel::Change;
+    store
+        .create_target(
+            &key,
+            NewTarget {
+                name: name.into(),
+                host: "127.0.0.1".into(),
+                port: 22,
+                host_key: None,
+                rdp_port: None,
+                site: site.map(Into::into),
+                levels: vec![LevelSpec {
+                    level,
+                    policy: LevelPolicy {
+                        account: if change { "rw" } else { "ro" }.into(),
+                        ssh: true,
+                        allowed_ports: vec![],
+                        port_forwarding: false,
+                        file_upload: change,
+                        file_download: true,
+                        download_max_bytes: None,
+                        rdp: false,
+                        rdp_clipboard: false,
+                        rdp_drives: false,
+                    },
+                    credential: Some(Credential::Password(Secret::new("pw".into()))),
+                }],
+            },
+            &sekisho_domain::audit::Actor::System,
+            None,
+        )
+        .await
+        .expect("target")
+}

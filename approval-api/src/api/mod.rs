@@ -15,6 +15,7 @@ pub mod files;
 pub mod mfa;
 pub mod nodes;
 pub mod notifications;
+pub mod read_log;
 pub mod reads;
 pub mod recordings;
 pub mod requests;

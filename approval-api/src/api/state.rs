@@ -63,7 +63,7 @@ pub struct ApiState {
     /// Staff from the hospital's directory; `None`: local accounts only.
     pub directory: Option<Arc<crate::directory::Directory>>,
     /// Recent reads of recordings, so that polling writes one audit row, not hundreds.
-    pub reads: Arc<super::reads::ReadLog>,
+    pub reads: Arc<super::read_log::ReadLog>,
 }
 
 impl ApiSettings {
