@@ -104,6 +104,8 @@ async fn approval_flow(env: &Env) {
     assert_eq!(denied["events"].as_array().unwrap().len(), 3);
     let (_, verify) = http.get("/api/v1/audit/verify", &approver).await;
     assert_eq!(verify["intact"], true, "{verify}");
+    // The node wrote a signed checkpoint of the chain's head when it started.
+    assert!(verify["checkpoints"].as_u64().unwrap() >= 1, "{verify}");
     let (status, doc) = http
         .send(reqwest::Method::GET, "/api/v1/openapi.json", None, None)
         .await;

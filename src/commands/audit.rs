@@ -62,66 +62,19 @@ pub async fn run(cmd: AuditCommand, config_path: Option<&Path>) -> anyhow::Resul
     }
 }
 
-/// What the checkpoints said.
-struct Anchored {
-    dir: std::path::PathBuf,
-    matched: usize,
-    problems: Vec<String>,
-}
-
-/// Checks every signed checkpoint on the recordings share against the log: its signature,
-/// and that the row it names still has the hash it recorded (a rewritten tail does not).
+/// The checkpoints on the recordings share against the log (the key read from the data
+/// directory; without it, checkpoints that exist are reported as unchecked).
 async fn checkpoints(
     config: &sekisho_config::Config,
     store: &sekisho_store::Store,
-) -> anyhow::Result<Anchored> {
-    let recordings = config.recordings_dir();
-    let dir = recordings.join(sekisho_recorder::checkpoint::DIR);
-    let all = sekisho_recorder::checkpoint::read_all(&recordings)?;
-    let mut out = Anchored {
-        dir,
-        matched: 0,
-        problems: vec![],
-    };
-    if all.is_empty() {
-        return Ok(out);
-    }
+) -> anyhow::Result<sekisho_approval_api::anchor::Anchored> {
     let key_file = config
         .data_dir
         .join("keys")
         .join(sekisho_gateway::keys::RECORDING_PUBLIC_KEY);
-    let public = std::fs::read_to_string(&key_file).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read the recording public key {} to check the checkpoints: {e}",
-            key_file.display()
-        )
-    })?;
-    for (place, c) in all {
-        let c = match c {
-            Ok(c) => c,
-            Err(e) => {
-                out.problems
-                    .push(format!("{place} is not a checkpoint ({e})"));
-                continue;
-            }
-        };
-        if let Err(e) = c.verify(&public) {
-            out.problems.push(format!(
-                "{place}: the checkpoint's signature does not verify ({e})"
-            ));
-            continue;
-        }
-        match store.audit_hash_at(c.seq).await? {
-            Some(h) if h == c.hash => out.matched += 1,
-            Some(_) => out.problems.push(format!(
-                "row {} differs from the checkpoint node {} signed at {} ({place}): the log was rewritten from there on",
-                c.seq, c.node, c.at
-            )),
-            None => out.problems.push(format!(
-                "row {}, checkpointed by node {} at {} ({place}), is gone: rows were removed",
-                c.seq, c.node, c.at
-            )),
-        }
-    }
-    Ok(out)
+    let public = std::fs::read_to_string(&key_file).ok();
+    Ok(
+        sekisho_approval_api::anchor::check(store, &config.recordings_dir(), public.as_deref())
+            .await?,
+    )
 }

@@ -560,4 +560,8 @@ pub struct VerifyView {
     pub last_seq: i64,
     /// The first break, in words.
     pub problem: Option<String>,
+    /// Signed checkpoints (on the recordings share) that match the log.
+    pub checkpoints: usize,
+    /// Checkpoints that do not: a rewritten tail, removed rows, a forged checkpoint.
+    pub checkpoint_problems: Vec<String>,
 }
