@@ -5,6 +5,7 @@
 //! values, conflicts), each naming its key and line, so an operator fixes a file in one pass.
 //! [`DEFAULT_FILE`] is the fully commented default file `sekisho config default` prints.
 
+mod directory;
 mod error;
 mod model;
 mod notifications;
@@ -468,7 +469,7 @@ impl Config {
         }
 
         let notifications = notifications::read(&r);
-        let directory = notifications::read_directory(&r);
+        let directory = directory::read(&r);
 
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {

@@ -12,13 +12,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{RecordingError, Result, io_err};
-use crate::manifest::{RecordingKey, SignatureError, key_id};
+use crate::manifest::{RecordingKey, SignatureError, verify_signed};
 
 /// The folder of the checkpoint files, in the recordings directory.
 pub const DIR: &str = "checkpoints";
@@ -51,21 +48,12 @@ impl Checkpoint {
 
     /// Checks the signature against a raw public key (base64).
     pub fn verify(&self, public_key_b64: &str) -> std::result::Result<(), SignatureError> {
-        let public = STANDARD
-            .decode(public_key_b64.trim())
-            .map_err(|_| SignatureError::PublicKeyNotBase64)?;
-        let sig = STANDARD
-            .decode(&self.signature)
-            .map_err(|_| SignatureError::SignatureNotBase64)?;
-        if self.key_id != key_id(&public) {
-            return Err(SignatureError::OtherKey {
-                signed_by: self.key_id.clone(),
-                checked_with: key_id(&public),
-            });
-        }
-        UnparsedPublicKey::new(&ED25519, &public)
-            .verify(&self.signed_bytes(), &sig)
-            .map_err(|_| SignatureError::Altered)
+        verify_signed(
+            public_key_b64,
+            Some(&self.key_id),
+            Some(&self.signature),
+            &self.signed_bytes(),
+        )
     }
 }
 

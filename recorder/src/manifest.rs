@@ -220,21 +220,38 @@ pub fn verify_signature(
     m: &Manifest,
     public_key_b64: &str,
 ) -> std::result::Result<(), SignatureError> {
+    verify_signed(
+        public_key_b64,
+        m.key_id.as_deref(),
+        m.signature.as_deref(),
+        &m.signed_bytes(),
+    )
+}
+
+/// Checks an Ed25519 `signature` (base64) of `bytes`, made by key `key_id`, against a raw
+/// public key (base64): what manifests and audit checkpoints carry.
+pub fn verify_signed(
+    public_key_b64: &str,
+    key_id: Option<&str>,
+    signature: Option<&str>,
+    bytes: &[u8],
+) -> std::result::Result<(), SignatureError> {
     let public = STANDARD
         .decode(public_key_b64.trim())
         .map_err(|_| SignatureError::PublicKeyNotBase64)?;
-    let sig = m.signature.as_deref().ok_or(SignatureError::NotSigned)?;
+    let sig = signature.ok_or(SignatureError::NotSigned)?;
     let sig = STANDARD
         .decode(sig)
         .map_err(|_| SignatureError::SignatureNotBase64)?;
-    if m.key_id.as_deref() != Some(key_id(&public).as_str()) {
+    let checked_with = self::key_id(&public);
+    if key_id != Some(checked_with.as_str()) {
         return Err(SignatureError::OtherKey {
-            signed_by: m.key_id.clone().unwrap_or_else(|| "?".into()),
-            checked_with: key_id(&public),
+            signed_by: key_id.unwrap_or("?").to_owned(),
+            checked_with,
         });
     }
     UnparsedPublicKey::new(&ED25519, &public)
-        .verify(&m.signed_bytes(), &sig)
+        .verify(bytes, &sig)
         .map_err(|_| SignatureError::Altered)
 }
 

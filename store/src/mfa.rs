@@ -19,6 +19,7 @@ use totp_rs::{Algorithm, TOTP};
 
 use super::audit::{self, NewAuditEvent};
 use super::crypto::AtRestKey;
+use super::throttle::LoginThrottle;
 use super::{Result, Store, StoreError};
 
 /// Seconds per code.
@@ -38,6 +39,20 @@ pub enum MfaCheck {
     /// A code that was valid but has been used already.
     Replayed,
     Wrong,
+}
+
+/// A presented code, through the login throttle ([`Store::second_factor`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// Right (a code of its step, or a recovery code), now used; the throttle is cleared.
+    Accepted,
+    /// Not checked: the address, or the account's second factor, must wait this long.
+    Held(std::time::Duration),
+    /// Wrong, or used already: counted, and the answer is to be held back `slowdown`.
+    Refused {
+        replayed: bool,
+        slowdown: std::time::Duration,
+    },
 }
 
 /// A user's second factor, as far as a login needs to know.
@@ -335,6 +350,36 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(MfaCheck::RecoveryCode { left })
+    }
+
+    /// Checks a login's or a session's one-time `code` for `user` through `throttle`, the
+    /// one rule for the API and the gateway: nothing is checked while the address
+    /// (`throttle_source`) or the account's second factor is held back; a wrong or replayed
+    /// code counts toward both; a right one clears them. `source` is what the audit log
+    /// records.
+    pub async fn second_factor(
+        &self,
+        throttle: &LoginThrottle,
+        user: &User,
+        key: &AtRestKey,
+        code: &str,
+        throttle_source: Option<&str>,
+        source: Option<&str>,
+    ) -> Result<CodeVerdict> {
+        if let Err(wait) = throttle.check_second_factor(throttle_source, &user.username) {
+            return Ok(CodeVerdict::Held(wait));
+        }
+        let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+        let replayed = match self.mfa_check(user, key, code, now, source).await? {
+            MfaCheck::Accepted | MfaCheck::RecoveryCode { .. } => {
+                throttle.succeeded(throttle_source, &user.username);
+                return Ok(CodeVerdict::Accepted);
+            }
+            MfaCheck::Replayed => true,
+            MfaCheck::Wrong => false,
+        };
+        let slowdown = throttle.failed_second_factor(throttle_source, &user.username);
+        Ok(CodeVerdict::Refused { replayed, slowdown })
     }
 
     /// Removes `user`'s second factor (an admin, for a lost phone); audited.

@@ -93,8 +93,11 @@ impl LoginThrottle {
 
     /// Counts a failure; returns how long to hold the answer back (the per-name slowdown).
     pub fn failed(&self, source: Option<&str>, name: &str) -> Duration {
-        let now = Instant::now();
-        let mut maps = self.maps();
+        self.count(&mut self.maps(), source, name, Instant::now())
+    }
+
+    /// [`Self::failed`] on maps already locked.
+    fn count(&self, maps: &mut Maps, source: Option<&str>, name: &str, now: Instant) -> Duration {
         let forget = self.forget();
         let name = bump(&mut maps.names, name_key(name), now, forget);
         let doublings = name.failures.clamp(1, 5) - 1;
@@ -108,11 +111,10 @@ impl LoginThrottle {
     /// Counts a wrong one-time code of account `name`: as [`Self::failed`], and the account's
     /// second factor is held back too after `max_failures` in a row.
     pub fn failed_second_factor(&self, source: Option<&str>, name: &str) -> Duration {
-        let slowdown = self.failed(source, name);
         let now = Instant::now();
-        let forget = self.forget();
         let mut maps = self.maps();
-        let account = bump(&mut maps.second, name_key(name), now, forget);
+        let slowdown = self.count(&mut maps, source, name, now);
+        let account = bump(&mut maps.second, name_key(name), now, self.forget());
         self.hold(account, now + slowdown);
         slowdown
     }

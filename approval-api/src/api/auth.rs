@@ -17,7 +17,7 @@ use super::error::{ApiError, ApiResult, ErrorBody, Json};
 use super::state::ApiState;
 use super::token::{Caller, Claims};
 use sekisho_store::audit::NewAuditEvent;
-use sekisho_store::mfa::MfaCheck;
+use sekisho_store::mfa::CodeVerdict;
 use sekisho_store::password;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -295,14 +295,7 @@ pub async fn login(
     let settings = &state.settings;
     let user = check_password(&state, &body.username, body.password, source.as_deref()).await?;
     let now = Timestamp::now();
-    second_factor(
-        &state,
-        &user,
-        body.otp.as_deref(),
-        source.as_deref(),
-        &body.username,
-    )
-    .await?;
+    second_factor(&state, &user, body.otp.as_deref(), source.as_deref()).await?;
     state.throttle.succeeded(source.as_deref(), &body.username);
     let expires_at = now + SignedDuration::from_mins(i64::from(settings.token_ttl_minutes));
     let token = state.tokens.issue(&Claims {
@@ -342,7 +335,6 @@ async fn second_factor(
     user: &User,
     otp: Option<&str>,
     source: Option<&str>,
-    name: &str,
 ) -> ApiResult<()> {
     let mfa = state.store.mfa_state(user.id).await?;
     if !mfa.enabled {
@@ -374,27 +366,31 @@ async fn second_factor(
         },
     };
     let login = sekisho_domain::refusal::Channel::ApiLogin;
-    // Wrong codes hold the account's second factor back, from every address.
-    if let Err(wait) = state.throttle.check_second_factor(source, &user.username) {
-        let reason = "too many wrong one-time codes for this account";
-        state.failures.record(login, failed(reason)).await?;
-        return Err(wait_message(
-            wait,
-            &state.settings.zone,
-            "with a wrong one-time code for this account",
-        ));
-    }
-    let now = u64::try_from(Timestamp::now().as_second()).unwrap_or(0);
-    let checked = state
+    let verdict = state
         .store
-        .mfa_check(user, &state.at_rest, code, now, source)
+        .second_factor(&state.throttle, user, &state.at_rest, code, source, source)
         .await?;
-    let reason = match checked {
-        MfaCheck::Accepted | MfaCheck::RecoveryCode { .. } => return Ok(()),
-        MfaCheck::Replayed => "one-time code already used",
-        MfaCheck::Wrong => "wrong one-time code",
+    let (reason, slowdown) = match verdict {
+        CodeVerdict::Accepted => return Ok(()),
+        // Wrong codes hold the account's second factor back, from every address.
+        CodeVerdict::Held(wait) => {
+            let reason = "too many wrong one-time codes for this account";
+            state.failures.record(login, failed(reason)).await?;
+            return Err(wait_message(
+                wait,
+                &state.settings.zone,
+                "with a wrong one-time code for this account",
+            ));
+        }
+        CodeVerdict::Refused {
+            replayed: true,
+            slowdown,
+        } => ("one-time code already used", slowdown),
+        CodeVerdict::Refused {
+            replayed: false,
+            slowdown,
+        } => ("wrong one-time code", slowdown),
     };
-    let slowdown = state.throttle.failed_second_factor(source, name);
     state.failures.record(login, failed(reason)).await?;
     tokio::time::sleep(slowdown).await;
     Err(ApiError::Unauthorized(format!(

@@ -446,7 +446,15 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
             // The certificate is the first factor; a session starts only with the second
             // when the account has one (or its role must).
             let code = otp.as_ref().map(|p| p.0.as_str());
-            if let Err(refusal) = second_factor(&shared.ssh, &user, code, &peer).await {
+            if let Err(refusal) = crate::session::second_factor::at_session_start(
+                &shared.ssh,
+                &user,
+                code,
+                &peer,
+                Channel::Quic,
+            )
+            .await
+            {
                 return answer_and_close(&conn, send, &deny(refusal.code, refusal.message)).await;
             }
             return match service {
@@ -503,24 +511,6 @@ async fn connection(incoming: quinn::Incoming, shared: &QuicShared) -> Result<()
         }
     };
     answer_and_close(&conn, send, &answer).await
-}
-
-/// The second factor of a session the designated client opens; refusals are audited.
-async fn second_factor(
-    shared: &crate::session::Shared,
-    user: &sekisho_domain::user::User,
-    code: Option<&str>,
-    peer: &str,
-) -> Result<(), sekisho_domain::refusal::Refusal> {
-    use crate::session::second_factor::{self, Needed};
-    match second_factor::needed(shared, user).await {
-        Ok(Needed::Nothing) => Ok(()),
-        Ok(Needed::Code) => second_factor::check(shared, user, code, peer, Channel::Quic).await,
-        Err(refusal) => {
-            admit::audit_denied(shared, user, None, Channel::Quic, &refusal, peer).await;
-            Err(refusal)
-        }
-    }
 }
 
 /// Sends the one answer of a request/answer exchange and lets it reach the client before

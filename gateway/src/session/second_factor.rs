@@ -8,12 +8,11 @@
 //! shared [`sekisho_store::throttle::LoginThrottle`] (the address, and the account's second
 //! factor from every address). Every refusal is audited with its code.
 
-use jiff::Timestamp;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::refusal::{Channel, Code, Refusal};
 use sekisho_domain::user::User;
 use sekisho_store::audit::NewAuditEvent;
-use sekisho_store::mfa::MfaCheck;
+use sekisho_store::mfa::CodeVerdict;
 
 use super::Shared;
 
@@ -52,6 +51,25 @@ pub async fn needed(shared: &Shared, user: &User) -> Result<Needed, Refusal> {
         ));
     }
     Ok(Needed::Nothing)
+}
+
+/// The second factor of a session that starts with the code given at once (the designated
+/// client's `Open`): needed or not, then checked; every refusal audited.
+pub async fn at_session_start(
+    shared: &Shared,
+    user: &User,
+    code: Option<&str>,
+    peer: &str,
+    channel: Channel,
+) -> Result<(), Refusal> {
+    match needed(shared, user).await {
+        Ok(Needed::Nothing) => Ok(()),
+        Ok(Needed::Code) => check(shared, user, code, peer, channel).await,
+        Err(refusal) => {
+            super::admit::audit_denied(shared, user, None, channel, &refusal, peer).await;
+            Err(refusal)
+        }
+    }
 }
 
 /// Checks `code` for `user` (whose first factor is proved), connecting from `peer`. A
@@ -96,23 +114,45 @@ pub async fn check(
 /// Verifies a code that was given: `None` when it is accepted (and used up), else why not.
 async fn verify(shared: &Shared, user: &User, code: &str, peer: &str) -> Option<Refusal> {
     let source = address(peer);
-    let source = Some(source.as_str());
-    if let Err(wait) = shared.throttle.check_second_factor(source, &user.username) {
-        return Some(Refusal::new(
-            Code::TooManyFailures,
-            format!(
-                "too many wrong one-time codes; try again in {} s",
-                wait.as_secs().max(1)
-            ),
-        ));
-    }
-    let now = u64::try_from(Timestamp::now().as_second()).unwrap_or(0);
-    let checked = match shared
+    let verdict = shared
         .store
-        .mfa_check(user, &shared.at_rest, code, now, Some(peer))
-        .await
-    {
-        Ok(c) => c,
+        .second_factor(
+            &shared.throttle,
+            user,
+            &shared.at_rest,
+            code,
+            Some(&source),
+            Some(peer),
+        )
+        .await;
+    let (refusal, slowdown) = match verdict {
+        Ok(CodeVerdict::Accepted) => return None,
+        Ok(CodeVerdict::Held(wait)) => {
+            return Some(Refusal::new(
+                Code::TooManyFailures,
+                format!(
+                    "too many wrong one-time codes; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        Ok(CodeVerdict::Refused {
+            replayed: true,
+            slowdown,
+        }) => (
+            Refusal::new(
+                Code::OneTimeCodeReplayed,
+                "this one-time code has been used already: wait for the next one",
+            ),
+            slowdown,
+        ),
+        Ok(CodeVerdict::Refused {
+            replayed: false,
+            slowdown,
+        }) => (
+            Refusal::new(Code::WrongOneTimeCode, "wrong one-time code"),
+            slowdown,
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot check a one-time code; refusing the session");
             return Some(Refusal::new(
@@ -121,18 +161,6 @@ async fn verify(shared: &Shared, user: &User, code: &str, peer: &str) -> Option<
             ));
         }
     };
-    let refusal = match checked {
-        MfaCheck::Accepted | MfaCheck::RecoveryCode { .. } => {
-            shared.throttle.succeeded(source, &user.username);
-            return None;
-        }
-        MfaCheck::Replayed => Refusal::new(
-            Code::OneTimeCodeReplayed,
-            "this one-time code has been used already: wait for the next one",
-        ),
-        MfaCheck::Wrong => Refusal::new(Code::WrongOneTimeCode, "wrong one-time code"),
-    };
-    let slowdown = shared.throttle.failed_second_factor(source, &user.username);
     tokio::time::sleep(slowdown).await;
     Some(refusal)
 }
