@@ -45,8 +45,8 @@ fn answers(port: u16) -> bool {
 }
 
 impl Chronyd {
-    /// Starts chronyd; with `skew` (faketime's `-f` form, e.g. `"-1h"`) it serves a clock that
-    /// far off.
+    /// Starts chronyd; with `skew` (libfaketime's `FAKETIME` form, e.g. `"-1h"`) it serves a
+    /// clock that far off.
     pub fn start(skew: Option<&str>) -> Option<Chronyd> {
         if !Path::new(CHRONYD).exists() {
             return skip("no /usr/sbin/chronyd (install chrony)");
@@ -71,12 +71,15 @@ impl Chronyd {
             )
             .expect("chrony.conf");
             let mut cmd = Command::new("setpriv");
-            cmd.arg("--pdeathsig=KILL");
+            // chronyd itself, not under the `faketime` wrapper (which forks it and would
+            // leave it running when killed): the library is preloaded into chronyd directly.
             if let Some(skew) = skew {
-                cmd.args(["/usr/bin/faketime", "-f", skew]);
+                cmd.env("LD_PRELOAD", "/usr/$LIB/faketime/libfaketime.so.1")
+                    .env("FAKETIME", skew);
             }
+            // `-u root`: no change of user, which would clear the parent-death signal.
             let child = cmd
-                .args([CHRONYD, "-d", "-x", "-f"])
+                .args(["--pdeathsig=KILL", CHRONYD, "-d", "-x", "-u", "root", "-f"])
                 .arg(&conf)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
