@@ -39,6 +39,13 @@ async fn approval_flow(env: &Env) {
             "levels": {"change": {"account": "maint-rw", "credential": {"password": "never-shown"}}}}))
         .await;
     assert_eq!(status, 201, "{target}");
+    support::gateway::assign(
+        &http,
+        &admin,
+        vendor["id"].as_str().unwrap(),
+        target["id"].as_str().unwrap(),
+    )
+    .await;
 
     let alice = http.login("alice", "vendor password 1").await;
     let now = Timestamp::now();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use support::gateway::{Pin, World, add_vendor, exited};
+use support::gateway::{Pin, World, add_vendor, assign, exited};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -340,13 +340,20 @@ async fn a_vendor_files_a_request_and_sees_only_their_own_vendors_requests() {
     };
     let base = w.http.base.clone();
 
-    // Another vendor's engineer files the first request.
-    add_vendor(
+    // Another vendor's engineer (Beta Systems also maintains pacs) files the first request.
+    let (beta, _) = add_vendor(
         &w.http,
         &w.admin,
         "Beta Systems",
         "bob",
         "vendor password 2",
+    )
+    .await;
+    assign(
+        &w.http,
+        &w.admin,
+        beta["id"].as_str().unwrap(),
+        &w.target_id,
     )
     .await;
     let bob = w.http.login("bob", "vendor password 2").await;
@@ -720,7 +727,79 @@ async fn an_admin_registers_a_vendor_an_engineer_and_a_target_and_issues_an_enro
     assert!(targets.contains("east"), "{targets}");
     let page = b.client.source().await.unwrap();
     assert!(!page.contains("PRIVATE KEY"), "a credential was shown");
+
+    // Gamma Imaging is assigned to ris under a contract whose last day is 2027-03-31.
+    b.client
+        .goto(&format!("{base}/console/admin"))
+        .await
+        .unwrap();
+    b.click("section[aria-labelledby=assignments] summary")
+        .await;
+    b.find("#as-vendor")
+        .await
+        .select_by_label("Gamma Imaging")
+        .await
+        .unwrap();
+    b.find("#as-target")
+        .await
+        .select_by_label("ris")
+        .await
+        .unwrap();
+    b.fill("#as-contract", "MC-2027-03 保守契約").await;
+    b.fill("#as-sla", "4 h on site, 24/7").await;
+    b.fill(
+        "#as-boundary",
+        "up to the OS; the network is the hospital's",
+    )
+    .await;
+    // (A date input's typing order follows the browser's locale; set its value directly.)
+    b.client
+        .execute(
+            "document.getElementById('as-ends').value = '2027-03-31'",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.click("section[aria-labelledby=assignments] form.card button.primary")
+        .await;
+    b.at("/console/admin?done=ok").await;
+    let row = b.text("tr.assignment[data-target=ris]").await;
+    assert!(
+        row.contains("Gamma Imaging")
+            && row.contains("MC-2027-03 保守契約")
+            && row.contains("2027-04-01 00:00 JST"),
+        "{row}"
+    );
+    let (_, assignments) = w.http.get("/api/v1/assignments", &w.admin).await;
+    let gamma = assignments
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["vendor"] == "Gamma Imaging")
+        .unwrap()
+        .clone();
+    // The last day is a whole day in the hospital's zone (Asia/Tokyo).
+    assert_eq!(gamma["ends_at"], "2027-03-31T15:00:00Z", "{gamma}");
+    assert_eq!(gamma["sla"], "4 h on site, 24/7");
     b.screenshot("admin.png").await;
+    // Removing it from the page.
+    b.click("tr.assignment[data-target=ris] button.danger")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, assignments) = w.http.get("/api/v1/assignments", &w.admin).await;
+        if !assignments
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["vendor"] == "Gamma Imaging")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the assignment was not removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.audit("kind=assignment_removed").await.len(), 1);
 
     // Disabling carol from the page.
     for r in b

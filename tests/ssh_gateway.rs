@@ -447,6 +447,66 @@ async fn revocation_and_terminate_end_a_running_session_within_a_second() {
 }
 
 #[tokio::test]
+async fn ending_a_vendors_assignment_ends_its_live_session_and_refuses_the_next() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let (child, session) = sleeping(&w, "alice+pacs").await;
+    // The contract ends now: the live session is cut at once (every node re-checks).
+    let now = jiff::Timestamp::now().to_string();
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/assignments/{}", w.assignment_id),
+            Some(&w.admin),
+            Some(json!({"ends_at": now})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (out, took) = exited(child, Duration::from_secs(15));
+    assert!(
+        took < Duration::from_secs(2),
+        "the contract's end took {took:?}"
+    );
+    assert!(
+        stderr(&out)
+            .contains("session ended: your vendor's maintenance contract for pacs ended on"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        w.wait_ended(session["id"].as_str().unwrap()).await["end"],
+        "revoked"
+    );
+    // Removed altogether, the target is refused with the reason, and the refusal audited.
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/assignments/{}", w.assignment_id),
+            Some(&w.admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let out = w.ssh("alice+pacs", &["true"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("your vendor is not assigned to pacs"),
+        "{}",
+        stderr(&out)
+    );
+    let denied = w.audit("kind=access_denied").await;
+    let codes: Vec<&str> = denied
+        .iter()
+        .map(|e| e["details"]["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"not_assigned"), "{codes:?}");
+}
+
+#[tokio::test]
 async fn the_window_end_closes_the_session_after_a_warning() {
     let Some(w) = World::new(Pin::Real).await else {
         return;

@@ -181,7 +181,8 @@ impl Api {
         (vid, self.token(engineer).await)
     }
 
-    async fn target(&self, admin: &str, name: &str) -> Value {
+    /// A target `name` with both levels, assigned to each of `vendors` (ids).
+    async fn target(&self, admin: &str, name: &str, vendors: &[&str]) -> Value {
         let (status, t) = self
             .post(
                 "/api/v1/targets",
@@ -192,7 +193,25 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{t}");
+        for v in vendors {
+            self.assign(admin, v, t["id"].as_str().unwrap(), json!(null))
+                .await;
+        }
         t
+    }
+
+    /// Assigns vendor `vendor` to target `target` (ids) under contract MC-1 ending at `ends_at`.
+    async fn assign(&self, admin: &str, vendor: &str, target: &str, ends_at: Value) -> Value {
+        let (status, a) = self
+            .post(
+                "/api/v1/assignments",
+                admin,
+                json!({"vendor_id": vendor, "target_id": target, "contract": "MC-1",
+                       "sla": "next business day", "boundary": "up to the OS", "ends_at": ends_at}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{a}");
+        a
     }
 
     async fn file(&self, vendor: &str, target: &str, level: &str) -> Value {
@@ -246,10 +265,10 @@ async fn a_change_request_from_registration_to_approval() {
         let admin = api.staff("admin", Role::Admin).await;
         let approver = api.staff("hana", Role::Approver).await;
         let auditor = api.staff("kenji", Role::Auditor).await;
-        let (_vendor, alice) = api
+        let (vendor, alice) = api
             .vendor(&admin, "Acme Medical", "alice", far_future())
             .await;
-        let target = api.target(&admin, "pacs").await;
+        let target = api.target(&admin, "pacs", &[&vendor]).await;
         // Credentials are write-only.
         assert!(!target.to_string().contains("secret-pw"), "{target}");
         assert_eq!(target["change"]["account"], "maint-rw");
@@ -304,6 +323,7 @@ async fn a_change_request_from_registration_to_approval() {
             "user_created:success",
             "login_succeeded:success",
             "target_created:success",
+            "assignment_created:success",
             "request_filed:success",
             "request_decided:success",
             "request_decided:denied",
@@ -312,7 +332,7 @@ async fn a_change_request_from_registration_to_approval() {
         let (status, v) = api.get("/api/v1/audit/verify", &auditor).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v["intact"], true, "{v}");
-        assert_eq!(v["rows"], 13);
+        assert_eq!(v["rows"], 14);
     })
     .await;
 }
@@ -327,8 +347,8 @@ async fn the_requester_cannot_approve_even_as_an_approver_and_change_needs_n_app
         let api = Api::new(&db, policy);
         let admin = api.staff("admin", Role::Admin).await;
         let a1 = api.staff("a1", Role::Approver).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         let r = api.file(&alice, "pacs", "change").await;
         let id = r["id"].as_str().unwrap().to_owned();
         let (_, body) = api
@@ -369,7 +389,7 @@ async fn an_expired_attestation_blocks_approval_with_a_readable_reason() {
         let approver = api.staff("hana", Role::Approver).await;
         let soon = Timestamp::now() + SignedDuration::from_secs(2);
         let (vendor, alice) = api.vendor(&admin, "Acme", "alice", soon).await;
-        api.target(&admin, "pacs").await;
+        api.target(&admin, "pacs", &[&vendor]).await;
         let r = api.file(&alice, "pacs", "reference").await;
         tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
         let (status, body) = api
@@ -400,9 +420,9 @@ async fn vendors_see_only_their_own_vendors_requests() {
     for_each_db(|db| async move {
         let api = Api::new(&db, Policy::default());
         let admin = api.staff("admin", Role::Admin).await;
-        let (_a, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (a, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
         let (other_vendor, bob) = api.vendor(&admin, "Globex", "bob", far_future()).await;
-        api.target(&admin, "pacs").await;
+        api.target(&admin, "pacs", &[&a, &other_vendor]).await;
         let mine = api.file(&alice, "pacs", "reference").await;
         let theirs = api.file(&bob, "pacs", "reference").await;
         let (_, list) = api.get("/api/v1/requests", &alice).await;
@@ -648,8 +668,8 @@ async fn revocation_is_announced_to_the_gateway() {
         let mut events = api.state.events.subscribe();
         let admin = api.staff("admin", Role::Admin).await;
         let approver = api.staff("hana", Role::Approver).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         let r = api.file(&alice, "pacs", "reference").await;
         let id = r["id"].as_str().unwrap();
         api.post(
@@ -827,8 +847,8 @@ async fn after_the_window_the_request_expires_and_the_vendor_reports_the_work() 
         let api = Api::new(&db, Policy::default());
         let admin = api.staff("admin", Role::Admin).await;
         let approver = api.staff("hana", Role::Approver).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         let (status, r) = api
             .post(
                 "/api/v1/requests",
@@ -904,8 +924,8 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
         let api = Api::new(&db, policy);
         let admin = api.staff("admin", Role::Admin).await;
         let approver = api.staff("hana", Role::Approver).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         let (status, r) = api
             .post(
                 "/api/v1/requests",
@@ -937,8 +957,8 @@ async fn emergency_requests_are_flagged_and_show_as_overdue_until_approved() {
     let db = sekisho_testkit::sqlite().await;
     let api = Api::new(&db, Policy::default());
     let admin = api.staff("admin", Role::Admin).await;
-    let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-    api.target(&admin, "pacs").await;
+    let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+    api.target(&admin, "pacs", &[&v]).await;
     let (status, body) = api
         .post(
             "/api/v1/requests",
@@ -1132,8 +1152,8 @@ async fn request_listings_carry_each_requests_own_approvals() {
         let api = Api::new(&db, Policy::default());
         let admin = api.staff("admin", Role::Admin).await;
         let approver = api.staff("hana", Role::Approver).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         let first = api.file(&alice, "pacs", "reference").await;
         let second = api.file(&alice, "pacs", "reference").await;
         let third = api.file(&alice, "pacs", "reference").await;
@@ -1214,8 +1234,8 @@ async fn audit_filters_see_what_was_just_written() {
     for_each_db(|db| async move {
         let api = Api::new(&db, Policy::default());
         let admin = api.staff("admin", Role::Admin).await;
-        let (_v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
-        api.target(&admin, "pacs").await;
+        let (v, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        api.target(&admin, "pacs", &[&v]).await;
         for i in 1..=20 {
             let r = api.file(&alice, "pacs", "reference").await;
             let id = r["id"].as_str().unwrap();
@@ -1287,7 +1307,7 @@ async fn names_hosts_keys_windows_and_passwords_are_checked() {
             invalid(status, &value, "password: is too easy to guess");
         }
         // A window in 2126.
-        api.target(&admin, "pacs").await;
+        api.target(&admin, "pacs", &[&vendor]).await;
         let alice = api.token("alice").await;
         let (status, value) = api
             .post("/api/v1/requests", &alice, json!({"target": "pacs", "level": "reference",
@@ -1358,7 +1378,7 @@ async fn staff_limited_to_a_site_see_and_decide_only_that_sites_work() {
         let hana = api.staff("hana", Role::Approver).await;
         let kenji = api.staff("kenji", Role::Auditor).await;
         let everywhere = api.staff("taro", Role::Approver).await;
-        let (_, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (acme, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
         let mut target_ids = std::collections::HashMap::new();
         for (name, site) in [("east-pacs", json!("east")), ("west-pacs", json!("west")), ("group-ris", Value::Null)] {
             let (status, t) = api
@@ -1371,6 +1391,7 @@ async fn staff_limited_to_a_site_see_and_decide_only_that_sites_work() {
                 .await;
             assert_eq!(status, StatusCode::CREATED, "{t}");
             assert_eq!(t["site"], site);
+            api.assign(&admin, &acme, t["id"].as_str().unwrap(), json!(null)).await;
             target_ids.insert(name, t["id"].as_str().unwrap().to_owned());
         }
         let (_, users) = api.get("/api/v1/users", &admin).await;
@@ -1557,6 +1578,215 @@ async fn tokens_signed_with_another_nodes_published_key_are_accepted() {
         assert!(keys.verify(&token).is_ok());
         keys.accept(&[]);
         assert_eq!(keys.verify(&token), Err("token signed by an unknown key"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn vendors_see_request_and_reach_only_the_targets_assigned_to_them_under_a_running_contract()
+{
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let auditor = api.staff("kenji", Role::Auditor).await;
+        let (acme, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (globex, bob) = api.vendor(&admin, "Globex", "bob", far_future()).await;
+        let pacs = api.target(&admin, "pacs", &[&acme]).await;
+        let ris = api.target(&admin, "ris", &[]).await;
+        let (pacs_id, ris_id) = (pacs["id"].as_str().unwrap(), ris["id"].as_str().unwrap());
+        // Globex's contract for ris ends in an hour.
+        let ends = Timestamp::now() + SignedDuration::from_hours(1);
+        let globex_ris = api
+            .assign(&admin, &globex, ris_id, json!(ends.to_string()))
+            .await;
+        assert_eq!(globex_ris["vendor"], "Globex");
+        assert_eq!(globex_ris["target"], "ris");
+        assert_eq!(globex_ris["sla"], "next business day");
+        assert_eq!(globex_ris["ended"], false);
+
+        // Each vendor lists only its own targets; another's reads as absent.
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+        };
+        let (_, list) = api.get("/api/v1/targets", &alice).await;
+        assert_eq!(names(&list), ["pacs"]);
+        let (_, list) = api.get("/api/v1/targets", &bob).await;
+        assert_eq!(names(&list), ["ris"]);
+        let (_, list) = api.get("/api/v1/targets", &admin).await;
+        assert_eq!(names(&list), ["pacs", "ris"]);
+        let (status, _) = api.get(&format!("/api/v1/targets/{ris_id}"), &alice).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api.get(&format!("/api/v1/targets/{pacs_id}"), &alice).await;
+        assert_eq!(status, StatusCode::OK);
+
+        // Filing for a target not assigned reads like one that does not exist.
+        for target in ["ris", "no-such-system"] {
+            let (status, body) = api
+                .post("/api/v1/requests", &alice, request_body(target, "reference", SignedDuration::from_hours(1), false))
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(
+                body["error"]["message"],
+                format!("target: no target named `{target}` is assigned to your vendor")
+            );
+        }
+        // A window that runs past the contract's end is refused with the end named.
+        let (status, body) = api
+            .post("/api/v1/requests", &bob, request_body("ris", "reference", SignedDuration::from_hours(2), false))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let m = body["error"]["message"].as_str().unwrap();
+        assert!(m.starts_with("window_end: the window ends after your vendor's maintenance contract for ris"), "{m}");
+        api.file(&alice, "pacs", "reference").await;
+        let (status, body) = api
+            .post("/api/v1/requests", &bob, request_body("ris", "reference", SignedDuration::from_mins(30), false))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        // Assignments: a vendor reads its own, staff all; only admins change them.
+        let (_, mine) = api.get("/api/v1/assignments", &alice).await;
+        assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+        assert_eq!(mine[0]["target"], "pacs");
+        let (_, all) = api.get("/api/v1/assignments", &auditor).await;
+        assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+        let (_, only_ris) = api.get(&format!("/api/v1/assignments?target_id={ris_id}"), &auditor).await;
+        assert_eq!(only_ris.as_array().unwrap().len(), 1, "{only_ris}");
+        let globex_id = globex_ris["id"].as_str().unwrap();
+        let (status, _) = api.get(&format!("/api/v1/assignments/{globex_id}"), &alice).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api
+            .post("/api/v1/assignments", &alice, json!({"vendor_id": acme, "target_id": ris_id, "contract": "mine"}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, body) = api
+            .post("/api/v1/assignments", &admin, json!({"vendor_id": acme, "target_id": pacs_id, "contract": "again"}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        let (status, body) = api
+            .post("/api/v1/assignments", &admin, json!({"vendor_id": uuid::Uuid::new_v4().to_string(), "target_id": pacs_id, "contract": "x"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"]["message"], "vendor_id: no vendor with this id");
+        let (status, body) = api
+            .post("/api/v1/assignments", &admin, json!({"vendor_id": acme, "target_id": ris_id, "contract": " "}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+        // The contract ended: the target disappears for Globex and filing names why.
+        let past = Timestamp::now() - SignedDuration::from_hours(1);
+        let (status, body) = api
+            .call(Method::PATCH, &format!("/api/v1/assignments/{globex_id}"), Some(&admin), Some(json!({"ends_at": past.to_string()})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["ended"], true);
+        let (_, list) = api.get("/api/v1/targets", &bob).await;
+        assert_eq!(names(&list), Vec::<String>::new());
+        let (status, body) = api
+            .post("/api/v1/requests", &bob, request_body("ris", "reference", SignedDuration::from_mins(30), false))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("maintenance contract for ris ended at"), "{body}");
+        // Removed: gone for good.
+        let acme_pacs = mine[0]["id"].as_str().unwrap();
+        let (status, _) = api.call(Method::DELETE, &format!("/api/v1/assignments/{acme_pacs}"), Some(&admin), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, list) = api.get("/api/v1/targets", &alice).await;
+        assert_eq!(names(&list), Vec::<String>::new());
+        let (status, _) = api.call(Method::DELETE, &format!("/api/v1/assignments/{acme_pacs}"), Some(&admin), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Every change is audited, with what changed.
+        let (_, page) = api.get("/api/v1/audit?kind=assignment_updated", &auditor).await;
+        let changes = &page["events"][0]["details"]["changes"][0];
+        assert!(changes.as_str().unwrap().starts_with("ends_at: "), "{page}");
+        let kinds = api.audit_kinds(&auditor).await;
+        for kind in ["assignment_created:success", "assignment_updated:success", "assignment_removed:success"] {
+            assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inventory_of_external_lines_flags_what_needs_a_review_and_audits_every_change() {
+    for_each_db(|db| async move {
+        let api = Api::new(&db, Policy::default());
+        let admin = api.staff("admin", Role::Admin).await;
+        let approver = api.staff("hana", Role::Approver).await;
+        let auditor = api.staff("kenji", Role::Auditor).await;
+        let (acme, alice) = api.vendor(&admin, "Acme", "alice", far_future()).await;
+        let (status, sekisho) = api
+            .post("/api/v1/lines", &admin, json!({"name": "Sekisho gateway", "owner": "IT section",
+                "location": "Server room B1", "device": "Sekisho 0.1", "firmware": "0.1.0",
+                "firmware_updated_at": "2026-11-01T00:00:00Z"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{sekisho}");
+        assert_eq!(sekisho["route"], "sekisho");
+        assert_eq!(sekisho["flags"], json!(["never_reviewed"]));
+        let (status, modem) = api
+            .post("/api/v1/lines", &admin, json!({"name": "CT vendor modem", "route": "exception",
+                "vendor_id": acme, "owner": "Radiology", "location": "CT room", "device": "NTT modem"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{modem}");
+        assert_eq!(modem["vendor"], "Acme");
+        assert_eq!(
+            modem["flags"],
+            json!(["never_reviewed", "measures_missing", "firmware_unknown"])
+        );
+        // Checked input, a clear error for each problem.
+        for (body, code, wanted) in [
+            (json!({"name": "Sekisho gateway", "owner": "o", "location": "l", "device": "d"}), StatusCode::CONFLICT, "already in the inventory"),
+            (json!({"name": "x", "owner": " ", "location": "l", "device": "d"}), StatusCode::UNPROCESSABLE_ENTITY, "owner:"),
+            (json!({"name": "x", "owner": "o", "location": "l", "device": "d", "vendor_id": uuid::Uuid::new_v4().to_string()}), StatusCode::UNPROCESSABLE_ENTITY, "vendor_id: no vendor"),
+            (json!({"name": "x", "owner": "o", "location": "l", "device": "d", "route": "carrier pigeon"}), StatusCode::BAD_REQUEST, "route"),
+        ] {
+            let (status, value) = api.post("/api/v1/lines", &admin, body).await;
+            assert_eq!(status, code, "{value}");
+            assert!(value["error"]["message"].as_str().unwrap().contains(wanted), "{value}");
+        }
+        // Staff read it; vendors do not; only admins change it.
+        let (status, list) = api.get("/api/v1/lines", &auditor).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        let (status, _) = api.get("/api/v1/lines", &alice).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let modem_id = modem["id"].as_str().unwrap();
+        let (status, _) = api
+            .call(Method::PATCH, &format!("/api/v1/lines/{modem_id}"), Some(&approver), Some(json!({"firmware": "2.0"})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = api.post(&format!("/api/v1/lines/{modem_id}/review"), &auditor, json!({})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The vendor's measures and the firmware recorded, then a review: nothing left to flag.
+        let (status, changed) = api
+            .call(Method::PATCH, &format!("/api/v1/lines/{modem_id}"), Some(&admin), Some(json!({
+                "measures": "VPN with MFA; callback only; logs sent monthly",
+                "firmware": "2.0", "firmware_updated_at": "2026-10-01T00:00:00Z"})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{changed}");
+        assert_eq!(changed["flags"], json!(["never_reviewed"]));
+        let (status, reviewed) = api
+            .post(&format!("/api/v1/lines/{modem_id}/review"), &approver, json!({"note": "measures checked against the contract"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reviewed}");
+        assert_eq!(reviewed["flags"], json!([]));
+        assert!(reviewed["reviewed_at"].is_string());
+        // Retired: kept, no longer flagged.
+        let sekisho_id = sekisho["id"].as_str().unwrap();
+        let (_, retired) = api
+            .call(Method::PATCH, &format!("/api/v1/lines/{sekisho_id}"), Some(&admin), Some(json!({"status": "retired"})))
+            .await;
+        assert_eq!(retired["status"], "retired");
+        assert_eq!(retired["flags"], json!([]));
+
+        let (_, page) = api.get("/api/v1/audit?kind=line_updated", &auditor).await;
+        let changes: Vec<Value> = page["events"].as_array().unwrap().iter().map(|e| e["details"]["changes"].clone()).collect();
+        assert!(changes.contains(&json!(["status"])), "{changes:?}");
+        assert!(changes.contains(&json!(["firmware", "firmware_updated_at", "measures"])), "{changes:?}");
+        let (_, page) = api.get("/api/v1/audit?kind=line_reviewed", &auditor).await;
+        assert_eq!(page["events"][0]["details"]["note"], "measures checked against the contract");
+        assert_eq!(page["events"][0]["actor"], "hana", "{page}");
     })
     .await;
 }

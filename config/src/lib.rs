@@ -10,6 +10,8 @@ mod error;
 mod model;
 mod notifications;
 mod reader;
+mod review;
+mod syslog;
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +24,9 @@ pub use model::{
     ApiConfig, AuditConfig, Config, DatabaseConfig, FilesConfig, LogConfig, LogFormat, NodesConfig,
     PolicyConfig, QuicConfig, RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
-pub use model::{DirectoryConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, WebhookConfig};
+pub use model::{
+    DirectoryConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, SyslogConfig, WebhookConfig,
+};
 use reader::Reader;
 
 /// The commented default configuration (`sekisho config default`).
@@ -68,6 +72,8 @@ impl Config {
             "files",
             "notifications",
             "directory",
+            "syslog",
+            "review",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -470,6 +476,8 @@ impl Config {
 
         let notifications = notifications::read(&r);
         let directory = directory::read(&r);
+        let syslog = syslog::read(&r);
+        let review = review::read(&r, d.review.clone());
 
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
@@ -492,6 +500,8 @@ impl Config {
             files,
             notifications,
             directory,
+            syslog,
+            review,
             log,
         };
         // Listeners that would collide.
@@ -532,6 +542,19 @@ impl Config {
     /// The zone for messages; validated at parse time, so the fallback is never used in practice.
     pub fn display_zone(&self) -> DisplayZone {
         DisplayZone::named(&self.time.zone).unwrap_or_else(|_| DisplayZone::utc())
+    }
+
+    /// What flags a session for its reviewer, and its review deadline.
+    pub fn review_policy(&self) -> sekisho_domain::review::ReviewPolicy {
+        sekisho_domain::review::ReviewPolicy {
+            night: self.review.night,
+            weekends: self.review.weekends_off,
+            holidays: self.review.holidays.clone(),
+            large_download_bytes: self.review.large_download_mib.saturating_mul(1 << 20),
+            deadline: SignedDuration::from_hours(
+                24 * i64::from(self.notifications.review_within_days),
+            ),
+        }
     }
 
     /// The rule settings the domain consults.

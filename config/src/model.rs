@@ -232,6 +232,9 @@ pub struct Config {
     pub notifications: NotificationsConfig,
     /// Staff from the directory; `None`: local accounts only.
     pub directory: Option<DirectoryConfig>,
+    /// The audit log streamed to the SIEM; `None`: not streamed.
+    pub syslog: Option<SyslogConfig>,
+    pub review: ReviewConfig,
     pub log: LogConfig,
 }
 
@@ -322,6 +325,16 @@ impl Default for Config {
             },
             notifications: NotificationsConfig::default(),
             directory: None,
+            syslog: None,
+            review: ReviewConfig {
+                night: Some((
+                    jiff::civil::Time::constant(22, 0, 0, 0),
+                    jiff::civil::Time::constant(6, 0, 0, 0),
+                )),
+                weekends_off: true,
+                holidays: vec![],
+                large_download_mib: 100,
+            },
             log: LogConfig {
                 level: "info".into(),
                 format: LogFormat::Text,
@@ -414,6 +427,35 @@ impl NotificationsConfig {
     pub fn enabled(&self) -> bool {
         self.smtp.is_some() || !self.webhooks.is_empty()
     }
+}
+
+/// `[review]`: what flags a session for its reviewer (issue #18).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewConfig {
+    /// Night hours in the hospital's zone (start, end the next morning).
+    pub night: Option<(jiff::civil::Time, jiff::civil::Time)>,
+    /// Saturdays and Sundays are days off.
+    pub weekends_off: bool,
+    /// Other days off.
+    pub holidays: Vec<jiff::civil::Date>,
+    /// More than this from the target in one session is a large download.
+    pub large_download_mib: u64,
+}
+
+/// `[syslog]`: the audit log streamed to the hospital's SIEM (issue #18), RFC 5424 over TCP
+/// (RFC 6587 octet counting), with TLS (RFC 5425) unless turned off.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyslogConfig {
+    /// The collector's `HOST:PORT`.
+    pub address: String,
+    pub tls: bool,
+    /// A PEM file of the CA that signed the collector's certificate (instead of the system's).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the collector's certificate is checked against (default: the address's host).
+    pub server_name: Option<String>,
+    /// The facility number (10, `authpriv`, by default).
+    pub facility: u8,
+    pub app_name: String,
 }
 
 /// `[directory]`: staff from the hospital's LDAP or Active Directory (issue #17).

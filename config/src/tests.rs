@@ -279,3 +279,31 @@ fn a_directory_needs_a_base_and_a_group() {
     let problems = Config::parse("[directory]\nurl = \"http://dc\"\n").unwrap_err();
     assert_eq!(problems[0].key, "directory.url");
 }
+
+#[test]
+fn syslog_needs_host_and_port_and_knows_its_facilities() {
+    let c = Config::parse("[syslog]\naddress = \"siem.hospital.example:6514\"\n").unwrap();
+    let s = c.syslog.unwrap();
+    assert_eq!(
+        (s.tls, s.facility, s.app_name.as_str()),
+        (true, 10, "sekisho")
+    );
+    assert!(Config::default().syslog.is_none());
+    let c = Config::parse(
+        "[syslog]\naddress = \"127.0.0.1:514\"\ntls = false\nfacility = \"local3\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.syslog.map(|s| (s.tls, s.facility)), Some((false, 19)));
+    let problems = Config::parse("[syslog]\naddress = \"siem\"\n").unwrap_err();
+    assert_eq!(problems[0].key, "syslog.address");
+    let problems = Config::parse(
+        "[syslog]\naddress = \"siem:6514\"\nfacility = \"local9\"\napp_name = \"two words\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["syslog.facility", "syslog.app_name"]);
+    let problems =
+        Config::parse("[syslog]\naddress = \"siem:514\"\ntls = false\nca_file = \"/ca.pem\"\n")
+            .unwrap_err();
+    assert_eq!(problems[0].key, "syslog.tls");
+}

@@ -27,7 +27,7 @@ pub use context::Ctx;
 pub use i18n::{Lang, T};
 
 use handlers::{
-    admin, audit, auth, mfa, notifications, quarantine, recordings, requests, sessions,
+    admin, audit, auth, lines, mfa, notifications, quarantine, recordings, requests, sessions,
 };
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
@@ -85,6 +85,11 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
         .route("/console/admin/vendors", post(admin::create_vendor))
         .route("/console/admin/engineers", post(admin::create_engineer))
         .route("/console/admin/targets", post(admin::create_target))
+        .route("/console/admin/assignments", post(admin::create_assignment))
+        .route(
+            "/console/admin/assignments/{id}/remove",
+            post(admin::remove_assignment),
+        )
         .route(
             "/console/admin/users/{id}/status",
             post(admin::set_user_status),
@@ -98,6 +103,8 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
         .route("/console/mfa/confirm", post(mfa::confirm))
         .route("/console/quarantine", get(quarantine::quarantine))
         .route("/console/notifications", get(notifications::notifications))
+        .route("/console/lines", get(lines::lines).post(lines::create_line))
+        .route("/console/lines/{id}/review", post(lines::review_line))
         .route("/console/quarantine/{id}/content", get(quarantine::content))
         .route("/console/quarantine/{id}/delete", post(quarantine::delete))
         .route("/console/audit", get(audit::audit))

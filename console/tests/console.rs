@@ -249,3 +249,89 @@ async fn console_forms_need_the_session_csrf_token_and_the_api_access_table_appl
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.cookie.contains("Max-Age=0"), "{}", r.cookie);
 }
+
+/// Issue #18: the inventory of external lines, kept from the console by an admin, reviewed by
+/// an approver, with what is due for review shown first and in Japanese.
+#[tokio::test]
+async fn lines_are_added_and_reviewed_from_the_console_and_flagged_until_reviewed() {
+    let db = sekisho_testkit::sqlite().await;
+    let state = sekisho_testkit::api::state(db.store.clone(), Policy::default());
+    staff(&state, "ayumi", Role::Admin).await;
+    staff(&state, "hana", Role::Approver).await;
+    let (admin, csrf) = login(&state, "ayumi").await;
+    let form = format!(
+        "csrf={csrf}&name=CT+modem&route=exception&vendor_id=&owner=Radiology&location=CT+room\
+         &device=NTT+modem&firmware=2.0&firmware_updated=2026-10-01&measures=&notes="
+    );
+    let r = send(
+        &state,
+        Method::POST,
+        "/console/lines",
+        Some(&admin),
+        None,
+        Some(&form),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (StatusCode::SEE_OTHER, "/console/lines?done=ok")
+    );
+    // A day that is not a date is named, not sent.
+    let bad = form
+        .replace("2026-10-01", "2026-13-01")
+        .replace("CT+modem", "other");
+    let r = send(
+        &state,
+        Method::POST,
+        "/console/lines",
+        Some(&admin),
+        None,
+        Some(&bad),
+    )
+    .await;
+    assert!(r.location.contains("is%20not%20a%20date"), "{}", r.location);
+
+    let ja = format!("{admin}; sekisho_lang=ja");
+    let page = send(&state, Method::GET, "/console/lines", Some(&ja), None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for wanted in [
+        "外部接続回線",
+        "確認が必要な回線: 1",
+        "未確認",
+        "セキュリティ対策の提出なし",
+        "例外（関所を経由しない）",
+    ] {
+        assert!(page.body.contains(wanted), "{wanted} missing");
+    }
+    let line = state.store.lines().await.unwrap().remove(0);
+    assert_eq!(
+        line.firmware_updated_at.unwrap().to_string(),
+        "2026-09-30T15:00:00Z"
+    );
+
+    // An approver records the review: the line is no longer due.
+    let (approver, approver_csrf) = login(&state, "hana").await;
+    let r = send(
+        &state,
+        Method::POST,
+        &format!("/console/lines/{}/review", line.id),
+        Some(&approver),
+        None,
+        Some(&format!("csrf={approver_csrf}&note=checked+on+site")),
+    )
+    .await;
+    assert_eq!(r.location, "/console/lines?done=ok");
+    let page = send(
+        &state,
+        Method::GET,
+        "/console/lines",
+        Some(&approver),
+        None,
+        None,
+    )
+    .await;
+    assert!(!page.body.contains("Lines due for review"), "{}", page.body);
+    assert!(page.body.contains("no security measures submitted"));
+    // The approver does not get the form to add lines.
+    assert!(!page.body.contains("action=\"/console/lines\""));
+}

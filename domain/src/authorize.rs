@@ -8,6 +8,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::assignment::{self, Assignment, ScopeProblem};
 use crate::ids::RequestId;
 use crate::policy::Policy;
 use crate::refusal::Code;
@@ -47,6 +48,8 @@ pub struct AccessQuery<'a> {
     /// The user's vendor, as it is now (`None` if it could not be found).
     pub vendor: Option<&'a Vendor>,
     pub target: &'a Target,
+    /// The user's vendor's assignment to the target, if there is one.
+    pub assignment: Option<&'a Assignment>,
     /// The user's requests for this target, in any state.
     pub requests: &'a [WorkRequest],
     pub channel: ChannelKind,
@@ -103,6 +106,15 @@ pub enum DenyReason {
     Attestation {
         vendor: String,
         problem: AttestationProblem,
+    },
+    /// The vendor is not assigned to the target.
+    NotAssigned {
+        target: String,
+    },
+    /// The vendor's maintenance contract for the target ended.
+    ContractEnded {
+        target: String,
+        on: Timestamp,
     },
     NoRequest {
         target: String,
@@ -172,6 +184,8 @@ impl DenyReason {
             DenyReason::VendorUnknown => Code::VendorUnknown,
             DenyReason::VendorInactive { .. } => Code::VendorInactive,
             DenyReason::Attestation { .. } => Code::Attestation,
+            DenyReason::NotAssigned { .. } => Code::NotAssigned,
+            DenyReason::ContractEnded { .. } => Code::ContractEnded,
             DenyReason::NoRequest { .. } => Code::NoRequest,
             DenyReason::PendingApproval { .. } => Code::PendingApproval,
             DenyReason::EmergencyDisabled { .. } => Code::EmergencyDisabled,
@@ -212,6 +226,13 @@ impl DenyReason {
             DenyReason::Attestation { vendor, problem } => format!(
                 "vendor {vendor}'s security attestation {}",
                 describe_attestation(problem, zone)
+            ),
+            DenyReason::NotAssigned { target } => format!(
+                "your vendor is not assigned to {target}; the hospital's IT department assigns vendors to the systems they maintain"
+            ),
+            DenyReason::ContractEnded { target, on } => format!(
+                "your vendor's maintenance contract for {target} ended on {}",
+                zone.date(*on)
             ),
             DenyReason::NoRequest { target, at } => format!(
                 "no approved request for {target} covers {}; file one with `sekisho-client request --target {target} ...` or in the web console",
@@ -299,6 +320,7 @@ fn decide(q: &AccessQuery<'_>) -> Result<Grant, DenyReason> {
         _ => {}
     }
     check_account(q.user, q.vendor, q.policy, q.now)?;
+    check_scope(q.assignment, &q.target.name, q.now)?;
     let request = select_request(q)?;
     let target = &q.target.name;
     let level = request.level;
@@ -318,6 +340,27 @@ fn decide(q: &AccessQuery<'_>) -> Result<Grant, DenyReason> {
         window_end: request.window.end,
         emergency: request.emergency,
     })
+}
+
+/// Whether the vendor's assignment to `target` lets it work there at `now`.
+///
+/// # Errors
+/// [`DenyReason::NotAssigned`] or [`DenyReason::ContractEnded`].
+pub fn check_scope(
+    assignment: Option<&Assignment>,
+    target: &str,
+    now: Timestamp,
+) -> Result<(), DenyReason> {
+    match assignment::check(assignment, now) {
+        Ok(_) => Ok(()),
+        Err(ScopeProblem::NotAssigned) => Err(DenyReason::NotAssigned {
+            target: target.to_owned(),
+        }),
+        Err(ScopeProblem::ContractEnded { on }) => Err(DenyReason::ContractEnded {
+            target: target.to_owned(),
+            on,
+        }),
+    }
 }
 
 fn check_user(user: &User, now: Timestamp) -> Result<(), DenyReason> {

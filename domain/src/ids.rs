@@ -54,6 +54,14 @@ id_type!(
     TargetId
 );
 id_type!(
+    /// A vendor's assignment to a target under a maintenance contract.
+    AssignmentId
+);
+id_type!(
+    /// An external connection line or device in the inventory.
+    LineId
+);
+id_type!(
     /// A work request (shown to people as `R-<number>`).
     RequestId
 );

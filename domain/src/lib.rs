@@ -5,15 +5,18 @@
 //! - [`request::WorkRequest::apply`]: which transitions a work request may make;
 //! - [`authorize::authorize`]: may this vendor user open this channel to this target now?
 
+pub mod assignment;
 pub mod audit;
 pub mod authorize;
 pub mod files;
 pub mod ids;
+pub mod line;
 pub mod node;
 pub mod notify;
 pub mod policy;
 pub mod refusal;
 pub mod request;
+pub mod review;
 pub mod secret;
 pub mod session;
 pub mod site;

@@ -21,6 +21,8 @@ pub enum Code {
     VendorUnknown,
     VendorInactive,
     Attestation,
+    NotAssigned,
+    ContractEnded,
     NoRequest,
     PendingApproval,
     EmergencyDisabled,
@@ -95,13 +97,15 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 67] = [
+    pub const ALL: [Code; 69] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
         Code::VendorUnknown,
         Code::VendorInactive,
         Code::Attestation,
+        Code::NotAssigned,
+        Code::ContractEnded,
         Code::NoRequest,
         Code::PendingApproval,
         Code::EmergencyDisabled,
@@ -179,6 +183,8 @@ impl Code {
             Code::VendorUnknown => "vendor_unknown",
             Code::VendorInactive => "vendor_inactive",
             Code::Attestation => "attestation",
+            Code::NotAssigned => "not_assigned",
+            Code::ContractEnded => "contract_ended",
             Code::NoRequest => "no_request",
             Code::PendingApproval => "pending_approval",
             Code::EmergencyDisabled => "emergency_disabled",

@@ -55,6 +55,17 @@ impl DisplayZone {
     }
 }
 
+impl DisplayZone {
+    /// The instant the day after `date` (`2027-03-31`) begins in this zone: something that
+    /// holds "until 2027-03-31" holds through that whole day.
+    pub fn after_day(&self, date: &str) -> Result<Timestamp, jiff::Error> {
+        let day: jiff::civil::Date = date.trim().parse()?;
+        self.0
+            .to_ambiguous_timestamp(day.tomorrow()?.at(0, 0, 0, 0))
+            .compatible()
+    }
+}
+
 impl Default for DisplayZone {
     fn default() -> Self {
         Self::named("Asia/Tokyo").unwrap_or_else(|_| Self::utc())
@@ -64,6 +75,17 @@ impl Default for DisplayZone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_day_ends_at_the_next_midnight_of_the_zone() {
+        let z = DisplayZone::named("Asia/Tokyo").unwrap();
+        assert_eq!(
+            z.after_day("2027-03-31").unwrap(),
+            "2027-03-31T15:00:00Z".parse::<Timestamp>().unwrap()
+        );
+        assert!(z.after_day("2027-02-30").is_err());
+        assert!(z.after_day("tomorrow").is_err());
+    }
 
     #[test]
     fn tokyo_is_nine_hours_ahead_and_abbreviated() {

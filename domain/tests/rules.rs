@@ -4,11 +4,13 @@
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
+use sekisho_domain::assignment::Assignment;
 use sekisho_domain::authorize::{
     AccessQuery, ChannelKind, Decision, DenyReason, authorize, check_forward,
 };
-use sekisho_domain::ids::{RequestId, TargetId, UserId, VendorId};
+use sekisho_domain::ids::{AssignmentId, RequestId, TargetId, UserId, VendorId};
 use sekisho_domain::policy::Policy;
+use sekisho_domain::refusal::Code;
 use sekisho_domain::request::{
     ApprovalState, RequestEvent, RequestStatus, RuleContext, TransitionError, Verdict, Window,
     WorkRequest,
@@ -138,19 +140,32 @@ struct World {
     approver: User,
     approver2: User,
     target: Target,
+    assignment: Assignment,
     zone: DisplayZone,
 }
 
 fn world() -> World {
     let policy = Policy::default();
     let vendor = vendor(&policy);
+    let target = target();
     World {
+        assignment: Assignment {
+            id: AssignmentId::new(),
+            vendor_id: vendor.id,
+            target_id: target.id,
+            contract: "MC-2026-014".into(),
+            sla: String::new(),
+            boundary: String::new(),
+            ends_at: Some(t("2027-03-31T15:00:00Z")),
+            created_at: t("2026-01-01T00:00:00Z"),
+            updated_at: t("2026-01-01T00:00:00Z"),
+        },
         engineer: user(Role::Vendor, Some(vendor.id)),
         approver: user(Role::Approver, None),
         approver2: user(Role::Approver, None),
         vendor,
         policy,
-        target: target(),
+        target,
         zone: DisplayZone::named("Asia/Tokyo").unwrap(),
     }
 }
@@ -161,6 +176,7 @@ fn query<'a>(w: &'a World, requests: &'a [WorkRequest], channel: ChannelKind) ->
         user: &w.engineer,
         vendor: Some(&w.vendor),
         target: &w.target,
+        assignment: Some(&w.assignment),
         requests,
         channel,
         level: None,
@@ -545,6 +561,49 @@ fn emergency_requests_become_overdue_after_the_deadline() {
 
 // ---------------------------------------------------------------------------------------
 // authorize: one test per reason, with the message the vendor reads.
+
+#[test]
+fn a_vendor_not_assigned_to_the_target_is_refused_before_its_requests_are_looked_at() {
+    let w = world();
+    let r = [request(
+        &w.engineer,
+        &w.target,
+        AccessLevel::Reference,
+        RequestStatus::Approved,
+    )];
+    let mut q = query(&w, &r, ChannelKind::Ssh);
+    q.assignment = None;
+    let d = authorize(&q);
+    assert!(
+        matches!(&d, Decision::Deny(r) if r.code() == Code::NotAssigned),
+        "{d:?}"
+    );
+    assert_eq!(
+        deny_message(d, &w.zone),
+        "your vendor is not assigned to pacs; the hospital's IT department assigns vendors to the systems they maintain"
+    );
+}
+
+#[test]
+fn an_ended_contract_refuses_even_an_approved_request() {
+    let mut w = world();
+    w.assignment.ends_at = Some(now());
+    let r = [request(
+        &w.engineer,
+        &w.target,
+        AccessLevel::Reference,
+        RequestStatus::Approved,
+    )];
+    let d = authorize(&query(&w, &r, ChannelKind::Ssh));
+    assert!(
+        matches!(&d, Decision::Deny(r) if r.code() == Code::ContractEnded),
+        "{d:?}"
+    );
+    assert!(
+        deny_message(d, &w.zone)
+            .starts_with("your vendor's maintenance contract for pacs ended on 2026-"),
+    );
+}
 
 #[test]
 fn no_request_at_all() {

@@ -17,6 +17,8 @@ pub struct Checkpoints {
     pub recordings: PathBuf,
     pub key: Arc<RecordingKey>,
     pub node: String,
+    /// Where each checkpoint goes besides the share (the SIEM stream), as its JSON line.
+    pub sink: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl Checkpoints {
@@ -34,6 +36,7 @@ impl Checkpoints {
         }
         let at = jiff::Timestamp::now().to_string();
         let c = self.key.checkpoint(seq, &hash, &at, &self.node);
+        let line = serde_json::to_string(&c).ok();
         let dir = self.recordings.clone();
         let written =
             tokio::task::spawn_blocking(move || sekisho_recorder::checkpoint::append(&dir, &c))
@@ -41,6 +44,14 @@ impl Checkpoints {
         match written {
             Ok(Ok(())) => {
                 tracing::debug!(seq, "audit checkpoint written");
+                if let (Some(sink), Some(line)) = (&self.sink, line)
+                    && sink.try_send(line).is_err()
+                {
+                    tracing::warn!(
+                        seq,
+                        "the syslog stream is not keeping up; this checkpoint is only in the recordings share"
+                    );
+                }
                 Some(seq)
             }
             Ok(Err(e)) => {

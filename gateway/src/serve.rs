@@ -90,6 +90,8 @@ pub struct Prepared {
     pub throttle: Arc<LoginThrottle>,
     node: sekisho_store::nodes::NodeInfo,
     lock: crate::nodes::DataLock,
+    /// Where each signed checkpoint goes besides the recordings share (the SIEM stream).
+    checkpoint_sink: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Initialises what is missing (data dir, keys, database, admin), seals recordings and ends
@@ -166,7 +168,20 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
         )),
         node: info,
         lock,
+        checkpoint_sink: None,
     })
+}
+
+impl Prepared {
+    /// This node: its id and name.
+    pub fn node(&self) -> &sekisho_store::nodes::NodeInfo {
+        &self.node
+    }
+
+    /// Hands each signed checkpoint this node writes to `sink` as well (its JSON line).
+    pub fn send_checkpoints_to(&mut self, sink: tokio::sync::mpsc::Sender<String>) {
+        self.checkpoint_sink = Some(sink);
+    }
 }
 
 /// The HTTPS certificate in effect: the hospital's files, or the self-signed one made in
@@ -212,6 +227,7 @@ impl Prepared {
             throttle,
             node,
             lock,
+            checkpoint_sink,
         } = self;
         let config = &config;
         let api = bind("api", config.api.listen).await?;
@@ -362,6 +378,7 @@ impl Prepared {
             recordings: config.recordings_dir(),
             key: keys.recording.clone(),
             node: node.id.clone(),
+            sink: checkpoint_sink,
         };
         tokio::spawn(checkpoints.clone().run(
             Duration::from_secs(60 * u64::from(config.audit.checkpoint_minutes)),

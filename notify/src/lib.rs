@@ -14,6 +14,7 @@ pub mod plan;
 pub mod render;
 pub mod send;
 pub mod sweep;
+pub mod syslog;
 pub mod worker;
 
 pub use error::NotifyError;

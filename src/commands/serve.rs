@@ -14,7 +14,24 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Listen for signals before anything says we are running: a SIGTERM right after the
     // banner (a supervisor, or a test) must stop the gateway gracefully, not kill it.
     tokio::spawn(wait_for_signal(Signals::install(), shutdown.clone()));
-    let prepared = sekisho_gateway::prepare(&config).await?;
+    let mut prepared = sekisho_gateway::prepare(&config).await?;
+    // The SIEM stream: every audit row and this node's checkpoints, until after the gateway
+    // has stopped (its last rows and checkpoint go too).
+    // Its own connections: it sends the gateway's last rows after the gateway has closed its
+    // pool.
+    let syslog_store = match &config.syslog {
+        Some(_) => Some(sekisho_store::Store::open(&config.database_url(), 2).await?),
+        None => None,
+    };
+    let syslog = sekisho_notify::syslog::SyslogStream::new(
+        config.syslog.as_ref().zip(syslog_store),
+        &prepared.node().id,
+        &prepared.node().name,
+    )?
+    .map(|(stream, sink)| {
+        prepared.send_checkpoints_to(sink);
+        stream
+    });
     // Checked before anything listens: a webhook secret or SMTP setting that cannot be used
     // stops the start with its reason.
     let notifier = sekisho_notify::Notifier::new(&config, prepared.store.clone())?;
@@ -66,6 +83,17 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     println!("  SSH host key:  {}", started.ssh_host_fingerprint);
     println!("  Notifications: {notifications}");
+    let syslog_stop = CancellationToken::new();
+    let syslog = match syslog {
+        Some(stream) => {
+            println!("  SIEM (syslog): {}", stream.describe());
+            Some(tokio::spawn(stream.run(syslog_stop.clone())))
+        }
+        None => {
+            println!("  SIEM (syslog): off (no [syslog] address)");
+            None
+        }
+    };
     match started.quic_addr {
         Some(addr) => println!("  Designated client (QUIC): udp {addr}"),
         None => println!("  Designated client (QUIC): disabled ([quic] enabled = false)"),
@@ -84,7 +112,12 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     println!("Stop with Ctrl-C.");
 
-    started.wait().await?;
+    let stopped = started.wait().await;
+    syslog_stop.cancel();
+    if let Some(task) = syslog {
+        let _ = task.await;
+    }
+    stopped?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@
 //! databases; times are microseconds since the epoch (UTC), ids are UUID text. The test suite
 //! runs the storage tests against both.
 
+pub mod assignments;
 pub mod audit;
 pub mod certs;
 pub mod crypto;
@@ -17,12 +18,14 @@ pub mod directory;
 pub mod events;
 pub mod failures;
 pub mod files;
+pub mod lines;
 pub mod mfa;
 pub mod nodes;
 pub mod outbox;
 pub mod password;
 pub mod requests;
 pub mod sessions;
+pub mod syslog;
 pub mod targets;
 pub mod throttle;
 pub mod token_keys;

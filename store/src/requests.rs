@@ -1,5 +1,6 @@
 //! Work requests, their approvals, and the transitions the domain rules allow.
 
+use sekisho_domain::assignment::ScopeProblem;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::ids::{RequestId, TargetId, UserId, VendorId};
 use sekisho_domain::policy::Policy;
@@ -88,7 +89,31 @@ impl Store {
             Ok(id) => self.target(id).await?,
             Err(_) => self.target_by_name(&app.target).await?,
         }
-        .ok_or_else(|| invalid("target", format!("no target named `{}`", app.target)))?;
+        .ok_or_else(|| invalid("target", unassigned(&app.target)))?;
+        // A vendor files only for targets assigned to it; one it is not assigned to reads
+        // like one that does not exist.
+        let assignment = self.assignment_for(vendor, target.id).await?;
+        let assignment =
+            sekisho_domain::assignment::check(assignment.as_ref(), jiff::Timestamp::now())
+                .map_err(|p| match p {
+                    ScopeProblem::NotAssigned => invalid("target", unassigned(&app.target)),
+                    ScopeProblem::ContractEnded { on } => invalid(
+                        "target",
+                        format!(
+                            "your vendor's maintenance contract for {} ended at {on}",
+                            target.name
+                        ),
+                    ),
+                })?;
+        if let Err(on) = sekisho_domain::assignment::check_window(assignment, app.window.end) {
+            return Err(invalid(
+                "window_end",
+                format!(
+                    "the window ends after your vendor's maintenance contract for {} (it ends at {on})",
+                    target.name
+                ),
+            ));
+        }
         if target.level(app.level).is_none() {
             return Err(invalid(
                 "level",
@@ -124,6 +149,10 @@ impl Store {
             )
             .await?)
     }
+}
+
+fn unassigned(target: &str) -> String {
+    format!("no target named `{target}` is assigned to your vendor")
 }
 
 /// What a person does to a request through the API.

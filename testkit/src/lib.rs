@@ -12,6 +12,7 @@ pub mod fs;
 pub mod ntp;
 pub mod port;
 pub mod postgres;
+pub mod rsyslog;
 pub mod slapd;
 pub mod smtp;
 pub mod sshd;

@@ -37,7 +37,11 @@ pub struct World {
     pub approver: String,
     pub alice: String,
     pub alice_id: String,
+    /// Acme Medical, alice's vendor.
+    pub vendor_id: String,
     pub target_id: String,
+    /// Acme Medical's assignment to pacs (contract MC-1, no end date).
+    pub assignment_id: String,
 }
 
 impl World {
@@ -124,8 +128,9 @@ impl World {
         assert!(out.status.success(), "{}", stderr(&out));
         let approver = http.login("hana", "approver password 1").await;
 
-        let (_, user) =
+        let (vendor, user) =
             add_vendor(&http, &admin, "Acme Medical", "alice", "vendor password 1").await;
+        let vendor_id = vendor["id"].as_str().unwrap().to_owned();
         let uid = user["id"].as_str().unwrap();
         let alice_id = uid.to_owned();
         let keys = tempfile::tempdir().unwrap();
@@ -163,6 +168,8 @@ impl World {
             .await;
         assert_eq!(status, 201, "{target}");
         let target_id = target["id"].as_str().unwrap().to_owned();
+        let assignment = assign(&http, &admin, &vendor_id, &target_id).await;
+        let assignment_id = assignment["id"].as_str().unwrap().to_owned();
         let alice = http.login("alice", "vendor password 1").await;
         World {
             env,
@@ -177,7 +184,9 @@ impl World {
             approver,
             alice,
             alice_id,
+            vendor_id,
             target_id,
+            assignment_id,
         }
     }
 
@@ -579,6 +588,19 @@ pub async fn add_vendor(
         .await;
     assert_eq!(status, 201, "{user}");
     (vendor, user)
+}
+
+/// Assigns `vendor` to `target` (ids) under contract `MC-1` without an end date, as `admin`.
+pub async fn assign(http: &Http, admin: &str, vendor: &str, target: &str) -> Value {
+    let (status, body) = http
+        .post(
+            "/api/v1/assignments",
+            admin,
+            json!({"vendor_id": vendor, "target_id": target, "contract": "MC-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body
 }
 
 /// Waits (bounded) for `child` to exit; returns its output and how long it took.

@@ -6,12 +6,14 @@
 //! vendor engineer sees to their own vendor.
 
 pub mod access;
+pub mod assignments;
 pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod lines;
 pub mod mfa;
 pub mod nodes;
 pub mod notifications;
@@ -122,6 +124,18 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::create_enrollment_code))
         .routes(routes!(targets::list_targets, targets::create_target))
         .routes(routes!(targets::get_target, targets::update_target))
+        .routes(routes!(
+            assignments::list_assignments,
+            assignments::create_assignment
+        ))
+        .routes(routes!(lines::list_lines, lines::create_line))
+        .routes(routes!(lines::get_line, lines::update_line))
+        .routes(routes!(lines::review_line))
+        .routes(routes!(
+            assignments::get_assignment,
+            assignments::update_assignment,
+            assignments::remove_assignment
+        ))
         .routes(routes!(requests::list_requests, requests::file_request))
         .routes(routes!(requests::get_request))
         .routes(routes!(requests::approve))

@@ -1,6 +1,8 @@
 //! Targets: hospital systems behind the gateway and what each access level may use there.
 //! Credentials are write-only: sealed at rest, never returned.
 
+use std::collections::HashSet;
+
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,6 +18,7 @@ use super::state::ApiState;
 use super::token::Caller;
 use super::users::parse_public_key;
 use super::vendors::{parse_id, required};
+use sekisho_store::assignments::AssignmentFilter;
 use sekisho_store::targets::{Credential, LevelSpec, NewTarget, TargetChanges};
 
 fn credential(body: CredentialBody, field: &'static str) -> ApiResult<Credential> {
@@ -142,13 +145,15 @@ fn host_key(key: &str) -> ApiResult<String> {
         .map_err(|m| ApiError::invalid("host_key", m))
 }
 
-/// All targets.
+/// The targets the caller may see: for a vendor engineer those assigned to their vendor under
+/// a contract that has not ended, for staff limited to a site that site's.
 #[utoipa::path(get, path = "/api/v1/targets", tag = "targets",
     responses((status = 200, body = Vec<TargetView>), (status = 401, body = ErrorBody)))]
 pub async fn list_targets(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<TargetView>>> {
+    let assigned = assigned(&state, &caller).await?;
     Ok(Json(
         state
             .store
@@ -156,7 +161,32 @@ pub async fn list_targets(
             .await?
             .iter()
             .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
+            .filter(|t| assigned.as_ref().is_none_or(|a| a.contains(&t.id)))
             .map(|t| view(&state, t))
+            .collect(),
+    ))
+}
+
+/// For a vendor engineer, the targets their vendor works on now; `None` (all) for staff.
+async fn assigned(state: &ApiState, caller: &Caller) -> ApiResult<Option<HashSet<TargetId>>> {
+    if caller.user.role != sekisho_domain::user::Role::Vendor {
+        return Ok(None);
+    }
+    let Some(vendor) = caller.user.vendor_id else {
+        return Ok(Some(HashSet::new()));
+    };
+    let now = jiff::Timestamp::now();
+    Ok(Some(
+        state
+            .store
+            .assignments(AssignmentFilter {
+                vendor: Some(vendor),
+                target: None,
+            })
+            .await?
+            .into_iter()
+            .filter(|a| !a.ended(now))
+            .map(|a| a.target_id)
             .collect(),
     ))
 }
@@ -220,6 +250,12 @@ pub async fn get_target(
         .await?
         .filter(|t| sekisho_domain::site::in_scope(&caller.user, t))
         .ok_or_else(|| ApiError::not_found(format!("target {id}")))?;
+    if assigned(&state, &caller)
+        .await?
+        .is_some_and(|a| !a.contains(&t.id))
+    {
+        return Err(ApiError::not_found(format!("target {id}")));
+    }
     Ok(Json(view(&state, &t)))
 }
 

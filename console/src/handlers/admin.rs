@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
+use sekisho_approval_api::api::assignments::{AssignmentView, NewAssignmentBody};
 use sekisho_approval_api::api::dto::{
     AttestationBody, ContactBody, CredentialBody, LevelBody, LevelsBody, NewTargetBody,
     NewVendorBody, NewVendorUserBody, TargetView, UserPatchBody, UserView, VendorView,
@@ -30,6 +31,10 @@ pub(crate) async fn admin(
         .get(&ctx, "/api/v1/targets")
         .await
         .unwrap_or_default();
+    let assignments: Vec<AssignmentView> = console
+        .get(&ctx, "/api/v1/assignments")
+        .await
+        .unwrap_or_default();
     let checklist = console
         .get::<PolicyView>(&ctx, "/api/v1/policy")
         .await
@@ -42,6 +47,7 @@ pub(crate) async fn admin(
             vendors: &vendors,
             users: &users,
             targets: &targets,
+            assignments: &assignments,
             checklist: &checklist,
         },
     ))
@@ -237,4 +243,41 @@ pub(crate) async fn create_target(
             .send::<Ignored>(&ctx, Method::POST, "/api/v1/targets", &body)
             .await,
     )
+}
+
+pub(crate) async fn create_assignment(
+    State(console): State<Console>,
+    Posted { ctx, form: f }: Posted<Fields>,
+) -> Response {
+    let ends_at = match field(&f, "last_day") {
+        "" => None,
+        day => match console.zone.after_day(day) {
+            Ok(at) => Some(at),
+            Err(_) => {
+                return form_problem(&format!("last day of the contract: `{day}` is not a date"));
+            }
+        },
+    };
+    let body = NewAssignmentBody {
+        vendor_id: field(&f, "vendor_id").to_owned(),
+        target_id: field(&f, "target_id").to_owned(),
+        contract: field(&f, "contract").to_owned(),
+        sla: unix_newlines(field(&f, "sla")),
+        boundary: unix_newlines(field(&f, "boundary")),
+        ends_at,
+    };
+    back_to_admin(
+        &console
+            .send::<Ignored>(&ctx, Method::POST, "/api/v1/assignments", &body)
+            .await,
+    )
+}
+
+pub(crate) async fn remove_assignment(
+    State(console): State<Console>,
+    Path(id): Path<String>,
+    Posted { ctx, .. }: Posted<Fields>,
+) -> Response {
+    let path = format!("/api/v1/assignments/{}", urlencode(&id));
+    back_to_admin(&console.delete::<Ignored>(&ctx, &path).await)
 }

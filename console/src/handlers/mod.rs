@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod lines;
 pub mod mfa;
 pub mod notifications;
 pub mod quarantine;

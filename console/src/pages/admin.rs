@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use jiff::Timestamp;
 use maud::html;
+use sekisho_approval_api::api::assignments::AssignmentView;
 use sekisho_approval_api::api::dto::{TargetView, UserView, VendorView};
 use sekisho_approval_api::api::users::EnrollmentCodeView;
 use sekisho_approval_api::api::vendors::ChecklistItemView;
@@ -20,6 +21,7 @@ pub struct AdminView<'a> {
     pub vendors: &'a [VendorView],
     pub users: &'a [UserView],
     pub targets: &'a [TargetView],
+    pub assignments: &'a [AssignmentView],
     pub checklist: &'a [ChecklistItemView],
 }
 
@@ -210,6 +212,7 @@ pub fn admin(f: &Frame, zone: &DisplayZone, v: &AdminView<'_>) -> Response {
                 }
             }
         }
+        (super::assignments::section(f, zone, v.assignments, v.vendors, v.targets))
     };
     respond(StatusCode::OK, page(lang, t(T::Admin), Some(f), body))
 }

@@ -79,6 +79,7 @@ pub(crate) fn page_with(
                                 a href="/console/recordings" { (t(T::Recordings)) }
                                 a href="/console/audit" { (t(T::AuditLog)) }
                                 a href="/console/quarantine" { (t(T::Quarantine)) }
+                                a href="/console/lines" { (t(T::Lines)) }
                             }
                             @if f.role == Role::Admin {
                                 a href="/console/notifications" { (t(T::Notifications)) }

@@ -3,8 +3,10 @@
 //! API themselves.
 
 pub mod admin;
+pub mod assignments;
 pub mod audit;
 pub mod layout;
+pub mod lines;
 pub mod mfa;
 pub mod notifications;
 pub mod quarantine;

@@ -3,6 +3,7 @@
 //! single byte is relayed.
 
 use jiff::Timestamp;
+use sekisho_domain::assignment::Assignment;
 use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
 use sekisho_domain::authorize::{self, AccessQuery, ChannelKind, Decision, Grant, authorize};
 use sekisho_domain::ids::{SessionId, TargetId};
@@ -32,6 +33,7 @@ pub async fn decide(
         Some(v) => store.vendor(v).await?,
         None => None,
     };
+    let assignment = assignment_of(shared, user, target).await?;
     let requests = requests_for(shared, user, target).await?;
     Ok(
         match authorize(&AccessQuery {
@@ -39,6 +41,7 @@ pub async fn decide(
             user,
             vendor: vendor.as_ref(),
             target,
+            assignment: assignment.as_ref(),
             requests: &requests,
             channel,
             level,
@@ -64,6 +67,18 @@ pub async fn check_account(
         authorize::check_account(user, vendor.as_ref(), &shared.policy, Timestamp::now())
             .map_err(|r| r.refusal(&shared.zone)),
     )
+}
+
+/// The assignment of `user`'s vendor to `target`, the input of `authorize`.
+pub(super) async fn assignment_of(
+    shared: &Shared,
+    user: &User,
+    target: &Target,
+) -> Result<Option<Assignment>, StoreError> {
+    match user.vendor_id {
+        Some(v) => shared.store.assignment_for(v, target.id).await,
+        None => Ok(None),
+    }
 }
 
 /// `user`'s requests for `target`, the input of `authorize`.

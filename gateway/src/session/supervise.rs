@@ -16,7 +16,7 @@ use sekisho_store::nodes::Standing;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use super::admit::requests_for;
+use super::admit::{assignment_of, requests_for};
 use super::{Link, Live, Shared};
 
 /// How often a live session re-checks its permission against the database (covers other
@@ -199,6 +199,7 @@ async fn still_allowed(
         .target(live.target.id)
         .await?
         .unwrap_or_else(|| live.target.clone());
+    let assignment = assignment_of(shared, &user, &target).await?;
     let mut requests = requests_for(shared, &user, &target).await?;
     requests.retain(|r| r.id == live.grant.request);
     let decision = authorize(&AccessQuery {
@@ -206,6 +207,7 @@ async fn still_allowed(
         user: &user,
         vendor: vendor.as_ref(),
         target: &target,
+        assignment: assignment.as_ref(),
         requests: &requests,
         channel: live.channel,
         level: Some(live.grant.level),

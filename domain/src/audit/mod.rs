@@ -5,11 +5,13 @@
 
 use std::fmt;
 
+mod names;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::files::{Direction as FileDirection, Outcome as FileOutcome};
-use crate::ids::{RequestId, SessionId, TargetId, UserId, VendorId};
+use crate::ids::{AssignmentId, LineId, RequestId, SessionId, TargetId, UserId, VendorId};
 use crate::refusal::{Channel, Code};
 use crate::request::{Action, RequestStatus};
 use crate::session::SessionEnd;
@@ -164,6 +166,44 @@ pub enum AuditEvent {
         target: TargetId,
         name: String,
         changes: Vec<String>,
+    },
+    /// A vendor assigned to a target under a maintenance contract.
+    AssignmentCreated {
+        assignment: AssignmentId,
+        vendor: VendorId,
+        target: TargetId,
+        contract: String,
+        ends_at: Option<Timestamp>,
+    },
+    AssignmentUpdated {
+        assignment: AssignmentId,
+        vendor: VendorId,
+        target: TargetId,
+        changes: Vec<String>,
+    },
+    AssignmentRemoved {
+        assignment: AssignmentId,
+        vendor: VendorId,
+        target: TargetId,
+        contract: String,
+    },
+    /// A line entered into the inventory of external connection lines.
+    LineCreated {
+        line: LineId,
+        name: String,
+        route: crate::line::Route,
+        vendor: Option<VendorId>,
+    },
+    LineUpdated {
+        line: LineId,
+        name: String,
+        changes: Vec<String>,
+    },
+    /// Someone reviewed the line (and an exception's measures).
+    LineReviewed {
+        line: LineId,
+        name: String,
+        note: Option<String>,
     },
     HostKeyPinned {
         target: TargetId,
@@ -415,100 +455,6 @@ pub enum AuditEvent {
         last_heartbeat: Timestamp,
         sessions: Vec<SessionId>,
     },
-}
-
-impl AuditEvent {
-    /// The stable name stored in the `kind` column.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AuditEvent::GatewayInitialized { .. } => "gateway_initialized",
-            AuditEvent::GatewayStarted { .. } => "gateway_started",
-            AuditEvent::GatewayStopped { .. } => "gateway_stopped",
-            AuditEvent::GroupKeysClaimed { .. } => "group_keys_claimed",
-            AuditEvent::NodeDown { .. } => "node_down",
-            AuditEvent::TokenKeyPublished { .. } => "token_key_published",
-            AuditEvent::TokenKeyRotated { .. } => "token_key_rotated",
-            AuditEvent::LoginSucceeded { .. } => "login_succeeded",
-            AuditEvent::LoginFailed { .. } => "login_failed",
-            AuditEvent::MfaEnrollmentStarted { .. } => "mfa_enrollment_started",
-            AuditEvent::MfaEnabled { .. } => "mfa_enabled",
-            AuditEvent::MfaRecoveryCodeUsed { .. } => "mfa_recovery_code_used",
-            AuditEvent::MfaReset { .. } => "mfa_reset",
-            AuditEvent::NotificationFailed { .. } => "notification_failed",
-            AuditEvent::UserCreated { .. } => "user_created",
-            AuditEvent::UserUpdated { .. } => "user_updated",
-            AuditEvent::VendorCreated { .. } => "vendor_created",
-            AuditEvent::VendorUpdated { .. } => "vendor_updated",
-            AuditEvent::TargetCreated { .. } => "target_created",
-            AuditEvent::TargetUpdated { .. } => "target_updated",
-            AuditEvent::HostKeyPinned { .. } => "host_key_pinned",
-            AuditEvent::RequestFiled { .. } => "request_filed",
-            AuditEvent::RequestDecided { .. } => "request_decided",
-            AuditEvent::AccessDenied { .. } => "access_denied",
-            AuditEvent::SessionStarted { .. } => "session_started",
-            AuditEvent::SessionEnded { .. } => "session_ended",
-            AuditEvent::RecordingClosed { .. } => "recording_closed",
-            AuditEvent::RecordingFailed { .. } => "recording_failed",
-            AuditEvent::SessionTerminateRequested { .. } => "session_terminate_requested",
-            AuditEvent::FileTransferred { .. } => "file_transferred",
-            AuditEvent::QuarantineDeleted { .. } => "quarantine_deleted",
-            AuditEvent::QuarantineRetrieved { .. } => "quarantine_retrieved",
-            AuditEvent::SessionReviewed { .. } => "session_reviewed",
-            AuditEvent::RdpChannels { .. } => "rdp_channels",
-            AuditEvent::SshKeyAdded { .. } => "ssh_key_added",
-            AuditEvent::SshKeyApproved { .. } => "ssh_key_approved",
-            AuditEvent::LoggedOut { .. } => "logged_out",
-            AuditEvent::LegalHoldChanged { .. } => "legal_hold_changed",
-            AuditEvent::EnrollmentCodeCreated { .. } => "enrollment_code_created",
-            AuditEvent::ClientEnrolled { .. } => "client_enrolled",
-            AuditEvent::ClientRenewed { .. } => "client_renewed",
-            AuditEvent::RecordingDeleted { .. } => "recording_deleted",
-            AuditEvent::FailuresSummarized { .. } => "failures_summarized",
-            AuditEvent::RecordingsRead { .. } => "recordings_read",
-            AuditEvent::AuditExported { .. } => "audit_exported",
-            AuditEvent::ClockChecked { .. } => "clock_checked",
-        }
-    }
-
-    /// The target an event concerns, for filtering.
-    pub fn target(&self) -> Option<TargetId> {
-        match self {
-            AuditEvent::TargetCreated { target, .. }
-            | AuditEvent::TargetUpdated { target, .. }
-            | AuditEvent::HostKeyPinned { target, .. }
-            | AuditEvent::RequestFiled { target, .. }
-            | AuditEvent::SessionStarted { target, .. }
-            | AuditEvent::SessionEnded { target, .. }
-            | AuditEvent::RecordingClosed { target, .. }
-            | AuditEvent::RecordingFailed { target, .. }
-            | AuditEvent::SessionTerminateRequested { target, .. }
-            | AuditEvent::SessionReviewed { target, .. }
-            | AuditEvent::RdpChannels { target, .. }
-            | AuditEvent::FileTransferred { target, .. }
-            | AuditEvent::LegalHoldChanged { target, .. } => Some(*target),
-            AuditEvent::AccessDenied { target, .. } => *target,
-            _ => None,
-        }
-    }
-
-    /// The work request an event concerns, for filtering.
-    pub fn request(&self) -> Option<RequestId> {
-        match self {
-            AuditEvent::RequestFiled { request, .. }
-            | AuditEvent::RequestDecided { request, .. }
-            | AuditEvent::SessionStarted { request, .. }
-            | AuditEvent::SessionEnded { request, .. }
-            | AuditEvent::RecordingClosed { request, .. }
-            | AuditEvent::RecordingFailed { request, .. }
-            | AuditEvent::SessionTerminateRequested { request, .. }
-            | AuditEvent::SessionReviewed { request, .. }
-            | AuditEvent::RdpChannels { request, .. }
-            | AuditEvent::FileTransferred { request, .. }
-            | AuditEvent::LegalHoldChanged { request, .. } => Some(*request),
-            AuditEvent::AccessDenied { request, .. } => *request,
-            _ => None,
-        }
-    }
 }
 
 /// What a clock check found.
