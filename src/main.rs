@@ -41,6 +41,9 @@ enum Command {
     /// Review session recordings: list, verify, search, export.
     #[command(subcommand)]
     Recording(commands::recording::RecordingCommand),
+    /// Reports for the hospital's security committee.
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
     /// Play a terminal session back (or print it as text with --text).
     Replay(commands::recording::ReplayArgs),
     /// Several gateway nodes as one: export and join the group's keys, list the nodes.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
             Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,
             Command::Audit(c) => commands::audit::run(c, cli.config.as_deref()).await,
             Command::Recording(c) => commands::recording::run(c, cli.config.as_deref()),
+            Command::Report(c) => commands::report::run(c, cli.config.as_deref()).await,
             Command::Node(c) => commands::node::run(c, cli.config.as_deref()).await,
             Command::Replay(a) => commands::recording::replay(a, cli.config.as_deref()).await,
         }

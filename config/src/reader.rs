@@ -19,6 +19,13 @@ pub(crate) struct Sec<'a> {
     table: Option<&'a dyn TableLike>,
 }
 
+impl Sec<'_> {
+    /// Whether the section sets `key` (whatever its value).
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.is_some_and(|t| t.get(key).is_some())
+    }
+}
+
 pub(crate) struct Reader {
     doc: Document<String>,
     problems: RefCell<Vec<Problem>>,

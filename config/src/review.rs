@@ -46,6 +46,8 @@ pub(crate) fn read(r: &Reader, d: ReviewConfig) -> ReviewConfig {
         night: match (night_start, night_end) {
             (Some(a), Some(b)) => Some((a, b)),
             (None, None) => d.night,
+            // One of them did not parse: that is reported already.
+            _ if s.has("night_start") && s.has("night_end") => d.night,
             _ => {
                 r.problem_at(
                     s,

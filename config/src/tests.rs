@@ -307,3 +307,25 @@ fn syslog_needs_host_and_port_and_knows_its_facilities() {
             .unwrap_err();
     assert_eq!(problems[0].key, "syslog.tls");
 }
+
+#[test]
+fn review_settings_default_to_the_domains_and_are_checked() {
+    assert_eq!(
+        Config::default().review_policy(),
+        sekisho_domain::review::ReviewPolicy::default()
+    );
+    let c = Config::parse(
+        "[review]\nnight_start = \"20:30\"\nnight_end = \"07:00\"\nholidays = [\"2026-12-31\"]\nweekends_off = false\n",
+    )
+    .unwrap();
+    let p = c.review_policy();
+    assert_eq!(p.night.map(|n| n.0.to_string()), Some("20:30:00".into()));
+    assert_eq!(p.holidays.len(), 1);
+    assert!(!p.weekends);
+    let problems = Config::parse(
+        "[review]\nnight_start = \"25:00\"\nnight_end = \"06:00\"\nholidays = [\"31/12/2026\"]\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["review.night_start", "review.holidays"]);
+}

@@ -16,6 +16,7 @@ mod extract;
 mod handlers;
 mod i18n;
 mod pages;
+pub mod report;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Redirect, Response};
@@ -27,7 +28,8 @@ pub use context::Ctx;
 pub use i18n::{Lang, T};
 
 use handlers::{
-    admin, audit, auth, lines, mfa, notifications, quarantine, recordings, requests, sessions,
+    admin, audit, auth, lines, mfa, notifications, quarantine, recordings, reports, requests,
+    sessions,
 };
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
@@ -104,6 +106,8 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
         .route("/console/quarantine", get(quarantine::quarantine))
         .route("/console/notifications", get(notifications::notifications))
         .route("/console/lines", get(lines::lines).post(lines::create_line))
+        .route("/console/reviews", get(recordings::review_queue))
+        .route("/console/reports/monthly", get(reports::monthly))
         .route("/console/lines/{id}/review", post(lines::review_line))
         .route("/console/quarantine/{id}/content", get(quarantine::content))
         .route("/console/quarantine/{id}/delete", post(quarantine::delete))

@@ -15,6 +15,7 @@ pub mod node;
 pub mod notify;
 pub mod policy;
 pub mod refusal;
+pub mod report;
 pub mod request;
 pub mod review;
 pub mod secret;

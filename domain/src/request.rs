@@ -341,6 +341,27 @@ impl WorkRequest {
         }
     }
 
+    /// When the request got the last approval it needed, if it got them all (before any
+    /// rejection).
+    pub fn approved_at(&self, policy: &Policy) -> Option<Timestamp> {
+        let mut approvals: Vec<&Approval> = self.approvals.iter().collect();
+        approvals.sort_by_key(|a| a.at);
+        let needed = usize::from(self.approvals_needed(policy));
+        let mut seen = 0;
+        for a in approvals {
+            match a.verdict {
+                Verdict::Reject => return None,
+                Verdict::Approve => {
+                    seen += 1;
+                    if seen == needed {
+                        return Some(a.at);
+                    }
+                }
+            }
+        }
+        None
+    }
+
     pub fn approval_state(&self, policy: &Policy) -> ApprovalState {
         if self.approvals.iter().any(|a| a.verdict == Verdict::Reject) {
             return ApprovalState::Rejected;

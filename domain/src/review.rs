@@ -26,6 +26,20 @@ pub struct ReviewPolicy {
     pub deadline: SignedDuration,
 }
 
+impl Default for ReviewPolicy {
+    /// Nights from 22:00 to 06:00, weekends off, 100 MiB, a week to review (the defaults of
+    /// `[review]` and `[notifications] review_within_days`).
+    fn default() -> Self {
+        Self {
+            night: Some((Time::constant(22, 0, 0, 0), Time::constant(6, 0, 0, 0))),
+            weekends: true,
+            holidays: vec![],
+            large_download_bytes: 100 << 20,
+            deadline: SignedDuration::from_hours(24 * 7),
+        }
+    }
+}
+
 /// What happened, as the review needs it.
 #[derive(Clone, Debug)]
 pub struct SessionFacts {

@@ -56,6 +56,11 @@ impl DisplayZone {
 }
 
 impl DisplayZone {
+    /// The zone itself, for rules that read wall-clock times (night, days off).
+    pub fn tz(&self) -> &TimeZone {
+        &self.0
+    }
+
     /// The instant the day after `date` (`2027-03-31`) begins in this zone: something that
     /// holds "until 2027-03-31" holds through that whole day.
     pub fn after_day(&self, date: &str) -> Result<Timestamp, jiff::Error> {

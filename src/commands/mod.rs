@@ -4,6 +4,7 @@ pub mod audit;
 pub mod config;
 pub mod node;
 pub mod recording;
+pub mod report;
 pub mod serve;
 pub mod user;
 pub mod video;

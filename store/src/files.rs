@@ -253,6 +253,25 @@ impl Store {
             .collect()
     }
 
+    /// Transfers that ended from `from` until `to` (the monthly report).
+    pub async fn transfers_between(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<StoredTransfer>> {
+        sqlx::query(
+            "SELECT id, session_id, target_id, user_id, direction, path, bytes, sha256, sequential, started_at, ended_at, outcome, detail, quarantine_id \
+             FROM file_transfers WHERE ended_at >= $1 AND ended_at < $2 ORDER BY ended_at, id",
+        )
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(row_to_transfer)
+        .collect()
+    }
+
     /// The quarantine, newest first; deleted entries only when asked.
     pub async fn quarantine(&self, include_deleted: bool) -> Result<Vec<QuarantineEntry>> {
         let sql = format!(

@@ -23,6 +23,7 @@ pub mod mfa;
 pub mod nodes;
 pub mod outbox;
 pub mod password;
+pub mod report;
 pub mod requests;
 pub mod sessions;
 pub mod syslog;

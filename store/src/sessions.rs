@@ -136,6 +136,25 @@ impl Store {
             .collect()
     }
 
+    /// Sessions started from `from` until `to`, oldest first (the monthly report).
+    pub async fn sessions_started_between(
+        &self,
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    ) -> Result<Vec<StoredSession>> {
+        let sql = format!(
+            "SELECT {COLUMNS} {FROM} WHERE s.started_at >= $1 AND s.started_at < $2 ORDER BY s.started_at"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(micros(from))
+            .bind(micros(to))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(row_to_session)
+            .collect()
+    }
+
     /// Sessions that ended before `ended_before` and nobody has signed off yet, with the site
     /// of their target; oldest first.
     pub async fn unreviewed_sessions(

@@ -66,6 +66,8 @@ pub fn settings(policy: Policy) -> ApiSettings {
         quarantine_dir: std::env::temp_dir().join("sekisho-no-quarantine"),
         upload_scanning: None,
         mfa_required: vec![],
+        review: sekisho_domain::review::ReviewPolicy::default(),
+        unused_account_days: 90,
     }
 }
 

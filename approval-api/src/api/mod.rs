@@ -20,7 +20,9 @@ pub mod notifications;
 pub mod read_log;
 pub mod reads;
 pub mod recordings;
+pub mod reports;
 pub mod requests;
+pub mod reviews;
 pub mod sessions;
 pub mod site;
 pub mod state;
@@ -147,6 +149,9 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(sessions::terminate))
         .routes(routes!(sessions::review))
         .routes(routes!(sessions::hold))
+        .routes(routes!(reviews::list_reviews))
+        .routes(routes!(reports::monthly_report))
+        .routes(routes!(reviews::get_review))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(recordings::search))
         .routes(routes!(recordings::get_recording))

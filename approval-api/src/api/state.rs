@@ -30,6 +30,10 @@ pub struct ApiSettings {
     pub upload_scanning: Option<String>,
     /// `[policy] mfa_required`: roles whose logins need a second factor.
     pub mfa_required: Vec<sekisho_domain::user::Role>,
+    /// What flags a session for its reviewer, and the review deadline.
+    pub review: sekisho_domain::review::ReviewPolicy,
+    /// `[notifications] unused_account_days`: the monthly report lists accounts unused longer.
+    pub unused_account_days: u32,
 }
 
 /// The gateway the designated client enrolls with.
@@ -67,6 +71,16 @@ pub struct ApiState {
 }
 
 impl ApiSettings {
+    /// What the monthly report counts.
+    pub fn report(&self) -> sekisho_store::report::ReportSettings {
+        sekisho_store::report::ReportSettings {
+            policy: self.policy.clone(),
+            zone: self.zone.clone(),
+            review_deadline: self.review.deadline,
+            unused_after: SignedDuration::from_hours(24 * i64::from(self.unused_account_days)),
+        }
+    }
+
     /// The API's view of the configuration; `gateway_fingerprint` is the designated client's
     /// pin, shown with enrollment codes.
     pub fn from_config(config: &sekisho_config::Config, gateway_fingerprint: &str) -> Self {
@@ -90,6 +104,8 @@ impl ApiSettings {
             quarantine_dir: config.quarantine_dir(),
             upload_scanning: config.files.describe_scanners(),
             mfa_required: config.policy.mfa_required.clone(),
+            review: config.review_policy(),
+            unused_account_days: config.notifications.unused_account_days,
         }
     }
 }

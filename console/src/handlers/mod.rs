@@ -9,5 +9,6 @@ pub mod mfa;
 pub mod notifications;
 pub mod quarantine;
 pub mod recordings;
+pub mod reports;
 pub mod requests;
 pub mod sessions;

@@ -4,8 +4,8 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use sekisho_approval_api::api::dto::{RequestView, SessionView};
 use sekisho_approval_api::api::recordings::ScreenView;
+use sekisho_approval_api::api::reviews::ReviewItem;
 use sekisho_recorder::Manifest;
 use sekisho_recorder::library::{Hit, Verification};
 use serde::Deserialize;
@@ -99,20 +99,11 @@ pub(crate) async fn recording(
         .get::<Verification>(&ctx, &format!("{base}/verify"))
         .await
         .ok();
-    let session = console
-        .get::<Vec<SessionView>>(&ctx, "/api/v1/sessions?limit=1000")
+    // The session beside its request's plan and report (a recording is its session's id).
+    let review = console
+        .get::<ReviewItem>(&ctx, &format!("/api/v1/reviews/{}", urlencode(&id)))
         .await
-        .unwrap_or_default()
-        .into_iter()
-        .find(|s| s.id.to_string() == id);
-    let report = match &session {
-        Some(s) => console
-            .get::<RequestView>(&ctx, &format!("/api/v1/requests/{}", s.request_id))
-            .await
-            .ok()
-            .and_then(|r| r.report),
-        None => None,
-    };
+        .ok();
     // The first terminal channel at `t` (or now, watching live), drawn by the API.
     let at = if pq.live {
         String::new()
@@ -138,8 +129,8 @@ pub(crate) async fn recording(
             id: &id,
             manifest: &manifest,
             verification: verification.as_ref(),
-            session: session.as_ref(),
-            report: report.as_deref(),
+            session: review.as_ref().map(|r| &r.session),
+            review: review.as_ref(),
             screen: drawn.as_ref(),
             t: drawn.as_ref().map_or(0.0, Drawn::t),
             playing: pq.play,
@@ -307,4 +298,18 @@ pub(crate) async fn sign_off(
         "signed_off",
         &answer,
     )
+}
+
+/// The review queue: finished sessions not yet signed off, oldest first.
+pub(crate) async fn review_queue(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+    Query(notice): Query<Notice>,
+) -> Result<Response, Response> {
+    let items: Vec<ReviewItem> = console.fetch(&ctx, "/api/v1/reviews?limit=1000").await?;
+    Ok(crate::pages::reviews::queue(
+        &frame(&ctx, &me, notice),
+        &console.zone,
+        &items,
+    ))
 }

@@ -77,9 +77,11 @@ pub(crate) fn page_with(
                             a href="/console/sessions" { (t(T::LiveSessions)) }
                             @if f.role != Role::Vendor {
                                 a href="/console/recordings" { (t(T::Recordings)) }
+                                a href="/console/reviews" { (t(T::ReviewQueue)) }
                                 a href="/console/audit" { (t(T::AuditLog)) }
                                 a href="/console/quarantine" { (t(T::Quarantine)) }
                                 a href="/console/lines" { (t(T::Lines)) }
+                                a href="/console/reports/monthly" { (t(T::MonthlyReport)) }
                             }
                             @if f.role == Role::Admin {
                                 a href="/console/notifications" { (t(T::Notifications)) }

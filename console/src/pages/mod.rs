@@ -12,4 +12,5 @@ pub mod notifications;
 pub mod quarantine;
 pub mod recordings;
 pub mod requests;
+pub mod reviews;
 pub mod sessions;

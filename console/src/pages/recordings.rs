@@ -6,6 +6,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use sekisho_approval_api::api::dto::{ReviewState, SessionView};
 use sekisho_approval_api::api::files::TransferView;
+use sekisho_approval_api::api::reviews::ReviewItem;
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::zone::DisplayZone;
 use sekisho_recorder::Manifest;
@@ -143,8 +144,8 @@ pub struct RecordingView<'a> {
     pub verification: Option<&'a Verification>,
     /// The session the recording is of, when the caller may see it.
     pub session: Option<&'a SessionView>,
-    /// The vendor's work report on the request.
-    pub report: Option<&'a str>,
+    /// The session beside its request's plan and report, with its flags.
+    pub review: Option<&'a ReviewItem>,
     pub screen: Option<&'a Drawn>,
     pub t: f64,
     pub playing: bool,
@@ -338,8 +339,10 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
         }
         section aria-labelledby="review" {
             h2 #review { (t(T::Review)) }
+            @if let Some(item) = v.review {
+                (super::reviews::beside(zone, lang, item))
+            }
             dl {
-                dt { (t(T::WorkReport)) } dd { pre { (v.report.unwrap_or("—")) } }
                 @if let Some(s) = v.session.filter(|_| reviewed) {
                     dt { (t(T::SignedOff)) } dd {
                         (s.reviewed_by.as_deref().unwrap_or("")) " — " (s.review_comment.as_deref().unwrap_or(""))

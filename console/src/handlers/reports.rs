@@ -1,0 +1,59 @@
+//! The monthly report page and its download (issue #18).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maud::html;
+use sekisho_domain::report::MonthlyReport;
+use serde::Deserialize;
+
+use crate::client::Console;
+use crate::extract::{LoggedIn, frame};
+use crate::i18n::T;
+use crate::pages::layout::{page, respond, urlencode};
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReportQuery {
+    month: Option<String>,
+    /// `html`: the standalone file, to keep or send on.
+    format: Option<String>,
+}
+
+pub(crate) async fn monthly(
+    State(console): State<Console>,
+    LoggedIn { ctx, me }: LoggedIn,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, Response> {
+    let path = match &q.month {
+        Some(m) => format!("/api/v1/reports/monthly?month={}", urlencode(m)),
+        None => "/api/v1/reports/monthly".to_owned(),
+    };
+    let report: MonthlyReport = console.fetch(&ctx, &path).await?;
+    let lang = ctx.lang;
+    if q.format.as_deref() == Some("html") {
+        let mut resp = crate::report::document(&report, &console.zone, lang).into_response();
+        let disposition = format!(
+            "attachment; filename=\"sekisho-report-{}-{}.html\"",
+            report.month,
+            lang.code()
+        );
+        if let Ok(v) = HeaderValue::from_str(&disposition) {
+            resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+        }
+        return Ok(resp);
+    }
+    let f = frame(&ctx, &me, Default::default());
+    let t = |k: T| k.get(lang);
+    let body = html! {
+        form.filters method="get" action="/console/reports/monthly" {
+            label for="month" { (t(T::ReportMonth)) }
+            input #month type="month" name="month" value=(report.month);
+            button type="submit" { (t(T::ReportShow)) }
+            " "
+            a.button.download href={ "/console/reports/monthly?format=html&month=" (report.month) } { (t(T::ReportDownload)) }
+        }
+        (crate::report::body(&report, &console.zone, lang))
+    };
+    let title = format!("{} {}", t(T::MonthlyReport), report.month);
+    Ok(respond(StatusCode::OK, page(lang, &title, Some(&f), body)))
+}
