@@ -15,6 +15,7 @@ mod context;
 mod extract;
 mod handlers;
 mod i18n;
+mod lang;
 mod pages;
 pub mod report;
 
