@@ -52,6 +52,55 @@ fn assert_same_numbers(html: &str, api: &Value) {
     );
 }
 
+/// Whether poppler's tools are here (in CI they must be: `.ci/run` installs poppler-utils).
+fn pdf_tools() -> bool {
+    let here = std::process::Command::new("pdftotext")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if !here {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no pdftotext in CI (.ci/run installs poppler-utils)"
+        );
+        eprintln!("skipping the PDF part: no pdftotext (install poppler-utils)");
+    }
+    here
+}
+
+fn pdf_text(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("pdftotext")
+        .arg(path)
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn assert_same_pdf_numbers(text: &str, api: &Value, lang: &str) {
+    let (sessions, hours, refusals) = match lang {
+        "ja" => ("作業件数", "作業時間（時間）", "拒否"),
+        _ => ("Sessions", "Hours", "Refusals"),
+    };
+    let total: u64 = api["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum();
+    for line in [
+        format!("{sessions}: {}", api["sessions"]),
+        format!("{hours}: {:.2}", api["hours"].as_f64().unwrap()),
+        format!("{refusals}: {total}"),
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim() == line),
+            "{line:?} not in the PDF:\n{text}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_monthly_report_shows_the_same_numbers_in_the_api_the_console_and_the_cli() {
     let Some(w) = World::new(Pin::Real).await else {
@@ -174,6 +223,78 @@ async fn the_monthly_report_shows_the_same_numbers_in_the_api_the_console_and_th
     let html = std::fs::read_to_string(html).unwrap();
     assert!(html.contains("lang=\"ja\"") && html.contains("作業件数"));
     assert_same_numbers(&html, &api);
+
+    // The PDF, from the CLI (Japanese) and the console (English): the same numbers read back
+    // by pdftotext, the Japanese text with them, the font embedded.
+    if pdf_tools() {
+        let pdf = w.env.dir.path().join("report.pdf");
+        let out = w.env.cli(
+            &[
+                "report",
+                "monthly",
+                "--month",
+                &month,
+                "--format",
+                "pdf",
+                "--out",
+                pdf.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = pdf_text(&pdf);
+        assert_same_pdf_numbers(&text, &api, "ja");
+        assert!(text.contains(&format!("月次報告 {month}")), "{text}");
+        assert!(
+            text.contains("Acme Medical") && text.contains("保守業者別の作業件数"),
+            "{text}"
+        );
+        let fonts = std::process::Command::new("pdffonts")
+            .arg(&pdf)
+            .output()
+            .unwrap();
+        let fonts = String::from_utf8_lossy(&fonts.stdout).to_string();
+        assert!(
+            fonts
+                .lines()
+                .skip(2)
+                .any(|l| l.contains("CID TrueType")
+                    && l.split_whitespace().rev().nth(4) == Some("yes")),
+            "the font is not embedded: {fonts}"
+        );
+        let (status, bytes) = w
+            .http
+            .console(
+                &format!("/console/reports/monthly?month={month}&format=pdf"),
+                &w.approver,
+                Some("en"),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(bytes.starts_with(b"%PDF-"));
+        let file = w.env.dir.path().join("console.pdf");
+        std::fs::write(&file, &bytes).unwrap();
+        let text = pdf_text(&file);
+        assert_same_pdf_numbers(&text, &api, "en");
+        let empty = w.env.dir.path().join("empty.pdf");
+        let out = w.env.cli(
+            &[
+                "report",
+                "monthly",
+                "--month",
+                "2020-01",
+                "--format",
+                "pdf",
+                "--lang",
+                "en",
+                "--out",
+                empty.to_str().unwrap(),
+            ],
+            "",
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(pdf_text(&empty).contains("No activity this month"));
+    }
 
     // A month with no activity says so, everywhere.
     let (_, empty) = w

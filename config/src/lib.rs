@@ -74,6 +74,7 @@ impl Config {
             "directory",
             "syslog",
             "review",
+            "report",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -478,6 +479,7 @@ impl Config {
         let directory = directory::read(&r);
         let syslog = syslog::read(&r);
         let review = review::read(&r, d.review.clone());
+        let report_font = review::read_report_font(&r);
 
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
@@ -502,6 +504,7 @@ impl Config {
             directory,
             syslog,
             review,
+            report_font,
             log,
         };
         // Listeners that would collide.

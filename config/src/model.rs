@@ -235,6 +235,9 @@ pub struct Config {
     /// The audit log streamed to the SIEM; `None`: not streamed.
     pub syslog: Option<SyslogConfig>,
     pub review: ReviewConfig,
+    /// `[report] font`: the TrueType/OpenType font embedded in PDF reports; `None`: the first
+    /// Japanese font found among Debian's usual places.
+    pub report_font: Option<std::path::PathBuf>,
     pub log: LogConfig,
 }
 
@@ -335,6 +338,7 @@ impl Default for Config {
                 holidays: vec![],
                 large_download_mib: 100,
             },
+            report_font: None,
             log: LogConfig {
                 level: "info".into(),
                 format: LogFormat::Text,

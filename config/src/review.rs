@@ -29,6 +29,12 @@ fn dates(v: &Value) -> Parsed<Vec<Date>> {
         .collect()
 }
 
+/// `[report] font`: the font file embedded in PDF reports.
+pub(crate) fn read_report_font(r: &Reader) -> Option<std::path::PathBuf> {
+    let s = r.section("report", &["font"]);
+    r.opt(s, "font", Reader::path)
+}
+
 pub(crate) fn read(r: &Reader, d: ReviewConfig) -> ReviewConfig {
     let s = r.section(
         "review",

@@ -23,6 +23,8 @@ pub(crate) const MAX_ANSWER: usize = 32 * 1024 * 1024;
 pub struct Console {
     api: axum::Router,
     pub(crate) zone: DisplayZone,
+    /// `[report] font`, for the PDF report.
+    pub(crate) report_font: Option<std::path::PathBuf>,
 }
 
 /// The API said no (or could not be understood): its status and its message for people.
@@ -48,8 +50,16 @@ impl Refusal {
 pub(crate) type Ignored = serde::de::IgnoredAny;
 
 impl Console {
-    pub(crate) fn new(api: axum::Router, zone: DisplayZone) -> Self {
-        Self { api, zone }
+    pub(crate) fn new(
+        api: axum::Router,
+        zone: DisplayZone,
+        report_font: Option<std::path::PathBuf>,
+    ) -> Self {
+        Self {
+            api,
+            zone,
+            report_font,
+        }
     }
 
     /// One request to the API router, as the caller; its response as the API gave it.

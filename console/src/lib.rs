@@ -17,6 +17,7 @@ mod handlers;
 mod i18n;
 mod lang;
 mod pages;
+pub mod pdf;
 pub mod report;
 
 use axum::http::{HeaderValue, header};
@@ -40,12 +41,26 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 /// and, beside it, the console, which calls that router in-process. The console is given the
 /// router, never the API's state: it cannot reach the database.
 pub fn app(api: axum::Router, zone: DisplayZone) -> axum::Router {
-    let console = router(zone, api.clone());
+    app_with_report_font(api, zone, None)
+}
+
+/// [`app`] with `[report] font` (the font embedded in PDF reports; `None`: a Japanese font
+/// found among Debian's usual places).
+pub fn app_with_report_font(
+    api: axum::Router,
+    zone: DisplayZone,
+    report_font: Option<std::path::PathBuf>,
+) -> axum::Router {
+    let console = router(zone, api.clone(), report_font);
     sekisho_approval_api::api::with_security_headers(api.merge(console))
 }
 
 /// The console routes alone, calling `api`.
-pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
+pub fn router(
+    zone: DisplayZone,
+    api: axum::Router,
+    report_font: Option<std::path::PathBuf>,
+) -> axum::Router {
     axum::Router::new()
         .route("/", get(|| async { Redirect::to("/console/approvals") }))
         .route(
@@ -119,7 +134,7 @@ pub fn router(zone: DisplayZone, api: axum::Router) -> axum::Router {
             get(sessions::confirm_terminate).post(sessions::terminate),
         )
         .layer(axum::middleware::map_response(secure_headers))
-        .with_state(Console::new(api, zone))
+        .with_state(Console::new(api, zone, report_font))
 }
 
 async fn secure_headers(mut r: Response) -> Response {

@@ -9,69 +9,98 @@ use sekisho_domain::zone::DisplayZone;
 
 use crate::i18n::{Lang, T};
 
+/// Draws a bar chart of `bars` (label, value) on `area`, whatever the backend: SVG for the
+/// HTML report, PDF operations for the PDF one. `None` if plotters fails.
+pub(crate) fn draw_bars<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    bars: &[(String, f64)],
+) -> Option<()> {
+    root.fill(&WHITE).ok()?;
+    // Whole numbers on the value axis, a little headroom above the tallest bar.
+    let top = bars
+        .iter()
+        .map(|b| b.1)
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        .ceil()
+        + 1.0;
+    let n = bars.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(28)
+        .y_label_area_size(40)
+        .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..top)
+        .ok()?;
+    let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let every = (bars.len() / 16).max(1);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(bars.len().max(1) * 2 + 1)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() > 1e-6 || i < 0.0 {
+                return String::new();
+            }
+            let i = i as usize;
+            if i.is_multiple_of(every) {
+                labels.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_labels((top as usize).min(10) + 1)
+        .y_label_formatter(&|y| {
+            if y.fract().abs() < 1e-6 {
+                format!("{y:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .draw()
+        .ok()?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x - 0.35, 0.0), (x + 0.35, *v)],
+                RGBColor(46, 94, 170).filled(),
+            )
+        }))
+        .ok()?;
+    root.present().ok()
+}
+
 /// A bar chart of `bars` (label, value) as an SVG document; `None` if plotters fails.
 pub fn bar_chart(title: &str, bars: &[(String, f64)], width: u32, height: u32) -> Option<String> {
     let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area();
-        root.fill(&WHITE).ok()?;
-        // Whole numbers on the value axis, a little headroom above the tallest bar.
-        let top = bars
-            .iter()
-            .map(|b| b.1)
-            .fold(0.0f64, f64::max)
-            .max(1.0)
-            .ceil()
-            + 1.0;
-        let n = bars.len().max(1) as f64;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(8)
-            .x_label_area_size(28)
-            .y_label_area_size(40)
-            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..top)
-            .ok()?;
-        let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-        let every = (bars.len() / 16).max(1);
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .light_line_style(WHITE)
-            .x_labels(bars.len().max(1) * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() > 1e-6 || i < 0.0 {
-                    return String::new();
-                }
-                let i = i as usize;
-                if i.is_multiple_of(every) {
-                    labels.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .y_labels((top as usize).min(10) + 1)
-            .y_label_formatter(&|y| {
-                if y.fract().abs() < 1e-6 {
-                    format!("{y:.0}")
-                } else {
-                    String::new()
-                }
-            })
-            .draw()
-            .ok()?;
-        chart
-            .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-                let x = i as f64;
-                Rectangle::new(
-                    [(x - 0.35, 0.0), (x + 0.35, *v)],
-                    RGBColor(46, 94, 170).filled(),
-                )
-            }))
-            .ok()?;
-        root.present().ok()?;
-    }
+    draw_bars(
+        SVGBackend::with_string(&mut svg, (width, height)).into_drawing_area(),
+        title,
+        bars,
+    )?;
     Some(svg)
+}
+
+/// A chart's bars: (label, value).
+pub(crate) type Bars = Vec<(String, f64)>;
+
+/// The two charts' bars: sessions per vendor, and per day of the month.
+pub(crate) fn chart_bars(r: &MonthlyReport) -> (Bars, Bars) {
+    let vendors = r
+        .by_vendor
+        .iter()
+        .map(|v| (v.key.clone(), v.sessions as f64))
+        .collect();
+    let days = r
+        .per_day
+        .iter()
+        .map(|d| (d.key.get(8..).unwrap_or(&d.key).to_owned(), d.count as f64))
+        .collect();
+    (vendors, days)
 }
 
 fn tally_rows(rows: &[Tally]) -> Markup {
@@ -92,16 +121,7 @@ fn counts(rows: &[Count]) -> Markup {
 /// standalone file).
 pub fn body(r: &MonthlyReport, zone: &DisplayZone, lang: Lang) -> Markup {
     let t = |k: T| k.get(lang);
-    let vendors: Vec<(String, f64)> = r
-        .by_vendor
-        .iter()
-        .map(|v| (v.key.clone(), v.sessions as f64))
-        .collect();
-    let days: Vec<(String, f64)> = r
-        .per_day
-        .iter()
-        .map(|d| (d.key.get(8..).unwrap_or(&d.key).to_owned(), d.count as f64))
-        .collect();
+    let (vendors, days) = chart_bars(r);
     let when = |at: jiff::Timestamp| zone.date_time(at);
     html! {
         article.report data-month=(r.month) {
@@ -253,7 +273,18 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(html.contains("富士画像システム") && html.contains("id=\"refusals\">4<"));
         if let Some(path) = std::env::var_os("SEKISHO_REPORT_SAMPLE") {
-            std::fs::write(path, &html).unwrap();
+            std::fs::write(&path, &html).unwrap();
+            // And the PDF beside it, where a Japanese font is installed.
+            if let Ok(font) = crate::pdf::font_file(None) {
+                let pdf = crate::pdf::document(
+                    &r,
+                    &DisplayZone::default(),
+                    Lang::Ja,
+                    &std::fs::read(font).unwrap(),
+                )
+                .unwrap();
+                std::fs::write(std::path::Path::new(&path).with_extension("pdf"), pdf).unwrap();
+            }
         }
     }
 }

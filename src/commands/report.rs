@@ -1,5 +1,5 @@
 //! `sekisho report monthly`: the monthly report for the security committee (issue #18), as
-//! the standalone HTML file the console offers, or its numbers as JSON.
+//! the standalone HTML or PDF file the console offers, or its numbers as JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,7 +24,10 @@ pub struct MonthlyArgs {
     /// `ja` or `en`.
     #[arg(long, default_value = "ja")]
     lang: String,
-    /// Where to write the HTML file (default: sekisho-report-MONTH-LANG.html here).
+    /// `html` (one file, its charts inline) or `pdf` (the Japanese font embedded).
+    #[arg(long, default_value = "html")]
+    format: String,
+    /// Where to write the file (default: sekisho-report-MONTH-LANG.html or .pdf here).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the numbers as JSON instead of writing the HTML file.
@@ -35,6 +38,11 @@ pub struct MonthlyArgs {
 pub async fn run(cmd: ReportCommand, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ReportCommand::Monthly(a) = cmd;
     let lang = Lang::parse(&a.lang).with_context(|| format!("--lang {}: use ja or en", a.lang))?;
+    let pdf = match a.format.as_str() {
+        "html" => false,
+        "pdf" => true,
+        other => anyhow::bail!("--format {other}: use html or pdf"),
+    };
     let config = super::load_config(config_path)?;
     let zone = config.display_zone();
     let month = match &a.month {
@@ -57,14 +65,24 @@ pub async fn run(cmd: ReportCommand, config_path: Option<&Path>) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let out = a
-        .out
-        .unwrap_or_else(|| PathBuf::from(format!("sekisho-report-{month}-{}.html", lang.code())));
-    std::fs::write(
-        &out,
-        sekisho_console::report::document(&report, &zone, lang),
-    )
-    .with_context(|| format!("cannot write {}", out.display()))?;
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "sekisho-report-{month}-{}.{}",
+            lang.code(),
+            if pdf { "pdf" } else { "html" }
+        ))
+    });
+    let bytes = if pdf {
+        let font = sekisho_console::pdf::font_file(config.report_font.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let data = std::fs::read(&font)
+            .with_context(|| format!("cannot read the font {}", font.display()))?;
+        sekisho_console::pdf::document(&report, &zone, lang, &data)
+            .map_err(|e| anyhow::anyhow!(e))?
+    } else {
+        sekisho_console::report::document(&report, &zone, lang).into_bytes()
+    };
+    std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
     println!(
         "monthly report {month}: {} sessions, {:.2} hours{}; written to {}",
         report.sessions,

@@ -37,7 +37,11 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let notifier = sekisho_notify::Notifier::new(&config, prepared.store.clone())?;
     let state = super::api_state(&config, &prepared)?;
     let zone = state.settings.zone.clone();
-    let app = sekisho_console::app(sekisho_approval_api::api::router(state), zone);
+    let app = sekisho_console::app_with_report_font(
+        sekisho_approval_api::api::router(state),
+        zone,
+        config.report_font.clone(),
+    );
     let started = prepared
         .start(
             app,

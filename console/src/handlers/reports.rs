@@ -30,6 +30,44 @@ pub(crate) async fn monthly(
     };
     let report: MonthlyReport = console.fetch(&ctx, &path).await?;
     let lang = ctx.lang;
+    if q.format.as_deref() == Some("pdf") {
+        let configured = console.report_font.clone();
+        let zone = console.zone.clone();
+        let made: Result<(String, Vec<u8>), String> = tokio::task::spawn_blocking(move || {
+            let font = crate::pdf::font_file(configured.as_deref())?;
+            let bytes = std::fs::read(&font)
+                .map_err(|e| format!("cannot read the report font {}: {e}", font.display()))?;
+            crate::pdf::document(&report, &zone, lang, &bytes).map(|pdf| (report.month, pdf))
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        return match made {
+            Ok((month, pdf)) => {
+                let mut resp = pdf.into_response();
+                let h = resp.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/pdf"),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "attachment; filename=\"sekisho-report-{month}-{}.pdf\"",
+                    lang.code()
+                )) {
+                    h.insert(header::CONTENT_DISPOSITION, v);
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot make the PDF report");
+                Err(crate::pages::layout::error(
+                    lang,
+                    &e,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                ))
+            }
+        };
+    }
     if q.format.as_deref() == Some("html") {
         let mut resp = crate::report::document(&report, &console.zone, lang).into_response();
         let disposition = format!(
@@ -51,6 +89,8 @@ pub(crate) async fn monthly(
             button type="submit" { (t(T::ReportShow)) }
             " "
             a.button.download href={ "/console/reports/monthly?format=html&month=" (report.month) } { (t(T::ReportDownload)) }
+            " "
+            a.button.download.pdf href={ "/console/reports/monthly?format=pdf&month=" (report.month) } { (t(T::ReportDownloadPdf)) }
         }
         (crate::report::body(&report, &console.zone, lang))
     };
