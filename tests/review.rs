@@ -2,7 +2,8 @@
 //! `sshd`: a finished session waits in the review queue with its plan, the vendor's report and
 //! the flags the hospital's calendar and thresholds raise (night, a day off, a large download,
 //! a change without a report); the review page shows the plan beside the report; a report
-//! clears its flag and a sign-off takes the session off the queue.
+//! clears its flag and a sign-off takes the session off the queue. Beside the plan, what the
+//! vendor did: the channels opened, the commands typed or run, and what the gateway refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use support::gateway::{Pin, World};
-use support::{Env, stderr};
+use support::{Env, stderr, stdout};
 
 async fn queue(w: &World) -> Vec<Value> {
     let (status, items) = w.http.get("/api/v1/reviews", &w.approver).await;
@@ -149,5 +150,156 @@ async fn a_finished_session_waits_for_review_beside_its_plan_with_the_calendars_
     assert_eq!(status, 200, "{body}");
     assert!(queue(&w).await.is_empty());
     let (status, _) = w.http.get("/api/v1/reviews", &w.alice).await;
+    assert_eq!(status, 403);
+}
+
+/// The activity of `session` once its recording is indexed.
+async fn activity(w: &World, session: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = w
+            .http
+            .get(&format!("/api/v1/reviews/{session}/activity"), &w.approver)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if body["indexed"] == true {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recording was never indexed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn texts<'a>(activity: &'a Value, source: &str) -> Vec<&'a str> {
+    activity["typed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["source"] == source)
+        .map(|x| x["text"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_review_shows_the_channels_opened_the_commands_typed_and_what_was_refused() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("change").await;
+    // A shell where the vendor types two commands and asks for a remote forward, which the
+    // gateway refuses (the client goes on without it).
+    let (child, stdin) = w.interactive_with(
+        "alice+pacs",
+        &[
+            "-o",
+            "ExitOnForwardFailure=no",
+            "-R",
+            "127.0.0.1:45679:127.0.0.1:9",
+        ],
+        b"echo activity-$((6*7))\nuname -s\nexit\n",
+    );
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(
+        stdout(&out).contains("activity-42"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let shell_session = w.sessions(false).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.wait_ended(&shell_session).await;
+    // One command run directly.
+    let out = w
+        .ssh("alice+pacs", &["echo", "ran-directly"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    w.wait_all_ended().await;
+    let exec_session = w
+        .sessions(false)
+        .await
+        .into_iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != shell_session)
+        .unwrap();
+
+    let shell = activity(&w, &shell_session).await;
+    assert_eq!(shell["recorded"], true);
+    let kinds: Vec<&str> = shell["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["terminal"], "{shell}");
+    assert!(shell["channels"][0]["first_at"].is_string(), "{shell}");
+    let typed = texts(&shell, "input");
+    assert!(typed.contains(&"echo activity-$((6*7))"), "{shell}");
+    assert!(typed.contains(&"uname -s"), "{shell}");
+    let refused = shell["refused"].as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{shell}");
+    assert_eq!(refused[0]["channel"], "remote_forward");
+    assert_eq!(refused[0]["code"], "remote_forward_refused");
+
+    let exec = activity(&w, &exec_session).await;
+    assert_eq!(exec["channels"][0]["kind"], "exec", "{exec}");
+    assert_eq!(exec["channels"][0]["detail"], "echo ran-directly");
+    assert_eq!(texts(&exec, "command"), ["echo ran-directly"]);
+    assert!(exec["refused"].as_array().unwrap().is_empty(), "{exec}");
+
+    // Inside its window: no time outside it.
+    let (_, item) = w
+        .http
+        .get(&format!("/api/v1/reviews/{shell_session}"), &w.approver)
+        .await;
+    assert_eq!(item["outside_window_seconds"], 0, "{item}");
+
+    // The review page shows them beside the plan, in Japanese.
+    let (status, page) = w
+        .http
+        .console(
+            &format!("/console/recordings/{shell_session}"),
+            &w.approver,
+            Some("ja"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    for wanted in [
+        "実施内容",
+        "開かれたチャネル",
+        "端末",
+        "入力されたコマンド",
+        "echo activity-$((6*7))",
+        "ゲートウェイが拒否した操作",
+        "remote_forward",
+        "申請した時間帯の外での作業時間",
+    ] {
+        assert!(
+            page.contains(wanted),
+            "{wanted} missing from the review page"
+        );
+    }
+
+    // Reading it is audited; a vendor may not read it.
+    let reads = w.audit("kind=recordings_read").await;
+    assert!(
+        reads.iter().any(|e| e["details"]["what"] == "activity"
+            && e["details"]["recording"] == shell_session.as_str()),
+        "{reads:?}"
+    );
+    let (status, _) = w
+        .http
+        .get(
+            &format!("/api/v1/reviews/{shell_session}/activity"),
+            &w.alice,
+        )
+        .await;
     assert_eq!(status, 403);
 }

@@ -108,6 +108,21 @@ pub fn flags(s: &SessionFacts, p: &ReviewPolicy, zone: &TimeZone) -> Vec<ReviewF
     out
 }
 
+/// How long the session from `start` to `end` ran outside its request's window: the time
+/// before the window opened plus the time after it closed.
+pub fn outside_window(start: Timestamp, end: Timestamp, window: &Window) -> SignedDuration {
+    let gap = |from: Timestamp, to: Timestamp| {
+        if to > from {
+            to.duration_since(from)
+        } else {
+            SignedDuration::ZERO
+        }
+    };
+    let before = gap(start, end.min(window.start));
+    let after = gap(start.max(window.end), end);
+    before.saturating_add(after)
+}
+
 /// When the review of a session that ended at `ended_at` is due.
 pub fn due(ended_at: Timestamp, p: &ReviewPolicy) -> Timestamp {
     ended_at.saturating_add(p.deadline).unwrap_or(ended_at)
@@ -192,6 +207,21 @@ mod tests {
 
     fn tokyo() -> TimeZone {
         TimeZone::get("Asia/Tokyo").unwrap()
+    }
+
+    #[test]
+    fn time_outside_the_window_counts_before_its_start_and_after_its_end() {
+        let w = facts().window; // 00:00 to 03:00
+        let secs = |a: &str, b: &str| outside_window(at(a), at(b), &w).as_secs();
+        assert_eq!(secs("2026-12-01T01:00:00Z", "2026-12-01T02:00:00Z"), 0);
+        assert_eq!(secs("2026-11-30T23:50:00Z", "2026-12-01T01:00:00Z"), 600);
+        assert_eq!(secs("2026-12-01T02:00:00Z", "2026-12-01T03:30:00Z"), 1800);
+        // Around the whole window: both sides.
+        assert_eq!(secs("2026-11-30T23:00:00Z", "2026-12-01T04:00:00Z"), 7200);
+        // Entirely after it: all of it.
+        assert_eq!(secs("2026-12-01T05:00:00Z", "2026-12-01T05:10:00Z"), 600);
+        // Entirely before it: all of it, not counted twice.
+        assert_eq!(secs("2026-11-30T20:00:00Z", "2026-11-30T20:05:00Z"), 300);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! Writes go through a bounded queue to one writer task per session ([`session`]): a slow disk
 //! slows the session, a failed or stalled one ends it, and nothing is dropped silently.
 
+pub mod activity;
 pub mod bundle;
 pub mod cast;
 pub mod checkpoint;

@@ -10,7 +10,8 @@ use crate::manifest::{
     recording_files,
 };
 
-fn kind_of(name: &str) -> (FileKind, Option<u32>) {
+/// A recording file's kind and channel, from its name.
+pub(crate) fn kind_of(name: &str) -> (FileKind, Option<u32>) {
     let channel = |prefix: &str, suffix: &str| {
         name.strip_prefix(prefix)?
             .strip_suffix(suffix)?

@@ -286,8 +286,20 @@ impl World {
         login: &str,
         typed: &[u8],
     ) -> (std::process::Child, std::process::ChildStdin) {
+        self.interactive_with(login, &[], typed)
+    }
+
+    /// [`World::interactive`] with more options for `ssh`.
+    pub fn interactive_with(
+        &self,
+        login: &str,
+        options: &[&str],
+        typed: &[u8],
+    ) -> (std::process::Child, std::process::ChildStdin) {
+        let mut args = vec!["-tt"];
+        args.extend_from_slice(options);
         let mut child = self
-            .ssh(login, &["-tt"])
+            .ssh(login, &args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -81,6 +81,11 @@ pub const ACCESS: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/reviews", Access::Roles(STAFF)),
     ("GET", "/api/v1/reports/monthly", Access::Roles(STAFF)),
     ("GET", "/api/v1/reviews/{session}", Access::Roles(STAFF)),
+    (
+        "GET",
+        "/api/v1/reviews/{session}/activity",
+        Access::Roles(STAFF),
+    ),
     ("GET", "/api/v1/lines", Access::Roles(STAFF)),
     ("POST", "/api/v1/lines", Access::Roles(ADMIN)),
     ("GET", "/api/v1/lines/{id}", Access::Roles(STAFF)),

@@ -152,6 +152,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reviews::list_reviews))
         .routes(routes!(reports::monthly_report))
         .routes(routes!(reviews::get_review))
+        .routes(routes!(reviews::get_activity))
         .routes(routes!(recordings::list_recordings))
         .routes(routes!(recordings::search))
         .routes(routes!(recordings::get_recording))

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use sekisho_approval_api::api::recordings::ScreenView;
-use sekisho_approval_api::api::reviews::ReviewItem;
+use sekisho_approval_api::api::reviews::{ReviewItem, SessionActivity};
 use sekisho_recorder::Manifest;
 use sekisho_recorder::library::{Hit, Verification};
 use serde::Deserialize;
@@ -118,6 +118,13 @@ pub(crate) async fn recording(
         )
         .await
         .unwrap_or_default();
+    let activity = console
+        .get::<SessionActivity>(
+            &ctx,
+            &format!("/api/v1/reviews/{}/activity", urlencode(&id)),
+        )
+        .await
+        .ok();
     let notice = Notice {
         done: pq.done.clone(),
         error: pq.error.clone(),
@@ -137,6 +144,7 @@ pub(crate) async fn recording(
             speed: pq.speed.unwrap_or(1.0).clamp(0.25, 16.0),
             live: pq.live,
             transfers: &transfers,
+            activity: activity.as_ref(),
         },
     ))
 }

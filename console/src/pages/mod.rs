@@ -2,6 +2,7 @@
 //! each rendering the API's typed views. `layout` is what they share; pages never call the
 //! API themselves.
 
+pub mod activity;
 pub mod admin;
 pub mod assignments;
 pub mod audit;

@@ -6,7 +6,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 use sekisho_approval_api::api::dto::{ReviewState, SessionView};
 use sekisho_approval_api::api::files::TransferView;
-use sekisho_approval_api::api::reviews::ReviewItem;
+use sekisho_approval_api::api::reviews::{ReviewItem, SessionActivity};
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::zone::DisplayZone;
 use sekisho_recorder::Manifest;
@@ -154,6 +154,8 @@ pub struct RecordingView<'a> {
     pub live: bool,
     /// The files that crossed in the session.
     pub transfers: &'a [TransferView],
+    /// What the vendor did: channels, commands typed, refusals.
+    pub activity: Option<&'a SessionActivity>,
 }
 
 /// What the player shows.
@@ -342,6 +344,7 @@ pub fn recording(f: &Frame, zone: &DisplayZone, v: &RecordingView<'_>) -> Respon
             @if let Some(item) = v.review {
                 (super::reviews::beside(zone, lang, item))
             }
+            (super::activity::section(zone, lang, &here, v.review, v.activity))
             dl {
                 @if let Some(s) = v.session.filter(|_| reviewed) {
                     dt { (t(T::SignedOff)) } dd {

@@ -482,6 +482,8 @@ pub enum RecordingUse {
     File,
     /// Its typed text.
     Text,
+    /// What happened in it, for its review: channels opened, lines typed, commands run.
+    Activity,
     /// A desktop recording's picture at a moment, or its replay.
     Screen,
     /// Its traffic as a pcap.

@@ -5,6 +5,8 @@ use sekisho_domain::request::RequestStatus;
 
 pub use crate::lang::Lang;
 
+pub mod activity;
+
 /// A visible string.
 #[derive(Clone, Copy, Debug)]
 pub enum T {
