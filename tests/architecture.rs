@@ -27,10 +27,20 @@ const CRATES: &[(&str, &[&str])] = &[
     // replay and by the gateway for the relay.
     ("rdp", &[]),
     ("config", &["sekisho-domain"]),
-    ("store", &["sekisho-domain", "sekisho-config"]),
+    // Operational metrics: a registry every layer below the binary may count into.
+    ("metrics", &[]),
+    (
+        "store",
+        &["sekisho-domain", "sekisho-config", "sekisho-metrics"],
+    ),
     (
         "recorder",
-        &["sekisho-domain", "sekisho-config", "sekisho-rdp"],
+        &[
+            "sekisho-domain",
+            "sekisho-config",
+            "sekisho-rdp",
+            "sekisho-metrics",
+        ],
     ),
     // Notifications: from the audit log and the outbox in the store, out by mail and
     // webhooks; no HTTP API, no gateway.
@@ -62,6 +72,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "sekisho-recorder",
             "sekisho-protocol",
             "sekisho-rdp",
+            "sekisho-metrics",
         ],
     ),
     ("client", &["sekisho-protocol"]),
@@ -85,6 +96,7 @@ const CRATES: &[(&str, &[&str])] = &[
             "sekisho-console",
             "sekisho-gateway",
             "sekisho-notify",
+            "sekisho-metrics",
         ],
     ),
 ];

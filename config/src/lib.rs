@@ -7,6 +7,7 @@
 
 mod directory;
 mod error;
+mod metrics;
 mod model;
 mod notifications;
 mod reader;
@@ -25,7 +26,8 @@ pub use model::{
     PolicyConfig, QuicConfig, RecordingsConfig, ServerConfig, SshConfig, TimeConfig,
 };
 pub use model::{
-    DirectoryConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, SyslogConfig, WebhookConfig,
+    DirectoryConfig, MetricsConfig, NotificationsConfig, SmtpConfig, SmtpSecurity, SyslogConfig,
+    WebhookConfig,
 };
 use reader::Reader;
 
@@ -75,6 +77,7 @@ impl Config {
             "syslog",
             "review",
             "report",
+            "metrics",
             "log",
         ]);
         let data_dir = r.root_value("data_dir", Reader::path).unwrap_or(d.data_dir);
@@ -480,6 +483,7 @@ impl Config {
         let syslog = syslog::read(&r);
         let review = review::read(&r, d.review.clone());
         let report_font = review::read_report_font(&r);
+        let metrics = metrics::read(&r);
 
         let s = r.section("log", &["level", "format"]);
         let log = LogConfig {
@@ -505,12 +509,16 @@ impl Config {
             syslog,
             review,
             report_font,
+            metrics,
             log,
         };
         // Listeners that would collide.
         let mut listeners = vec![("api.listen", config.api.listen)];
         if config.ssh.enabled {
             listeners.push(("ssh.listen", config.ssh.listen));
+        }
+        if let Some(m) = &config.metrics {
+            listeners.push(("metrics.listen", m.listen));
         }
         for (i, (key, a)) in listeners.iter().enumerate() {
             if let Some((other, _)) = listeners[..i].iter().find(|(_, b)| b == a && a.port() != 0) {

@@ -238,7 +238,18 @@ pub struct Config {
     /// `[report] font`: the TrueType/OpenType font embedded in PDF reports; `None`: the first
     /// Japanese font found among Debian's usual places.
     pub report_font: Option<std::path::PathBuf>,
+    /// The metrics endpoint; `None`: no metrics listener.
+    pub metrics: Option<MetricsConfig>,
     pub log: LogConfig,
+}
+
+/// `[metrics]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` answers.
+    pub listen: std::net::SocketAddr,
+    /// When set, a scrape must send `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -339,6 +350,7 @@ impl Default for Config {
                 large_download_mib: 100,
             },
             report_font: None,
+            metrics: None,
             log: LogConfig {
                 level: "info".into(),
                 format: LogFormat::Text,

@@ -329,3 +329,30 @@ fn review_settings_default_to_the_domains_and_are_checked() {
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["review.night_start", "review.holidays"]);
 }
+
+#[test]
+fn metrics_listen_on_their_own_address_with_a_token_long_enough() {
+    assert!(Config::default().metrics.is_none());
+    let c = Config::parse("[metrics]\nlisten = \"127.0.0.1:9464\"\ntoken = \"0123456789abcdef\"\n")
+        .unwrap();
+    let m = c.metrics.unwrap();
+    assert_eq!(m.listen.port(), 9464);
+    assert_eq!(m.token.as_deref(), Some("0123456789abcdef"));
+    let problems =
+        Config::parse("[metrics]\nlisten = \"127.0.0.1:9464\"\ntoken = \"short\"\n").unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.key == "metrics.token" && p.message.contains("16")),
+        "{problems:?}"
+    );
+    // The same address as the API's is a collision.
+    let problems = Config::parse(
+        "[api]\nlisten = \"127.0.0.1:8443\"\n[metrics]\nlisten = \"127.0.0.1:8443\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        problems.iter().any(|p| p.key == "metrics.listen"),
+        "{problems:?}"
+    );
+}

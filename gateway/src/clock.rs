@@ -111,6 +111,9 @@ pub async fn check(clock: &Clock, store: &Store, config: &TimeConfig) {
             refuse: config.refuse_sessions_when_off,
         },
     };
+    if let Some(ms) = found.offset_ms {
+        sekisho_metrics::get().clock_offset_ms.set(ms);
+    }
     match found.verdict {
         ClockVerdict::Within => {
             tracing::info!(server = ?found.server, offset_ms = ?found.offset_ms, "clock within the limit");

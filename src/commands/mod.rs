@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod recording;
 pub mod report;

@@ -35,6 +35,10 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Checked before anything listens: a webhook secret or SMTP setting that cannot be used
     // stops the start with its reason.
     let notifier = sekisho_notify::Notifier::new(&config, prepared.store.clone())?;
+    let metrics = match &config.metrics {
+        Some(m) => Some(super::metrics::start(m, prepared.store.clone(), shutdown.clone()).await?),
+        None => None,
+    };
     let state = super::api_state(&config, &prepared)?;
     let zone = state.settings.zone.clone();
     let app = sekisho_console::app_with_report_font(
@@ -87,6 +91,10 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
     println!("  SSH host key:  {}", started.ssh_host_fingerprint);
     println!("  Notifications: {notifications}");
+    match metrics {
+        Some(addr) => println!("  Metrics:       http://{addr}/metrics"),
+        None => println!("  Metrics:       off (no [metrics] listen)"),
+    }
     let syslog_stop = CancellationToken::new();
     let syslog = match syslog {
         Some(stream) => {
@@ -169,6 +177,7 @@ async fn wait_for_signal(mut signals: Signals, shutdown: CancellationToken) {
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_env("SEKISHO_LOG")
+        .or_else(|_| EnvFilter::try_from_env("RUST_LOG"))
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

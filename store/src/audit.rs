@@ -130,11 +130,31 @@ pub async fn append(conn: &mut AnyConnection, ev: NewAuditEvent) -> Result<Store
         .execute(&mut *conn)
         .await?;
     tracing::debug!(seq, kind = %entry.kind, outcome = %entry.outcome, "audit event appended");
+    count(&entry, &ev.event);
     Ok(StoredAuditEvent {
         entry,
         prev_hash,
         hash,
     })
+}
+
+/// Counts an appended event in the process's metrics: by outcome, and a refusal by its
+/// channel and code.
+fn count(entry: &AuditEntry, event: &AuditEvent) {
+    let m = sekisho_metrics::get();
+    m.audit_events
+        .get_or_create(&sekisho_metrics::OutcomeLabels {
+            outcome: entry.outcome.as_str(),
+        })
+        .inc();
+    if let AuditEvent::AccessDenied { channel, code, .. } = event {
+        m.refused
+            .get_or_create(&sekisho_metrics::RefusalLabels {
+                channel: channel.as_str(),
+                reason: code.as_str(),
+            })
+            .inc();
+    }
 }
 
 fn row_to_stored(row: &AnyRow) -> Result<StoredAuditEvent> {
@@ -241,9 +261,11 @@ const PAGE: i64 = 1000;
 impl Store {
     /// Appends an event in its own transaction (for events that change nothing else).
     pub async fn audit(&self, ev: NewAuditEvent) -> Result<StoredAuditEvent> {
+        let started = std::time::Instant::now();
         let mut tx = self.begin().await?;
         let stored = append(&mut tx, ev).await?;
         tx.commit().await?;
+        sekisho_metrics::db_timed("audit_append", started.elapsed());
         Ok(stored)
     }
 

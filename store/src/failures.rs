@@ -66,6 +66,12 @@ impl FailureLog {
     /// Audits one failure on `channel` (e.g. `api_login`, `ssh`), or counts it when its
     /// source has already had its rows this minute.
     pub async fn record(&self, channel: Channel, ev: NewAuditEvent) -> Result<()> {
+        sekisho_metrics::get()
+            .login_failures
+            .get_or_create(&sekisho_metrics::ChannelLabels {
+                channel: channel.as_str(),
+            })
+            .inc();
         let key = (ev.source_addr.clone().unwrap_or_default(), channel);
         let now = Instant::now();
         let at = Timestamp::now();

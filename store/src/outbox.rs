@@ -278,6 +278,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many notifications wait to be delivered (neither delivered nor given up).
+    pub async fn notification_backlog(&self) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM notifications WHERE delivered_at IS NULL AND failed_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     /// The newest `limit` notifications, of `status` when given.
     pub async fn notifications(
         &self,

@@ -246,6 +246,13 @@ impl Server {
             .map(str::trim)
     }
 
+    /// The metrics URL the banner shows; `None` without `[metrics] listen`.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.banner_value("Metrics:")
+            .filter(|v| v.starts_with("http://"))
+            .map(ToOwned::to_owned)
+    }
+
     /// The SSH port the banner shows; `None` when `[ssh] enabled = false`.
     pub fn ssh_port(&self) -> Option<u16> {
         self.banner_value("SSH gateway:   ssh -p ")?

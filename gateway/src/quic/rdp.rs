@@ -18,7 +18,6 @@
 //! The session ends as a tunnel does: the supervisor closes the QUIC connection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -485,7 +484,6 @@ where
         Some(&account),
         (from_vendor, vendor_read),
         target_write,
-        &live.to_target,
     );
     let down = pump(
         live,
@@ -495,7 +493,6 @@ where
         None,
         (from_target, target_read),
         vendor_write,
-        &live.from_target,
     );
     tokio::select! {
         r = up => r,
@@ -604,7 +601,6 @@ async fn pump<R, W>(
     mut account: Option<&Account<'_>>,
     (mut reader, mut from): (PduReader, R),
     mut to: W,
-    count: &AtomicU64,
 ) -> Result<(), String>
 where
     R: AsyncRead + Unpin,
@@ -652,7 +648,7 @@ where
         let n = forward.len();
         record(live, ch, direction, recorded).await?;
         to.write_all(&forward).await.map_err(|e| e.to_string())?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
+        live.relayed(direction, n);
     }
     let _ = to.shutdown().await;
     Ok(())

@@ -20,7 +20,6 @@ use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
 use sekisho_protocol::{ServerMessage, Service};
 use sekisho_recorder::stream::{Direction, StreamKind};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 use sekisho_protocol::transport::{ChunkSink, next_chunk};
@@ -248,25 +247,11 @@ async fn connection(
     }
     tracing::info!(session = %live.session.id, channel = ch, host, port, "tunnel connection opened");
     let (tcp_read, mut tcp_write) = tcp.into_split();
-    let up = relay(
-        live,
-        ch,
-        Direction::ToTarget,
-        recv,
-        &mut tcp_write,
-        &live.to_target,
-    );
+    let up = relay(live, ch, Direction::ToTarget, recv, &mut tcp_write);
     let down = async {
-        if relay(
-            live,
-            ch,
-            Direction::FromTarget,
-            tcp_read,
-            &mut send,
-            &live.from_target,
-        )
-        .await
-        .is_err()
+        if relay(live, ch, Direction::FromTarget, tcp_read, &mut send)
+            .await
+            .is_err()
         {
             // The target's side failed: the vendor's side is reset, not ended cleanly.
             let _ = send.reset(0u32.into());
@@ -334,7 +319,6 @@ async fn relay(
     direction: Direction,
     mut from: impl AsyncRead + Unpin,
     to: &mut impl ChunkSink,
-    count: &AtomicU64,
 ) -> Result<(), ()> {
     let mut buf = BytesMut::new();
     loop {
@@ -353,6 +337,6 @@ async fn relay(
             return Err(());
         }
         to.put(chunk).await.map_err(|_| ())?;
-        count.fetch_add(n as u64, Ordering::Relaxed);
+        live.relayed(direction, n);
     }
 }

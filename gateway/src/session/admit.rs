@@ -145,13 +145,17 @@ pub async fn admit(
         tracing::error!(error = %e, "database failure while admitting a session; refusing it");
         Refusal::database_unavailable()
     };
+    let started = std::time::Instant::now();
     let found = shared.store.target_by_name(target_name).await;
     // A clock off against NTP dates everything wrongly: no session starts on it.
     let clock = shared.clock.refusal();
     let decided = match found {
         Ok(target) if let Some(refusal) = clock => (target, refusal),
         Ok(Some(target)) => match decide(shared, user, &target, channel, level).await {
-            Ok(Ok(grant)) => return Ok((target, grant)),
+            Ok(Ok(grant)) => {
+                sekisho_metrics::db_timed("admission", started.elapsed());
+                return Ok((target, grant));
+            }
             Ok(Err(refusal)) => (Some(target), refusal),
             Err(e) => (Some(target), unavailable(e)),
         },

@@ -12,7 +12,9 @@ use sekisho_domain::authorize::{ChannelKind, Grant};
 use sekisho_domain::session::{Session, SessionEnd};
 use sekisho_domain::target::Target;
 use sekisho_domain::user::User;
+use sekisho_metrics::Counter;
 use sekisho_recorder::SessionRecording;
+use sekisho_recorder::stream::Direction;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,6 +44,15 @@ pub struct Live {
     /// Pump tasks, awaited before the recording is sealed.
     pub pumps: TaskTracker,
     next_channel: AtomicU32,
+    /// The process's relayed-bytes counters, to target and from it (looked up once).
+    metrics: [Counter; 2],
+}
+
+fn relayed_counter(direction: &'static str) -> Counter {
+    sekisho_metrics::get()
+        .relayed_bytes
+        .get_or_create(&sekisho_metrics::DirectionLabels { direction })
+        .clone()
 }
 
 impl Live {
@@ -69,6 +80,7 @@ impl Live {
             notices: watch::channel(String::new()).0,
             pumps: TaskTracker::new(),
             next_channel: AtomicU32::new(0),
+            metrics: [relayed_counter("to_target"), relayed_counter("from_target")],
         }
     }
 
@@ -102,6 +114,16 @@ impl Live {
             SessionEnd::RecordingFailed,
             format!("the session recording cannot be written ({error}); access is stopped"),
         );
+    }
+
+    /// Counts `n` bytes relayed in `direction`, for the session and for the metrics.
+    pub fn relayed(&self, direction: Direction, n: usize) {
+        let (mine, all) = match direction {
+            Direction::ToTarget => (&self.to_target, &self.metrics[0]),
+            Direction::FromTarget => (&self.from_target, &self.metrics[1]),
+        };
+        mine.fetch_add(n as u64, Ordering::Relaxed);
+        all.inc_by(n as u64);
     }
 
     pub fn bytes(&self) -> (u64, u64) {

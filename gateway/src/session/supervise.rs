@@ -42,6 +42,13 @@ pub async fn supervise(
     progress.tick().await;
     let zone = shared.zone.clone();
     let number = live.grant.request_number;
+    let metrics = sekisho_metrics::get();
+    let labels = sekisho_metrics::SessionLabels {
+        transport: live.session.transport.as_str(),
+        level: live.session.level.as_str(),
+    };
+    metrics.sessions_started.get_or_create(&labels).inc();
+    metrics.sessions_live.get_or_create(&labels).inc();
     loop {
         let next_warning = warnings.first().copied();
         tokio::select! {
@@ -78,6 +85,13 @@ pub async fn supervise(
         }
     }
     super::finish::finish(&live, &shared, link.as_ref(), &vendor_gone).await;
+    metrics.sessions_live.get_or_create(&labels).dec();
+    metrics
+        .sessions_ended
+        .get_or_create(&sekisho_metrics::EndLabels {
+            how: live.reason().0.as_str(),
+        })
+        .inc();
 }
 
 /// The warnings still to give: `(when, minutes before the end)`, soonest first. A threshold

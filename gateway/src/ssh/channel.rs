@@ -456,8 +456,7 @@ impl Conn {
         let Some(track) = chan.track else {
             return Ok(()); // nothing runs on the target yet
         };
-        live.to_target
-            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        live.relayed(sekisho_recorder::stream::Direction::ToTarget, data.len());
         if !track.record_input(&live, data).await {
             return Ok(());
         }

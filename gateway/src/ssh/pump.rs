@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use russh::ChannelMsg;
@@ -151,8 +150,7 @@ impl Pump {
         match msg {
             ChannelMsg::Data { data } => {
                 self.live
-                    .from_target
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    .relayed(sekisho_recorder::stream::Direction::FromTarget, data.len());
                 let Some(relay) = self.sftp.get().cloned() else {
                     if !self.scp_source(&data).await {
                         return false;
@@ -192,8 +190,7 @@ impl Pump {
             }
             ChannelMsg::ExtendedData { data, ext } => {
                 self.live
-                    .from_target
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    .relayed(sekisho_recorder::stream::Direction::FromTarget, data.len());
                 if !self.track.record_output(&self.live, &data).await {
                     return true;
                 }

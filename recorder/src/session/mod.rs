@@ -238,7 +238,14 @@ impl SessionRecording {
         let Some(tx) = &self.tx else {
             return Ok(());
         };
-        match tx.send_timeout(cmd, self.stall).await {
+        // Counted before it is sent, so the writer never takes it off the gauge first.
+        let queue = &sekisho_metrics::get().recording_queue;
+        queue.inc();
+        let sent = tx.send_timeout(cmd, self.stall).await;
+        if sent.is_err() {
+            queue.dec();
+        }
+        match sent {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 Err(RecordingError::Stalled(self.stall.as_secs()))

@@ -226,6 +226,12 @@ impl Writer {
                 let _ = self.seal(RecordingState::Aborted, "recording dropped without close");
                 return;
             };
+            let metrics = sekisho_metrics::get();
+            if !matches!(cmd, Cmd::Flush) {
+                // Queued through `SessionRecording::send`; a flush is asked for out of band.
+                metrics.recording_queue.dec();
+            }
+            let took = std::time::Instant::now();
             let result = match cmd {
                 Cmd::Close { reason, reply } => {
                     let sealed = self.seal(RecordingState::Closed, &reason);
@@ -238,6 +244,9 @@ impl Writer {
                 Cmd::Flush => self.flush(),
                 other => self.apply(other),
             };
+            metrics
+                .recording_write
+                .observe(took.elapsed().as_secs_f64());
             if let Err(e) = result {
                 self.fail(e);
                 return;
@@ -246,6 +255,7 @@ impl Writer {
     }
 
     fn fail(&self, e: RecordingError) {
+        sekisho_metrics::get().recording_failures.inc();
         tracing::error!(dir = %self.dir.display(), error = %e, "recording failed; the session will be ended");
         if let Ok(mut f) = self.failed.lock() {
             *f = Some(e.to_string());
