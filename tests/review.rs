@@ -214,11 +214,15 @@ async fn the_review_shows_the_channels_opened_the_commands_typed_and_what_was_re
         .unwrap()
         .to_owned();
     w.wait_ended(&shell_session).await;
-    // One command run directly.
+    // One command run directly, fed 4 MiB of binary data (flagged, not indexed).
+    let zeros = w.env.dir.path().join("zeros");
+    std::fs::write(&zeros, vec![0u8; 4 << 20]).unwrap();
     let out = w
-        .ssh("alice+pacs", &["echo", "ran-directly"])
+        .ssh("alice+pacs", &["cat > /dev/null; echo ran-directly"])
+        .stdin(std::fs::File::open(&zeros).unwrap())
         .output()
         .unwrap();
+    assert_eq!(stdout(&out), "ran-directly\n");
     assert!(out.status.success(), "{}", stderr(&out));
     w.wait_all_ended().await;
     let exec_session = w
@@ -248,9 +252,23 @@ async fn the_review_shows_the_channels_opened_the_commands_typed_and_what_was_re
     assert_eq!(refused[0]["code"], "remote_forward_refused");
 
     let exec = activity(&w, &exec_session).await;
+    let command = "cat > /dev/null; echo ran-directly";
     assert_eq!(exec["channels"][0]["kind"], "exec", "{exec}");
-    assert_eq!(exec["channels"][0]["detail"], "echo ran-directly");
-    assert_eq!(texts(&exec, "command"), ["echo ran-directly"]);
+    assert_eq!(exec["channels"][0]["detail"], command);
+    assert_eq!(texts(&exec, "command"), [command]);
+    assert_eq!(
+        texts(&exec, "flag"),
+        ["binary data to the target: the rest of this channel is not indexed"]
+    );
+    // The index stays small whatever went through (issue #20: it held the data before).
+    let index = w
+        .env
+        .data_dir()
+        .join("recordings")
+        .join(&exec_session)
+        .join("index.jsonl");
+    let size = std::fs::metadata(&index).unwrap().len();
+    assert!(size < 4096, "index.jsonl is {size} bytes");
     assert!(exec["refused"].as_array().unwrap().is_empty(), "{exec}");
 
     // Inside its window: no time outside it.

@@ -107,6 +107,8 @@ fn typed(line: &mut String, data: &str, t: f64, file: &str, out: &mut Vec<Entry>
             }
             '\u{15}' => line.clear(),
             c if c.is_control() => {}
+            // A paste without a newline is cut, not held whole (at most 4 bytes a character).
+            _ if line.len() >= MAX_LINE * 4 => {}
             c => line.push(c),
         }
     }
@@ -156,47 +158,132 @@ pub fn index_cast(text: &str, file: &str) -> std::result::Result<Vec<Entry>, Cas
     Ok(out)
 }
 
-/// Index entries of an exec stream (other streams are binary protocols: not indexed).
-pub fn index_stream(bytes: &[u8], file: &str) -> std::result::Result<Vec<Entry>, StreamError> {
-    let s = stream::parse(bytes)?;
-    if s.header.kind != StreamKind::Exec {
+/// Characters kept of one indexed line; the rest of a longer line is cut (marked `…`).
+pub const MAX_LINE: usize = 1000;
+/// Bytes of an exec channel's text indexed per direction; the recording keeps everything.
+pub const MAX_TEXT: usize = 4 << 20;
+
+/// Whether a chunk of an exec channel is binary rather than text: a NUL byte, or more than
+/// one byte in ten a control character that text does not use.
+fn binary(data: &[u8]) -> bool {
+    let odd = data
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b | 0x08))
+        .count();
+    data.contains(&0) || odd * 10 > data.len()
+}
+
+/// One direction of an exec channel, line by line, bounded.
+struct Lines {
+    source: Source,
+    pending: String,
+    /// Characters in `pending`.
+    chars: usize,
+    /// Bytes of text taken so far.
+    taken: usize,
+    /// Binary, or over [`MAX_TEXT`]: nothing more is indexed in this direction.
+    done: bool,
+}
+
+impl Lines {
+    fn new(source: Source) -> Self {
+        Self {
+            source,
+            pending: String::new(),
+            chars: 0,
+            taken: 0,
+            done: false,
+        }
+    }
+
+    fn emit(&mut self, t: f64, file: &str, out: &mut Vec<Entry>) {
+        let text = self.pending.trim_end();
+        if !text.trim().is_empty() {
+            out.push(Entry {
+                file: file.into(),
+                t,
+                source: self.source,
+                text: text.to_owned(),
+            });
+        }
+        self.pending.clear();
+        self.chars = 0;
+    }
+
+    fn flag(&mut self, t: f64, file: &str, what: &str, out: &mut Vec<Entry>) {
+        self.emit(t, file, out);
+        let side = if self.source == Source::Input {
+            "to the target"
+        } else {
+            "from the target"
+        };
+        out.push(Entry {
+            file: file.into(),
+            t,
+            source: Source::Flag,
+            text: format!("{what} {side}: the rest of this channel is not indexed"),
+        });
+        self.done = true;
+    }
+
+    fn feed(&mut self, t: f64, data: &[u8], file: &str, out: &mut Vec<Entry>) {
+        if self.done {
+            return;
+        }
+        if binary(data) {
+            return self.flag(t, file, "binary data", out);
+        }
+        if self.taken + data.len() > MAX_TEXT {
+            return self.flag(t, file, "more than 4 MiB of text", out);
+        }
+        self.taken += data.len();
+        for c in String::from_utf8_lossy(data).chars() {
+            if c == '\n' {
+                self.emit(t, file, out);
+            } else if self.chars < MAX_LINE {
+                self.pending.push(c);
+                self.chars += 1;
+            } else if self.chars == MAX_LINE {
+                self.pending.push('…');
+                self.chars += 1;
+            }
+        }
+    }
+}
+
+/// Index entries of an exec stream (other streams are binary protocols: not indexed): the
+/// command, then the lines each way, bounded ([`MAX_LINE`], [`MAX_TEXT`]); binary data is
+/// flagged once and not indexed. Reads frame by frame and stops once neither direction is
+/// indexed any more, so a large binary transfer costs a few frames, not its size.
+pub fn index_stream<R: std::io::Read + std::io::Seek>(
+    r: R,
+    file: &str,
+) -> std::result::Result<Vec<Entry>, StreamError> {
+    let (header, mut frames) = stream::FrameReader::open(r)?;
+    if header.kind != StreamKind::Exec {
         return Ok(vec![]);
     }
     let mut out = vec![Entry {
         file: file.into(),
         t: 0.0,
         source: Source::Command,
-        text: s.header.detail.clone(),
+        text: header.detail.clone(),
     }];
-    let mut pending = [String::new(), String::new()];
-    for f in &s.frames {
-        let (slot, source) = match f.direction {
-            Direction::ToTarget => (0, Source::Input),
-            Direction::FromTarget => (1, Source::Output),
+    let mut sides = [Lines::new(Source::Input), Lines::new(Source::Output)];
+    let mut last = 0.0;
+    while !(sides[0].done && sides[1].done) {
+        let Ok(Some(f)) = frames.next_frame() else {
+            break;
         };
-        pending[slot].push_str(&String::from_utf8_lossy(&f.data));
-        while let Some(pos) = pending[slot].find('\n') {
-            let l: String = pending[slot].drain(..=pos).collect();
-            if !l.trim().is_empty() {
-                out.push(Entry {
-                    file: file.into(),
-                    t: f.t_us as f64 / 1e6,
-                    source,
-                    text: l.trim_end().to_owned(),
-                });
-            }
-        }
+        last = f.t_us as f64 / 1e6;
+        let side = match f.direction {
+            Direction::ToTarget => &mut sides[0],
+            Direction::FromTarget => &mut sides[1],
+        };
+        side.feed(last, &f.data, file, &mut out);
     }
-    for (slot, source) in [(0, Source::Input), (1, Source::Output)] {
-        if !pending[slot].trim().is_empty() {
-            let t = s.frames.last().map_or(0.0, |f| f.t_us as f64 / 1e6);
-            out.push(Entry {
-                file: file.into(),
-                t,
-                source,
-                text: pending[slot].trim_end().to_owned(),
-            });
-        }
+    for side in &mut sides {
+        side.emit(last, file, &mut out);
     }
     Ok(out)
 }
@@ -223,16 +310,6 @@ fn desktop_entries(noted: Vec<(f64, crate::desktop::Noted)>, file: &str) -> Vec<
         .collect()
 }
 
-/// Exec output beyond this many bytes is not indexed (the recording itself keeps it all).
-const MAX_INDEXED_STREAM: u64 = 64 * 1024 * 1024;
-
-fn read_prefix(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(max).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
 /// Builds `index.jsonl` for the recording in `dir`. A file that cannot be parsed is skipped
 /// with a warning: the index is a convenience, the recording itself is what is signed.
 pub fn build(dir: &Path) -> Result<()> {
@@ -243,23 +320,25 @@ pub fn build(dir: &Path) -> Result<()> {
             entries.extend(file_entries(dir, &path));
             continue;
         }
-        let result: std::result::Result<_, Box<dyn std::error::Error>> = if name.ends_with(".cast")
-        {
-            std::fs::read_to_string(&path)
-                .map_err(Into::into)
-                .and_then(|t| index_cast(&t, &name).map_err(Into::into))
-        } else {
-            match stream::kind_of(&path) {
-                Some(StreamKind::Exec) => read_prefix(&path, MAX_INDEXED_STREAM)
+        let result: std::result::Result<_, Box<dyn std::error::Error>> =
+            if name.ends_with(".cast") {
+                std::fs::read_to_string(&path)
                     .map_err(Into::into)
-                    .and_then(|b| index_stream(&b, &name).map_err(Into::into)),
-                Some(StreamKind::Rdp) => crate::desktop::noted(&path)
-                    .map(|noted| desktop_entries(noted, &name))
-                    .map_err(Into::into),
-                // TCP and sftp streams are binary protocols: not indexed, and not read here.
-                _ => Ok(vec![]),
-            }
-        };
+                    .and_then(|t| index_cast(&t, &name).map_err(Into::into))
+            } else {
+                match stream::kind_of(&path) {
+                    Some(StreamKind::Exec) => std::fs::File::open(&path)
+                        .map_err(Into::into)
+                        .and_then(|f| {
+                            index_stream(std::io::BufReader::new(f), &name).map_err(Into::into)
+                        }),
+                    Some(StreamKind::Rdp) => crate::desktop::noted(&path)
+                        .map(|noted| desktop_entries(noted, &name))
+                        .map_err(Into::into),
+                    // TCP and sftp streams are binary protocols: not indexed, and not read here.
+                    _ => Ok(vec![]),
+                }
+            };
         match result {
             Ok(mut e) => entries.append(&mut e),
             Err(e) => tracing::warn!(file = %path.display(), error = %e, "not indexed"),
@@ -407,6 +486,84 @@ mod tests {
         let text = transcript(&cast(&events, 20, 5)).unwrap();
         let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, expected);
+    }
+
+    /// An exec stream: `frames` of (seconds, to the target?, data).
+    fn exec(frames: &[(u64, bool, &[u8])]) -> Vec<u8> {
+        let mut out = vec![];
+        stream::write_header(
+            &mut out,
+            &stream::StreamHeader {
+                kind: StreamKind::Exec,
+                channel: 0,
+                detail: "tar x".into(),
+                started_at_us: 0,
+            },
+        )
+        .unwrap();
+        for (t, to_target, data) in frames {
+            let d = if *to_target {
+                Direction::ToTarget
+            } else {
+                Direction::FromTarget
+            };
+            stream::write_frames(&mut out, t * 1_000_000, d, data).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn binary_data_on_an_exec_channel_is_flagged_once_and_not_indexed() {
+        let zeros = vec![0u8; 1 << 20];
+        let mut frames: Vec<(u64, bool, &[u8])> = vec![(0, false, b"ready\n")];
+        frames.extend((0..64).map(|i| (i + 1, true, zeros.as_slice())));
+        let bytes = exec(&frames);
+        let idx = index_stream(std::io::Cursor::new(&bytes), "stream-0.skr").unwrap();
+        let texts: Vec<(Source, &str)> = idx.iter().map(|e| (e.source, e.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            [
+                (Source::Command, "tar x"),
+                (Source::Output, "ready"),
+                (
+                    Source::Flag,
+                    "binary data to the target: the rest of this channel is not indexed"
+                ),
+            ]
+        );
+        // Small whatever the input: the 64 MiB are not in it.
+        let size: usize = idx.iter().map(|e| e.text.len()).sum();
+        assert!(size < 200, "{size}");
+    }
+
+    #[test]
+    fn long_lines_and_endless_text_are_cut() {
+        let long = "x".repeat(5000) + "\nshort\n";
+        let line = "y".repeat(1023) + "\n";
+        let many: String = line.repeat(5 << 10); // 5 MiB of text
+        let bytes = exec(&[(0, false, long.as_bytes()), (1, false, many.as_bytes())]);
+        let idx = index_stream(std::io::Cursor::new(&bytes), "stream-0.skr").unwrap();
+        assert_eq!(idx[1].text.chars().count(), MAX_LINE + 1);
+        assert!(idx[1].text.ends_with('…'));
+        assert_eq!(idx[2].text, "short");
+        let last = idx.last().unwrap();
+        assert_eq!(last.source, Source::Flag);
+        assert!(
+            last.text
+                .starts_with("more than 4 MiB of text from the target")
+        );
+        // A paste of 100,000 characters without a newline keeps its first 4000 bytes.
+        let mut out = vec![];
+        let mut line = String::new();
+        typed(
+            &mut line,
+            &"z".repeat(100_000),
+            0.0,
+            "term-0.cast",
+            &mut out,
+        );
+        typed(&mut line, "\r", 0.0, "term-0.cast", &mut out);
+        assert_eq!(out[0].text.len(), MAX_LINE * 4);
     }
 }
 
