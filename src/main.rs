@@ -49,6 +49,22 @@ enum Command {
     /// Several gateway nodes as one: export and join the group's keys, list the nodes.
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
+    /// Copy the database (SQLite, consistently, while serving), keys and recordings into a
+    /// new folder, with SHA256SUMS.
+    Backup {
+        /// A new (or empty) folder.
+        dir: PathBuf,
+        /// Only the recordings' signed manifests and the audit checkpoints (back up the
+        /// recordings share on its own).
+        #[arg(long)]
+        without_recordings: bool,
+    },
+    /// Restore a backup into the configured data directory, which must be empty; a partial,
+    /// altered or newer backup is refused.
+    Restore {
+        /// The backup's folder.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -63,6 +79,11 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve => commands::serve::run(cli.config.as_deref()).await,
+            Command::Backup {
+                dir,
+                without_recordings,
+            } => commands::backup::backup(cli.config.as_deref(), &dir, !without_recordings).await,
+            Command::Restore { dir } => commands::backup::restore(cli.config.as_deref(), &dir),
             Command::Config(c) => commands::config::run(c),
             Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,
             Command::Audit(c) => commands::audit::run(c, cli.config.as_deref()).await,

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod metrics;
 pub mod node;

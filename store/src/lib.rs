@@ -66,6 +66,11 @@ pub enum StoreError {
     #[error("unsupported database url `{0}`: use sqlite:... or postgres://...")]
     UnsupportedUrl(String),
     #[error(
+        "the database was last used by a newer Sekisho (schema {found}; this version knows up to {known}): \
+         going back is not supported; run that version or a newer one, or restore a backup made by this one"
+    )]
+    NewerSchema { found: i64, known: i64 },
+    #[error(
         "this node's keys are not those of the nodes already using this database (group keys {group}, this node's {node}): \
          on an existing node run `sekisho node export FILE`, then `sekisho node join FILE` here with an empty data directory"
     )]
@@ -146,7 +151,43 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// need; several nodes use PostgreSQL.
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode=DELETE";
 
+/// The newest schema version this build knows (its last migration).
+pub fn schema_known() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// The newest migration applied to the database (0 for a new one).
+async fn applied_schema(pool: &AnyPool) -> i64 {
+    sqlx::query_scalar::<Any, i64>("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(0)
+}
+
 impl Store {
+    /// The newest migration applied to this database.
+    pub async fn schema_version(&self) -> i64 {
+        applied_schema(&self.pool).await
+    }
+
+    /// A consistent copy of a SQLite database into the new file `to` while it is in use
+    /// (`VACUUM INTO`). PostgreSQL is backed up with its own tools.
+    pub async fn backup_sqlite(&self, to: &std::path::Path) -> Result<()> {
+        if self.kind != DbKind::Sqlite {
+            return Err(StoreError::Conflict(
+                "only a SQLite database is copied by Sekisho; use pg_dump for PostgreSQL".into(),
+            ));
+        }
+        let to = to
+            .to_str()
+            .ok_or_else(|| StoreError::Conflict(format!("{} is not UTF-8", to.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Connects and brings the schema up to date. A SQLite file (and its directory) is
     /// created if missing and kept in rollback-journal mode (see [`SQLITE_JOURNAL`]).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
@@ -205,6 +246,15 @@ impl Store {
             .before_acquire(|conn, meta| Box::pin(clean(conn, meta.age)))
             .connect(&url)
             .await?;
+        // A database a newer version migrated is refused with the reason, before anything
+        // touches it (sqlx would only say a migration is missing).
+        let found = applied_schema(&pool).await;
+        if found > schema_known() {
+            return Err(StoreError::NewerSchema {
+                found,
+                known: schema_known(),
+            });
+        }
         MIGRATOR.run(&pool).await?;
         let url = (kind == DbKind::Postgres)
             .then(|| std::sync::Arc::new(sekisho_domain::secret::Secret::new(url)));
