@@ -59,6 +59,9 @@ enum Command {
         #[arg(long)]
         without_recordings: bool,
     },
+    /// Check what most often goes wrong in the field (config, database, listeners,
+    /// certificates, clock, disk, UDP buffers, scanner, SMTP) and say how to fix each.
+    Doctor,
     /// Restore a backup into the configured data directory, which must be empty; a partial,
     /// altered or newer backup is refused.
     Restore {
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
                 dir,
                 without_recordings,
             } => commands::backup::backup(cli.config.as_deref(), &dir, !without_recordings).await,
+            Command::Doctor => commands::doctor::run(cli.config.as_deref()).await,
             Command::Restore { dir } => commands::backup::restore(cli.config.as_deref(), &dir),
             Command::Config(c) => commands::config::run(c),
             Command::User(c) => commands::user::run(c, cli.config.as_deref()).await,

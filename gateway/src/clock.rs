@@ -66,7 +66,7 @@ impl Clock {
 }
 
 /// This clock minus the first answering server's, in milliseconds, with that server.
-async fn offset(servers: &[String]) -> Option<(String, i64)> {
+pub async fn offset(servers: &[String]) -> Option<(String, i64)> {
     let mut client = rsntp::AsyncSntpClient::new();
     client.set_timeout(TIMEOUT);
     for server in servers {

@@ -212,11 +212,7 @@ impl Lines {
 
     fn flag(&mut self, t: f64, file: &str, what: &str, out: &mut Vec<Entry>) {
         self.emit(t, file, out);
-        let side = if self.source == Source::Input {
-            "to the target"
-        } else {
-            "from the target"
-        };
+        let side = ["from the target", "to the target"][usize::from(self.source == Source::Input)];
         out.push(Entry {
             file: file.into(),
             t,

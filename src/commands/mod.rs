@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod backup;
 pub mod config;
+pub mod doctor;
 pub mod metrics;
 pub mod node;
 pub mod recording;

@@ -164,6 +164,40 @@ async fn applied_schema(pool: &AnyPool) -> i64 {
         .unwrap_or(0)
 }
 
+/// Connects to the database at `url` without creating or migrating anything (a SQLite file
+/// is opened read-only) and returns the newest migration applied to it (`sekisho doctor`).
+pub async fn probe(url: &str) -> Result<i64> {
+    use sqlx::Connection;
+    install_default_drivers();
+    let url = if url.starts_with("sqlite:") {
+        let file = sqlite_file(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        if !file.exists() {
+            return Err(StoreError::NotFound(format!(
+                "the database file {}",
+                file.display()
+            )));
+        }
+        format!("sqlite://{}?mode=ro", file.display())
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url.to_owned()
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    let mut conn =
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(&url),
+                source,
+            })?;
+    let version = sqlx::query_scalar::<Any, i64>("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or(0);
+    conn.close().await?;
+    Ok(version)
+}
+
 impl Store {
     /// The newest migration applied to this database.
     pub async fn schema_version(&self) -> i64 {
