@@ -15,6 +15,20 @@ use serde_json::{Value, json};
 use support::gateway::{Pin, World};
 use support::{Env, stderr, stdout};
 
+/// The recording's page, where it is reviewed, in Japanese.
+async fn review_page(w: &World, session: &str) -> String {
+    let (status, page) = w
+        .http
+        .console(
+            &format!("/console/recordings/{session}"),
+            &w.approver,
+            Some("ja"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    String::from_utf8(page).unwrap()
+}
+
 async fn queue(w: &World) -> Vec<Value> {
     let (status, items) = w.http.get("/api/v1/reviews", &w.approver).await;
     assert_eq!(status, 200, "{items}");
@@ -84,16 +98,7 @@ async fn a_finished_session_waits_for_review_beside_its_plan_with_the_calendars_
     let session = item["session"]["id"].as_str().unwrap().to_owned();
 
     // The review page shows the plan beside the report and what to look at, in Japanese too.
-    let (status, page) = w
-        .http
-        .console(
-            &format!("/console/recordings/{session}"),
-            &w.approver,
-            Some("ja"),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let page = String::from_utf8(page).unwrap();
+    let page = review_page(&w, &session).await;
     for wanted in [
         "承認された作業計画",
         "read the logs",
@@ -279,16 +284,7 @@ async fn the_review_shows_the_channels_opened_the_commands_typed_and_what_was_re
     assert_eq!(item["outside_window_seconds"], 0, "{item}");
 
     // The review page shows them beside the plan, in Japanese.
-    let (status, page) = w
-        .http
-        .console(
-            &format!("/console/recordings/{shell_session}"),
-            &w.approver,
-            Some("ja"),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let page = String::from_utf8(page).unwrap();
+    let page = review_page(&w, &shell_session).await;
     for wanted in [
         "実施内容",
         "開かれたチャネル",

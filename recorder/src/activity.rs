@@ -29,6 +29,18 @@ pub enum Opened {
     Rdp,
 }
 
+impl Opened {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Opened::Terminal => "terminal",
+            Opened::Exec => "exec",
+            Opened::Sftp => "sftp",
+            Opened::Tcp => "tcp",
+            Opened::Rdp => "rdp",
+        }
+    }
+}
+
 impl From<StreamKind> for Opened {
     fn from(k: StreamKind) -> Self {
         match k {
@@ -123,6 +135,39 @@ pub fn read(dir: &Path, manifest: &Manifest, limit: usize) -> Activity {
     }
 }
 
+/// The time of an asciicast event line (`[t, code, data]`), if it is one.
+fn event_time(line: &str) -> Option<f64> {
+    serde_json::from_str::<(f64, serde::de::IgnoredAny, serde::de::IgnoredAny)>(line)
+        .ok()
+        .map(|(t, _, _)| t)
+}
+
+/// The time of the last whole event of a cast file, read from its end (growing the piece
+/// read until it holds one), not by reading the whole recording.
+fn last_event_time(file: &mut std::fs::File) -> Option<f64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata().ok()?.len();
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start)).ok()?;
+        let mut tail = vec![];
+        file.by_ref().take(window).read_to_end(&mut tail).ok()?;
+        let text = String::from_utf8_lossy(&tail);
+        let mut lines = text.lines();
+        if start > 0 {
+            lines.next(); // begun before the piece read
+        }
+        if let Some(t) = lines.rev().find_map(event_time) {
+            return Some(t);
+        }
+        if start == 0 {
+            return None;
+        }
+        window = window.saturating_mul(4);
+    }
+}
+
 /// A terminal channel: its title, and the times of its first and last events.
 fn terminal(dir: &Path, name: &str, channel: Option<u32>) -> Channel {
     let mut out = Channel {
@@ -133,24 +178,20 @@ fn terminal(dir: &Path, name: &str, channel: Option<u32>) -> Channel {
         first_t: None,
         last_t: None,
     };
-    let Ok(file) = std::fs::File::open(dir.join(name)) else {
+    let Ok(mut file) = std::fs::File::open(dir.join(name)) else {
         return out;
     };
-    let mut lines = BufReader::new(file).lines();
-    if let Some(Ok(head)) = lines.next()
+    let mut lines = BufReader::new(&mut file)
+        .lines()
+        .map_while(std::result::Result::ok);
+    if let Some(head) = lines.next()
         && let Ok(h) = serde_json::from_str::<CastHeader>(&head)
     {
         out.detail = h.title.unwrap_or_default();
     }
-    for line in lines.map_while(std::result::Result::ok) {
-        // `[t, code, data]`: only the time is needed.
-        let Ok((t, _, _)) =
-            serde_json::from_str::<(f64, serde::de::IgnoredAny, serde::de::IgnoredAny)>(&line)
-        else {
-            continue;
-        };
-        out.first_t.get_or_insert(t);
-        out.last_t = Some(t);
+    out.first_t = lines.find_map(|l| event_time(&l));
+    if out.first_t.is_some() {
+        out.last_t = last_event_time(&mut file);
     }
     out
 }
@@ -182,4 +223,46 @@ fn stream(dir: &Path, name: &str, channel: Option<u32>) -> Channel {
             .map_or(out.first_t, |t| Some(t as f64 / 1e6));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cast::{EventKind, event_line, header_line};
+
+    #[test]
+    fn a_terminal_spans_its_first_to_its_last_event_even_after_a_long_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = header_line(&CastHeader {
+            version: 2,
+            width: 80,
+            height: 24,
+            timestamp: 0,
+            title: Some("bash".into()),
+            env: None,
+        });
+        text.push_str(&event_line(0.5, EventKind::Output, "$ "));
+        for i in 1..1000 {
+            text.push_str(&event_line(f64::from(i), EventKind::Output, "x"));
+        }
+        // A last event longer than the first piece read from the end.
+        text.push_str(&event_line(
+            1234.25,
+            EventKind::Output,
+            &"y".repeat(300_000),
+        ));
+        std::fs::write(dir.path().join("term-0.cast"), text).unwrap();
+        let c = terminal(dir.path(), "term-0.cast", Some(0));
+        assert_eq!(c.detail, "bash");
+        assert_eq!((c.first_t, c.last_t), (Some(0.5), Some(1234.25)));
+        // A torn last line is passed over.
+        let f = dir.path().join("term-0.cast");
+        let mut torn = std::fs::read_to_string(&f).unwrap();
+        torn.push_str("[1300.0, \"o\", \"unfini");
+        std::fs::write(&f, torn).unwrap();
+        assert_eq!(
+            terminal(dir.path(), "term-0.cast", Some(0)).last_t,
+            Some(1234.25)
+        );
+    }
 }

@@ -177,8 +177,8 @@ pub async fn backup(
                 .backup_sqlite(&to)
                 .await
                 .context("cannot copy the database")?;
-            let hex = hash_file(&to)?;
-            copier.bytes += std::fs::metadata(&to)?.len();
+            let (bytes, hex) = hash_file(&to)?;
+            copier.bytes += bytes;
             copier.sums.push((hex, DB_FILE.to_owned()));
             println!("database: copied (SQLite, schema {schema})");
             "sqlite"
@@ -263,19 +263,9 @@ fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn hash_file(path: &Path) -> anyhow::Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut hash = Digest::new(&SHA256);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(&buf[..n]);
-    }
-    Ok(hex::encode(hash.finish().as_ref()))
+/// The SHA-256 of a file (hex), as the recordings' manifests compute it.
+fn hash_file(path: &Path) -> anyhow::Result<(u64, String)> {
+    Ok(sekisho_recorder::manifest::hash_file(path)?)
 }
 
 /// Reads and checks a backup: complete, of a schema this version knows, every file as
@@ -324,7 +314,7 @@ fn check(dir: &Path) -> anyhow::Result<(BackupIndex, Vec<String>)> {
         if !path.is_file() {
             bail!("the backup is incomplete: {rel} is listed in {SUMS} but missing");
         }
-        if hash_file(&path)? != hex {
+        if hash_file(&path)?.1 != hex {
             bail!("the backup is damaged or altered: {rel} does not match its SHA-256 in {SUMS}");
         }
         listed.push(rel.to_owned());

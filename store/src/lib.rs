@@ -157,11 +157,34 @@ pub fn schema_known() -> i64 {
 }
 
 /// The newest migration applied to the database (0 for a new one).
-async fn applied_schema(pool: &AnyPool) -> i64 {
+async fn applied_schema<'e>(db: impl sqlx::Executor<'e, Database = Any>) -> i64 {
     sqlx::query_scalar::<Any, i64>("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(pool)
+        .fetch_one(db)
         .await
         .unwrap_or(0)
+}
+
+/// Which database a URL names.
+fn kind_of(url: &str) -> Result<DbKind> {
+    if url.starts_with("sqlite:") {
+        Ok(DbKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DbKind::Postgres)
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// One direct connection: its error names the real cause (refused, bad password, no such
+/// database) where a pool would only report a timeout.
+async fn connect_one(url: &str) -> Result<sqlx::AnyConnection> {
+    use sqlx::Connection;
+    sqlx::AnyConnection::connect(url)
+        .await
+        .map_err(|source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        })
 }
 
 /// Connects to the database at `url` without creating or migrating anything (a SQLite file
@@ -169,31 +192,22 @@ async fn applied_schema(pool: &AnyPool) -> i64 {
 pub async fn probe(url: &str) -> Result<i64> {
     use sqlx::Connection;
     install_default_drivers();
-    let url = if url.starts_with("sqlite:") {
-        let file = sqlite_file(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
-        if !file.exists() {
-            return Err(StoreError::NotFound(format!(
-                "the database file {}",
-                file.display()
-            )));
+    let url = match kind_of(url)? {
+        DbKind::Sqlite => {
+            let file =
+                sqlite_file(url).ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+            if !file.exists() {
+                return Err(StoreError::NotFound(format!(
+                    "the database file {}",
+                    file.display()
+                )));
+            }
+            format!("sqlite://{}?mode=ro", file.display())
         }
-        format!("sqlite://{}?mode=ro", file.display())
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        url.to_owned()
-    } else {
-        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        DbKind::Postgres => url.to_owned(),
     };
-    let mut conn =
-        sqlx::AnyConnection::connect(&url)
-            .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(&url),
-                source,
-            })?;
-    let version = sqlx::query_scalar::<Any, i64>("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap_or(0);
+    let mut conn = connect_one(&url).await?;
+    let version = applied_schema(&mut conn).await;
     conn.close().await?;
     Ok(version)
 }
@@ -226,7 +240,8 @@ impl Store {
     /// created if missing and kept in rollback-journal mode (see [`SQLITE_JOURNAL`]).
     pub async fn open(url: &str, max_connections: u32) -> Result<Self> {
         install_default_drivers();
-        let (kind, url) = if url.starts_with("sqlite:") {
+        let kind = kind_of(url)?;
+        let url = if kind == DbKind::Sqlite {
             if let Some(file) = sqlite_file(url)
                 && let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
             {
@@ -235,29 +250,19 @@ impl Store {
                     source,
                 })?;
             }
-            let url = if url.contains('?') {
+            if url.contains('?') {
                 url.to_owned()
             } else {
                 format!("{url}?mode=rwc")
-            };
-            (DbKind::Sqlite, url)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (DbKind::Postgres, url.to_owned())
+            }
         } else {
-            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+            url.to_owned()
         };
         let in_memory = url.contains(":memory:");
-        // One direct connection first: its error names the real cause (refused, bad password,
-        // no such database) where the pool would only report a timeout.
+        // One direct connection first, for the real cause of a failure.
         {
             use sqlx::Connection;
-            let mut conn =
-                sqlx::AnyConnection::connect(&url)
-                    .await
-                    .map_err(|source| StoreError::Connect {
-                        url: redact_url(&url),
-                        source,
-                    })?;
+            let mut conn = connect_one(&url).await?;
             // Persistent for WAL, so set once here, before the pool opens its connections; a
             // database an earlier version left in WAL mode is converted.
             if kind == DbKind::Sqlite && !url.contains(":memory:") {

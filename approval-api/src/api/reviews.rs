@@ -289,10 +289,7 @@ pub async fn get_activity(
             .into_iter()
             .map(|c| ChannelSeen {
                 channel: c.channel,
-                kind: serde_json::to_value(c.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(ToOwned::to_owned))
-                    .unwrap_or_default(),
+                kind: c.kind.as_str().to_owned(),
                 detail: c.detail,
                 file: c.file,
                 first_at: c.first_t.map(|t| moment(start, t)),

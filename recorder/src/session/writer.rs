@@ -142,6 +142,7 @@ impl Track {
     /// to the in-flight window, also when a later write fails, so the count of what went
     /// through unrecorded is exact.
     fn flush(&mut self, window: &InFlight) -> Result<()> {
+        let took = (!self.buf.is_empty()).then(std::time::Instant::now);
         let mut done = 0;
         let result = loop {
             if done == self.buf.len() {
@@ -168,6 +169,11 @@ impl Track {
         self.buf.drain(..done);
         for m in &mut self.marks {
             m.end -= done;
+        }
+        if let Some(took) = took {
+            sekisho_metrics::get()
+                .recording_write
+                .observe(took.elapsed().as_secs_f64());
         }
         result.map_err(io_err("write", &self.path))
     }
@@ -226,12 +232,10 @@ impl Writer {
                 let _ = self.seal(RecordingState::Aborted, "recording dropped without close");
                 return;
             };
-            let metrics = sekisho_metrics::get();
             if !matches!(cmd, Cmd::Flush) {
                 // Queued through `SessionRecording::send`; a flush is asked for out of band.
-                metrics.recording_queue.dec();
+                sekisho_metrics::get().recording_queue.dec();
             }
-            let took = std::time::Instant::now();
             let result = match cmd {
                 Cmd::Close { reason, reply } => {
                     let sealed = self.seal(RecordingState::Closed, &reason);
@@ -244,9 +248,6 @@ impl Writer {
                 Cmd::Flush => self.flush(),
                 other => self.apply(other),
             };
-            metrics
-                .recording_write
-                .observe(took.elapsed().as_secs_f64());
             if let Err(e) = result {
                 self.fail(e);
                 return;
