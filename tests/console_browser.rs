@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,7 +51,12 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Stops ChromeDriver and the Chromium it started: the whole process group, or Chromium
+    /// outlives the test when the session was not closed (a failed assertion).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -76,6 +83,7 @@ impl Browser {
             .port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
