@@ -143,9 +143,26 @@ impl Hasher {
     }
 }
 
+/// How much nicer than the rest of the process a hashing thread runs: under a login flood
+/// the kernel then gives the async runtime's threads (sessions being relayed, health checks,
+/// the console) the cores first, and the hashes take what is left.
+const HASHING_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by [`HASHING_NICENESS`] (Linux: a
+/// thread's own nice value). A refusal is logged, not fatal: hashing still works, only less
+/// politely.
+fn lower_this_threads_priority() {
+    let current = rustix::process::getpriority_process(None).unwrap_or(0);
+    let nicer = (current + HASHING_NICENESS).min(19);
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nicer) {
+        tracing::warn!(error = %e, "cannot lower a password hashing thread's priority");
+    }
+}
+
 fn worker(
     rx: &std::sync::Mutex<std::sync::mpsc::Receiver<(Job, tokio::sync::OwnedSemaphorePermit)>>,
 ) {
+    lower_this_threads_priority();
     loop {
         let next = match rx.lock() {
             Ok(rx) => rx.recv(),
@@ -188,6 +205,30 @@ pub fn generate() -> Result<Secret<String>, HashError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The nice value of this process's thread called `name`, from `/proc`.
+    fn nice_of_thread(name: &str) -> Option<i32> {
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            if comm.rsplit_once('(').map(|(_, c)| c) == Some(name) {
+                // Fields after the name start at field 3; nice is field 19.
+                return rest.split(' ').nth(19 - 3)?.parse().ok();
+            }
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_nicer_than_the_runtime() {
+        let base = rustix::process::getpriority_process(None).unwrap();
+        let hasher = Hasher::new(1, 1);
+        // The worker lowers its priority as it starts; one hash proves it has started.
+        hasher.hash(Secret::new("x".into())).await.unwrap();
+        let nice = nice_of_thread("sekisho-hash-0").expect("the hashing thread is listed");
+        assert_eq!(nice, (base + HASHING_NICENESS).min(19));
+        assert_eq!(rustix::process::getpriority_process(None).unwrap(), base);
+    }
 
     #[test]
     fn hash_then_verify() {
