@@ -333,6 +333,40 @@ async fn a_change_request_from_registration_to_approval() {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v["intact"], true, "{v}");
         assert_eq!(v["rows"], 14);
+        // The console's view: the last walk's report while it is young enough, not a walk of
+        // the whole log on every page view; without an age, a walk now that sees new rows.
+        let (status, cached) = api
+            .get("/api/v1/audit/verify?max_age_seconds=600", &auditor)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(cached, v, "the last report, as it was");
+        api.staff("newcomer", Role::Auditor).await;
+        let (_, cached) = api
+            .get("/api/v1/audit/verify?max_age_seconds=600", &auditor)
+            .await;
+        assert_eq!(cached["rows"], 14, "{cached}");
+        let (_, walked) = api.get("/api/v1/audit/verify", &auditor).await;
+        assert!(walked["rows"].as_i64().unwrap() > 14, "{walked}");
+        assert!(
+            walked["verified_at"].as_str().unwrap() > v["verified_at"].as_str().unwrap(),
+            "{walked}"
+        );
+        let (_, young) = api
+            .get("/api/v1/audit/verify?max_age_seconds=0", &auditor)
+            .await;
+        assert!(
+            young["verified_at"].as_str() > walked["verified_at"].as_str(),
+            "{young}"
+        );
+        let (status, bad) = api
+            .get("/api/v1/audit/verify?max_age_seconds=-1", &auditor)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(bad["error"]["message"].is_string(), "{bad}");
+        let (status, bad) = api
+            .get("/api/v1/audit/verify?max_age_seconds=86401", &auditor)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
     })
     .await;
 }

@@ -40,6 +40,12 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let state = super::api_state(&config, &prepared)?;
+    // The audit chain walked at start and every checkpoint period, for the console's page.
+    tokio::spawn(sekisho_approval_api::api::audit::keep_chain_checked(
+        state.clone(),
+        std::time::Duration::from_secs(60 * u64::from(config.audit.checkpoint_minutes.max(1))),
+        shutdown.clone(),
+    ));
     let zone = state.settings.zone.clone();
     let app = sekisho_console::app_with_report_font(
         sekisho_approval_api::api::router(state),

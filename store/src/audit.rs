@@ -399,7 +399,97 @@ pub enum Page {
     OldestAfter(i64),
 }
 
+/// The SQL of one page of events matching `filter`, its text and then its integer binds.
+fn page_query(filter: &AuditFilter, page: Page, limit: i64) -> (String, Vec<String>, Vec<i64>) {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
+    let mut texts: Vec<String> = vec![];
+    let mut ints: Vec<(usize, i64)> = vec![];
+    let mut n = 0usize;
+    let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
+        if let Some(v) = v {
+            n += 1;
+            sql.push_str(&format!(" AND {col} = ${n}"));
+            texts.push(v.clone());
+        }
+    };
+    text("vendor_id", &filter.vendor_id, &mut sql);
+    text("user_id", &filter.user_id, &mut sql);
+    text("target_id", &filter.target_id, &mut sql);
+    text("request_id", &filter.request_id, &mut sql);
+    text("kind", &filter.kind, &mut sql);
+    text(
+        "outcome",
+        &filter.outcome.map(|o| o.as_str().to_owned()),
+        &mut sql,
+    );
+    if let Some(site) = &filter.site {
+        texts.push(site.clone());
+        sql.push_str(&format!(
+            " AND target_id IN (SELECT id FROM targets WHERE site = ${})",
+            texts.len()
+        ));
+    }
+    // Integer conditions follow the text ones, so placeholders stay in order.
+    let base = texts.len();
+    let mut add_int = |cond: &str, v: i64, sql: &mut String| {
+        let idx = base + ints.len() + 1;
+        ints.push((idx, v));
+        sql.push_str(&cond.replace("$?", &format!("${idx}")));
+    };
+    if let Some(f) = filter.from {
+        add_int(" AND at >= $?", micros(f), &mut sql);
+    }
+    if let Some(t) = filter.to {
+        add_int(" AND at < $?", micros(t), &mut sql);
+    }
+    match page {
+        Page::NewestBefore(Some(b)) => add_int(" AND seq < $?", b, &mut sql),
+        Page::NewestBefore(None) => {}
+        Page::OldestAfter(a) => add_int(" AND seq > $?", a, &mut sql),
+    }
+    sql.push_str(match page {
+        Page::NewestBefore(_) => " ORDER BY seq DESC",
+        Page::OldestAfter(_) => " ORDER BY seq ASC",
+    });
+    sql.push_str(&format!(" LIMIT {}", limit.clamp(1, 10_000)));
+    (sql, texts, ints.into_iter().map(|(_, v)| v).collect())
+}
+
 impl Store {
+    /// How the database would read one page of events matching `filter`, one line per step:
+    /// SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with sequential scans
+    /// discouraged (as they are on a table of millions of rows, whatever its size now).
+    pub async fn audit_page_plan(&self, filter: &AuditFilter, page: Page) -> Result<Vec<String>> {
+        let (sql, texts, ints) = page_query(filter, page, 100);
+        let mut conn = self.pool.acquire().await?;
+        let (prefix, column) = match self.kind {
+            super::DbKind::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+            super::DbKind::Postgres => {
+                sqlx::query("SET enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                ("EXPLAIN ", "QUERY PLAN")
+            }
+        };
+        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(format!("{prefix}{sql}")));
+        for t in texts {
+            q = q.bind(t);
+        }
+        for v in ints {
+            q = q.bind(v);
+        }
+        let rows = q.fetch_all(&mut *conn).await;
+        if self.kind == super::DbKind::Postgres {
+            sqlx::query("RESET enable_seqscan")
+                .execute(&mut *conn)
+                .await?;
+        }
+        rows?
+            .iter()
+            .map(|r| r.try_get::<String, _>(column).map_err(StoreError::from))
+            .collect()
+    }
+
     /// One page of events matching `filter`.
     pub async fn audit_page(
         &self,
@@ -407,62 +497,12 @@ impl Store {
         page: Page,
         limit: i64,
     ) -> Result<Vec<StoredAuditEvent>> {
-        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
-        let mut texts: Vec<String> = vec![];
-        let mut ints: Vec<(usize, i64)> = vec![];
-        let mut n = 0usize;
-        let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
-            if let Some(v) = v {
-                n += 1;
-                sql.push_str(&format!(" AND {col} = ${n}"));
-                texts.push(v.clone());
-            }
-        };
-        text("vendor_id", &filter.vendor_id, &mut sql);
-        text("user_id", &filter.user_id, &mut sql);
-        text("target_id", &filter.target_id, &mut sql);
-        text("request_id", &filter.request_id, &mut sql);
-        text("kind", &filter.kind, &mut sql);
-        text(
-            "outcome",
-            &filter.outcome.map(|o| o.as_str().to_owned()),
-            &mut sql,
-        );
-        if let Some(site) = &filter.site {
-            texts.push(site.clone());
-            sql.push_str(&format!(
-                " AND target_id IN (SELECT id FROM targets WHERE site = ${})",
-                texts.len()
-            ));
-        }
-        // Integer conditions follow the text ones, so placeholders stay in order.
-        let base = texts.len();
-        let mut add_int = |cond: &str, v: i64, sql: &mut String| {
-            let idx = base + ints.len() + 1;
-            ints.push((idx, v));
-            sql.push_str(&cond.replace("$?", &format!("${idx}")));
-        };
-        if let Some(f) = filter.from {
-            add_int(" AND at >= $?", micros(f), &mut sql);
-        }
-        if let Some(t) = filter.to {
-            add_int(" AND at < $?", micros(t), &mut sql);
-        }
-        match page {
-            Page::NewestBefore(Some(b)) => add_int(" AND seq < $?", b, &mut sql),
-            Page::NewestBefore(None) => {}
-            Page::OldestAfter(a) => add_int(" AND seq > $?", a, &mut sql),
-        }
-        sql.push_str(match page {
-            Page::NewestBefore(_) => " ORDER BY seq DESC",
-            Page::OldestAfter(_) => " ORDER BY seq ASC",
-        });
-        sql.push_str(&format!(" LIMIT {}", limit.clamp(1, 10_000)));
+        let (sql, texts, ints) = page_query(filter, page, limit);
         let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
         for t in texts {
             q = q.bind(t);
         }
-        for (_, v) in ints {
+        for v in ints {
             q = q.bind(v);
         }
         q.fetch_all(&self.pool)

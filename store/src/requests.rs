@@ -194,6 +194,8 @@ pub struct RequestFilter {
     pub status: Option<RequestStatus>,
     /// Only requests for targets of this site.
     pub site: Option<String>,
+    /// Only requests whose window has not ended then (all that an admission looks at).
+    pub open_at: Option<jiff::Timestamp>,
     pub limit: i64,
 }
 
@@ -424,6 +426,10 @@ impl Store {
         if let Some(site) = &filter.site {
             cond("t.site", site.clone());
         }
+        let open_at = filter.open_at.map(micros);
+        if open_at.is_some() {
+            sql.push_str(&format!(" AND r.window_end > ${}", args.len() + 1));
+        }
         let limit = if filter.limit <= 0 {
             200
         } else {
@@ -433,6 +439,9 @@ impl Store {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for a in args {
             q = q.bind(a);
+        }
+        if let Some(at) = open_at {
+            q = q.bind(at);
         }
         let mut conn = self.pool.acquire().await?;
         let rows = q.fetch_all(&mut *conn).await?;

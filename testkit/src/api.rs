@@ -95,6 +95,7 @@ pub fn state_with_recordings(
         hasher: sekisho_store::password::Hasher::for_this_machine(),
         directory: None,
         reads: Arc::default(),
+        chain_check: Arc::default(),
         throttle: Arc::new(sekisho_approval_api::throttle::LoginThrottle::new(
             3,
             std::time::Duration::from_secs(15 * 60),

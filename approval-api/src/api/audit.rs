@@ -254,11 +254,17 @@ fn export(store: Store, filter: AuditFilter, format: Format) -> Response {
         .into_response()
 }
 
-/// Walk the audit log's hash chain and report the first row altered, deleted or inserted;
-/// then check it against the signed checkpoints the nodes wrote outside the database.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyView), (status = 403, body = ErrorBody)))]
-pub async fn verify(State(state): State<ApiState>) -> ApiResult<Json<VerifyView>> {
+/// The chain walked now, or the last walk's report if it is at most `max_age` old (see
+/// [`ChainCheck`]).
+pub async fn check_chain(
+    state: &ApiState,
+    max_age: Option<jiff::SignedDuration>,
+) -> ApiResult<VerifyView> {
+    state.chain_check.report(max_age, || walk(state)).await
+}
+
+/// One walk of the chain, then of the signed checkpoints against it.
+async fn walk(state: &ApiState) -> ApiResult<VerifyView> {
     let report = state.store.verify_audit_chain(|_| {}).await?;
     let anchored = crate::anchor::check(
         &state.store,
@@ -270,12 +276,77 @@ pub async fn verify(State(state): State<ApiState>) -> ApiResult<Json<VerifyView>
         .first_break
         .map(|b| b.to_string())
         .or_else(|| anchored.problems.first().cloned());
-    Ok(Json(VerifyView {
+    Ok(VerifyView {
+        verified_at: Timestamp::now(),
         intact: problem.is_none(),
         rows: report.rows,
         last_seq: report.last_seq,
         problem,
         checkpoints: anchored.matched,
         checkpoint_problems: anchored.problems,
-    }))
+    })
+}
+
+/// Walks the chain at start and then every `every` until `stop`, so that the console's
+/// audit page shows a recent report without waiting for a walk; a broken chain is logged
+/// as an error each time it is found.
+pub async fn keep_chain_checked(
+    state: ApiState,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let started = std::time::Instant::now();
+        match check_chain(&state, None).await {
+            Ok(v) if v.intact => tracing::info!(
+                rows = v.rows,
+                seconds = started.elapsed().as_secs_f64(),
+                "audit chain verified intact"
+            ),
+            Ok(v) => tracing::error!(
+                rows = v.rows,
+                problem = v.problem.as_deref().unwrap_or(""),
+                "audit chain BROKEN"
+            ),
+            Err(e) => tracing::warn!(error = ?e, "cannot verify the audit chain now"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyQuery {
+    /// Answer with the last walk's report when it finished at most this many seconds ago
+    /// (the console's audit page allows an hour; the server walks every
+    /// `[audit] checkpoint_minutes`); without it, the chain is walked now.
+    #[param(minimum = 0, maximum = 86400)]
+    pub max_age_seconds: Option<u32>,
+}
+
+/// Walk the audit log's hash chain and report the first row altered, deleted or inserted;
+/// then check it against the signed checkpoints the nodes wrote outside the database. One
+/// walk at a time: a second caller waits for the running walk and, when it allows an age,
+/// takes its report instead of starting another.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", params(VerifyQuery),
+    responses((status = 200, body = VerifyView), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<ApiState>,
+    query: Result<Query<VerifyQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<VerifyView>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    if q.max_age_seconds.is_some_and(|s| s > 86_400) {
+        return Err(ApiError::BadRequest(
+            "max_age_seconds must be at most 86400 (a day)".into(),
+        ));
+    }
+    let max_age = q
+        .max_age_seconds
+        .map(|s| jiff::SignedDuration::from_secs(i64::from(s)));
+    Ok(Json(check_chain(&state, max_age).await?))
 }

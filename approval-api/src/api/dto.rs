@@ -553,8 +553,11 @@ pub struct AuditPage {
     pub next_cursor: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct VerifyView {
+    /// When the walk that this report describes finished.
+    #[schema(value_type = String, format = DateTime)]
+    pub verified_at: Timestamp,
     pub intact: bool,
     pub rows: i64,
     pub last_seq: i64,

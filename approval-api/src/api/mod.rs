@@ -9,6 +9,7 @@ pub mod access;
 pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod chain_check;
 pub mod dto;
 pub mod error;
 pub mod extract;

@@ -27,6 +27,8 @@ pub struct RequestQuery {
     pub status: Option<RequestStatus>,
     /// Only requests for this target (id).
     pub target: Option<String>,
+    /// `true`: only requests whose window has not ended (those live sessions run under).
+    pub open: Option<bool>,
     /// At most this many (default 200, at most 1000), newest first.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
@@ -51,6 +53,7 @@ pub async fn list_requests(
             .transpose()?,
         status: q.status,
         site: super::site::filter(&caller),
+        open_at: q.open.unwrap_or(false).then(jiff::Timestamp::now),
         limit: super::extract::page_limit(q.limit, 200)?,
     };
     let policy = &state.settings.policy;

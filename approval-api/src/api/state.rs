@@ -68,6 +68,8 @@ pub struct ApiState {
     pub directory: Option<Arc<crate::directory::Directory>>,
     /// Recent reads of recordings, so that polling writes one audit row, not hundreds.
     pub reads: Arc<super::read_log::ReadLog>,
+    /// The last walk of the audit chain, and one walk at a time (see `audit::verify`).
+    pub chain_check: Arc<super::chain_check::ChainCheck>,
 }
 
 impl ApiSettings {
@@ -154,6 +156,7 @@ impl ApiState {
             throttle: parts.throttle,
             directory: parts.directory,
             reads: Arc::default(),
+            chain_check: Arc::default(),
             failures: parts.failures,
         })
     }

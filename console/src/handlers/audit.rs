@@ -94,7 +94,7 @@ pub(crate) async fn audit(
         }
     };
     let chain = console
-        .get::<VerifyView>(&ctx, "/api/v1/audit/verify")
+        .get::<VerifyView>(&ctx, "/api/v1/audit/verify?max_age_seconds=3600")
         .await
         .ok();
     let export = f.api_query(zone, &[]).unwrap_or_default();

@@ -16,8 +16,10 @@ pub(crate) async fn sessions(
     Query(notice): Query<Notice>,
 ) -> Result<Response, Response> {
     let live: Vec<SessionView> = console.fetch(&ctx, "/api/v1/sessions?active=true").await?;
+    // The requests live sessions run under: their windows are open (not the newest
+    // thousand of years of requests).
     let requests: Vec<RequestView> = console
-        .get(&ctx, "/api/v1/requests?limit=1000")
+        .get(&ctx, "/api/v1/requests?open=true&limit=1000")
         .await
         .unwrap_or_default();
     // Staff only (vendors are refused this list, and see none).

@@ -30,7 +30,10 @@ pub fn audit(f: &Frame, zone: &DisplayZone, v: &AuditView<'_>) -> Response {
     let body = html! {
         @if let Some(c) = v.chain {
             @if c.intact {
-                p.notice.chain { (t(T::ChainIntact)) " (" (c.rows) ")" }
+                p.notice.chain {
+                    (t(T::ChainIntact)) " (" (c.rows) ") · " (t(T::ChainCheckedAt)) " "
+                    (zone.date_time(c.verified_at))
+                }
             } @else {
                 p.alert.chain role="alert" { (t(T::ChainBroken)) ": " (c.problem.as_deref().unwrap_or("")) }
             }

@@ -93,6 +93,9 @@ pub(super) async fn requests_for(
             requester: Some(user.id),
             target_id: Some(target.id),
             site: None,
+            // Requests whose windows have ended cannot admit anyone nor explain a refusal;
+            // without this, years of a vendor's requests were read on every connection.
+            open_at: Some(Timestamp::now()),
             limit: 500,
             ..RequestFilter::default()
         })
