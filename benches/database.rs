@@ -29,14 +29,9 @@ use sekisho_store::audit::{GENESIS, chain_hash};
 use sekisho_testkit::sshd::CHANGE_ACCOUNT;
 use sqlx::{Any, Row};
 use support::gateway::{Pin, World, add_vendor};
-use support::{Env, stderr, stdout};
+use support::{Env, percentile, stderr, stdout};
 
 const YEAR_US: i64 = 365 * 24 * 3600 * 1_000_000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
@@ -292,22 +287,24 @@ async fn timed_get(
     (first, percentile(&took, 0.5), percentile(&took, 0.99))
 }
 
-/// The admission histogram's count and its buckets (upper bound in seconds, cumulative).
-fn admission_histogram(metrics: &str) -> Vec<(f64, u64)> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("sekisho_db_query_seconds_bucket") && l.contains("admission"))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().ok()?
-            };
-            let count = l.rsplit(' ').next()?.parse().ok()?;
-            Some((le, count))
+/// The admission histogram's buckets (upper bound in seconds, cumulative count), parsed
+/// from the server's metrics.
+fn admission_histogram(metrics: &str) -> Vec<(f64, f64)> {
+    let lines = metrics.lines().map(|l| Ok(l.to_owned()));
+    prometheus_parse::Scrape::parse(lines)
+        .unwrap()
+        .samples
+        .into_iter()
+        .filter(|s| {
+            s.metric == "sekisho_db_query_seconds" && s.labels.get("op") == Some("admission")
         })
-        .collect()
+        .find_map(|s| match s.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                Some(buckets.iter().map(|b| (b.less_than, b.count)).collect())
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 fn ssh_true(mut cmd: Command) -> Duration {
@@ -584,10 +581,10 @@ async fn main() {
         .await
         .unwrap();
     let histogram = admission_histogram(&metrics);
-    let decisions = histogram.last().map_or(0, |b| b.1);
+    let decisions = histogram.last().map_or(0.0, |b| b.1);
     let p99_bound = histogram
         .iter()
-        .find(|(_, c)| *c as f64 >= decisions as f64 * 0.99)
+        .find(|(_, c)| *c >= decisions * 0.99)
         .map(|(le, _)| *le);
     drop(w.server.take());
 

@@ -14,11 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::nodes::{Group, ended, live, register_vendors, ssh_via};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use support::percentile;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

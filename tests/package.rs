@@ -375,6 +375,7 @@ fn the_debian_package_installs_serves_as_its_unit_upgrades_and_purges_keeping_th
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("unreadable: {overall}"));
     assert!(level <= 2.0, "{overall}");
+    let unit = unit_settings();
     for setting in [
         ("ProtectSystem", "strict"),
         ("NoNewPrivileges", "yes"),
@@ -382,7 +383,7 @@ fn the_debian_package_installs_serves_as_its_unit_upgrades_and_purges_keeping_th
         ("Restart", "on-failure"),
         ("StateDirectory", "sekisho"),
     ] {
-        assert_eq!(unit_setting(&unit_settings(), setting.0), setting.1);
+        assert_eq!(unit_setting(&unit, setting.0), setting.1);
     }
 
     // Serve with the packaged configuration, as the unit would.

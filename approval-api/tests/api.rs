@@ -347,17 +347,14 @@ async fn a_change_request_from_registration_to_approval() {
         assert_eq!(cached["rows"], 14, "{cached}");
         let (_, walked) = api.get("/api/v1/audit/verify", &auditor).await;
         assert!(walked["rows"].as_i64().unwrap() > 14, "{walked}");
-        assert!(
-            walked["verified_at"].as_str().unwrap() > v["verified_at"].as_str().unwrap(),
-            "{walked}"
-        );
+        let at = |v: &serde_json::Value| -> Timestamp {
+            v["verified_at"].as_str().unwrap().parse().unwrap()
+        };
+        assert!(at(&walked) > at(&v), "{walked}");
         let (_, young) = api
             .get("/api/v1/audit/verify?max_age_seconds=0", &auditor)
             .await;
-        assert!(
-            young["verified_at"].as_str() > walked["verified_at"].as_str(),
-            "{young}"
-        );
+        assert!(at(&young) > at(&walked), "{young}");
         let (status, bad) = api
             .get("/api/v1/audit/verify?max_age_seconds=-1", &auditor)
             .await;

@@ -399,11 +399,17 @@ pub enum Page {
     OldestAfter(i64),
 }
 
-/// The SQL of one page of events matching `filter`, its text and then its integer binds.
-fn page_query(filter: &AuditFilter, page: Page, limit: i64) -> (String, Vec<String>, Vec<i64>) {
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
+/// The query of one page of events matching `filter`, after `prefix` (`EXPLAIN …` or nothing),
+/// with its values bound.
+fn page_query(
+    prefix: &str,
+    filter: &AuditFilter,
+    page: Page,
+    limit: i64,
+) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+    let mut sql = format!("{prefix}SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1");
     let mut texts: Vec<String> = vec![];
-    let mut ints: Vec<(usize, i64)> = vec![];
+    let mut ints: Vec<i64> = vec![];
     let mut n = 0usize;
     let mut text = |col: &str, v: &Option<String>, sql: &mut String| {
         if let Some(v) = v {
@@ -432,9 +438,8 @@ fn page_query(filter: &AuditFilter, page: Page, limit: i64) -> (String, Vec<Stri
     // Integer conditions follow the text ones, so placeholders stay in order.
     let base = texts.len();
     let mut add_int = |cond: &str, v: i64, sql: &mut String| {
-        let idx = base + ints.len() + 1;
-        ints.push((idx, v));
-        sql.push_str(&cond.replace("$?", &format!("${idx}")));
+        ints.push(v);
+        sql.push_str(&cond.replace("$?", &format!("${}", base + ints.len())));
     };
     if let Some(f) = filter.from {
         add_int(" AND at >= $?", micros(f), &mut sql);
@@ -452,7 +457,14 @@ fn page_query(filter: &AuditFilter, page: Page, limit: i64) -> (String, Vec<Stri
         Page::OldestAfter(_) => " ORDER BY seq ASC",
     });
     sql.push_str(&format!(" LIMIT {}", limit.clamp(1, 10_000)));
-    (sql, texts, ints.into_iter().map(|(_, v)| v).collect())
+    let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
+    for t in texts {
+        q = q.bind(t);
+    }
+    for v in ints {
+        q = q.bind(v);
+    }
+    q
 }
 
 impl Store {
@@ -460,7 +472,6 @@ impl Store {
     /// SQLite's `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with sequential scans
     /// discouraged (as they are on a table of millions of rows, whatever its size now).
     pub async fn audit_page_plan(&self, filter: &AuditFilter, page: Page) -> Result<Vec<String>> {
-        let (sql, texts, ints) = page_query(filter, page, 100);
         let mut conn = self.pool.acquire().await?;
         let (prefix, column) = match self.kind {
             super::DbKind::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
@@ -471,14 +482,9 @@ impl Store {
                 ("EXPLAIN ", "QUERY PLAN")
             }
         };
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(format!("{prefix}{sql}")));
-        for t in texts {
-            q = q.bind(t);
-        }
-        for v in ints {
-            q = q.bind(v);
-        }
-        let rows = q.fetch_all(&mut *conn).await;
+        let rows = page_query(prefix, filter, page, 100)
+            .fetch_all(&mut *conn)
+            .await;
         if self.kind == super::DbKind::Postgres {
             sqlx::query("RESET enable_seqscan")
                 .execute(&mut *conn)
@@ -497,15 +503,8 @@ impl Store {
         page: Page,
         limit: i64,
     ) -> Result<Vec<StoredAuditEvent>> {
-        let (sql, texts, ints) = page_query(filter, page, limit);
-        let mut q = sqlx::query::<Any>(sqlx::AssertSqlSafe(sql));
-        for t in texts {
-            q = q.bind(t);
-        }
-        for v in ints {
-            q = q.bind(v);
-        }
-        q.fetch_all(&self.pool)
+        page_query("", filter, page, limit)
+            .fetch_all(&self.pool)
             .await?
             .iter()
             .map(row_to_stored)

@@ -445,6 +445,12 @@ pub fn incompressible(len: usize) -> Vec<u8> {
     block
 }
 
+/// The `p` quantile (0–1) of `sorted` durations, nearest rank.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 /// A benchmark's `--name N` argument, or `default` when absent.
 pub fn bench_arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
