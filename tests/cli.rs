@@ -274,6 +274,29 @@ async fn checkpoints_find_a_tail_rewritten_with_its_hashes() {
     let server = env.serve();
     let http = server.http();
     let admin_token = http.login("admin", &admin).await;
+    // The server walks the chain as it starts, before anybody asks: the break is logged, and
+    // the report is what the console's audit page gets (it accepts one up to an hour old).
+    let log = env.config.with_file_name("serve.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("audit chain BROKEN")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no walk at start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let asked = jiff::Timestamp::now();
+    let (status, kept) = http
+        .get("/api/v1/audit/verify?max_age_seconds=3600", &admin_token)
+        .await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["intact"], false, "{kept}");
+    let walked: jiff::Timestamp = kept["verified_at"].as_str().unwrap().parse().unwrap();
+    assert!(walked < asked, "{kept}");
     let (status, verify) = http.get("/api/v1/audit/verify", &admin_token).await;
     assert_eq!(status, 200);
     assert_eq!(verify["intact"], false, "{verify}");

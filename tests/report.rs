@@ -296,6 +296,55 @@ async fn the_monthly_report_shows_the_same_numbers_in_the_api_the_console_and_th
         assert!(pdf_text(&empty).contains("No activity this month"));
     }
 
+    // One site's report (issue #15): pacs moved to site "east"; the console and the CLI give
+    // east's, its site in the title; a site no target belongs to is named.
+    let (status, body) = w
+        .http
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/targets/{}", w.target_id),
+            Some(&w.admin),
+            Some(serde_json::json!({"site": "east"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, page) = w
+        .http
+        .console(
+            &format!("/console/reports/monthly?month={month}&site=east"),
+            &w.approver,
+            Some("ja"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains(&format!("月次報告 {month} — 拠点 east")),
+        "{page}"
+    );
+    let out = w.env.cli(
+        &[
+            "report", "monthly", "--month", &month, "--site", "east", "--json",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let east: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (east["site"].clone(), east["sessions"].clone()),
+        (Value::from("east"), Value::from(2))
+    );
+    let out = w.env.cli(
+        &["report", "monthly", "--month", &month, "--site", "west"],
+        "",
+    );
+    assert!(
+        !out.status.success()
+            && stderr(&out).contains("--site west: no target belongs to this site"),
+        "{}",
+        stderr(&out)
+    );
+
     // A month with no activity says so, everywhere.
     let (_, empty) = w
         .http

@@ -778,3 +778,57 @@ async fn a_stalled_side_slows_the_other_and_gateway_memory_stays_bounded() {
         "gateway memory grew by {grown} bytes with both sides stalled"
     );
 }
+
+#[tokio::test]
+async fn an_approved_request_admits_behind_hundreds_of_newer_ended_ones() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    let approved = w.approved("reference").await;
+    // More newer requests than an admission ever reads at once (500), each with a window of a
+    // few seconds: once they have ended, an admission that read the engineer's newest requests
+    // would see only these and refuse although an approved one covers now.
+    let newer = 520;
+    let window = SignedDuration::from_secs(4);
+    let mut filing = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (http, token) = (w.http.clone(), w.alice.clone());
+        filing.spawn(async move {
+            for _ in (worker..newer).step_by(4) {
+                let now = jiff::Timestamp::now();
+                let (status, body) = http
+                    .post(
+                        "/api/v1/requests",
+                        &token,
+                        json!({"target": "pacs", "level": "reference",
+                            "window_start": now.to_string(),
+                            "window_end": (now + window).to_string(),
+                            "reason": "a short look", "plan": "none"}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+            }
+        });
+    }
+    while let Some(done) = filing.join_next().await {
+        done.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+
+    // The API's `open` filter: only the request whose window has not ended.
+    let (status, open) = w.http.get("/api/v1/requests?open=true", &w.approver).await;
+    assert_eq!(status, 200, "{open}");
+    let ids: Vec<&str> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [approved.as_str()]);
+    let (_, all) = w.http.get("/api/v1/requests?limit=1000", &w.approver).await;
+    assert_eq!(all.as_array().unwrap().len(), newer + 1);
+
+    let out = w.ssh("alice+pacs", &["whoami"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stderr(&out), w.log());
+    assert_eq!(stdout(&out), "sekisho-ro\n");
+}

@@ -1543,6 +1543,71 @@ async fn staff_limited_to_a_site_see_and_decide_only_that_sites_work() {
         assert!(!hit_targets.is_empty() && hit_targets.iter().all(|t| *t == "west-pacs"), "{hits}");
         let (_, hits) = api.get("/api/v1/recordings/search?q=site-marker", &admin).await;
         assert!(hits.to_string().contains("east-pacs"), "{hits}");
+
+        // Each site's committee gets its own monthly report: one session at east, two at
+        // west, one for the group's own target; Beta maintains only west-pacs, and both its
+        // attestation and its contract end soon.
+        for r in [&east, &west, &west, &group] {
+            start_session_of(&api, r).await;
+        }
+        let soon = Timestamp::now() + SignedDuration::from_hours(24 * 10);
+        let (beta, _) = api.vendor(&admin, "Beta", "bob", soon).await;
+        api.assign(&admin, &beta, &target_ids["west-pacs"], json!(soon.to_string())).await;
+        let lapsing = |r: &Value, what: &str| -> Vec<String> {
+            r[what]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let month = api
+            .state
+            .settings
+            .zone
+            .tz()
+            .to_datetime(Timestamp::now())
+            .strftime("%Y-%m")
+            .to_string();
+        let report = |token: &str, site: Option<&str>| {
+            let path = match site {
+                Some(s) => format!("/api/v1/reports/monthly?month={month}&site={s}"),
+                None => format!("/api/v1/reports/monthly?month={month}"),
+            };
+            let token = token.to_owned();
+            let api = &api;
+            async move { api.get(&path, &token).await }
+        };
+        let targets_of = |r: &Value| -> Vec<(String, u64)> {
+            r["by_target"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["key"].as_str().unwrap().to_owned(), t["sessions"].as_u64().unwrap()))
+                .collect()
+        };
+        // hana, limited to east, gets east's without asking (the report was refused before).
+        let (status, r) = report(&hana, None).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!((r["site"].clone(), r["sessions"].clone()), (json!("east"), json!(1)));
+        assert_eq!(targets_of(&r), [("east-pacs".to_owned(), 1)]);
+        assert!(lapsing(&r, "attestations_expiring").is_empty(), "{r}");
+        assert!(lapsing(&r, "contracts_expiring").is_empty(), "{r}");
+        let (status, body) = report(&hana, Some("west")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("limited to site east"), "{body}");
+        // Staff of the whole group choose a site, or get the group's.
+        let (status, r) = report(&everywhere, Some("west")).await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!((r["site"].clone(), r["sessions"].clone()), (json!("west"), json!(2)));
+        assert_eq!(targets_of(&r), [("west-pacs".to_owned(), 2)]);
+        assert_eq!(lapsing(&r, "attestations_expiring"), ["Beta"]);
+        assert_eq!(lapsing(&r, "contracts_expiring"), ["Beta → west-pacs"]);
+        let (_, r) = report(&everywhere, None).await;
+        assert_eq!((r["site"].clone(), r["sessions"].clone()), (Value::Null, json!(4)));
+        let (status, body) = report(&everywhere, Some("north")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("no target belongs to site `north`"), "{body}");
     })
     .await;
 }
@@ -1820,4 +1885,14 @@ async fn the_inventory_of_external_lines_flags_what_needs_a_review_and_audits_ev
         assert_eq!(page["events"][0]["actor"], "hana", "{page}");
     })
     .await;
+}
+
+/// A session of request `r` (as the API shows it), started now and closed, in the store.
+async fn start_session_of(api: &Api, r: &Value) {
+    let store = &api.state.store;
+    let id = r["id"].as_str().unwrap().parse().unwrap();
+    let request = store.request(id).await.unwrap().unwrap().request;
+    let engineer = store.user(request.requester).await.unwrap().unwrap();
+    let session = sekisho_domain::ids::SessionId::new();
+    sekisho_testkit::api::closed_session(store, session, &request, &engineer).await;
 }

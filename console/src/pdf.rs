@@ -304,7 +304,7 @@ pub fn document(
     let mut warnings = vec![];
     let parsed = ParsedFont::from_bytes(font, 0, &mut warnings)
         .ok_or_else(|| "the report font cannot be read".to_owned())?;
-    let title = format!("{} {}", t(T::MonthlyReport), r.month);
+    let title = crate::report::title(r, lang);
     let mut doc = PdfDocument::new(&title);
     let font = doc.add_font(&parsed);
     let mut w = Writer {

@@ -204,9 +204,35 @@ pub fn body(r: &MonthlyReport, zone: &DisplayZone, lang: Lang) -> Markup {
     }
 }
 
+/// "Monthly report 2026-11", and the site when it covers one.
+pub fn title(r: &MonthlyReport, lang: Lang) -> String {
+    let mut title = format!("{} {}", T::MonthlyReport.get(lang), r.month);
+    if let Some(site) = &r.site {
+        title.push_str(&format!(" — {} {site}", T::ReportSite.get(lang)));
+    }
+    title
+}
+
+/// `sekisho-report-2026-11-ja.pdf`, with the site when the report covers one (only its
+/// letters, digits, `-` and `_`: the name must be safe as a path and in a download header).
+pub fn file_name(r: &MonthlyReport, lang: Lang, ext: &str) -> String {
+    let site = r
+        .site
+        .as_deref()
+        .map(|s| {
+            let safe: String = s
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                .collect();
+            format!("{}-", if safe.is_empty() { "site" } else { &safe })
+        })
+        .unwrap_or_default();
+    format!("sekisho-report-{}-{site}{}.{ext}", r.month, lang.code())
+}
+
 /// The report as a standalone HTML file (its style inline: it is opened from disk or mail).
 pub fn document(r: &MonthlyReport, zone: &DisplayZone, lang: Lang) -> String {
-    let title = format!("{} {}", T::MonthlyReport.get(lang), r.month);
+    let title = title(r, lang);
     html! {
         (DOCTYPE)
         html lang=(lang.code()) {
@@ -229,11 +255,34 @@ mod tests {
     use super::*;
     use sekisho_domain::report::{Files, Reviews};
 
-    /// Writes a sample report to `$SEKISHO_REPORT_SAMPLE` when set (to look at it).
     #[test]
-    fn a_report_renders_its_charts_and_numbers() {
-        let r = MonthlyReport {
+    fn file_names_carry_a_safe_site() {
+        let mut r = sample();
+        assert_eq!(
+            file_name(&r, Lang::Ja, "pdf"),
+            "sekisho-report-2026-11-east-ja.pdf"
+        );
+        r.site = Some("東病院".into());
+        assert_eq!(
+            file_name(&r, Lang::En, "html"),
+            "sekisho-report-2026-11-site-en.html"
+        );
+        r.site = Some("../west 2".into());
+        assert_eq!(
+            file_name(&r, Lang::En, "html"),
+            "sekisho-report-2026-11-west2-en.html"
+        );
+        r.site = None;
+        assert_eq!(
+            file_name(&r, Lang::En, "html"),
+            "sekisho-report-2026-11-en.html"
+        );
+    }
+
+    fn sample() -> MonthlyReport {
+        MonthlyReport {
             month: "2026-11".into(),
+            site: Some("east".into()),
             empty: false,
             sessions: 5,
             hours: 7.5,
@@ -268,8 +317,18 @@ mod tests {
             contracts_expiring: vec![],
             unused_accounts: vec![],
             lines_not_reviewed: vec![],
-        };
+        }
+    }
+
+    /// Writes a sample report to `$SEKISHO_REPORT_SAMPLE` when set (to look at it).
+    #[test]
+    fn a_report_renders_its_charts_and_numbers() {
+        let r = sample();
         let html = document(&r, &DisplayZone::default(), Lang::Ja);
+        assert!(
+            html.contains("<h1>月次報告 2026-11 — 拠点 east</h1>"),
+            "{html}"
+        );
         assert_eq!(html.matches("<svg").count(), 2);
         assert!(html.contains("富士画像システム") && html.contains("id=\"refusals\">4<"));
         if let Some(path) = std::env::var_os("SEKISHO_REPORT_SAMPLE") {

@@ -79,6 +79,21 @@ async fn staff(state: &ApiState, username: &str, role: Role) {
     sekisho_testkit::api::create_staff(&state.store, username, role, PW).await;
 }
 
+/// The approvals page as `cookie`'s browser gets it (200 asserted).
+async fn approvals(state: &ApiState, cookie: &str) -> Reply {
+    let page = send(
+        state,
+        Method::GET,
+        "/console/approvals",
+        Some(cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    page
+}
+
 /// Logs in through the console form; returns the cookie and the page's CSRF token.
 async fn login(state: &ApiState, username: &str) -> (String, String) {
     let form = format!("username={username}&password=a+long+enough+password");
@@ -99,16 +114,7 @@ async fn login(state: &ApiState, username: &str) -> (String, String) {
     );
     assert!(!r.cookie.contains("Secure"), "plain HTTP: {}", r.cookie);
     let cookie = r.cookie.split(';').next().unwrap().to_owned();
-    let page = send(
-        state,
-        Method::GET,
-        "/console/approvals",
-        Some(&cookie),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::OK);
+    let page = approvals(state, &cookie).await;
     let csrf = page
         .body
         .split("name=\"csrf\" value=\"")
@@ -334,4 +340,48 @@ async fn lines_are_added_and_reviewed_from_the_console_and_flagged_until_reviewe
     assert!(page.body.contains("no security measures submitted"));
     // The approver does not get the form to add lines.
     assert!(!page.body.contains("action=\"/console/lines\""));
+}
+
+#[tokio::test]
+async fn a_request_awaiting_approval_stays_on_the_page_behind_a_thousand_newer_decided_ones() {
+    use jiff::{SignedDuration, Timestamp};
+    use sekisho_domain::request::Window;
+    use sekisho_domain::target::AccessLevel;
+    use sekisho_testkit::api::{file_request, ssh_target, vendor_engineer};
+
+    let db = sekisho_testkit::sqlite().await;
+    let state = sekisho_testkit::api::state(db.store.clone(), Policy::default());
+    staff(&state, "hana", Role::Approver).await;
+    let s = &state.store;
+    let (_, alice) = vendor_engineer(s, "Acme Medical", "alice").await;
+    let pacs = ssh_target(s, "pacs", None, AccessLevel::Reference).await;
+    let now = Timestamp::now();
+    let open = Window {
+        start: now,
+        end: now + SignedDuration::from_hours(2),
+    };
+    let waiting = file_request(s, &alice, &pacs, AccessLevel::Reference, open, true).await;
+    // More newer requests than the page asks the API for at once, all decided (expired).
+    let ended = Window {
+        start: now - SignedDuration::from_hours(2),
+        end: now - SignedDuration::from_hours(1),
+    };
+    for _ in 0..1001 {
+        file_request(s, &alice, &pacs, AccessLevel::Reference, ended, false).await;
+    }
+    let expired = s
+        .expire_requests(&state.settings.policy, &state.settings.zone)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), 1001);
+
+    let (cookie, _) = login(&state, "hana").await;
+    let page = approvals(&state, &cookie).await;
+    let pending = page.body.split("id=\"pending\"").nth(1).unwrap();
+    let pending = pending.split("</section>").next().unwrap();
+    assert!(pending.contains("(1)"), "{pending}");
+    assert!(
+        pending.contains(&format!("aria-label=\"R-{}\"", waiting.number)),
+        "{pending}"
+    );
 }

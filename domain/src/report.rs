@@ -116,6 +116,8 @@ pub struct TransferRow {
 #[derive(Clone, Debug)]
 pub struct Inputs {
     pub month: Month,
+    /// The site the report is limited to (`None`: the whole hospital group).
+    pub site: Option<String>,
     pub now: Timestamp,
     pub sessions: Vec<SessionRow>,
     /// The refusal code of each `access_denied` in the month.
@@ -207,6 +209,8 @@ pub struct Unused {
 pub struct MonthlyReport {
     /// `2026-11`.
     pub month: String,
+    /// The site it covers; `None` for the whole hospital group.
+    pub site: Option<String>,
     /// Nothing happened: no session, refusal or file.
     pub empty: bool,
     pub sessions: u64,
@@ -341,6 +345,7 @@ pub fn monthly(i: &Inputs, zone: &TimeZone) -> MonthlyReport {
     };
     MonthlyReport {
         month: i.month.to_string(),
+        site: i.site.clone(),
         empty: i.sessions.is_empty() && i.refusals.is_empty() && i.transfers.is_empty(),
         sessions: i.sessions.len() as u64,
         hours: hours(total),
@@ -389,6 +394,7 @@ mod tests {
     fn empty(month: &str) -> Inputs {
         Inputs {
             month: Month::parse(month).unwrap(),
+            site: None,
             now: at("2026-12-20T00:00:00Z"),
             sessions: vec![],
             refusals: vec![],

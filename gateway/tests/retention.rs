@@ -8,14 +8,12 @@ use sekisho_domain::audit::Actor;
 use sekisho_domain::ids::SessionId;
 use sekisho_domain::request::Window;
 use sekisho_domain::secret::Secret;
-use sekisho_domain::session::{Session, SessionEnd, Transport};
 use sekisho_domain::target::AccessLevel;
 use sekisho_domain::user::Role;
 use sekisho_gateway::retention::sweep;
 use sekisho_recorder::manifest::RecordingKey;
 use sekisho_recorder::{Library, Recorder, SessionMeta};
 use sekisho_store::password;
-use sekisho_store::requests::NewRequest;
 use sekisho_store::users::NewUser;
 use sekisho_testkit::for_each_db;
 
@@ -48,27 +46,19 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
         let target =
             sekisho_testkit::api::ssh_target(&store, "pacs", None, AccessLevel::Reference).await;
         let now = Timestamp::now();
-        let request = store
-            .file_request(
-                NewRequest {
-                    requester: alice.id,
-                    vendor_id: vendor.id,
-                    target_id: target.id,
-                    target_name: "pacs".into(),
-                    level: AccessLevel::Reference,
-                    window: Window {
-                        start: now,
-                        end: now + SignedDuration::from_hours(1),
-                    },
-                    reason: "r".into(),
-                    plan: String::new(),
-                    emergency: false,
-                },
-                &sys,
-                None,
-            )
-            .await
-            .unwrap();
+        let window = Window {
+            start: now,
+            end: now + SignedDuration::from_hours(1),
+        };
+        let request = sekisho_testkit::api::file_request(
+            &store,
+            &alice,
+            &target,
+            AccessLevel::Reference,
+            window,
+            false,
+        )
+        .await;
 
         let dir = tempfile::tempdir().unwrap();
         let rkey =
@@ -96,26 +86,7 @@ async fn only_reviewed_recordings_without_hold_are_deleted_and_each_deletion_is_
         }
         let [reviewed, pending, held, unknown] = [ids[0], ids[1], ids[2], ids[3]];
         for id in [reviewed, pending, held] {
-            let s = Session {
-                id,
-                request_id: request.id,
-                user_id: alice.id,
-                vendor_id: vendor.id,
-                target_id: target.id,
-                level: AccessLevel::Reference,
-                transport: Transport::Ssh,
-                source_addr: "127.0.0.1".into(),
-                started_at: now,
-                ended_at: None,
-                end: None,
-                bytes_to_target: 0,
-                bytes_from_target: 0,
-            };
-            store.start_session(&s, &alice, "test").await.unwrap();
-            store
-                .end_session(id, SessionEnd::Closed, 10, 20)
-                .await
-                .unwrap();
+            sekisho_testkit::api::closed_session(&store, id, &request, &alice).await;
         }
         store
             .sign_off_session(reviewed, &approver, Some("ok".into()), None)

@@ -169,75 +169,36 @@ async fn attestations_and_unused_accounts_are_reported_once_to_the_right_people(
 async fn overdue_emergency_approvals_and_unreviewed_recordings_go_to_approvers() {
     use sekisho_domain::ids::SessionId;
     use sekisho_domain::request::Window;
-    use sekisho_domain::session::{Session, SessionEnd, Transport};
     use sekisho_domain::target::AccessLevel;
-    use sekisho_store::requests::NewRequest;
 
     for_each_db(|db| async move {
         let s = &db.store;
         let sys = Actor::System;
-        let vendor = s
-            .create_vendor("Acme Medical".into(), Default::default(), None, &sys, None)
-            .await
-            .unwrap();
         for (name, site) in [("hana", None), ("kenji", Some("west"))] {
             let mut u = staff_user(name, Role::Approver, None);
             u.email = Some(format!("{name}@hospital.test"));
             u.site = site.map(Into::into);
             s.create_user(u, &sys, None).await.unwrap();
         }
-        let mut eng = staff_user("alice", Role::Vendor, None);
-        eng.vendor_id = Some(vendor.id);
-        let alice = s.create_user(eng, &sys, None).await.unwrap();
+        let (_, alice) = sekisho_testkit::api::vendor_engineer(s, "Acme Medical", "alice").await;
         let target =
             sekisho_testkit::api::ssh_target(s, "pacs", Some("east"), AccessLevel::Change).await;
         let now = Timestamp::now();
-        let request = s
-            .file_request(
-                NewRequest {
-                    requester: alice.id,
-                    vendor_id: vendor.id,
-                    target_id: target.id,
-                    target_name: "pacs".into(),
-                    level: AccessLevel::Change,
-                    window: Window {
-                        start: now,
-                        end: now + SignedDuration::from_hours(2),
-                    },
-                    reason: "the archive is down".into(),
-                    plan: String::new(),
-                    emergency: true,
-                },
-                &sys,
-                None,
-            )
-            .await
-            .unwrap();
-        let session = SessionId::new();
-        s.start_session(
-            &Session {
-                id: session,
-                request_id: request.id,
-                user_id: alice.id,
-                vendor_id: vendor.id,
-                target_id: target.id,
-                level: AccessLevel::Change,
-                transport: Transport::Ssh,
-                source_addr: "127.0.0.1".into(),
-                started_at: now,
-                ended_at: None,
-                end: None,
-                bytes_to_target: 0,
-                bytes_from_target: 0,
-            },
+        let window = Window {
+            start: now,
+            end: now + SignedDuration::from_hours(2),
+        };
+        let request = sekisho_testkit::api::file_request(
+            s,
             &alice,
-            "test",
+            &target,
+            AccessLevel::Change,
+            window,
+            true,
         )
-        .await
-        .unwrap();
-        s.end_session(session, SessionEnd::Closed, 10, 20)
-            .await
-            .unwrap();
+        .await;
+        let session = SessionId::new();
+        sekisho_testkit::api::closed_session(s, session, &request, &alice).await;
 
         let config = config();
         let zone = DisplayZone::named("Asia/Tokyo").unwrap();

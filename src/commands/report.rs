@@ -21,6 +21,10 @@ pub struct MonthlyArgs {
     /// The month, YYYY-MM in the hospital's zone (default: last month).
     #[arg(long)]
     month: Option<String>,
+    /// Only this site's targets, the contracts for them and the vendors maintaining them
+    /// (default: the whole hospital group).
+    #[arg(long)]
+    site: Option<String>,
     /// `ja` or `en`.
     #[arg(long, default_value = "ja")]
     lang: String,
@@ -58,7 +62,17 @@ pub async fn run(cmd: ReportCommand, config_path: Option<&Path>) -> anyhow::Resu
         ),
     };
     let store = super::open_store(&config).await?;
-    let inputs = store.monthly_inputs(month, &settings).await;
+    let inputs = match &a.site {
+        Some(site) if !store.site_exists(site).await? => {
+            store.close().await;
+            anyhow::bail!("--site {site}: no target belongs to this site");
+        }
+        site => {
+            store
+                .monthly_inputs(month, &settings, site.as_deref())
+                .await
+        }
+    };
     store.close().await;
     let report = monthly(&inputs?, zone.tz());
     if a.json {
@@ -66,10 +80,10 @@ pub async fn run(cmd: ReportCommand, config_path: Option<&Path>) -> anyhow::Resu
         return Ok(ExitCode::SUCCESS);
     }
     let out = a.out.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "sekisho-report-{month}-{}.{}",
-            lang.code(),
-            if pdf { "pdf" } else { "html" }
+        PathBuf::from(sekisho_console::report::file_name(
+            &report,
+            lang,
+            if pdf { "pdf" } else { "html" },
         ))
     });
     let bytes = if pdf {
@@ -83,8 +97,9 @@ pub async fn run(cmd: ReportCommand, config_path: Option<&Path>) -> anyhow::Resu
         sekisho_console::report::document(&report, &zone, lang).into_bytes()
     };
     std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    let of = a.site.map(|s| format!(" of site {s}")).unwrap_or_default();
     println!(
-        "monthly report {month}: {} sessions, {:.2} hours{}; written to {}",
+        "monthly report {month}{of}: {} sessions, {:.2} hours{}; written to {}",
         report.sessions,
         report.hours,
         if report.empty { " (no activity)" } else { "" },

@@ -1,7 +1,7 @@
 //! Gathers what the monthly report is made of (issue #18; the report itself is
 //! [`sekisho_domain::report::monthly`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 use sekisho_domain::files::Outcome as FileOutcome;
@@ -26,10 +26,37 @@ pub struct ReportSettings {
 }
 
 impl Store {
-    /// Everything [`sekisho_domain::report::monthly`] needs for `month`, read now.
-    pub async fn monthly_inputs(&self, month: Month, s: &ReportSettings) -> Result<Inputs> {
+    /// Everything [`sekisho_domain::report::monthly`] needs for `month`, read now; of the
+    /// targets of `site` only when given (a site's committee gets its own report): their
+    /// sessions, refusals and files, the contracts for them, and of the vendors that maintain
+    /// them the attestations, idle accounts and lines.
+    pub async fn monthly_inputs(
+        &self,
+        month: Month,
+        s: &ReportSettings,
+        site: Option<&str>,
+    ) -> Result<Inputs> {
         let (from, to) = month.bounds(s.zone.tz());
         let now = Timestamp::now();
+        let targets: HashMap<_, _> = self
+            .targets()
+            .await?
+            .into_iter()
+            .filter(|t| site.is_none_or(|site| t.site.as_deref() == Some(site)))
+            .map(|t| (t.id, t.name))
+            .collect();
+        let of_site = |t: &sekisho_domain::ids::TargetId| site.is_none() || targets.contains_key(t);
+        let assignments: Vec<_> = self
+            .assignments(AssignmentFilter::default())
+            .await?
+            .into_iter()
+            .filter(|a| of_site(&a.target_id))
+            .collect();
+        // The vendors a site's report speaks of: those assigned to its targets.
+        let maintainers: HashSet<_> = assignments.iter().map(|a| a.vendor_id).collect();
+        let concerns = |v: Option<sekisho_domain::ids::VendorId>| {
+            site.is_none() || v.is_some_and(|v| maintainers.contains(&v))
+        };
         let vendors: HashMap<_, _> = self
             .vendors()
             .await?
@@ -44,6 +71,9 @@ impl Store {
         let mut requests: HashMap<RequestId, (bool, Timestamp, Option<Timestamp>)> = HashMap::new();
         let mut sessions = vec![];
         for x in self.sessions_started_between(from, to).await? {
+            if !of_site(&x.session.target_id) {
+                continue;
+            }
             let r = match requests.get(&x.session.request_id) {
                 Some(r) => *r,
                 None => {
@@ -80,6 +110,7 @@ impl Store {
             from: Some(from),
             to: Some(to),
             kind: Some("access_denied".into()),
+            site: site.map(ToOwned::to_owned),
             ..AuditFilter::default()
         };
         let mut after = 0;
@@ -99,6 +130,7 @@ impl Store {
             .transfers_between(from, to)
             .await?
             .into_iter()
+            .filter(|t| of_site(&t.target))
             .map(|t| TransferRow {
                 direction: t.record.direction,
                 bytes: t.record.bytes,
@@ -110,21 +142,14 @@ impl Store {
             .collect();
         let attestations = vendors
             .values()
+            .filter(|v| concerns(Some(v.id)))
             .filter_map(|v| {
                 v.attestation
                     .as_ref()
                     .map(|a| (v.name.clone(), a.expires_at))
             })
             .collect();
-        let targets: HashMap<_, _> = self
-            .targets()
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.name))
-            .collect();
-        let contracts = self
-            .assignments(AssignmentFilter::default())
-            .await?
+        let contracts = assignments
             .into_iter()
             .filter_map(|a| {
                 a.ends_at.map(|end| {
@@ -137,6 +162,7 @@ impl Store {
             .idle_vendor_accounts(to - s.unused_after)
             .await?
             .into_iter()
+            .filter(|(u, _)| concerns(u.vendor_id))
             .map(|(u, last)| {
                 let vendor = u.vendor_id.map(vendor_name).unwrap_or_default();
                 (u.username, vendor, last)
@@ -146,11 +172,12 @@ impl Store {
             .lines()
             .await?
             .into_iter()
-            .filter(|l| l.review_due(to))
+            .filter(|l| concerns(l.vendor_id) && l.review_due(to))
             .map(|l| l.name)
             .collect();
         Ok(Inputs {
             month,
+            site: site.map(ToOwned::to_owned),
             now,
             sessions,
             refusals,

@@ -316,6 +316,17 @@ impl Store {
         .await
     }
 
+    /// Whether any target belongs to `site` (a site is named by its targets).
+    pub async fn site_exists(&self, site: &str) -> Result<bool> {
+        Ok(
+            sqlx::query("SELECT id FROM targets WHERE site = $1 LIMIT 1")
+                .bind(site)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     pub async fn targets(&self) -> Result<Vec<Target>> {
         let ids: Vec<String> = sqlx::query("SELECT id FROM targets ORDER BY name")
             .fetch_all(&self.pool)

@@ -187,3 +187,87 @@ pub async fn ssh_target(
         .await
         .expect("target")
 }
+
+/// Vendor `vendor` (no attestation) and its engineer `username`, created by the system.
+pub async fn vendor_engineer(
+    store: &Store,
+    vendor: &str,
+    username: &str,
+) -> (sekisho_domain::vendor::Vendor, sekisho_domain::user::User) {
+    let sys = sekisho_domain::audit::Actor::System;
+    let vendor = store
+        .create_vendor(vendor.into(), Default::default(), None, &sys, None)
+        .await
+        .expect("vendor");
+    let mut engineer = staff_user(username, sekisho_domain::user::Role::Vendor, None);
+    engineer.vendor_id = Some(vendor.id);
+    let engineer = store
+        .create_user(engineer, &sys, None)
+        .await
+        .expect("engineer");
+    (vendor, engineer)
+}
+
+/// `engineer`'s request of `level` for `target` during `window`, filed straight into the
+/// store as the system (no check of the window: tests file ended ones too).
+pub async fn file_request(
+    store: &Store,
+    engineer: &sekisho_domain::user::User,
+    target: &sekisho_domain::target::Target,
+    level: sekisho_domain::target::AccessLevel,
+    window: sekisho_domain::request::Window,
+    emergency: bool,
+) -> sekisho_domain::request::WorkRequest {
+    store
+        .file_request(
+            sekisho_store::requests::NewRequest {
+                requester: engineer.id,
+                vendor_id: engineer.vendor_id.expect("a vendor engineer"),
+                target_id: target.id,
+                target_name: target.name.clone(),
+                level,
+                window,
+                reason: "maintenance".into(),
+                plan: String::new(),
+                emergency,
+            },
+            &sekisho_domain::audit::Actor::System,
+            None,
+        )
+        .await
+        .expect("request")
+}
+
+/// A session `id` of `request` by its requester `engineer` over SSH, started now and closed
+/// (10 bytes to the target, 20 back), straight into the store.
+pub async fn closed_session(
+    store: &Store,
+    id: sekisho_domain::ids::SessionId,
+    request: &sekisho_domain::request::WorkRequest,
+    engineer: &sekisho_domain::user::User,
+) {
+    use sekisho_domain::session::{Session, SessionEnd, Transport};
+    let session = Session {
+        id,
+        request_id: request.id,
+        user_id: engineer.id,
+        vendor_id: request.vendor_id,
+        target_id: request.target_id,
+        level: request.level,
+        transport: Transport::Ssh,
+        source_addr: "127.0.0.1".into(),
+        started_at: jiff::Timestamp::now(),
+        ended_at: None,
+        end: None,
+        bytes_to_target: 0,
+        bytes_from_target: 0,
+    };
+    store
+        .start_session(&session, engineer, "test")
+        .await
+        .expect("session");
+    store
+        .end_session(id, SessionEnd::Closed, 10, 20)
+        .await
+        .expect("session end");
+}

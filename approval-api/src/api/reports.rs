@@ -18,24 +18,41 @@ pub struct MonthQuery {
     /// `YYYY-MM` in the hospital's zone (default: last month).
     #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub month: Option<String>,
+    /// Only this site's targets (default: the whole hospital group; for staff limited to a
+    /// site, their site).
+    #[param(min_length = 1, max_length = 100)]
+    pub site: Option<String>,
 }
 
 /// The report of one month: sessions per vendor, target and level with hours, sessions per
 /// day, emergency uses and their approval delay, refusals by reason, reviews, files, and what
-/// lapses or went stale. The whole hospital group's: staff limited to a site may not read it.
+/// lapses or went stale. Of the whole hospital group, or of one site (its targets, the
+/// contracts for them and the vendors maintaining them); staff limited to a site get theirs.
 #[utoipa::path(get, path = "/api/v1/reports/monthly", tag = "reports", params(MonthQuery),
-    responses((status = 200, body = MonthlyReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = MonthlyReport), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn monthly_report(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     query: Result<Query<MonthQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<MonthlyReport>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    if super::site::filter(&caller).is_some() {
-        return Err(ApiError::Forbidden(
-            "the monthly report covers the whole hospital group; your account is limited to one site".into(),
-        ));
-    }
+    let site = match (super::site::filter(&caller), q.site) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::Forbidden(format!(
+                "your account is limited to site {own}; it may not read the report of site {asked}"
+            )));
+        }
+        (Some(own), _) => Some(own),
+        (None, Some(asked)) => {
+            if !state.store.site_exists(&asked).await? {
+                return Err(ApiError::NotFound(format!(
+                    "no target belongs to site `{asked}`"
+                )));
+            }
+            Some(asked)
+        }
+        (None, None) => None,
+    };
     let zone = &state.settings.zone;
     let month = match q.month {
         Some(m) => Month::parse(&m).map_err(ApiError::BadRequest)?,
@@ -43,7 +60,7 @@ pub async fn monthly_report(
     };
     let inputs = state
         .store
-        .monthly_inputs(month, &state.settings.report())
+        .monthly_inputs(month, &state.settings.report(), site.as_deref())
         .await?;
     Ok(Json(monthly(&inputs, zone.tz())))
 }
