@@ -385,3 +385,59 @@ async fn a_request_awaiting_approval_stays_on_the_page_behind_a_thousand_newer_d
         "{pending}"
     );
 }
+
+#[tokio::test]
+async fn the_audit_page_filters_by_site() {
+    use sekisho_domain::target::AccessLevel;
+    use sekisho_testkit::api::ssh_target;
+
+    let db = sekisho_testkit::sqlite().await;
+    let state = sekisho_testkit::api::state(db.store.clone(), Policy::default());
+    staff(&state, "ayumi", Role::Auditor).await;
+    ssh_target(
+        &state.store,
+        "east-pacs",
+        Some("east"),
+        AccessLevel::Reference,
+    )
+    .await;
+    ssh_target(
+        &state.store,
+        "west-pacs",
+        Some("west"),
+        AccessLevel::Reference,
+    )
+    .await;
+    let (cookie, _) = login(&state, "ayumi").await;
+    let rows = |body: &str| body.matches("<tr class=\"event").count();
+    let all = send(
+        &state,
+        Method::GET,
+        "/console/audit",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::OK);
+    let east_only = send(
+        &state,
+        Method::GET,
+        "/console/audit?site=east",
+        Some(&cookie),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(east_only.status, StatusCode::OK);
+    // Only the creation of east's target is about a target of site east.
+    assert_eq!(rows(&east_only.body), 1, "{}", east_only.body);
+    assert!(rows(&all.body) > 2, "{}", all.body);
+    assert!(east_only.body.contains("name=\"site\" value=\"east\""));
+    // The exports carry the filter.
+    assert!(
+        east_only
+            .body
+            .contains("/console/audit/export?site=east&amp;format=csv")
+    );
+}

@@ -19,6 +19,7 @@ pub(crate) struct AuditForm {
     outcome: Option<String>,
     user: Option<String>,
     target: Option<String>,
+    site: Option<String>,
     from: Option<String>,
     to: Option<String>,
     cursor: Option<String>,
@@ -27,12 +28,13 @@ pub(crate) struct AuditForm {
 
 impl AuditForm {
     /// The filters as typed, in the API's order (the times as the browser sent them).
-    fn pairs(&self) -> [(&'static str, Option<&str>); 6] {
+    fn pairs(&self) -> [(&'static str, Option<&str>); 7] {
         [
             ("kind", self.kind.as_deref()),
             ("outcome", self.outcome.as_deref()),
             ("user", self.user.as_deref()),
             ("target", self.target.as_deref()),
+            ("site", self.site.as_deref()),
             ("from", self.from.as_deref()),
             ("to", self.to.as_deref()),
         ]
@@ -59,6 +61,7 @@ impl AuditForm {
             ("outcome", self.outcome.as_deref()),
             ("user", self.user.as_deref()),
             ("target", self.target.as_deref()),
+            ("site", self.site.as_deref()),
             ("from", from.as_deref()),
             ("to", to.as_deref()),
         ];
@@ -104,14 +107,14 @@ pub(crate) async fn audit(
         more.extend_from_slice(&f.pairs());
         format!("/console/audit{}", query(&more))
     });
-    let [kind, outcome, user, target, from, to] = f.pairs().map(|(_, v)| v.unwrap_or(""));
+    let [kind, outcome, user, target, site, from, to] = f.pairs().map(|(_, v)| v.unwrap_or(""));
     page::audit(
         &frame(&ctx, &me, notice),
         zone,
         &AuditView {
             events: found.as_ref().map_or(&[][..], |p| p.events.as_slice()),
             chain: chain.as_ref(),
-            filters: [kind, outcome, user, target, from, to],
+            filters: [kind, outcome, user, target, site, from, to],
             export: &export,
             next: next.as_deref(),
         },

@@ -14,8 +14,8 @@ use crate::i18n::T;
 pub struct AuditView<'a> {
     pub events: &'a [AuditEventView],
     pub chain: Option<&'a VerifyView>,
-    /// kind, outcome, user, target, from, to (as typed).
-    pub filters: [&'a str; 6],
+    /// kind, outcome, user, target, site, from, to (as typed).
+    pub filters: [&'a str; 7],
     /// The API query of the filters, for the export links.
     pub export: &'a str,
     pub next: Option<&'a str>,
@@ -24,7 +24,7 @@ pub struct AuditView<'a> {
 pub fn audit(f: &Frame, zone: &DisplayZone, v: &AuditView<'_>) -> Response {
     let lang = f.lang;
     let t = |k: T| k.get(lang);
-    let [kind, outcome, user, target, from, to] = v.filters;
+    let [kind, outcome, user, target, site, from, to] = v.filters;
     let sep = if v.export.is_empty() { "?" } else { "&" };
     let outcomes = [Outcome::Success, Outcome::Denied, Outcome::Failure];
     let body = html! {
@@ -50,6 +50,7 @@ pub fn audit(f: &Frame, zone: &DisplayZone, v: &AuditView<'_>) -> Response {
             }
             label { (t(T::Engineer)) " " input name="user" value=(user); }
             label { (t(T::Target)) " " input name="target" value=(target); }
+            label { (t(T::ReportSite)) " " input name="site" value=(site); }
             label { (t(T::From)) " " input type="datetime-local" name="from" value=(from); }
             label { (t(T::Until)) " " input type="datetime-local" name="to" value=(to); }
             button type="submit" { (t(T::Filter)) }
