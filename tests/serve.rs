@@ -211,3 +211,76 @@ async fn shutdown_is_bounded_by_the_grace_period_even_with_a_request_in_flight()
     );
     drop(stuck);
 }
+
+/// At `[server] max_connections` a further SSH connection is turned away at once, told why and
+/// audited (it used to wait in the kernel's backlog, a hang for the vendor); and `serve`
+/// raises its soft limit on open files to the hard one, so that the descriptor limit does not
+/// refuse sessions long before `max_connections` does.
+#[tokio::test]
+async fn a_full_ssh_listener_refuses_at_once_and_the_open_files_limit_is_raised() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let env = Env::new(None);
+    env.set("server", "max_connections", "2");
+    let server = env.serve_under(&["prlimit", "--nofile=1024:8192", "--"]);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[3..5], ["8192", "8192"], "{line}");
+
+    let port = server.ssh_port().unwrap();
+    let banner = |c: &mut TcpStream| {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut held = vec![];
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(banner(&mut c).starts_with("SSH-2.0-"));
+        held.push(c);
+    }
+    let started = Instant::now();
+    let mut third = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut told = String::new();
+    third.read_to_string(&mut told).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        told.starts_with("Sekisho: the gateway is at its connection limit")
+            && told.contains("接続数の上限"),
+        "{told}"
+    );
+    assert!(!told.contains("SSH-2.0"), "{told}");
+
+    let http = server.http();
+    let admin = http.login("admin", &env.admin_password()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = http.get("/api/v1/audit?kind=access_denied", &admin).await;
+        let codes: Vec<String> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["details"]["code"].as_str().unwrap_or("").to_owned())
+            .collect();
+        if codes.iter().any(|c| c == "gateway_full") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not audited: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(held);
+}

@@ -322,7 +322,7 @@ impl Default for Config {
             },
             server: ServerConfig {
                 shutdown_grace_seconds: 10,
-                max_connections: 512,
+                max_connections: 2048,
             },
             nodes: NodesConfig {
                 name: None,

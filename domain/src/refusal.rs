@@ -53,6 +53,8 @@ pub enum Code {
     CertificateUnknownIssuer,
     CertificateBadSignature,
     TooManyUnauthenticated,
+    /// The listener holds `[server] max_connections` connections already.
+    GatewayFull,
     BadEnrollmentCode,
     EnrollmentPassword,
     /// The account has a second factor and its one-time code was not given.
@@ -97,7 +99,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 69] = [
+    pub const ALL: [Code; 70] = [
         Code::NotAVendorUser,
         Code::UserDisabled,
         Code::UserExpired,
@@ -134,6 +136,7 @@ impl Code {
         Code::CertificateUnknownIssuer,
         Code::CertificateBadSignature,
         Code::TooManyUnauthenticated,
+        Code::GatewayFull,
         Code::BadEnrollmentCode,
         Code::EnrollmentPassword,
         Code::MfaRequired,
@@ -213,6 +216,7 @@ impl Code {
             Code::CertificateUnknownIssuer => "certificate_unknown_issuer",
             Code::CertificateBadSignature => "certificate_bad_signature",
             Code::TooManyUnauthenticated => "too_many_unauthenticated",
+            Code::GatewayFull => "gateway_full",
             Code::BadEnrollmentCode => "bad_enrollment_code",
             Code::EnrollmentPassword => "enrollment_password",
             Code::MfaRequired => "mfa_required",

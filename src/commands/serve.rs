@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     init_logging(&config);
+    raise_open_files_limit();
     let shutdown = CancellationToken::new();
     // Listen for signals before anything says we are running: a SIGTERM right after the
     // banner (a supervisor, or a test) must stop the gateway gracefully, not kill it.
@@ -193,5 +194,27 @@ fn init_logging(config: &Config) {
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: each session holds a few descriptors
+/// (the vendor's connection, the target's, its recording files), and the usual soft limit of
+/// 1024 would refuse sessions long before `[server] max_connections`.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), Some(hard)) = (limit.current, limit.maximum) else {
+        return; // unlimited already
+    };
+    if soft >= hard {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: Some(hard),
+        maximum: Some(hard),
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
+        Err(e) => tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit"),
     }
 }

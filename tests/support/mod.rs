@@ -127,7 +127,13 @@ impl Env {
 
     /// Starts `sekisho serve` and waits until it prints its address.
     pub fn serve(&self) -> Server {
-        Server::start(&self.config)
+        Server::start(&self.config, &[])
+    }
+
+    /// [`Env::serve`] run through `wrapper` (a program and its arguments that runs the
+    /// command after it, e.g. `prlimit --nofile=1024:8192 --`).
+    pub fn serve_under(&self, wrapper: &[&str]) -> Server {
+        Server::start(&self.config, wrapper)
     }
 }
 
@@ -170,7 +176,7 @@ pub fn self_signed_certificate(data_dir: &Path) -> Option<PathBuf> {
 }
 
 impl Server {
-    fn start(config: &Path) -> Self {
+    fn start(config: &Path, wrapper: &[&str]) -> Self {
         // The server's log goes to a file beside the config, shown if start-up fails.
         let log_path = config.with_file_name("serve.log");
         let log = std::fs::OpenOptions::new()
@@ -178,7 +184,15 @@ impl Server {
             .append(true)
             .open(&log_path)
             .unwrap();
-        let mut child = Command::new(bin())
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .arg("--config")
             .arg(config)
             .arg("serve")

@@ -48,6 +48,8 @@ impl Drop for UnauthSlot {
 pub enum GateRefusal {
     Source,
     Total,
+    /// The listener holds `[server] max_connections` connections (logged in or not).
+    Full,
 }
 
 impl Unauthenticated {
@@ -88,6 +90,11 @@ pub(super) fn refused_at_gate(shared: &Arc<Shared>, peer: std::net::SocketAddr, 
         let reason = match why {
             GateRefusal::Source => "too many unauthenticated connections from this address",
             GateRefusal::Total => "too many unauthenticated connections in all",
+            GateRefusal::Full => "the gateway holds [server] max_connections connections",
+        };
+        let code = match why {
+            GateRefusal::Source | GateRefusal::Total => Code::TooManyUnauthenticated,
+            GateRefusal::Full => Code::GatewayFull,
         };
         let ev = sekisho_store::audit::NewAuditEvent {
             actor: sekisho_domain::audit::Actor::Anonymous {
@@ -101,7 +108,7 @@ pub(super) fn refused_at_gate(shared: &Arc<Shared>, peer: std::net::SocketAddr, 
                 target: None,
                 request: None,
                 channel: Channel::Ssh,
-                code: Code::TooManyUnauthenticated,
+                code,
             },
         };
         if let Err(e) = failures.record(Channel::Ssh, ev).await {

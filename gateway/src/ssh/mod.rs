@@ -41,6 +41,9 @@ use tokio::sync::Semaphore;
 use crate::session::Shared;
 use limits::{CHANNEL_BUFFER, PACKET, WINDOW};
 
+/// Sent to a connection turned away at `[server] max_connections`, before closing it.
+const FULL: &str = "Sekisho: the gateway is at its connection limit; try again later / 接続数の上限に達しています。しばらくしてから接続してください\r\n";
+
 /// The russh server configuration.
 pub fn server_config(host_key: PrivateKey) -> Arc<server::Config> {
     let mut methods = russh::MethodSet::empty();
@@ -78,13 +81,6 @@ pub async fn serve(
     );
     let grace = Duration::from_secs(u64::from(shared.ssh.login_grace_seconds));
     loop {
-        let permit = tokio::select! {
-            () = shared.shutdown.cancelled() => return,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = shared.shutdown.cancelled() => return,
             r = listener.accept() => match r {
@@ -95,6 +91,14 @@ pub async fn serve(
                     continue;
                 }
             },
+        };
+        // At the limit a connection is turned away at once, told why (a line before the
+        // version exchange, which `ssh -v` shows), rather than left waiting in the backlog.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %peer, max_connections, "ssh connection refused: at [server] max_connections");
+            let _ = stream.try_write(FULL.as_bytes());
+            refused_at_gate(&shared, peer, GateRefusal::Full);
+            continue;
         };
         let slot = match gate.enter(peer.ip()) {
             Ok(slot) => slot,
