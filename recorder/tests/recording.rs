@@ -449,3 +449,37 @@ async fn a_writer_killed_mid_stream_leaves_a_sealed_aborted_recording() {
         .is_empty()
     );
 }
+
+/// More live recordings than the runtime has blocking threads (512 by default): each still
+/// opens, records and seals, and the runtime's own file operations still run meanwhile (a
+/// writer held a blocking thread for its session's life, so the 513th session waited for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_live_recordings_than_the_runtime_has_blocking_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new(dir.path(), key()).unwrap();
+    let open = async {
+        let mut live = vec![];
+        for i in 0..600 {
+            let s = rec.open(meta(&format!("many-{i}"))).await.unwrap();
+            s.stream(0, StreamKind::Tcp, "127.0.0.1:22".into())
+                .await
+                .unwrap();
+            s.frame(0, Direction::ToTarget, b"hello").await.unwrap();
+            live.push(s);
+        }
+        // With all 600 live, the runtime's blocking pool is free for anyone else.
+        tokio::fs::write(dir.path().join("probe"), b"x")
+            .await
+            .unwrap();
+        for s in live {
+            s.close("closed").await.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), open)
+        .await
+        .expect("recordings stalled");
+    let lib = Library::new(dir.path());
+    let all = lib.list().unwrap();
+    assert_eq!(all.len(), 600);
+    assert!(all.iter().all(|m| m.state == RecordingState::Closed));
+}

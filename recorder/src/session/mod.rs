@@ -41,6 +41,9 @@ pub struct Recorder {
 /// The default in-flight window: what the relay may run ahead of the disk.
 pub const IN_FLIGHT: u32 = 1024 * 1024;
 
+/// Stack of a recording's writer thread (plain buffered writes, hashing, signing).
+const WRITER_STACK: usize = 1024 * 1024;
+
 impl Recorder {
     /// Creates `dir` if needed.
     pub fn new(dir: &Path, key: Arc<RecordingKey>) -> Result<Self> {
@@ -141,7 +144,18 @@ impl Recorder {
             failed.clone(),
             window.clone(),
         );
-        tokio::task::spawn_blocking(move || writer.run(rx));
+        // A thread of its own for the session's life, not one of the runtime's blocking
+        // threads: those are few (512) and shared with every file operation of the process,
+        // so 512 live recordings held them all and the 513th session (and every other file
+        // operation) waited for ever. The writer needs little stack; the threads are bounded
+        // by the listeners' `[server] max_connections`.
+        std::thread::Builder::new()
+            .name("recording-writer".into())
+            .stack_size(WRITER_STACK)
+            .spawn(move || writer.run(rx))
+            .map_err(|e| {
+                RecordingError::Failed(format!("cannot start the recording's writer: {e}"))
+            })?;
         tokio::spawn(ticker(tx.downgrade()));
         Ok(SessionRecording {
             tx: Some(tx),
