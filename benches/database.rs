@@ -62,7 +62,7 @@ fn now_us() -> i64 {
 /// Column names of `table`, in order.
 async fn columns(store: &Store, postgres: bool, table: &str) -> Vec<String> {
     let sql = if postgres {
-        "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position"
+        "SELECT column_name::text AS name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position"
     } else {
         "SELECT name FROM pragma_table_info($1)"
     };
