@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::gateway::ssh_options;
 use support::nodes::{
-    Group, ended, live, nodes, register_vendors, serve_to_the_end, shared_config, ssh_via,
+    Group, at_rest_kids, ended, join, live, nodes, register_vendors, serve_to_the_end,
+    shared_config, ssh_echoes, ssh_via,
 };
 use support::{Env, stderr, stdout};
 
@@ -392,10 +393,11 @@ async fn a_second_node_on_the_same_sqlite_data_refuses_to_start() {
     assert!(again.terminate().success());
 }
 
-/// `sekisho node rotate-token-key` on node B with a rolling restart: tokens signed with B's
-/// new key work on A at once, and tokens signed before keep working on both nodes.
+/// `sekisho node rotate-token-key` on node B while B serves (no restart): B signs with the
+/// new key within a heartbeat, tokens signed with it work on A at once, and tokens signed
+/// before keep working on both nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_rotates_its_token_key_while_the_other_serves() {
+async fn a_node_rotates_its_token_key_while_it_serves() {
     let Some(Group {
         world: w,
         env_b,
@@ -417,15 +419,29 @@ async fn a_node_rotates_its_token_key_while_the_other_serves() {
             .unwrap()
             .to_owned()
     };
-    let before = server_b.http().login("hana", "approver password 1").await;
-    assert!(server_b.terminate().success());
+    let b = server_b.http();
+    let before = b.login("hana", "approver password 1").await;
     let out = env_b.cli(&["node", "rotate-token-key"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("new token key"), "{}", stdout(&out));
-    let server_b = env_b.serve();
-    let b = server_b.http();
-    let after = b.login("hana", "approver password 1").await;
-    assert_ne!(kid(&before), kid(&after));
+    assert!(
+        stdout(&out).contains("signs with it within 1 s"),
+        "{}",
+        stdout(&out)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let token = b.login("hana", "approver password 1").await;
+        if kid(&token) != kid(&before) {
+            break token;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B still signs with {}",
+            kid(&before)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     for (http, token, what) in [
         (&a, &after, "B's new key on A"),
         (&b, &after, "B's new key on B"),
@@ -447,4 +463,204 @@ async fn a_node_rotates_its_token_key_while_the_other_serves() {
         "{published:?}"
     );
     assert!(server_b.terminate().success());
+}
+
+/// `sekisho node rotate-at-rest-key` on node A while both nodes serve and a session runs: a
+/// node that does not follow holds the rotation back (the command says which and stops,
+/// nothing changes), the command run again finishes it; every sealed value is then sealed
+/// under the new key, both nodes hold only the new key, sessions through both nodes and a
+/// second factor still work, each step is audited, and a node that was away refuses to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_group_replaces_its_at_rest_key_while_both_nodes_serve() {
+    let Some(Group {
+        world: w,
+        db,
+        recordings,
+        env_b,
+        b: server_b,
+    }) = Group::start().await
+    else {
+        return;
+    };
+    let b_ssh = server_b.ssh_port().unwrap();
+    let key_file =
+        |env: &Env| std::fs::read_to_string(env.data_dir().join("keys/at-rest.key")).unwrap();
+    let old_text = key_file(&w.env);
+    assert_eq!(old_text, key_file(&env_b));
+    let old = at_rest_kids(&w.env);
+    assert_eq!(old.len(), 1);
+    let (secret, _) = w.enrol_mfa("hana", "approver password 1").await;
+    w.approved("reference").await;
+    let mut running = ssh_via(&w, b_ssh, "echo ready; sleep 60");
+    let session = live(&w, &mut running).await;
+
+    // Node B stops answering for a moment: the rotation waits for it, then says so and stops.
+    support::signal(&server_b.child, "STOP");
+    let out = w
+        .env
+        .cli(&["node", "rotate-at-rest-key", "--wait", "1"], "");
+    support::signal(&server_b.child, "CONT");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("to take the new key")
+            && err.contains("node-b")
+            && err.contains("run this command again"),
+        "{err}"
+    );
+    let staged = w.audit("kind=at_rest_key_staged").await;
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    let new = staged[0]["details"]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(staged[0]["details"]["previous_kid"], old[0].as_str());
+    assert!(w.audit("kind=at_rest_key_activated").await.is_empty());
+
+    // Run again: it resumes and finishes, the session carrying on throughout.
+    let out = w
+        .env
+        .cli(&["node", "rotate-at-rest-key", "--wait", "60"], "");
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
+    let said = stdout(&out);
+    eprintln!("first run:\n{err}\nsecond run:\n{said}");
+    assert!(
+        said.contains(&format!("resuming the rotation to at-rest key {new}")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("the group's at-rest key is {new}")),
+        "{said}"
+    );
+    assert!(running.try_wait().unwrap().is_none(), "the session ended");
+    w.terminate(session["id"].as_str().unwrap()).await;
+    ended(running, Instant::now());
+
+    // Both nodes keep only the new key (each writes its own file at its next heartbeat).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while [&w.env, &env_b]
+        .iter()
+        .any(|e| at_rest_kids(e) != [new.clone()])
+    {
+        assert!(
+            Instant::now() < deadline,
+            "A: {:?} B: {:?}",
+            at_rest_kids(&w.env),
+            at_rest_kids(&env_b)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = nodes(&w.http, &w.approver).await;
+    assert!(
+        listed.iter().all(|n| n["at_rest_keys"] == json!([new])),
+        "{listed:?}"
+    );
+
+    // Every sealed value is sealed under the new key; the old key opens none of them.
+    let store = sekisho_store::Store::open(&db.url, 1).await.unwrap();
+    assert_eq!(store.sealed_by_other_keys(&new).await.unwrap(), 0);
+    let old_ring = sekisho_store::crypto::AtRestKey::from_ring_text(&old_text).unwrap();
+    let target: sekisho_domain::ids::TargetId = w.target_id.parse().unwrap();
+    let err = store
+        .target_credential(
+            &old_ring,
+            target,
+            sekisho_domain::target::AccessLevel::Reference,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(&new), "{err}");
+    store.close().await;
+    let resealed = w.audit("kind=at_rest_key_resealed").await;
+    assert_eq!(resealed.len(), 1, "{resealed:?}");
+    assert!(
+        resealed[0]["details"]["credentials"].as_u64().unwrap() >= 1,
+        "{resealed:?}"
+    );
+    assert_eq!(resealed[0]["details"]["second_factors"], 1, "{resealed:?}");
+    let activated = w.audit("kind=at_rest_key_activated").await;
+    assert_eq!(
+        activated[0]["details"]["nodes"].as_array().unwrap().len(),
+        2,
+        "{activated:?}"
+    );
+    let retired = w.audit("kind=at_rest_key_retired").await;
+    assert_eq!(retired[0]["details"]["kid"], old[0].as_str(), "{retired:?}");
+
+    // Sessions through both nodes open the credentials; the second factor still opens.
+    for port in [w.ssh_port, b_ssh] {
+        ssh_echoes(&w, port);
+    }
+    let (status, body) = server_b
+        .http()
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "hana", "password": "approver password 1", "otp": support::gateway::totp_in(&secret, 1)})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A node that joined with the export made before the rotation does not start.
+    let late = Env::new(Some(&db.url));
+    shared_config(&late, recordings.path(), "node-late");
+    let export = w.env.dir.path().join("group.json");
+    let out = join(&late, &export);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = serve_to_the_end(&late);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("does not hold the group's at-rest key {new}")),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = w.env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(server_b.terminate().success());
+}
+
+/// One node on SQLite: the at-rest key is replaced while the node serves (the node writes
+/// its key file), then again with the node stopped (the command writes it, holding the data
+/// directory's lock); the node started again opens the credentials sealed under the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_replaces_its_at_rest_key_serving_and_stopped() {
+    let Some(mut w) = support::gateway::World::new(support::gateway::Pin::Real).await else {
+        return;
+    };
+    let first = at_rest_kids(&w.env);
+    w.approved("reference").await;
+    ssh_echoes(&w, w.ssh_port);
+
+    let out = w
+        .env
+        .cli(&["node", "rotate-at-rest-key", "--wait", "60"], "");
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
+    let second = w.audit("kind=at_rest_key_activated").await[0]["details"]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while at_rest_kids(&w.env) != [second.clone()] {
+        assert!(Instant::now() < deadline, "{:?}", at_rest_kids(&w.env));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_ne!(first, [second.as_str()]);
+    ssh_echoes(&w, w.ssh_port);
+
+    assert!(w.server.take().unwrap().terminate().success());
+    let out = w.env.cli(&["node", "rotate-at-rest-key"], "");
+    assert!(out.status.success(), "{}\n{}", stderr(&out), stdout(&out));
+    let third = at_rest_kids(&w.env);
+    assert_eq!(third.len(), 1);
+    assert_ne!(third, [second.as_str()]);
+    assert!(
+        stdout(&out).contains(&format!("the group's at-rest key is {}", third[0])),
+        "{}",
+        stdout(&out)
+    );
+    w.restart().await;
+    ssh_echoes(&w, w.ssh_port);
+    let retired = w.audit("kind=at_rest_key_retired").await;
+    assert_eq!(retired.len(), 2, "{retired:?}");
+    let out = w.env.cli(&["audit", "verify"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -106,6 +106,7 @@ async fn serve_on_embedded_sqlite_initialises_serves_and_drains() {
         [
             // The keys are claimed for the database before the node writes anything else.
             "group_keys_claimed",
+            "at_rest_key_claimed",
             "token_key_published",
             "gateway_initialized",
             "user_created",
@@ -126,9 +127,10 @@ async fn serve_on_postgresql() {
     let env = Env::new(Some(&db.url));
     first_start_then_restart(&env).await;
     assert_eq!(
-        audit_kinds(&db.url).await[..3],
+        audit_kinds(&db.url).await[..4],
         [
             "group_keys_claimed",
+            "at_rest_key_claimed",
             "token_key_published",
             "gateway_initialized"
         ]

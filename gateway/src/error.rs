@@ -29,6 +29,8 @@ pub enum GatewayError {
     Tls(#[from] https::TlsError),
     #[error(transparent)]
     Group(#[from] crate::group::GroupError),
+    #[error(transparent)]
+    AtRest(#[from] crate::at_rest::AtRestError),
     #[error(
         "{0} is locked by another running sekisho: a data directory and a SQLite database serve one node only; \
          a second node needs its own data directory and the group's PostgreSQL database (README: Several nodes)"

@@ -5,7 +5,7 @@
 //! | `jwt-signing.pem` | Ed25519 key signing API login tokens (EdDSA); its `kid` is derived from the public key |
 //! | `ssh-host-ed25519` | the SSH host key vendors see (OpenSSH format) |
 //! | `client-ca.key`, `client-ca.crt` | the CA that signs designated-client certificates (ECDSA P-256) |
-//! | `at-rest.key` | the AES-256 key sealing target credentials in the database |
+//! | `at-rest.key` | the AES-256 keys sealing target credentials and second-factor secrets in the database, one hex key per line, the sealing one first (more than one only while `sekisho node rotate-at-rest-key` replaces it) |
 //! | `gateway-tls.key`, `gateway-tls.crt` | the certificate the designated client pins (QUIC/TLS), self-signed ECDSA P-256 |
 //! | `recording-ed25519.pk8`, `.pub` | Ed25519 key signing recording manifests (base64 PKCS#8; public key base64) |
 //! | `api-tls.key`, `api-tls.crt` | the HTTPS certificate of the API and console when the hospital configured none: self-signed ECDSA P-256 for `localhost`, the loopback addresses, the listen address and this machine's name |
@@ -29,7 +29,7 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
 use russh::keys::{HashAlg, PrivateKey};
 use sekisho_domain::secret::Secret;
-use sekisho_store::crypto::{AtRestKey, KEY_LEN};
+use sekisho_store::crypto::AtRestKey;
 
 /// Why keys could not be created or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -170,10 +170,11 @@ impl GatewayKeys {
             "token-signing key",
             &mut created,
         )?;
-        let jwt_pem = jwt_pair.serialize_pem();
-        let jwt_kid =
-            hex::encode(&digest(&SHA256, &jwt_pair.subject_public_key_info()).as_ref()[..8]);
-        let jwt_public_pem = jwt_pair.public_key_pem();
+        let TokenKey {
+            kid: jwt_kid,
+            private_pem: jwt_pem,
+            public_pem: jwt_public_pem,
+        } = TokenKey::of(&jwt_pair);
 
         let ssh_pem = ensure(dir, SSH_HOST_KEY, &mut created, || {
             let mut seed = [0u8; 32];
@@ -207,18 +208,8 @@ impl GatewayKeys {
                 .map(|k| hex::encode(k.expose()))
                 .map_err(|e| gen_err("at-rest key", e))
         })?;
-        let at_rest_bytes =
-            hex::decode(at_rest_hex.trim()).map_err(|e| invalid(dir, AT_REST_KEY, "hex key", e))?;
-        if at_rest_bytes.len() != KEY_LEN {
-            return Err(invalid(
-                dir,
-                AT_REST_KEY,
-                "hex key",
-                format!("{} bytes, expected {KEY_LEN}", at_rest_bytes.len()),
-            ));
-        }
-        let at_rest = AtRestKey::from_bytes(&at_rest_bytes)
-            .map_err(|e| invalid(dir, AT_REST_KEY, "key", e))?;
+        let at_rest = AtRestKey::from_ring_text(&at_rest_hex)
+            .map_err(|e| invalid(dir, AT_REST_KEY, "at-rest key ring", e))?;
 
         let recording_b64 = ensure(dir, RECORDING_KEY, &mut created, || {
             sekisho_recorder::RecordingKey::generate_pkcs8()
@@ -261,7 +252,7 @@ impl GatewayKeys {
         Ok((
             Self {
                 dir: dir.to_owned(),
-                jwt_pem: Secret::new(jwt_pem),
+                jwt_pem,
                 jwt_public_pem,
                 jwt_kid,
                 ssh_host,
@@ -423,6 +414,54 @@ fn ensure(
     Ok(content)
 }
 
+/// A token-signing key as the API uses it.
+pub struct TokenKey {
+    /// The first 16 hex digits of a SHA-256 over the public key (SPKI).
+    pub kid: String,
+    pub private_pem: Secret<String>,
+    pub public_pem: String,
+}
+
+impl TokenKey {
+    fn of(pair: &KeyPair) -> Self {
+        Self {
+            kid: hex::encode(&digest(&SHA256, &pair.subject_public_key_info()).as_ref()[..8]),
+            private_pem: Secret::new(pair.serialize_pem()),
+            public_pem: pair.public_key_pem(),
+        }
+    }
+
+    /// The token key in `dir` as it is now, if its file exists (it is missing for a moment
+    /// while `sekisho node rotate-token-key` replaces it); never creates one.
+    pub fn read(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(JWT_KEY);
+        let pem = match fs::read_to_string(&path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    action: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let pair = KeyPair::from_pem(&pem).map_err(|e| invalid(dir, JWT_KEY, "PEM key", e))?;
+        Ok(Some(Self::of(&pair)))
+    }
+}
+
+/// Writes the at-rest key ring to `dir/at-rest.key` (0600, atomically), the sealing key
+/// first. Only the process holding the data directory's lock writes it.
+pub fn save_at_rest_ring(dir: &Path, ring: &AtRestKey) -> Result<()> {
+    let path = dir.join(AT_REST_KEY);
+    write_private(&path, ring.ring_text().expose().as_bytes()).map_err(|source| KeyError::Io {
+        action: "write",
+        path,
+        source,
+    })
+}
+
 /// Writes a file only its owner can read, atomically.
 pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     // `name.tmp`, not `with_extension`: `x.key` and `x.crt` must not share a temporary file.
@@ -501,7 +540,7 @@ mod tests {
         let err = GatewayKeys::load_or_create(dir.path()).unwrap_err();
         assert!(
             err.to_string()
-                .contains("at-rest.key is not a valid hex key"),
+                .contains("at-rest.key is not a valid at-rest key ring: line 1:"),
             "{err}"
         );
         assert_eq!(

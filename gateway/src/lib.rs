@@ -6,6 +6,7 @@
 //! recording and supervision whichever way the vendor came in. [`ssh`] and [`quic`] only speak
 //! their protocol and implement [`session::Link`].
 
+pub mod at_rest;
 pub mod bootstrap;
 pub mod checkpoints;
 pub mod clock;

@@ -100,6 +100,9 @@ pub struct Heartbeats {
     pub down_after: Duration,
     pub library: Library,
     pub key: Arc<RecordingKey>,
+    /// The at-rest key ring and the directory it is kept in (`keys`).
+    pub at_rest: Arc<sekisho_store::crypto::AtRestKey>,
+    pub keys_dir: PathBuf,
     pub events: Events,
 }
 
@@ -128,6 +131,17 @@ impl Heartbeats {
                     failing = true;
                     continue;
                 }
+            }
+            // A rotation of the at-rest key moves on only when every live node follows it.
+            if let Err(e) = crate::at_rest::sync(
+                &self.store,
+                Some(&self.info.id),
+                &self.at_rest,
+                Some(&self.keys_dir),
+            )
+            .await
+            {
+                tracing::error!(error = %e, "cannot bring this node's at-rest keys in line with the group's");
             }
             match self
                 .store

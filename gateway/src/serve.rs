@@ -111,8 +111,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
     store
         .claim_group_keys(&node, &crate::group::fingerprint(&keys)?)
         .await?;
+    // The database names the group's at-rest key; a rotation under way hands this node the
+    // new one (or it does not start: it could not open what the others seal).
+    crate::at_rest::start(&store, &node, &keys.at_rest, &data_dir.join("keys")).await?;
     let info = crate::nodes::info(config, &node);
     store.heartbeat(&info, true).await?;
+    store
+        .report_at_rest_kids(&node, &keys.at_rest.kids())
+        .await?;
     // Tokens this node signs are accepted by every node; a key no node signs with any more
     // retires once the tokens it signed have expired.
     let retired = store
@@ -364,6 +370,8 @@ impl Prepared {
                 down_after: Duration::from_secs(u64::from(config.nodes.down_after_seconds)),
                 library: sekisho_recorder::Library::new(&config.recordings_dir()),
                 key: keys.recording.clone(),
+                at_rest: keys.at_rest.clone(),
+                keys_dir: keys.dir.clone(),
                 events: events.clone(),
             }
             .run(beating.clone()),

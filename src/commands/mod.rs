@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod node;
 pub mod recording;
 pub mod report;
+pub mod rotate;
 pub mod serve;
 pub mod user;
 pub mod video;

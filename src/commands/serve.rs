@@ -41,6 +41,15 @@ pub async fn run(config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let state = super::api_state(&config, &prepared)?;
+    tokio::spawn(follow_token_key(
+        state.tokens.clone(),
+        prepared.store.clone(),
+        prepared.node().id.clone(),
+        prepared.keys.dir.clone(),
+        std::time::Duration::from_secs(u64::from(config.nodes.heartbeat_seconds)),
+        std::time::Duration::from_secs(60 * u64::from(config.api.token_ttl_minutes)),
+        shutdown.clone(),
+    ));
     // The audit chain walked at start and every checkpoint period, for the console's page.
     tokio::spawn(sekisho_approval_api::api::audit::keep_chain_checked(
         state.clone(),
@@ -216,5 +225,48 @@ fn raise_open_files_limit() {
     match setrlimit(Resource::Nofile, raised) {
         Ok(()) => tracing::info!(from = soft, to = hard, "raised the open files limit"),
         Err(e) => tracing::warn!(error = %e, soft, hard, "cannot raise the open files limit"),
+    }
+}
+
+/// Signs API tokens with the key in the keys directory: `sekisho node rotate-token-key` run
+/// while this node serves replaces the file, and the node takes the new key within a
+/// heartbeat, publishing it (audited `token_key_published`) before it signs anything with it,
+/// so that every node accepts its tokens at once; tokens signed before stay valid until they
+/// expire (`keep`).
+async fn follow_token_key(
+    tokens: std::sync::Arc<sekisho_approval_api::api::token::TokenKeys>,
+    store: sekisho_store::Store,
+    node: String,
+    dir: std::path::PathBuf,
+    every: std::time::Duration,
+    keep: std::time::Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let key = match sekisho_gateway::keys::TokenKey::read(&dir) {
+            Ok(Some(key)) if key.kid != tokens.kid() => key,
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the token-signing key; signing with the one loaded");
+                continue;
+            }
+        };
+        if let Err(e) = store
+            .publish_token_key(&node, &key.kid, &key.public_pem, keep)
+            .await
+        {
+            tracing::error!(error = %e, kid = %key.kid, "cannot publish the new token-signing key; signing with the one loaded");
+            continue;
+        }
+        match tokens.sign_with(key.kid.clone(), &key.private_pem, &key.public_pem) {
+            Ok(_) => tracing::info!(kid = %key.kid, "signing API tokens with the new key"),
+            Err(e) => {
+                tracing::error!(error = %e, kid = %key.kid, "cannot use the new token-signing key")
+            }
+        }
     }
 }

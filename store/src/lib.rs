@@ -11,6 +11,7 @@
 //! runs the storage tests against both.
 
 pub mod assignments;
+pub mod at_rest;
 pub mod audit;
 pub mod certs;
 pub mod crypto;

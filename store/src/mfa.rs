@@ -64,6 +64,11 @@ pub struct MfaState {
 }
 
 fn context(user: UserId) -> String {
+    secret_context(&user.to_string())
+}
+
+/// What a user's sealed second-factor secret is bound to: the user's id, as stored.
+pub(crate) fn secret_context(user: &str) -> String {
     format!("sekisho:user:{user}:totp")
 }
 

@@ -36,9 +36,11 @@ pub struct NodeRow {
     /// Marked down by another node after it stopped heartbeating.
     pub down_at: Option<Timestamp>,
     pub live_sessions: u64,
+    /// The at-rest keys it reported holding, the sealing one first.
+    pub at_rest_kids: Vec<String>,
 }
 
-const SELECT_NODES: &str = "SELECT n.id, n.name, n.version, n.started_at, n.heartbeat_at, n.stopped_at, n.down_at, \
+const SELECT_NODES: &str = "SELECT n.id, n.name, n.version, n.started_at, n.heartbeat_at, n.stopped_at, n.down_at, n.at_rest_kids, \
      (SELECT COUNT(*) FROM sessions s WHERE s.node = n.id AND s.ended_at IS NULL) AS live FROM nodes n";
 
 fn row_to_node(r: &AnyRow) -> Result<NodeRow> {
@@ -56,6 +58,15 @@ fn row_to_node(r: &AnyRow) -> Result<NodeRow> {
         stopped_at: opt("stopped_at")?,
         down_at: opt("down_at")?,
         live_sessions: u64::try_from(r.try_get::<i64, _>("live")?).unwrap_or(0),
+        at_rest_kids: r
+            .try_get::<Option<String>, _>("at_rest_kids")?
+            .map(|k| {
+                k.split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

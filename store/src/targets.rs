@@ -85,7 +85,12 @@ pub struct TargetChanges {
 }
 
 fn context(target: TargetId, level: AccessLevel) -> String {
-    format!("sekisho:target:{target}:{}", level.as_str())
+    credential_context(&target.to_string(), level.as_str())
+}
+
+/// What a level's sealed credential is bound to: its target and level, as stored.
+pub(crate) fn credential_context(target: &str, level: &str) -> String {
+    format!("sekisho:target:{target}:{level}")
 }
 
 fn row_to_level(row: &AnyRow) -> Result<(AccessLevel, LevelPolicy)> {

@@ -9,6 +9,22 @@ use serde_json::Value;
 use super::gateway::{Pin, World, exited, ssh_options};
 use super::{Env, Http, Server, bin, stderr, stdout};
 
+/// The passphrase the group's key export is sealed under.
+pub const PASSPHRASE: &str = "hospital group key export";
+
+/// `sekisho node join EXPORT --passphrase-stdin` on `env`.
+pub fn join(env: &Env, export: &std::path::Path) -> std::process::Output {
+    env.cli(
+        &[
+            "node",
+            "join",
+            "--passphrase-stdin",
+            export.to_str().unwrap(),
+        ],
+        &format!("{PASSPHRASE}\n"),
+    )
+}
+
 /// How often the nodes heartbeat, and when a silent one is taken over.
 pub const NODES: &str = "[nodes]\nheartbeat_seconds = 1\ndown_after_seconds = 4\n";
 
@@ -31,13 +47,24 @@ impl Group {
         shared_config(&env_a, recordings.path(), "node-a");
         let world = World::with_env(env_a, Pin::Real).await?;
         let export = world.env.dir.path().join("group.json");
-        let out = world
-            .env
-            .cli(&["node", "export", export.to_str().unwrap()], "");
+        let out = world.env.cli(
+            &[
+                "node",
+                "export",
+                "--passphrase-stdin",
+                export.to_str().unwrap(),
+            ],
+            &format!("{PASSPHRASE}\n"),
+        );
         assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("sealed under the passphrase"),
+            "{}",
+            stdout(&out)
+        );
         let env_b = Env::new(Some(&db.url));
         shared_config(&env_b, recordings.path(), "node-b");
-        let out = env_b.cli(&["node", "join", export.to_str().unwrap()], "");
+        let out = join(&env_b, &export);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
             stdout(&out).contains("now holds the group's keys"),
@@ -152,4 +179,34 @@ pub async fn register_vendors(http: Http, token: String, tag: String, n: u64) {
             .await;
         assert_eq!(status, 201, "{body}");
     }
+}
+
+/// The ids of the at-rest keys in `env`'s key file, the sealing one first.
+pub fn at_rest_kids(env: &Env) -> Vec<String> {
+    std::fs::read_to_string(env.data_dir().join("keys/at-rest.key"))
+        .unwrap()
+        .lines()
+        .map(|l| sekisho_store::crypto::key_id(&hex::decode(l).unwrap()))
+        .collect()
+}
+
+/// A command through the gateway's SSH port `port` as alice, to pacs: it runs (the gateway
+/// opened the sealed credential).
+pub fn ssh_echoes(w: &World, port: u16) {
+    let out = Command::new("ssh")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(ssh_options(&w.alice_key))
+        .arg("alice+pacs@127.0.0.1")
+        .arg("echo opened-$((6*7))")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out).trim(),
+        "opened-42",
+        "{}\n{}",
+        stderr(&out),
+        w.log()
+    );
 }

@@ -30,6 +30,9 @@ pub struct NodeView {
     pub down_at: Option<Timestamp>,
     /// Sessions this node carries now.
     pub live_sessions: u64,
+    /// The ids of the at-rest keys the node reported holding, the sealing one first (two
+    /// only while `sekisho node rotate-at-rest-key` replaces the group's key).
+    pub at_rest_keys: Vec<String>,
 }
 
 /// The gateway nodes using this database, first started first.
@@ -51,6 +54,7 @@ pub async fn list_nodes(State(state): State<ApiState>) -> ApiResult<Json<Vec<Nod
                 stopped_at: n.stopped_at,
                 down_at: n.down_at,
                 live_sessions: n.live_sessions,
+                at_rest_keys: n.at_rest_kids,
             })
             .collect(),
     ))

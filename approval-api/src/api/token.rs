@@ -21,12 +21,33 @@ use super::error::ApiError;
 /// every minute so that retired keys stop being accepted). A node's key can so be rotated
 /// without logging anyone out.
 pub struct TokenKeys {
-    kid: String,
-    encoding: EncodingKey,
-    own: DecodingKey,
+    signing: RwLock<Signing>,
     decoding: RwLock<Vec<(String, DecodingKey)>>,
     /// When the published keys were last read: at all, and for a token naming an unknown key.
     reloaded: Mutex<(Option<Instant>, Option<Instant>)>,
+}
+
+/// The key this node signs with now.
+struct Signing {
+    kid: String,
+    encoding: EncodingKey,
+    own: DecodingKey,
+}
+
+impl Signing {
+    fn ed25519(
+        kid: String,
+        private_pem: &Secret<String>,
+        public_pem: &str,
+    ) -> Result<Self, TokenKeyError> {
+        Ok(Self {
+            encoding: EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
+                .map_err(|e| TokenKeyError(e.to_string()))?,
+            own: DecodingKey::from_ed_pem(public_pem.as_bytes())
+                .map_err(|e| TokenKeyError(e.to_string()))?,
+            kid,
+        })
+    }
 }
 
 /// What [`TokenKeys::verify`] answers for a token signed with a key not known here.
@@ -39,7 +60,7 @@ const RELOAD_UNKNOWN: Duration = Duration::from_secs(1);
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenKeys")
-            .field("kid", &self.kid)
+            .field("kid", &self.kid())
             .finish_non_exhaustive()
     }
 }
@@ -56,17 +77,37 @@ impl TokenKeys {
         private_pem: &Secret<String>,
         public_pem: &str,
     ) -> Result<Self, TokenKeyError> {
-        let encoding = EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
-            .map_err(|e| TokenKeyError(e.to_string()))?;
-        let own = DecodingKey::from_ed_pem(public_pem.as_bytes())
-            .map_err(|e| TokenKeyError(e.to_string()))?;
+        let signing = Signing::ed25519(kid, private_pem, public_pem)?;
         Ok(Self {
-            decoding: RwLock::new(vec![(kid.clone(), own.clone())]),
-            own,
-            kid,
-            encoding,
+            decoding: RwLock::new(vec![(signing.kid.clone(), signing.own.clone())]),
+            signing: RwLock::new(signing),
             reloaded: Mutex::new((None, None)),
         })
+    }
+
+    /// Signs with another key from now on (its file was replaced: `sekisho node
+    /// rotate-token-key` while the node serves). The previous key goes on being accepted, as
+    /// the database lists it, until the tokens it signed have expired. Returns whether the
+    /// key changed.
+    pub fn sign_with(
+        &self,
+        kid: String,
+        private_pem: &Secret<String>,
+        public_pem: &str,
+    ) -> Result<bool, TokenKeyError> {
+        if self.kid() == kid {
+            return Ok(false);
+        }
+        let signing = Signing::ed25519(kid, private_pem, public_pem)?;
+        let mut keys = self.decoding.write().unwrap_or_else(|e| e.into_inner());
+        keys.retain(|(k, _)| *k != signing.kid);
+        keys.push((signing.kid.clone(), signing.own.clone()));
+        *self.signing.write().unwrap_or_else(|e| e.into_inner()) = signing;
+        Ok(true)
+    }
+
+    fn signing(&self) -> std::sync::RwLockReadGuard<'_, Signing> {
+        self.signing.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether the published keys should be read again: for a token naming a key not known
@@ -94,9 +135,13 @@ impl TokenKeys {
     /// Accepts exactly this node's key and `published` (`(kid, public key PEM)`, as the
     /// database lists the keys not retired); a key that does not parse is skipped and logged.
     pub fn accept(&self, published: &[(String, String)]) {
-        let mut keys = vec![(self.kid.clone(), self.own.clone())];
+        let (own_kid, own) = {
+            let signing = self.signing();
+            (signing.kid.clone(), signing.own.clone())
+        };
+        let mut keys = vec![(own_kid.clone(), own)];
         for (kid, pem) in published {
-            if *kid == self.kid {
+            if *kid == own_kid {
                 continue;
             }
             match DecodingKey::from_ed_pem(pem.as_bytes()) {
@@ -113,14 +158,16 @@ impl TokenKeys {
         self.decoding.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn kid(&self) -> &str {
-        &self.kid
+    /// The id of the key this node signs with now.
+    pub fn kid(&self) -> String {
+        self.signing().kid.clone()
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
+        let signing = self.signing();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
+        header.kid = Some(signing.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signing.encoding)
             .map_err(|e| ApiError::Internal(format!("signing token: {e}")))
     }
 

@@ -416,6 +416,36 @@ pub enum AuditEvent {
         previous_kid: String,
         kid: String,
     },
+    /// The first node to use a database named its at-rest key the group's (by its id).
+    AtRestKeyClaimed {
+        node: String,
+        kid: String,
+    },
+    /// A new at-rest key was made and handed to the nodes (sealed under the current one in
+    /// the database); it opens everywhere before it seals anywhere.
+    AtRestKeyStaged {
+        kid: String,
+        previous_kid: String,
+    },
+    /// Every live node held the new key: it seals from now on; the previous one still opens.
+    AtRestKeyActivated {
+        kid: String,
+        previous_kid: String,
+        /// The nodes that held it (their ids).
+        nodes: Vec<String>,
+    },
+    /// Every sealed value in the database was sealed again under `kid`.
+    AtRestKeyResealed {
+        kid: String,
+        credentials: u64,
+        second_factors: u64,
+    },
+    /// The previous key was retired: nothing in the database needs it any more and the
+    /// nodes forget it (its copy wrapped for the hand-over is deleted).
+    AtRestKeyRetired {
+        kid: String,
+        current_kid: String,
+    },
     /// A user began enrolling a second factor (a new secret, pending until confirmed).
     MfaEnrollmentStarted {
         user: UserId,
