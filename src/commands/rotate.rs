@@ -99,9 +99,17 @@ pub async fn rotate_at_rest_key(
                 keys::save_at_rest_ring(dir, &ring)?;
             }
             let wrapped = ring.wrap(&kid)?;
-            store
+            if let Err(e) = store
                 .stage_at_rest_key(&kid, &wrapped, &previous, actor.clone())
-                .await?;
+                .await
+            {
+                // Never handed over: the key file does not keep it.
+                ring.remove(&kid)?;
+                if let Some(dir) = file_dir {
+                    keys::save_at_rest_ring(dir, &ring)?;
+                }
+                return Err(e.into());
+            }
             println!(
                 "staged a new at-rest key {kid} (replacing {previous}); handing it to the nodes"
             );
