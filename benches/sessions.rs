@@ -11,6 +11,9 @@
 //!    for `--seconds`: the gateway's resident memory per session, the echo p50/p99 under that
 //!    load, sessions lost, the gateway's CPU, and `sekisho recording verify --all` afterwards.
 //!
+//! `--direct 1` opens the many sessions of 2. straight to sshd instead, the baseline for the
+//! echo under load: the same clients, sshd processes and `cat`s, without the gateway.
+//!
 //! Run: `cargo bench --bench sessions` (`-- --sessions 1000 --seconds 30 --keys 500`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -143,6 +146,7 @@ async fn main() {
     let sessions = support::bench_arg("--sessions", 1000);
     let seconds = support::bench_arg("--seconds", 30);
     let keys = support::bench_arg("--keys", 500);
+    let straight = support::bench_arg("--direct", 0) == 1;
     let w = World::with_env(Env::new(None), Pin::Real)
         .await
         .expect("sshd and test accounts are needed (run as root)");
@@ -177,10 +181,15 @@ async fn main() {
     let gate = Arc::new(tokio::sync::Semaphore::new(5));
     let mut opened = tokio::task::JoinSet::new();
     for i in 0..sessions {
-        let (gate, key) = (gate.clone(), alice_key.clone());
+        let gate = gate.clone();
+        let (port, user, key) = if straight {
+            (sshd, REFERENCE_ACCOUNT, direct_key.clone())
+        } else {
+            (gateway, "alice+pacs", alice_key.clone())
+        };
         opened.spawn(async move {
             let _permit = gate.acquire_owned().await.unwrap();
-            let r = Typist::open(gateway, "alice+pacs", &key).await;
+            let r = Typist::open(port, user, &key).await;
             if i > 0 && i % 100 == 0 {
                 eprintln!("  {i} of {sessions} opened");
             }
@@ -220,7 +229,7 @@ async fn main() {
             for _ in 0..seconds {
                 tick.tick().await;
                 match t.key().await {
-                    Ok(d) => latencies.lock().unwrap().push(d),
+                    Ok(d) => latencies.lock().unwrap().push((typing.elapsed(), d)),
                     Err(e) => {
                         lost.lock().unwrap().push(e);
                         return;
@@ -242,9 +251,20 @@ async fn main() {
         .last()
         .unwrap_or_default()
         .to_owned();
-    let latencies = std::mem::take(&mut *latencies.lock().unwrap());
-    let keystrokes = latencies.len();
-    let (load50, load99) = summary(latencies);
+    let timed = std::mem::take(&mut *latencies.lock().unwrap());
+    let keystrokes = timed.len();
+    // Slow echoes: how many, and in how many distinct seconds (a few seconds holding them all
+    // is a stall; spread over every second is a machine that cannot keep up).
+    let slow: Vec<_> = timed
+        .iter()
+        .filter(|(_, d)| *d > Duration::from_millis(10))
+        .collect();
+    let mut slow_seconds: Vec<u64> = slow.iter().map(|(at, _)| at.as_secs()).collect();
+    slow_seconds.sort_unstable();
+    slow_seconds.dedup();
+    let worst = timed.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let slow = slow.len();
+    let (load50, load99) = summary(timed.into_iter().map(|(_, d)| d).collect());
     let lost = lost.lock().unwrap().clone();
 
     let machine = std::fs::read_to_string("/proc/cpuinfo")
@@ -273,7 +293,20 @@ async fn main() {
         "| gateway RSS per session | {:.0} KiB |",
         (rss_open - rss0) * 1024.0 / (sessions as f64 - failed.len() as f64).max(1.0)
     );
-    println!("| echo under load, p50 / p99 | {load50:.2} / {load99:.2} ms ({keystrokes} keys) |");
+    println!(
+        "| echo under load{}, p50 / p99 / max | {load50:.2} / {load99:.2} / {:.0} ms ({keystrokes} keys) |",
+        if straight {
+            " (sessions straight to sshd)"
+        } else {
+            ""
+        },
+        worst.as_secs_f64() * 1000.0
+    );
+    println!(
+        "| echoes slower than 10 ms | {} of {keystrokes}, in {} of {seconds} seconds |",
+        slow,
+        slow_seconds.len()
+    );
     println!("| sessions lost while typing | {} |", lost.len());
     println!(
         "| gateway CPU while typing | {cpu:.1} s in {typing_secs:.0} s ({:.0} % of a core) |",

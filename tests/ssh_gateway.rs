@@ -832,3 +832,43 @@ async fn an_approved_request_admits_behind_hundreds_of_newer_ended_ones() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), w.log());
     assert_eq!(stdout(&out), "sekisho-ro\n");
 }
+
+/// A live session's byte counts reach `GET /api/v1/sessions?active=true` while it runs (the
+/// node writes every live session's counts together, once a period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_sessions_byte_counts_are_listed_while_it_runs() {
+    let Some(w) = World::new(Pin::Real).await else {
+        return;
+    };
+    w.approved("reference").await;
+    let mut child = support::nodes::ssh_via(
+        &w,
+        w.ssh_port,
+        "head -c 5000 /dev/zero | tr '\\0' x; echo; echo ready; sleep 60",
+    );
+    let session = support::nodes::live(&w, &mut child).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let listed = loop {
+        let (status, body) = w
+            .http
+            .get("/api/v1/sessions?active=true", &w.approver)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let me = body
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == session["id"]).cloned());
+        if let Some(s) = &me
+            && s["bytes_from_target"].as_u64().unwrap_or(0) >= 5000
+        {
+            break s.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never listed with its bytes: {me:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(listed["ended_at"].is_null(), "{listed}");
+    w.terminate(session["id"].as_str().unwrap()).await;
+    let _ = exited(child, Duration::from_secs(10));
+}

@@ -303,6 +303,7 @@ impl Prepared {
             node: node.id.clone(),
             shutdown: shutdown.clone(),
             sessions: sessions.clone(),
+            progress: Default::default(),
         });
         let ssh_server_config = crate::ssh::server_config(keys.ssh_host.clone());
         if let Some((listener, _)) = ssh {

@@ -125,6 +125,15 @@ pub async fn append(conn: &mut AnyConnection, ev: NewAuditEvent) -> Result<Store
     .bind(&hash)
     .execute(&mut *conn)
     .await?;
+    sqlx::query(
+        "INSERT INTO audit_days (day, min_seq, max_seq) VALUES ($1, $2, $2) ON CONFLICT (day) DO UPDATE SET \
+         min_seq = CASE WHEN excluded.min_seq < audit_days.min_seq THEN excluded.min_seq ELSE audit_days.min_seq END, \
+         max_seq = CASE WHEN excluded.max_seq > audit_days.max_seq THEN excluded.max_seq ELSE audit_days.max_seq END",
+    )
+    .bind(day(micros(entry.at)))
+    .bind(entry.seq)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
         .bind(&hash)
         .execute(&mut *conn)
@@ -399,6 +408,12 @@ pub enum Page {
     OldestAfter(i64),
 }
 
+/// The UTC day of `at` (microseconds), as `audit_days` keys it (SQL's integer division, which
+/// truncates toward zero, as Rust's does).
+fn day(at: i64) -> i64 {
+    at / 86_400_000_000
+}
+
 /// The query of one page of events matching `filter`, after `prefix` (`EXPLAIN …` or nothing),
 /// with its values bound.
 fn page_query(
@@ -446,6 +461,20 @@ fn page_query(
     }
     if let Some(t) = filter.to {
         add_int(" AND at < $?", micros(t), &mut sql);
+    }
+    // The `seq` interval of the days searched (`audit_days`): implied by the conditions on
+    // `at`, it lets the database read only that part of the log.
+    if filter.from.is_some() || filter.to.is_some() {
+        let first = filter.from.map_or(i64::MIN, |f| day(micros(f)));
+        let last = filter.to.map_or(i64::MAX, |t| day(micros(t)));
+        for bound in ["seq >= (SELECT MIN(min_seq)", "seq <= (SELECT MAX(max_seq)"] {
+            add_int(
+                &format!(" AND {bound} FROM audit_days WHERE day >= $?"),
+                first,
+                &mut sql,
+            );
+            add_int(" AND day <= $?)", last, &mut sql);
+        }
     }
     match page {
         Page::NewestBefore(Some(b)) => add_int(" AND seq < $?", b, &mut sql),

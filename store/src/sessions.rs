@@ -352,19 +352,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a live session's byte counts so listings of active sessions show them.
-    pub async fn session_progress(
-        &self,
-        id: SessionId,
-        bytes_to_target: u64,
-        bytes_from_target: u64,
-    ) -> Result<()> {
-        sqlx::query("UPDATE sessions SET bytes_to_target = $1, bytes_from_target = $2 WHERE id = $3 AND ended_at IS NULL")
-            .bind(i64::try_from(bytes_to_target).unwrap_or(i64::MAX))
-            .bind(i64::try_from(bytes_from_target).unwrap_or(i64::MAX))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+    /// Stores live sessions' byte counts `(session, to target, from target)` so listings of
+    /// active sessions show them: all in one transaction (one wait for the disk).
+    pub async fn sessions_progress(&self, counts: &[(SessionId, u64, u64)]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for (id, to, from) in counts {
+            sqlx::query("UPDATE sessions SET bytes_to_target = $1, bytes_from_target = $2 WHERE id = $3 AND ended_at IS NULL")
+                .bind(i64::try_from(*to).unwrap_or(i64::MAX))
+                .bind(i64::try_from(*from).unwrap_or(i64::MAX))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 pub mod admit;
 pub mod finish;
 pub mod live;
+pub mod progress;
 pub mod second_factor;
 pub mod supervise;
 
@@ -81,4 +82,6 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// Session supervisors, awaited (within the grace period) before the gateway exits.
     pub sessions: tokio_util::task::TaskTracker,
+    /// Live sessions' byte counts, written together.
+    pub progress: progress::Progress,
 }

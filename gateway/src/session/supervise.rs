@@ -22,8 +22,6 @@ use super::{Link, Live, Shared};
 /// How often a live session re-checks its permission against the database (covers other
 /// gateway nodes' changes and a lagging event channel).
 const RECHECK: Duration = Duration::from_secs(10);
-/// How often live byte counts are written for `GET /sessions?active=true`.
-const PROGRESS: Duration = Duration::from_secs(5);
 
 /// Watches one session until it must end, then ends it. `vendor_gone` is cancelled when the
 /// vendor's connection closes.
@@ -38,8 +36,9 @@ pub async fn supervise(
     let mut warnings = warning_times(window_end, &shared.warnings, Timestamp::now());
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
-    let mut progress = tokio::time::interval(PROGRESS);
+    let mut progress = tokio::time::interval(super::progress::PERIOD);
     progress.tick().await;
+    let mut noted = (0, 0);
     let zone = shared.zone.clone();
     let number = live.grant.request_number;
     let metrics = sekisho_metrics::get();
@@ -77,9 +76,14 @@ pub async fn supervise(
             },
             _ = recheck.tick() => recheck_now(&live, &shared).await,
             _ = progress.tick() => {
-                let (to, from) = live.bytes();
-                if let Err(e) = shared.store.session_progress(live.session.id, to, from).await {
-                    tracing::warn!(session = %live.session.id, error = %e, "cannot store session byte counts");
+                let counts = live.bytes();
+                if counts != noted {
+                    noted = counts;
+                    if let Some(batch) = shared.progress.note(live.session.id, counts.0, counts.1)
+                        && let Err(e) = shared.store.sessions_progress(&batch).await
+                    {
+                        tracing::warn!(sessions = batch.len(), error = %e, "cannot store live sessions' byte counts");
+                    }
                 }
             }
         }
