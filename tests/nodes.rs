@@ -4,11 +4,9 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::gateway::ssh_options;
 use support::nodes::{
     Group, at_rest_kids, ended, join, live, nodes, register_vendors, serve_to_the_end,
     shared_config, ssh_echoes, ssh_via,
@@ -335,15 +333,7 @@ async fn two_nodes_on_one_postgresql_act_as_one() {
     assert!(stopped.success());
     let (_, err) = ended(child, Instant::now());
     assert!(err.contains("shutting down"), "{err}");
-    let out = std::process::Command::new("ssh")
-        .arg("-p")
-        .arg(b_ssh.to_string())
-        .args(ssh_options(&w.alice_key))
-        .arg("alice+pacs@127.0.0.1")
-        .arg("whoami")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = w.ssh_to(b_ssh, "alice+pacs", &["whoami"]).output().unwrap();
     assert_eq!(stdout(&out), "sekisho-ro\n", "{}", stderr(&out));
     let listed = nodes(&b, &w.approver).await;
     assert_eq!(listed[0]["state"], "stopped", "{listed:?}");

@@ -1656,6 +1656,7 @@ async fn tokens_signed_with_another_nodes_published_key_are_accepted() {
                     version: "0".into(),
                 },
                 true,
+                &[],
             )
             .await
             .unwrap();

@@ -1,7 +1,7 @@
 //! This node's side of the group's at-rest keys ([`sekisho_store::at_rest`]): at start and
 //! with every heartbeat it takes a new key handed over through the database, seals with the
-//! key the database names active, forgets retired keys, writes its ring to
-//! `keys/at-rest.key` when it changed, and reports the keys it holds.
+//! key the database names active, forgets retired keys and writes its ring to
+//! `keys/at-rest.key` when it changed; the heartbeat reports the keys it holds.
 //!
 //! A node that does not hold the group's active key and cannot take it (it was away while a
 //! rotation finished) does not start: it would fail every credential it opens.
@@ -45,11 +45,11 @@ impl Synced {
 }
 
 /// Brings `ring` in line with the database; writes it to `dir` when it changed (when given:
-/// only the process holding the data directory's lock) and reports it for `node` (when
-/// given). The database naming no key yet changes nothing (the first start claims it).
+/// only the process holding the data directory's lock). The database naming no key yet
+/// changes nothing (the first start claims it). The node reports what it holds with its
+/// heartbeat.
 pub async fn sync(
     store: &Store,
-    node: Option<&str>,
     ring: &AtRestKey,
     dir: Option<&Path>,
 ) -> Result<Synced, AtRestError> {
@@ -96,9 +96,6 @@ pub async fn sync(
         keys::save_at_rest_ring(dir, ring)?;
         tracing::info!(added = ?synced.added, current = ?synced.current, removed = ?synced.removed, kids = ?ring.kids(), "at-rest key ring changed");
     }
-    if let Some(node) = node {
-        store.report_at_rest_kids(node, &ring.kids()).await?;
-    }
     Ok(synced)
 }
 
@@ -110,5 +107,5 @@ pub async fn start(
     dir: &Path,
 ) -> Result<Synced, AtRestError> {
     store.claim_at_rest_key(node, &ring.current_kid()).await?;
-    sync(store, Some(node), ring, Some(dir)).await
+    sync(store, ring, Some(dir)).await
 }

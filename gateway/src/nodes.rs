@@ -117,7 +117,18 @@ impl Heartbeats {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(self.every) => {}
             }
-            match self.store.heartbeat(&self.info, false).await {
+            // A rotation of the at-rest key moves on only when every live node follows it: the
+            // ring is brought in line first, and the heartbeat reports it.
+            if let Err(e) =
+                crate::at_rest::sync(&self.store, &self.at_rest, Some(&self.keys_dir)).await
+            {
+                tracing::error!(error = %e, "cannot bring this node's at-rest keys in line with the group's");
+            }
+            match self
+                .store
+                .heartbeat(&self.info, false, &self.at_rest.kids())
+                .await
+            {
                 Ok(Heartbeat::Alive) => failing = false,
                 Ok(Heartbeat::WasMarkedDown) => {
                     failing = false;
@@ -131,17 +142,6 @@ impl Heartbeats {
                     failing = true;
                     continue;
                 }
-            }
-            // A rotation of the at-rest key moves on only when every live node follows it.
-            if let Err(e) = crate::at_rest::sync(
-                &self.store,
-                Some(&self.info.id),
-                &self.at_rest,
-                Some(&self.keys_dir),
-            )
-            .await
-            {
-                tracing::error!(error = %e, "cannot bring this node's at-rest keys in line with the group's");
             }
             match self
                 .store

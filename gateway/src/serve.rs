@@ -115,10 +115,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared> {
     // new one (or it does not start: it could not open what the others seal).
     crate::at_rest::start(&store, &node, &keys.at_rest, &data_dir.join("keys")).await?;
     let info = crate::nodes::info(config, &node);
-    store.heartbeat(&info, true).await?;
-    store
-        .report_at_rest_kids(&node, &keys.at_rest.kids())
-        .await?;
+    store.heartbeat(&info, true, &keys.at_rest.kids()).await?;
     // Tokens this node signs are accepted by every node; a key no node signs with any more
     // retires once the tokens it signed have expired.
     let retired = store

@@ -75,3 +75,41 @@ pub fn api_state(
         },
     )?)
 }
+
+/// What a secret chosen now must pass before it is asked again.
+pub type SecretCheck = dyn Fn(&str) -> anyhow::Result<()>;
+
+/// A secret typed by the person running a command (`what`: "password", "passphrase"): the
+/// first line of standard input with `from_stdin` (scripts; `flag` names the option), or asked
+/// on the terminal with `prompt`; when `confirm`, asked twice, after `check` accepted it.
+pub fn read_secret(
+    what: &str,
+    prompt: &str,
+    flag: &str,
+    from_stdin: bool,
+    confirm: Option<&SecretCheck>,
+) -> anyhow::Result<sekisho_domain::secret::Secret<String>> {
+    use std::io::BufRead;
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
+        return Ok(sekisho_domain::secret::Secret::new(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ));
+    }
+    let first = rpassword::prompt_password(prompt).with_context(|| {
+        format!("cannot read a {what} from the terminal; use {flag} in scripts")
+    })?;
+    if let Some(check) = confirm {
+        check(&first)?;
+        let again = rpassword::prompt_password("Again: ")
+            .with_context(|| format!("cannot read the {what}"))?;
+        if first != again {
+            anyhow::bail!("the {what}s do not match");
+        }
+    }
+    Ok(sekisho_domain::secret::Secret::new(first))
+}

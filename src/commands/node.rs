@@ -9,7 +9,6 @@ use clap::Subcommand;
 use sekisho_domain::secret::Secret;
 use sekisho_gateway::group;
 use sekisho_gateway::keys::GatewayKeys;
-use std::io::BufRead;
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
@@ -210,27 +209,18 @@ async fn rotate_token_key(config: &sekisho_config::Config) -> anyhow::Result<()>
 /// The export's passphrase: the first line of standard input, or asked on the terminal
 /// (twice when it is chosen now).
 fn passphrase(from_stdin: bool, choose: bool) -> anyhow::Result<Secret<String>> {
-    if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the passphrase from standard input")?;
-        return Ok(Secret::new(line.trim_end_matches(['\r', '\n']).to_owned()));
-    }
-    let first = rpassword::prompt_password("Passphrase of the key export: ")
-        .context("cannot read a passphrase from the terminal; use --passphrase-stdin in scripts")?;
-    if choose {
-        if first.chars().count() < sekisho_store::crypto::MIN_PASSPHRASE_CHARS {
-            bail!(
-                "the passphrase is too short: at least {} characters",
-                sekisho_store::crypto::MIN_PASSPHRASE_CHARS
-            );
+    let long_enough = |p: &str| {
+        let min = sekisho_store::crypto::MIN_PASSPHRASE_CHARS;
+        if p.chars().count() < min {
+            bail!("the passphrase is too short: at least {min} characters");
         }
-        let again = rpassword::prompt_password("Again: ").context("cannot read the passphrase")?;
-        if first != again {
-            bail!("the passphrases do not match");
-        }
-    }
-    Ok(Secret::new(first))
+        Ok(())
+    };
+    super::read_secret(
+        "passphrase",
+        "Passphrase of the key export: ",
+        "--passphrase-stdin",
+        from_stdin,
+        choose.then_some(&long_enough as &super::SecretCheck),
+    )
 }

@@ -82,17 +82,27 @@ pub async fn rotate_at_rest_key(
     if rows.is_empty() {
         bail!("the database names no at-rest key yet: start a node of this version once first");
     }
-    sekisho_gateway::at_rest::sync(&store, None, &ring, file_dir).await?;
+    sekisho_gateway::at_rest::sync(&store, &ring, file_dir).await?;
     let find = |state| {
         rows.iter()
             .find(|r| r.state == state)
             .map(|r| r.kid.clone())
     };
-    let (new, resumed) = match (find(AtRestKeyState::Staged), find(AtRestKeyState::Previous)) {
-        (Some(staged), _) => (staged, true),
-        (None, Some(_)) => (find(AtRestKeyState::Active).unwrap_or_default(), true),
+    // The key being replaced: `previous` once the new one seals, `active` before.
+    let old = find(AtRestKeyState::Previous)
+        .or_else(|| find(AtRestKeyState::Active))
+        .unwrap_or_default();
+    let (new, to_activate) = match (find(AtRestKeyState::Staged), find(AtRestKeyState::Previous)) {
+        (Some(staged), _) => {
+            println!("resuming the rotation to at-rest key {staged}");
+            (staged, true)
+        }
+        (None, Some(_)) => {
+            let active = find(AtRestKeyState::Active).unwrap_or_default();
+            println!("resuming the rotation to at-rest key {active}");
+            (active, false)
+        }
         (None, None) => {
-            let previous = ring.current_kid();
             let bytes = AtRestKey::generate()?;
             let kid = ring.install(bytes.expose())?;
             if let Some(dir) = file_dir {
@@ -100,7 +110,7 @@ pub async fn rotate_at_rest_key(
             }
             let wrapped = ring.wrap(&kid)?;
             if let Err(e) = store
-                .stage_at_rest_key(&kid, &wrapped, &previous, actor.clone())
+                .stage_at_rest_key(&kid, &wrapped, &old, actor.clone())
                 .await
             {
                 // Never handed over: the key file does not keep it.
@@ -110,28 +120,17 @@ pub async fn rotate_at_rest_key(
                 }
                 return Err(e.into());
             }
-            println!(
-                "staged a new at-rest key {kid} (replacing {previous}); handing it to the nodes"
-            );
-            (kid, false)
+            println!("staged a new at-rest key {kid} (replacing {old}); handing it to the nodes");
+            (kid, true)
         }
     };
-    if resumed {
-        println!("resuming the rotation to at-rest key {new}");
-    }
-    let state = |rows: &[sekisho_store::at_rest::AtRestKeyRow], kid: &str| {
-        rows.iter().find(|r| r.kid == kid).map(|r| r.state)
-    };
-    if state(&store.at_rest_keys().await?, &new) == Some(AtRestKeyState::Staged) {
+    if to_activate {
         let holders = waiter.until(Wait::Holds(&new)).await?;
         store
             .activate_at_rest_key(&new, holders, actor.clone())
             .await?;
         println!("every live node holds {new}: it seals from now on");
     }
-    let previous = find(AtRestKeyState::Active)
-        .filter(|k| *k != new)
-        .or_else(|| find(AtRestKeyState::Previous));
     ring.make_current(&new);
     if let Some(dir) = file_dir {
         keys::save_at_rest_ring(dir, &ring)?;
@@ -143,9 +142,7 @@ pub async fn rotate_at_rest_key(
         resealed.credentials, resealed.second_factors
     );
     let retired = store.retire_previous_at_rest_key(actor).await?;
-    for kid in retired.iter().chain(previous.iter()) {
-        ring.remove(kid)?;
-    }
+    ring.remove(&old)?;
     if let Some(dir) = file_dir {
         keys::save_at_rest_ring(dir, &ring)?;
     }

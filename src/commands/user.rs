@@ -1,13 +1,11 @@
 //! `sekisho user add`
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use sekisho_domain::audit::Actor;
-use sekisho_domain::secret::Secret;
 use sekisho_domain::user::{Role, validate_username};
 use sekisho_store::password;
 use sekisho_store::users::NewUser;
@@ -57,22 +55,13 @@ pub async fn run(cmd: UserCommand, config_path: Option<&Path>) -> anyhow::Result
             "vendor engineers belong to a vendor: create them with POST /api/v1/vendors/{{id}}/users"
         );
     }
-    let password = if password_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        Secret::new(line.trim_end_matches(['\r', '\n']).to_owned())
-    } else {
-        let first = rpassword::prompt_password(format!("Password for {username}: "))
-            .context("cannot read a password from the terminal; use --password-stdin in scripts")?;
-        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
-        if first != again {
-            bail!("the passwords do not match");
-        }
-        Secret::new(first)
-    };
+    let password = super::read_secret(
+        "password",
+        &format!("Password for {username}: "),
+        "--password-stdin",
+        password_stdin,
+        Some(&|_| Ok(())),
+    )?;
     let names = [username.as_str(), display_name.as_deref().unwrap_or("")];
     if let Err(problem) = sekisho_domain::user::check_password(password.expose(), &names) {
         bail!("the password {problem}");

@@ -12,7 +12,7 @@
 //!    sealed again under it.
 //! 4. **retired**: the old key; the wrapped copy is deleted and the nodes forget the old key.
 
-use sekisho_domain::audit::{Actor, AuditEvent, Outcome};
+use sekisho_domain::audit::{Actor, AuditEvent};
 use sqlx::Row;
 
 use super::audit::{self, NewAuditEvent};
@@ -138,16 +138,6 @@ impl Store {
         Ok(true)
     }
 
-    /// Says which at-rest keys `node` holds, the sealing one first.
-    pub async fn report_at_rest_kids(&self, node: &str, kids: &[String]) -> Result<()> {
-        sqlx::query("UPDATE nodes SET at_rest_kids = $1 WHERE id = $2")
-            .bind(kids.join(","))
-            .bind(node)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     /// Step 1: `kid`, wrapped under the active key `previous`, is handed to the nodes.
     /// Refused while another rotation is under way or when `previous` is not the active key.
     pub async fn stage_at_rest_key(
@@ -190,8 +180,10 @@ impl Store {
             .await?;
         audit::append(
             &mut tx,
-            event(
+            NewAuditEvent::success(
                 actor,
+                None,
+                None,
                 AuditEvent::AtRestKeyStaged {
                     kid: kid.to_owned(),
                     previous_kid: previous.to_owned(),
@@ -237,8 +229,10 @@ impl Store {
             .await?;
         audit::append(
             &mut tx,
-            event(
+            NewAuditEvent::success(
                 actor,
+                None,
+                None,
                 AuditEvent::AtRestKeyActivated {
                     kid: kid.to_owned(),
                     previous_kid: previous,
@@ -257,37 +251,30 @@ impl Store {
         let current = key.current_kid();
         let mut counts = [0u64; 2];
         for (column, count) in SEALED.iter().zip(counts.iter_mut()) {
-            // Each pass rewrites what it read; a value rewritten by someone else meanwhile
-            // (sealed under the new key already, by a node) is read again by the next pass.
-            for _pass in 0..10 {
-                let rows = sqlx::query(column.select).fetch_all(self.pool()).await?;
-                let mut stale = 0;
-                for r in &rows {
-                    let sealed: String = r.try_get("sealed")?;
-                    if sealed_key_id(&sealed) == Some(current.as_str()) {
-                        continue;
-                    }
-                    stale += 1;
-                    let (a, b): (String, String) = (r.try_get("a")?, r.try_get("b")?);
-                    let context = (column.context)(&a, &b);
-                    let plain = key.open(&sealed, &context).map_err(|e| {
-                        StoreError::Corrupt(format!("sealed value of {a} {b}: {e}"))
-                    })?;
-                    let again = key
-                        .seal(&plain, &context)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    let done = sqlx::query(column.update)
-                        .bind(again)
-                        .bind(&a)
-                        .bind(&b)
-                        .bind(&sealed)
-                        .execute(self.pool())
-                        .await?;
-                    *count += done.rows_affected();
+            // Every node seals with `key`'s sealing key by now, so a value changed meanwhile
+            // (the update below then matches nothing) is sealed under it already; a value a
+            // node sealed a moment before it switched is caught by the retirement's check.
+            for r in sqlx::query(column.select).fetch_all(self.pool()).await? {
+                let sealed: String = r.try_get("sealed")?;
+                if sealed_key_id(&sealed) == Some(current.as_str()) {
+                    continue;
                 }
-                if stale == 0 {
-                    break;
-                }
+                let (a, b): (String, String) = (r.try_get("a")?, r.try_get("b")?);
+                let context = (column.context)(&a, &b);
+                let plain = key
+                    .open(&sealed, &context)
+                    .map_err(|e| StoreError::Corrupt(format!("sealed value of {a} {b}: {e}")))?;
+                let again = key
+                    .seal(&plain, &context)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let done = sqlx::query(column.update)
+                    .bind(again)
+                    .bind(&a)
+                    .bind(&b)
+                    .bind(&sealed)
+                    .execute(self.pool())
+                    .await?;
+                *count += done.rows_affected();
             }
         }
         let resealed = Resealed {
@@ -297,8 +284,10 @@ impl Store {
         let mut tx = self.begin().await?;
         audit::append(
             &mut tx,
-            event(
+            NewAuditEvent::success(
                 actor,
+                None,
+                None,
                 AuditEvent::AtRestKeyResealed {
                     kid: current,
                     credentials: resealed.credentials,
@@ -365,8 +354,10 @@ impl Store {
             .await?;
             audit::append(
                 &mut tx,
-                event(
+                NewAuditEvent::success(
                     actor,
+                    None,
+                    None,
                     AuditEvent::AtRestKeyRetired {
                         kid: previous.clone(),
                         current_kid: active.kid.clone(),
@@ -377,16 +368,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(previous)
-    }
-}
-
-fn event(actor: Actor, event: AuditEvent) -> NewAuditEvent {
-    NewAuditEvent {
-        actor,
-        outcome: Outcome::Success,
-        vendor_id: None,
-        source_addr: None,
-        reason: None,
-        event,
     }
 }

@@ -76,6 +76,39 @@ pub fn sealed_key_id(sealed: &str) -> Option<&str> {
         .map(|(kid, _)| kid)
 }
 
+/// nonce ‖ ciphertext ‖ tag of `plain` under `key`, bound to `context`, with a fresh random
+/// nonce: the one sealing format of this module.
+fn aead_seal(key: &LessSafeKey, plain: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| CryptoError::Random)?;
+    let mut buf = plain.to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(context.as_bytes()),
+        &mut buf,
+    )
+    .map_err(|_| CryptoError::Open)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// Opens what [`aead_seal`] made.
+fn aead_open(key: &LessSafeKey, raw: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
+    if raw.len() < NONCE_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    let (nonce, sealed) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Malformed)?;
+    let mut buf = sealed.to_vec();
+    let plain = key
+        .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+        .map_err(|_| CryptoError::Open)?;
+    Ok(plain.to_vec())
+}
+
 struct RingKey {
     kid: String,
     key: LessSafeKey,
@@ -93,16 +126,6 @@ impl RingKey {
             key: LessSafeKey::new(key),
             bytes: Secret::new(bytes.to_vec()),
         })
-    }
-
-    fn open(&self, nonce: &[u8], sealed: &[u8], context: &str) -> Result<Vec<u8>, CryptoError> {
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::Malformed)?;
-        let mut buf = sealed.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-            .map_err(|_| CryptoError::Open)?;
-        Ok(plain.to_vec())
     }
 }
 
@@ -235,23 +258,9 @@ impl AtRestKey {
     }
 
     fn seal_bytes(&self, plaintext: &[u8], context: &str) -> Result<String, CryptoError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| CryptoError::Random)?;
-        let mut buf = plaintext.to_vec();
         let ring = self.read();
         let current = ring.first().ok_or(CryptoError::KeyLength)?;
-        current
-            .key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(context.as_bytes()),
-                &mut buf,
-            )
-            .map_err(|_| CryptoError::Open)?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
+        let out = aead_seal(&current.key, plaintext, context)?;
         Ok(format!("v2:{}:{}", current.kid, STANDARD.encode(out)))
     }
 
@@ -276,18 +285,21 @@ impl AtRestKey {
         if raw.len() < NONCE_LEN {
             return Err(CryptoError::Malformed);
         }
-        let (nonce, rest) = raw.split_at(NONCE_LEN);
         let ring = self.read();
         match kid {
-            Some(kid) => ring
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?
-                .open(nonce, rest, context),
+            Some(kid) => aead_open(
+                &ring
+                    .iter()
+                    .find(|k| k.kid == kid)
+                    .ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?
+                    .key,
+                &raw,
+                context,
+            ),
             // Sealed before keys had ids: whichever key of the ring it opens with.
             None => ring
                 .iter()
-                .find_map(|k| k.open(nonce, rest, context).ok())
+                .find_map(|k| aead_open(&k.key, &raw, context).ok())
                 .ok_or(CryptoError::Open),
         }
     }
@@ -353,6 +365,16 @@ pub enum PassphraseError {
     Random,
 }
 
+impl From<CryptoError> for PassphraseError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Random => PassphraseError::Random,
+            CryptoError::Open => PassphraseError::Open,
+            _ => PassphraseError::Malformed,
+        }
+    }
+}
+
 /// Argon2id at 64 MiB, 3 passes: a guess costs an attacker what it costs us (~0.2 s).
 const EXPORT_MEMORY_KIB: u32 = 64 * 1024;
 const EXPORT_ITERATIONS: u32 = 3;
@@ -393,21 +415,12 @@ pub fn seal_with_passphrase(
     if passphrase.expose().chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(PassphraseError::TooShort);
     }
-    let rng = SystemRandom::new();
     let mut salt = [0u8; 16];
-    let mut nonce = [0u8; NONCE_LEN];
-    rng.fill(&mut salt).map_err(|_| PassphraseError::Random)?;
-    rng.fill(&mut nonce).map_err(|_| PassphraseError::Random)?;
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| PassphraseError::Random)?;
     let key = passphrase_key(passphrase, &salt, EXPORT_MEMORY_KIB, EXPORT_ITERATIONS, 1)?;
-    let mut buf = plain.to_vec();
-    key.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(context.as_bytes()),
-        &mut buf,
-    )
-    .map_err(|_| PassphraseError::Malformed)?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
+    let out = aead_seal(&key, plain, context).map_err(PassphraseError::from)?;
     Ok(PassphraseSealed {
         kdf: "argon2id".into(),
         memory_kib: EXPORT_MEMORY_KIB,
@@ -443,13 +456,9 @@ pub fn open_with_passphrase(
         sealed.iterations,
         sealed.parallelism,
     )?;
-    let (nonce, rest) = raw.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| PassphraseError::Malformed)?;
-    let mut buf = rest.to_vec();
-    let plain = key
-        .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
-        .map_err(|_| PassphraseError::Open)?;
-    Ok(Secret::new(plain.to_vec()))
+    aead_open(&key, &raw, context)
+        .map(Secret::new)
+        .map_err(PassphraseError::from)
 }
 
 #[cfg(test)]

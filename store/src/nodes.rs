@@ -147,20 +147,28 @@ impl Store {
         }
     }
 
-    /// Says this node is alive; `starting` also (re)sets its start time and clears a stop or
-    /// a "down" mark.
-    pub async fn heartbeat(&self, node: &NodeInfo, starting: bool) -> Result<Heartbeat> {
+    /// Says this node is alive and which at-rest keys it holds (`at_rest_kids`, the sealing one
+    /// first); `starting` also (re)sets its start time and clears a stop or a "down" mark.
+    pub async fn heartbeat(
+        &self,
+        node: &NodeInfo,
+        starting: bool,
+        at_rest_kids: &[String],
+    ) -> Result<Heartbeat> {
         let at = micros(now());
+        let kids = at_rest_kids.join(",");
         if starting {
             sqlx::query(
-                "INSERT INTO nodes (id, name, version, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $4) \
+                "INSERT INTO nodes (id, name, version, started_at, heartbeat_at, at_rest_kids) VALUES ($1, $2, $3, $4, $4, $5) \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, version = excluded.version, \
-                 started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, down_at = NULL",
+                 started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, down_at = NULL, \
+                 at_rest_kids = excluded.at_rest_kids",
             )
             .bind(&node.id)
             .bind(&node.name)
             .bind(&node.version)
             .bind(at)
+            .bind(kids)
             .execute(self.pool())
             .await?;
             return Ok(Heartbeat::Alive);
@@ -173,11 +181,14 @@ impl Store {
             .map(|r| r.try_get::<Option<i64>, _>("down_at"))
             .transpose()?
             .flatten();
-        sqlx::query("UPDATE nodes SET heartbeat_at = $1, down_at = NULL WHERE id = $2")
-            .bind(at)
-            .bind(&node.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE nodes SET heartbeat_at = $1, down_at = NULL, at_rest_kids = $2 WHERE id = $3",
+        )
+        .bind(at)
+        .bind(kids)
+        .bind(&node.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(if down.is_some() {
             Heartbeat::WasMarkedDown

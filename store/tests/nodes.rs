@@ -51,13 +51,13 @@ async fn a_silent_node_is_taken_over_once_and_a_stopped_one_never() {
     for_each_db(|db| async move {
         let s = &db.store;
         for id in ["a", "b", "c"] {
-            s.heartbeat(&node(id), true).await.unwrap();
+            s.heartbeat(&node(id), true, &[]).await.unwrap();
         }
         s.node_stopped("c").await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Only "a" goes on heartbeating.
         assert_eq!(
-            s.heartbeat(&node("a"), false).await.unwrap(),
+            s.heartbeat(&node("a"), false, &[]).await.unwrap(),
             Heartbeat::Alive
         );
         let taken = s
@@ -85,7 +85,7 @@ async fn a_silent_node_is_taken_over_once_and_a_stopped_one_never() {
         );
         // "b" comes back: it learns it was marked down, and is up again.
         assert_eq!(
-            s.heartbeat(&node("b"), false).await.unwrap(),
+            s.heartbeat(&node("b"), false, &[]).await.unwrap(),
             Heartbeat::WasMarkedDown
         );
         let listed = s.nodes().await.unwrap();
@@ -107,7 +107,7 @@ async fn a_token_key_retires_when_no_node_signs_with_it_and_returns_when_one_doe
     for_each_db(|db| async move {
         let s = &db.store;
         for id in ["a", "b"] {
-            s.heartbeat(&node(id), true).await.unwrap();
+            s.heartbeat(&node(id), true, &[]).await.unwrap();
         }
         let keep = Duration::ZERO;
         let kids = || async {

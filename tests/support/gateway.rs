@@ -269,9 +269,14 @@ impl World {
 
     /// `ssh -p PORT LOGIN@127.0.0.1 ARGS...`, ready to run.
     pub fn ssh(&self, login: &str, args: &[&str]) -> Command {
+        self.ssh_to(self.ssh_port, login, args)
+    }
+
+    /// The same through another gateway's SSH port (a second node of the group).
+    pub fn ssh_to(&self, port: u16, login: &str, args: &[&str]) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-p")
-            .arg(self.ssh_port.to_string())
+            .arg(port.to_string())
             .args(self.client_options())
             .arg(format!("{login}@127.0.0.1"))
             .args(args)

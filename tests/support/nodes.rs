@@ -193,13 +193,8 @@ pub fn at_rest_kids(env: &Env) -> Vec<String> {
 /// A command through the gateway's SSH port `port` as alice, to pacs: it runs (the gateway
 /// opened the sealed credential).
 pub fn ssh_echoes(w: &World, port: u16) {
-    let out = Command::new("ssh")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(ssh_options(&w.alice_key))
-        .arg("alice+pacs@127.0.0.1")
-        .arg("echo opened-$((6*7))")
-        .stdin(Stdio::null())
+    let out = w
+        .ssh_to(port, "alice+pacs", &["echo opened-$((6*7))"])
         .output()
         .unwrap();
     assert_eq!(
