@@ -178,17 +178,13 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        audit::append(
+        step(
             &mut tx,
-            NewAuditEvent::success(
-                actor,
-                None,
-                None,
-                AuditEvent::AtRestKeyStaged {
-                    kid: kid.to_owned(),
-                    previous_kid: previous.to_owned(),
-                },
-            ),
+            actor,
+            AuditEvent::AtRestKeyStaged {
+                kid: kid.to_owned(),
+                previous_kid: previous.to_owned(),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -227,18 +223,14 @@ impl Store {
             .bind(&previous)
             .execute(&mut *tx)
             .await?;
-        audit::append(
+        step(
             &mut tx,
-            NewAuditEvent::success(
-                actor,
-                None,
-                None,
-                AuditEvent::AtRestKeyActivated {
-                    kid: kid.to_owned(),
-                    previous_kid: previous,
-                    nodes,
-                },
-            ),
+            actor,
+            AuditEvent::AtRestKeyActivated {
+                kid: kid.to_owned(),
+                previous_kid: previous,
+                nodes,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -282,18 +274,14 @@ impl Store {
             second_factors: counts[1],
         };
         let mut tx = self.begin().await?;
-        audit::append(
+        step(
             &mut tx,
-            NewAuditEvent::success(
-                actor,
-                None,
-                None,
-                AuditEvent::AtRestKeyResealed {
-                    kid: current,
-                    credentials: resealed.credentials,
-                    second_factors: resealed.second_factors,
-                },
-            ),
+            actor,
+            AuditEvent::AtRestKeyResealed {
+                kid: current,
+                credentials: resealed.credentials,
+                second_factors: resealed.second_factors,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -352,21 +340,24 @@ impl Store {
             .bind(previous)
             .execute(&mut *tx)
             .await?;
-            audit::append(
+            step(
                 &mut tx,
-                NewAuditEvent::success(
-                    actor,
-                    None,
-                    None,
-                    AuditEvent::AtRestKeyRetired {
-                        kid: previous.clone(),
-                        current_kid: active.kid.clone(),
-                    },
-                ),
+                actor,
+                AuditEvent::AtRestKeyRetired {
+                    kid: previous.clone(),
+                    current_kid: active.kid.clone(),
+                },
             )
             .await?;
         }
         tx.commit().await?;
         Ok(previous)
     }
+}
+
+/// Audits a step of a rotation by `actor`, in the step's transaction.
+async fn step(conn: &mut sqlx::AnyConnection, actor: Actor, event: AuditEvent) -> Result<()> {
+    audit::append(conn, NewAuditEvent::success(actor, None, None, event))
+        .await
+        .map(drop)
 }
