@@ -112,20 +112,21 @@ impl Store {
     /// Returns whether it did; a database that names one already is left as it is.
     pub async fn claim_at_rest_key(&self, node: &str, kid: &str) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let any = sqlx::query("SELECT kid FROM at_rest_keys")
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if any {
+        // Nodes of a group starting at once for the first time hold the same key: the second
+        // insert finds the first one's row and does nothing.
+        let inserted = sqlx::query(
+            "INSERT INTO at_rest_keys (kid, state, wrapped, created_at, changed_at) \
+             SELECT $1, 'active', NULL, $2, $2 WHERE NOT EXISTS (SELECT 1 FROM at_rest_keys) \
+             ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(kid)
+        .bind(micros(now()))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
             tx.commit().await?;
             return Ok(false);
         }
-        let at = micros(now());
-        sqlx::query("INSERT INTO at_rest_keys (kid, state, wrapped, created_at, changed_at) VALUES ($1, 'active', NULL, $2, $2)")
-            .bind(kid)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
         audit::append(
             &mut tx,
             NewAuditEvent::system(AuditEvent::AtRestKeyClaimed {

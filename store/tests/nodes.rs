@@ -172,3 +172,26 @@ async fn a_token_key_retires_when_no_node_signs_with_it_and_returns_when_one_doe
     })
     .await;
 }
+
+/// Two nodes of a group starting at once for the first time claim the same at-rest key: both
+/// start, one claim is audited.
+#[tokio::test]
+async fn nodes_starting_at_once_claim_the_at_rest_key_once() {
+    for_each_db(|db| async move {
+        let s = &db.store;
+        for _ in 0..20 {
+            sqlx::query("DELETE FROM at_rest_keys")
+                .execute(s.pool())
+                .await
+                .unwrap();
+            let (a, b) = tokio::join!(
+                s.claim_at_rest_key("a", "kid-1"),
+                s.claim_at_rest_key("b", "kid-1")
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(a ^ b, "claimed by a: {a}, by b: {b}");
+        }
+        assert_eq!(s.at_rest_keys().await.unwrap().len(), 1);
+    })
+    .await;
+}
